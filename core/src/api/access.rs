@@ -1,0 +1,105 @@
+//! `access.smi-spec.io` TrafficTarget, v1alpha1–v1alpha3.
+
+use super::common::{IntOrString, SmiStatus};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+pub const GROUP: &str = "access.smi-spec.io";
+
+/// An identity reference (`kind: ServiceAccount`).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+pub struct IdentityRef {
+    pub kind: String,
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+}
+
+/// Destination in v1alpha1/v1alpha2: an identity plus an optional port.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+pub struct DestinationWithPort {
+    pub kind: String,
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<IntOrString>,
+}
+
+/// A rule: a route object and, optionally, the names of its matches.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+pub struct TrafficTargetRule {
+    pub kind: String,
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub matches: Option<Vec<String>>,
+}
+
+/// v1alpha1: fields at the top level (no `spec`), rules are called `specs`.
+pub mod v1alpha1 {
+    use super::*;
+
+    #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+    #[serde(rename_all = "camelCase")]
+    pub struct TrafficTarget {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub api_version: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub kind: Option<String>,
+        #[serde(default)]
+        pub metadata: ObjectMeta,
+        pub destination: DestinationWithPort,
+        #[serde(default)]
+        pub specs: Vec<TrafficTargetRule>,
+        #[serde(default)]
+        pub sources: Vec<IdentityRef>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub status: Option<SmiStatus>,
+    }
+}
+
+/// v1alpha2: fields under `spec`, `rules`; destination may carry a port.
+pub mod v1alpha2 {
+    use super::*;
+
+    #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+    #[kube(
+        group = "access.smi-spec.io",
+        version = "v1alpha2",
+        kind = "TrafficTarget",
+        namespaced,
+        shortname = "tt",
+        category = "smi",
+        status = "SmiStatus"
+    )]
+    pub struct TrafficTargetSpec {
+        pub destination: DestinationWithPort,
+        #[serde(default)]
+        pub rules: Vec<TrafficTargetRule>,
+        #[serde(default)]
+        pub sources: Vec<IdentityRef>,
+    }
+}
+
+/// v1alpha3: ports moved to TCPRoute/UDPRoute; rules may name UDPRoutes.
+pub mod v1alpha3 {
+    use super::*;
+
+    #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+    #[kube(
+        group = "access.smi-spec.io",
+        version = "v1alpha3",
+        kind = "TrafficTarget",
+        namespaced,
+        shortname = "tt",
+        category = "smi",
+        status = "SmiStatus"
+    )]
+    pub struct TrafficTargetSpec {
+        pub destination: IdentityRef,
+        pub rules: Vec<TrafficTargetRule>,
+        pub sources: Vec<IdentityRef>,
+    }
+}

@@ -1,0 +1,509 @@
+//! The mesh-neutral model (IR): plain, sorted data that every adapter translates. Built from
+//! a [`crate::snapshot::Snapshot`] by [`crate::build::build`]; only valid, resolved,
+//! non-conflicting objects reach it.
+
+use crate::model::ObjectKey;
+use crate::report::Problem;
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+/// A Service, by namespace and name.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SvcKey {
+    pub namespace: String,
+    pub name: String,
+}
+
+impl SvcKey {
+    pub fn new(namespace: impl Into<String>, name: impl Into<String>) -> Self {
+        SvcKey {
+            namespace: namespace.into(),
+            name: name.into(),
+        }
+    }
+
+    /// `name.namespace.svc.<cluster_domain>`.
+    pub fn fqdn(&self, cluster_domain: &str) -> String {
+        format!("{}.{}.svc.{}", self.name, self.namespace, cluster_domain)
+    }
+}
+
+impl fmt::Display for SvcKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.namespace, self.name)
+    }
+}
+
+/// A workload identity: a ServiceAccount.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Identity {
+    pub namespace: String,
+    pub service_account: String,
+}
+
+impl Identity {
+    pub fn new(namespace: impl Into<String>, service_account: impl Into<String>) -> Self {
+        Identity {
+            namespace: namespace.into(),
+            service_account: service_account.into(),
+        }
+    }
+
+    /// `spiffe://<td>/ns/<ns>/sa/<sa>` (also Istio's principal without the scheme).
+    pub fn spiffe(&self, trust_domain: &str) -> String {
+        format!(
+            "spiffe://{}/ns/{}/sa/{}",
+            trust_domain, self.namespace, self.service_account
+        )
+    }
+}
+
+impl fmt::Display for Identity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.namespace, self.service_account)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Protocol {
+    Tcp,
+    Udp,
+    Sctp,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum TargetPort {
+    Number(u16),
+    Named(String),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ServicePort {
+    pub name: Option<String>,
+    pub port: u16,
+    pub target_port: TargetPort,
+    pub protocol: Protocol,
+    pub app_protocol: Option<String>,
+}
+
+impl ServicePort {
+    /// Whether the port carries HTTP: `appProtocol` (`http`, `http2`, `h2c`, `grpc`,
+    /// `kubernetes.io/h2c`, `kubernetes.io/ws`) or, failing that, Istio's port-name
+    /// convention (`http`, `http-*`, `http2*`, `grpc*`).
+    pub fn is_http(&self) -> bool {
+        if self.protocol != Protocol::Tcp {
+            return false;
+        }
+        if let Some(ap) = &self.app_protocol {
+            let ap = ap.to_ascii_lowercase();
+            return matches!(
+                ap.as_str(),
+                "http"
+                    | "http2"
+                    | "h2c"
+                    | "grpc"
+                    | "grpc-web"
+                    | "kubernetes.io/h2c"
+                    | "kubernetes.io/ws"
+            );
+        }
+        match &self.name {
+            Some(n) => {
+                let n = n.to_ascii_lowercase();
+                n == "http"
+                    || n.starts_with("http-")
+                    || n.starts_with("http2")
+                    || n.starts_with("grpc")
+            }
+            None => false,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Service {
+    pub key: SvcKey,
+    pub ports: Vec<ServicePort>,
+    pub selector: BTreeMap<String, String>,
+    pub cluster_ip: Option<String>,
+}
+
+impl Service {
+    pub fn port(&self, port: u16) -> Option<&ServicePort> {
+        self.ports.iter().find(|p| p.port == port)
+    }
+}
+
+/// One pod (or a Deployment's pod template) running as an identity.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PodInfo {
+    pub namespace: String,
+    /// Pod name, or `deployment/<name>` for a template.
+    pub name: String,
+    pub labels: BTreeMap<String, String>,
+    pub ip: Option<String>,
+    pub container_ports: Vec<(Option<String>, u16)>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Workload {
+    pub identity: Identity,
+    pub pods: Vec<PodInfo>,
+}
+
+/// A path condition: an RE2 regex anchored at the start of the path only.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PathRegex(pub String);
+
+/// What a start-anchored path regex means, for targets without (or with full-match) regex.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PathKind {
+    /// Matches every path.
+    Any,
+    /// Matches exactly this path.
+    Exact(String),
+    /// Matches every path starting with this string.
+    Prefix(String),
+    /// Only a regex can express it.
+    Regex,
+}
+
+impl PathRegex {
+    /// A regex for targets whose regex match is whole-path (Envoy `safe_regex`, Istio
+    /// `regex`, Gateway API `RegularExpression`): `(?:P).*`, or `P` without the `.*`
+    /// when `P` already ends with `$`.
+    pub fn full_match_regex(&self) -> String {
+        let p = self.0.strip_prefix('^').unwrap_or(&self.0);
+        if p.ends_with('$') && !p.ends_with("\\$") {
+            format!("(?:{})", &p[..p.len() - 1])
+        } else {
+            format!("(?:{p}).*")
+        }
+    }
+
+    /// Classifies the regex as any / exact / prefix when it is a literal (optionally
+    /// followed by `.*` or `$`), else `Regex`. Used by targets without regex support
+    /// (authorization policies), which must never widen a rule.
+    pub fn kind(&self) -> PathKind {
+        use regex_syntax::hir::{Class, HirKind, Look};
+        let Ok(hir) = regex_syntax::Parser::new().parse(&self.0) else {
+            return PathKind::Regex;
+        };
+        let parts: Vec<regex_syntax::hir::Hir> = match hir.kind() {
+            HirKind::Concat(v) => v.clone(),
+            _ => vec![hir.clone()],
+        };
+        let parts: Vec<regex_syntax::hir::Hir> = parts
+            .into_iter()
+            .filter(|h| !matches!(h.kind(), HirKind::Empty))
+            .collect();
+        let mut i = 0;
+        if let Some(HirKind::Look(Look::Start)) = parts.first().map(|h| h.kind()) {
+            i = 1;
+        }
+        let mut lit = String::new();
+        while i < parts.len() {
+            match parts[i].kind() {
+                HirKind::Literal(l) => match std::str::from_utf8(&l.0) {
+                    Ok(s) => lit.push_str(s),
+                    Err(_) => return PathKind::Regex,
+                },
+                _ => break,
+            }
+            i += 1;
+        }
+        let rest = &parts[i..];
+        let is_dot_star = |h: &regex_syntax::hir::Hir| match h.kind() {
+            HirKind::Repetition(r) if r.min == 0 && r.max.is_none() => match r.sub.kind() {
+                // `.` without (?s) excludes only '\n' — no valid URL path contains it.
+                HirKind::Class(Class::Unicode(c)) => {
+                    c.ranges()
+                        .iter()
+                        .map(|r| (r.end() as u32) - (r.start() as u32) + 1)
+                        .sum::<u32>()
+                        >= 1_000_000
+                }
+                HirKind::Class(Class::Bytes(c)) => {
+                    c.ranges()
+                        .iter()
+                        .map(|r| (r.end() as u32) - (r.start() as u32) + 1)
+                        .sum::<u32>()
+                        >= 255
+                }
+                _ => false,
+            },
+            _ => false,
+        };
+        let is_end = |h: &regex_syntax::hir::Hir| matches!(h.kind(), HirKind::Look(Look::End));
+        match rest {
+            [] => {
+                if lit.is_empty() {
+                    PathKind::Any
+                } else {
+                    PathKind::Prefix(lit)
+                }
+            }
+            [d] if is_dot_star(d) => {
+                if lit.is_empty() {
+                    PathKind::Any
+                } else {
+                    PathKind::Prefix(lit)
+                }
+            }
+            [e] if is_end(e) => PathKind::Exact(lit),
+            [d, e] if is_dot_star(d) && is_end(e) => {
+                if lit.is_empty() {
+                    PathKind::Any
+                } else {
+                    PathKind::Prefix(lit)
+                }
+            }
+            _ => PathKind::Regex,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct HeaderMatch {
+    /// Lower-cased header name.
+    pub name: String,
+    /// RE2 regex; whole-value match (as Envoy, Istio and Gateway API apply it).
+    pub regex: String,
+}
+
+/// One HTTPRouteGroup match: path AND method AND every header.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HttpRoute {
+    /// The HTTPRouteGroup it came from.
+    pub group: ObjectKey,
+    /// The match's name (unique in its group).
+    pub name: String,
+    pub path: Option<PathRegex>,
+    /// Upper-case methods; empty = any method (`*` is normalised to empty).
+    pub methods: Vec<String>,
+    pub headers: Vec<HeaderMatch>,
+}
+
+impl HttpRoute {
+    /// True when the route matches every request.
+    pub fn is_catch_all(&self) -> bool {
+        self.methods.is_empty()
+            && self.headers.is_empty()
+            && self.path.as_ref().is_none_or(|p| p.kind() == PathKind::Any)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Backend {
+    pub service: SvcKey,
+    /// Relative share (v1alpha1: milli-units; v1alpha2+: as written).
+    pub weight: u64,
+    /// The backend is the root service itself (its own endpoints).
+    pub is_root: bool,
+}
+
+/// Backends of a split on one root port, after dropping those lacking the port.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SplitPort {
+    pub port: ServicePort,
+    /// Indexes into [`Split::backends`] with each backend's target port.
+    pub backends: Vec<(usize, TargetPort)>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Split {
+    pub parent: ObjectKey,
+    pub root: SvcKey,
+    pub backends: Vec<Backend>,
+    /// A/B: only requests matching one of these are split; the rest go to the root.
+    /// Empty = every request is split.
+    pub matches: Vec<HttpRoute>,
+    /// Per root port (empty when the root Service is not in the snapshot).
+    pub ports: Vec<SplitPort>,
+}
+
+impl Split {
+    pub fn weights(&self) -> Vec<u64> {
+        self.backends.iter().map(|b| b.weight).collect()
+    }
+}
+
+/// Which ports a rule applies to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Ports {
+    All,
+    Only(BTreeSet<u16>),
+}
+
+impl Ports {
+    pub fn contains(&self, p: u16) -> bool {
+        match self {
+            Ports::All => true,
+            Ports::Only(s) => s.contains(&p),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Traffic {
+    /// HTTP requests matching any of these routes.
+    Http(Vec<HttpRoute>),
+    /// Any TCP connection (on the rule's ports).
+    Tcp,
+    /// Any UDP datagram (on the rule's ports).
+    Udp,
+}
+
+/// One allow: `sources` may send `traffic` to the destination on `ports`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AccessRule {
+    /// The TrafficTarget it came from.
+    pub parent: ObjectKey,
+    /// Index of the rule in the TrafficTarget (`spec.rules[i]` / `specs[i]`).
+    pub rule_index: usize,
+    /// Field path of the rule, for findings.
+    pub field: String,
+    pub sources: Vec<Identity>,
+    pub ports: Ports,
+    pub traffic: Traffic,
+}
+
+/// Every allow for one destination identity. Anything not allowed is denied.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AccessPolicy {
+    pub destination: Identity,
+    pub rules: Vec<AccessRule>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NamespaceInfo {
+    pub labels: BTreeMap<String, String>,
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// Validation and reference outcome for one input object.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ObjectStatus {
+    pub generation: Option<i64>,
+    pub accepted: bool,
+    pub resolved_refs: bool,
+    pub conflicted: bool,
+    pub problems: Vec<Problem>,
+}
+
+impl ObjectStatus {
+    /// Valid, resolved and not conflicting: it reaches the IR.
+    pub fn usable(&self) -> bool {
+        !self.problems.iter().any(|p| p.is_error())
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Ir {
+    pub namespaces: BTreeMap<String, NamespaceInfo>,
+    pub services: BTreeMap<SvcKey, Service>,
+    pub workloads: BTreeMap<Identity, Workload>,
+    /// Winning split per root service.
+    pub splits: BTreeMap<SvcKey, Split>,
+    pub access: BTreeMap<Identity, AccessPolicy>,
+    /// Every SMI input object's outcome.
+    pub status: BTreeMap<ObjectKey, ObjectStatus>,
+}
+
+impl Ir {
+    /// Every problem, sorted (origin, then object).
+    pub fn problems(&self) -> Vec<&Problem> {
+        let mut v: Vec<&Problem> = self.status.values().flat_map(|s| &s.problems).collect();
+        v.sort();
+        v
+    }
+
+    /// Services whose selector selects pods running as `id` (the identity's services).
+    pub fn services_of(&self, id: &Identity) -> Vec<&Service> {
+        let Some(w) = self.workloads.get(id) else {
+            return vec![];
+        };
+        self.services
+            .values()
+            .filter(|s| s.key.namespace == id.namespace && !s.selector.is_empty())
+            .filter(|s| w.pods.iter().any(|p| selects(&s.selector, &p.labels)))
+            .collect()
+    }
+
+    /// Identities whose pods a Service selects.
+    pub fn identities_of(&self, svc: &SvcKey) -> Vec<&Identity> {
+        let Some(s) = self.services.get(svc) else {
+            return vec![];
+        };
+        if s.selector.is_empty() {
+            return vec![];
+        }
+        self.workloads
+            .values()
+            .filter(|w| w.identity.namespace == svc.namespace)
+            .filter(|w| w.pods.iter().any(|p| selects(&s.selector, &p.labels)))
+            .map(|w| &w.identity)
+            .collect()
+    }
+
+    /// A label selector that selects every known pod of `id` and no pod of any other
+    /// identity in its namespace: the labels all of `id`'s pods share, if that set
+    /// isolates them. `None` when no such set exists (or no pods are known) — callers must
+    /// then report the gap rather than select a wider set.
+    pub fn isolating_selector(&self, id: &Identity) -> Option<BTreeMap<String, String>> {
+        let w = self.workloads.get(id)?;
+        let mut pods = w.pods.iter();
+        let first = pods.next()?;
+        let mut common = first.labels.clone();
+        for p in pods {
+            common.retain(|k, v| p.labels.get(k) == Some(v));
+        }
+        if common.is_empty() {
+            return None;
+        }
+        let leaks = self
+            .workloads
+            .values()
+            .filter(|o| o.identity != *id && o.identity.namespace == id.namespace)
+            .flat_map(|o| &o.pods)
+            .any(|p| selects(&common, &p.labels));
+        if leaks { None } else { Some(common) }
+    }
+}
+
+/// Whether a (matchLabels) selector selects a label set.
+pub fn selects(selector: &BTreeMap<String, String>, labels: &BTreeMap<String, String>) -> bool {
+    selector.iter().all(|(k, v)| labels.get(k) == Some(v))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn path_kinds() {
+        let k = |s: &str| PathRegex(s.into()).kind();
+        assert_eq!(k("/metrics"), PathKind::Prefix("/metrics".into()));
+        assert_eq!(k("/api/.*"), PathKind::Prefix("/api/".into()));
+        assert_eq!(k("^/api"), PathKind::Prefix("/api".into()));
+        assert_eq!(k(".*"), PathKind::Any);
+        assert_eq!(k(""), PathKind::Any);
+        assert_eq!(k("/ping$"), PathKind::Exact("/ping".into()));
+        assert_eq!(k("/api/v[0-9]+"), PathKind::Regex);
+        assert_eq!(k("/a.b"), PathKind::Regex);
+        assert_eq!(k("/a\\.b"), PathKind::Prefix("/a.b".into()));
+    }
+
+    #[test]
+    fn full_match_keeps_start_anchor_semantics() {
+        let r = PathRegex("/api".into()).full_match_regex();
+        let re = regex::Regex::new(&format!("^{r}$")).unwrap();
+        assert!(re.is_match("/api/v1"));
+        assert!(re.is_match("/api"));
+        assert!(!re.is_match("/x/api"));
+        let r = PathRegex("/ping$".into()).full_match_regex();
+        let re = regex::Regex::new(&format!("^{r}$")).unwrap();
+        assert!(re.is_match("/ping"));
+        assert!(!re.is_match("/ping/x"));
+    }
+}

@@ -1,0 +1,25 @@
+//! meshbridge core: SMI (every released version) and meshbridge.io API types, loading,
+//! validation, the mesh-neutral IR and the [`adapter::Adapter`] contract.
+//!
+//! Data flows one way: text or API objects → [`load`] → [`snapshot::Snapshot`] →
+//! [`build::build`] (validation) → [`ir::Ir`] → adapters. Everything here is pure: no I/O
+//! beyond reading the strings it is given, no clock, no randomness.
+
+pub mod adapter;
+pub mod api;
+pub mod build;
+pub mod capability;
+pub mod crd;
+pub mod ir;
+pub mod load;
+pub mod model;
+pub mod report;
+pub mod snapshot;
+pub mod status;
+pub mod weights;
+pub mod yaml;
+
+pub use adapter::{Adapter, Context, Finding, OutputObject, Translation};
+pub use capability::{Capability, CapabilityMatrix, Feature, Level};
+pub use ir::Ir;
+pub use snapshot::Snapshot;

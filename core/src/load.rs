@@ -1,0 +1,767 @@
+//! YAML/JSON text → version-neutral [`Object`]s. Every document is read on its own: an
+//! invalid document yields a [`Problem`] naming the file, document, object and field, and
+//! never stops the others. Nothing here panics on any input (see the fuzz/proptest target).
+
+use crate::api::{access, meshbridge, specs, split};
+use crate::model::*;
+use crate::report::{Problem, Severity, reasons};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+/// The outcome of loading one file.
+#[derive(Debug, Default)]
+pub struct Loaded {
+    pub objects: Vec<Object>,
+    pub problems: Vec<Problem>,
+    /// Documents of kinds meshbridge does not read (e.g. RBAC objects next to SMI ones).
+    pub ignored: Vec<(Origin, String)>,
+}
+
+pub fn kind_from_str(s: &str) -> Option<Kind> {
+    Some(match s {
+        "TrafficSplit" => Kind::TrafficSplit,
+        "TrafficTarget" => Kind::TrafficTarget,
+        "HTTPRouteGroup" => Kind::HTTPRouteGroup,
+        "TCPRoute" => Kind::TCPRoute,
+        "UDPRoute" => Kind::UDPRoute,
+        "Mesh" => Kind::Mesh,
+        "Install" => Kind::Install,
+        "Namespace" => Kind::Namespace,
+        "Service" => Kind::Service,
+        "ServiceAccount" => Kind::ServiceAccount,
+        "Pod" => Kind::Pod,
+        "Deployment" => Kind::Deployment,
+        "EndpointSlice" => Kind::EndpointSlice,
+        _ => return None,
+    })
+}
+
+pub(crate) fn type_name(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "a mapping",
+    }
+}
+
+/// Splits a YAML stream into documents at `---` / `...` lines, keeping any content that
+/// follows `--- ` on the marker line. Returns (1-based index, text).
+pub fn split_documents(text: &str) -> Vec<(usize, String)> {
+    let mut docs = Vec::new();
+    let mut cur = String::new();
+    let mut seen_marker = false;
+    let push = |cur: &mut String, docs: &mut Vec<(usize, String)>| {
+        docs.push((docs.len() + 1, std::mem::take(cur)));
+    };
+    for line in text.split_inclusive('\n') {
+        let trimmed = line.trim_end_matches(['\n', '\r']);
+        if trimmed == "---" || trimmed.starts_with("--- ") || trimmed.starts_with("---\t") {
+            if seen_marker || !is_blank_yaml(&cur) {
+                push(&mut cur, &mut docs);
+            } else {
+                cur.clear();
+            }
+            seen_marker = true;
+            let rest = &trimmed[3..];
+            if !rest.trim().is_empty() {
+                cur.push_str(rest);
+                cur.push('\n');
+            }
+        } else if trimmed == "..." {
+            push(&mut cur, &mut docs);
+            seen_marker = false;
+        } else {
+            cur.push_str(line);
+        }
+    }
+    if !is_blank_yaml(&cur) || docs.is_empty() {
+        push(&mut cur, &mut docs);
+    }
+    docs
+}
+
+fn is_blank_yaml(s: &str) -> bool {
+    s.lines().all(|l| {
+        let t = l.trim();
+        t.is_empty() || t.starts_with('#') || t.starts_with('%')
+    })
+}
+
+/// Parses one document's text into a JSON value (`Ok(None)` for an empty document).
+pub fn parse_document(text: &str) -> Result<Option<Value>, String> {
+    if is_blank_yaml(text) {
+        return Ok(None);
+    }
+    match serde_saphyr::from_str::<Value>(text) {
+        Ok(Value::Null) => Ok(None),
+        Ok(v) => Ok(Some(v)),
+        Err(e) => Err(one_line(&e.to_string())),
+    }
+}
+
+fn one_line(s: &str) -> String {
+    let mut out: String = s
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join("; ");
+    if out.len() > 300 {
+        let mut cut = 300;
+        while !out.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        out.truncate(cut);
+        out.push('…');
+    }
+    out
+}
+
+/// Loads every document of one file.
+pub fn load_str(path: &str, text: &str) -> Loaded {
+    let mut out = Loaded::default();
+    for (doc, body) in split_documents(text) {
+        let origin = Origin::File {
+            path: path.to_string(),
+            doc,
+        };
+        match parse_document(&body) {
+            Ok(None) => {}
+            Ok(Some(v)) => load_value(v, &origin, &mut out),
+            Err(reason) => out.problems.push(Problem {
+                severity: Severity::Error,
+                origin,
+                kind: "Document".into(),
+                namespace: String::new(),
+                name: String::new(),
+                field: "(document)".into(),
+                reason: format!("not valid YAML: {reason}"),
+                condition_reason: reasons::INVALID_YAML,
+            }),
+        }
+    }
+    out
+}
+
+/// Loads one already-parsed object (a `List` is expanded).
+pub fn load_value(v: Value, origin: &Origin, out: &mut Loaded) {
+    load_value_depth(v, origin, out, 0)
+}
+
+fn load_value_depth(v: Value, origin: &Origin, out: &mut Loaded, depth: usize) {
+    let problem = |kind: String, ns: &str, name: &str, field: &str, cr, reason: String| Problem {
+        severity: Severity::Error,
+        origin: origin.clone(),
+        kind,
+        namespace: ns.to_string(),
+        name: name.to_string(),
+        field: field.to_string(),
+        reason,
+        condition_reason: cr,
+    };
+    let Value::Object(map) = v else {
+        out.problems.push(problem(
+            "Document".into(),
+            "",
+            "",
+            "(document)",
+            reasons::INVALID_FIELD,
+            format!(
+                "expected a mapping (a Kubernetes object), found {}",
+                type_name(&v)
+            ),
+        ));
+        return;
+    };
+    let raw_kind = map.get("kind").and_then(Value::as_str).unwrap_or("");
+    let name = map
+        .get("metadata")
+        .and_then(|m| m.get("name"))
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    let ns_raw = map
+        .get("metadata")
+        .and_then(|m| m.get("namespace"))
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    let kind_label = if raw_kind.is_empty() {
+        "Document".to_string()
+    } else {
+        raw_kind.to_string()
+    };
+    let ns_for_msg = ns_raw.clone().unwrap_or_else(|| "default".into());
+
+    // `kind: List` (and `FooList`) from kubectl: expand items.
+    if raw_kind.ends_with("List") {
+        if let Some(Value::Array(items)) = map.get("items") {
+            if depth > 4 {
+                out.problems.push(problem(
+                    kind_label,
+                    "",
+                    "",
+                    "items",
+                    reasons::INVALID_FIELD,
+                    "lists nested too deeply".into(),
+                ));
+                return;
+            }
+            for item in items.clone() {
+                load_value_depth(item, origin, out, depth + 1);
+            }
+            return;
+        }
+    }
+
+    let api_version = match map.get("apiVersion") {
+        Some(Value::String(s)) if !s.is_empty() => s.clone(),
+        Some(other) => {
+            out.problems.push(problem(
+                kind_label,
+                &ns_for_msg,
+                &name,
+                "apiVersion",
+                reasons::INVALID_FIELD,
+                format!("expected a string, found {}", type_name(other)),
+            ));
+            return;
+        }
+        None => {
+            out.problems.push(problem(
+                kind_label,
+                &ns_for_msg,
+                &name,
+                "apiVersion",
+                reasons::INVALID_FIELD,
+                "required field is missing".into(),
+            ));
+            return;
+        }
+    };
+    if raw_kind.is_empty() {
+        out.problems.push(problem(
+            kind_label,
+            &ns_for_msg,
+            &name,
+            "kind",
+            reasons::INVALID_FIELD,
+            "required field is missing or not a string".into(),
+        ));
+        return;
+    }
+    let Some(kind) = kind_from_str(raw_kind) else {
+        // SMI groups: every kind there must be one we know.
+        if is_smi_group(&api_version) && !api_version.starts_with("metrics.smi-spec.io/") {
+            out.problems.push(problem(
+                kind_label,
+                &ns_for_msg,
+                &name,
+                "kind",
+                reasons::UNKNOWN_KIND,
+                format!("{raw_kind} in {api_version} is not a released SMI kind"),
+            ));
+        } else {
+            out.ignored.push((origin.clone(), raw_kind.to_string()));
+        }
+        return;
+    };
+    // Kinds we read only from the core/apps/discovery groups or our own.
+    let expected_group = match kind {
+        Kind::TrafficSplit => split::GROUP,
+        Kind::TrafficTarget => access::GROUP,
+        Kind::HTTPRouteGroup | Kind::TCPRoute | Kind::UDPRoute => specs::GROUP,
+        Kind::Mesh | Kind::Install => meshbridge::GROUP,
+        Kind::Namespace | Kind::Service | Kind::ServiceAccount | Kind::Pod => "",
+        Kind::Deployment => "apps",
+        Kind::EndpointSlice => "discovery.k8s.io",
+    };
+    let (group, version) = match api_version.rsplit_once('/') {
+        Some((g, v)) => (g, v),
+        None => ("", api_version.as_str()),
+    };
+    if group != expected_group {
+        if kind.is_smi() || matches!(kind, Kind::Mesh | Kind::Install) {
+            let smi_legacy = group == "spec.smi-spec.io" && expected_group == specs::GROUP;
+            let reason = if smi_legacy {
+                "group spec.smi-spec.io (smi-sdk-go v0.1/v0.2 CRDs) is not SMI; use specs.smi-spec.io".to_string()
+            } else {
+                format!("{kind} belongs to group {expected_group}, not {group}")
+            };
+            out.problems.push(problem(
+                kind_label,
+                &ns_for_msg,
+                &name,
+                "apiVersion",
+                reasons::UNSUPPORTED_VERSION,
+                reason,
+            ));
+        } else {
+            // Same kind name in another group (e.g. Gateway API TCPRoute is handled above;
+            // Istio `Service`? none) — not ours.
+            out.ignored.push((origin.clone(), raw_kind.to_string()));
+        }
+        return;
+    }
+
+    // Metadata.
+    let meta_v = map.get("metadata").cloned().unwrap_or(Value::Null);
+    let mut meta = match read_meta(&meta_v) {
+        Ok(m) => m,
+        Err((field, reason)) => {
+            out.problems.push(problem(
+                kind_label,
+                &ns_for_msg,
+                &name,
+                &field,
+                reasons::INVALID_FIELD,
+                reason,
+            ));
+            return;
+        }
+    };
+    meta.api_version = api_version.clone();
+    meta.origin = origin.clone();
+    if kind == Kind::Namespace {
+        meta.namespace = String::new();
+    } else if meta.namespace.is_empty() {
+        meta.namespace = "default".into();
+    }
+    let value = Value::Object(map);
+    let key_ns = meta.namespace.clone();
+    let key_name = meta.name.clone();
+    match build(kind, version, value, meta) {
+        Ok(obj) => out.objects.push(obj),
+        Err((field, cr, reason)) => out.problems.push(problem(
+            kind.as_str().into(),
+            &key_ns,
+            &key_name,
+            &field,
+            cr,
+            reason,
+        )),
+    }
+}
+
+fn is_smi_group(api_version: &str) -> bool {
+    api_version
+        .split('/')
+        .next()
+        .is_some_and(|g| g.ends_with("smi-spec.io"))
+}
+
+type BuildErr = (String, &'static str, String);
+
+fn read_meta(v: &Value) -> Result<Meta, (String, String)> {
+    let mut meta = Meta::default();
+    let m = match v {
+        Value::Object(m) => m,
+        Value::Null => return Err(("metadata".into(), "required field is missing".into())),
+        other => {
+            return Err((
+                "metadata".into(),
+                format!("expected a mapping, found {}", type_name(other)),
+            ));
+        }
+    };
+    let s = |field: &str| -> Result<Option<String>, (String, String)> {
+        match m.get(field) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(other) => Err((
+                format!("metadata.{field}"),
+                format!("expected a string, found {}", type_name(other)),
+            )),
+        }
+    };
+    meta.name = s("name")?.unwrap_or_default();
+    if meta.name.is_empty() {
+        return Err(("metadata.name".into(), "required field is missing".into()));
+    }
+    if !is_dns_subdomain(&meta.name) {
+        return Err((
+            "metadata.name".into(),
+            format!(
+                "`{}` is not a valid Kubernetes object name (lowercase RFC 1123 subdomain)",
+                meta.name
+            ),
+        ));
+    }
+    meta.namespace = s("namespace")?.unwrap_or_default();
+    if !meta.namespace.is_empty() && !is_dns_label(&meta.namespace) {
+        return Err((
+            "metadata.namespace".into(),
+            format!("`{}` is not a valid namespace name", meta.namespace),
+        ));
+    }
+    meta.creation_timestamp = s("creationTimestamp")?;
+    meta.uid = s("uid")?;
+    meta.resource_version = s("resourceVersion")?;
+    meta.generation = match m.get("generation") {
+        None | Some(Value::Null) => None,
+        Some(Value::Number(n)) if n.as_i64().is_some() => n.as_i64(),
+        Some(other) => {
+            return Err((
+                "metadata.generation".into(),
+                format!("expected an integer, found {}", type_name(other)),
+            ));
+        }
+    };
+    for (field, target) in [
+        ("labels", &mut meta.labels),
+        ("annotations", &mut meta.annotations),
+    ] {
+        match m.get(field) {
+            None | Some(Value::Null) => {}
+            Some(Value::Object(o)) => {
+                for (k, v) in o {
+                    match v {
+                        Value::String(s) => {
+                            target.insert(k.clone(), s.clone());
+                        }
+                        other => {
+                            return Err((
+                                format!("metadata.{field}.{k}"),
+                                format!("expected a string, found {}", type_name(other)),
+                            ));
+                        }
+                    }
+                }
+            }
+            Some(other) => {
+                return Err((
+                    format!("metadata.{field}"),
+                    format!("expected a mapping, found {}", type_name(other)),
+                ));
+            }
+        }
+    }
+    Ok(meta)
+}
+
+pub fn is_dns_label(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+}
+
+pub fn is_dns_subdomain(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 253 && s.split('.').all(is_dns_label)
+}
+
+fn typed<T: DeserializeOwned>(v: Value) -> Result<T, BuildErr> {
+    serde_path_to_error::deserialize::<_, T>(v).map_err(|e| {
+        let path = e.path().to_string();
+        let path = if path == "." {
+            "(root)".to_string()
+        } else {
+            path
+        };
+        (
+            path,
+            reasons::INVALID_FIELD,
+            one_line(&e.into_inner().to_string()),
+        )
+    })
+}
+
+fn unsupported(kind: Kind, version: &str, known: &str) -> BuildErr {
+    let draft = if kind == Kind::TrafficTarget && version == "v1alpha4" {
+        " (access v1alpha4 is an unreleased draft)"
+    } else {
+        ""
+    };
+    (
+        "apiVersion".into(),
+        reasons::UNSUPPORTED_VERSION,
+        format!("{kind} {version} is not a released version{draft}; supported: {known}"),
+    )
+}
+
+fn build(kind: Kind, version: &str, v: Value, mut meta: Meta) -> Result<Object, BuildErr> {
+    Ok(match kind {
+        Kind::TrafficSplit => {
+            meta.prefix = "spec.";
+            let (service, backends, matches) = match version {
+                "v1alpha1" => {
+                    let o: split::v1alpha1::TrafficSplit = typed(v)?;
+                    let b = o
+                        .spec
+                        .backends
+                        .into_iter()
+                        .map(|b| SplitBackend {
+                            service: b.service,
+                            weight: RawWeight::Quantity(b.weight),
+                        })
+                        .collect();
+                    (o.spec.service, b, vec![])
+                }
+                "v1alpha2" => {
+                    let o: split::v1alpha2::TrafficSplit = typed(v)?;
+                    let b = o
+                        .spec
+                        .backends
+                        .into_iter()
+                        .map(|b| SplitBackend {
+                            service: b.service,
+                            weight: RawWeight::Number(b.weight),
+                        })
+                        .collect();
+                    (o.spec.service, b, vec![])
+                }
+                "v1alpha3" | "v1alpha4" => {
+                    // v1alpha3 and v1alpha4 have identical schemas.
+                    let o: split::v1alpha4::TrafficSplit = typed(v)?;
+                    let b = o
+                        .spec
+                        .backends
+                        .into_iter()
+                        .map(|b| SplitBackend {
+                            service: b.service,
+                            weight: RawWeight::Number(b.weight),
+                        })
+                        .collect();
+                    let m = o
+                        .spec
+                        .matches
+                        .into_iter()
+                        .map(|m| TypedRef {
+                            kind: m.kind,
+                            name: m.name,
+                        })
+                        .collect();
+                    (o.spec.service, b, m)
+                }
+                other => return Err(unsupported(kind, other, "v1alpha1–v1alpha4")),
+            };
+            Object::TrafficSplit(TrafficSplit {
+                meta,
+                service,
+                backends,
+                matches,
+            })
+        }
+        Kind::TrafficTarget => {
+            let conv_rule = |r: access::TrafficTargetRule| TargetRule {
+                kind: r.kind,
+                name: r.name,
+                matches: r.matches,
+            };
+            let conv_sub = |s: access::IdentityRef| Subject {
+                kind: s.kind,
+                name: s.name,
+                namespace: s.namespace,
+            };
+            match version {
+                "v1alpha1" => {
+                    let o: access::v1alpha1::TrafficTarget = typed(v)?;
+                    meta.prefix = "";
+                    Object::TrafficTarget(TrafficTarget {
+                        meta,
+                        destination: Subject {
+                            kind: o.destination.kind,
+                            name: o.destination.name,
+                            namespace: o.destination.namespace,
+                        },
+                        port: o.destination.port,
+                        rules_field: "specs",
+                        rules: o.specs.into_iter().map(conv_rule).collect(),
+                        sources: o.sources.into_iter().map(conv_sub).collect(),
+                    })
+                }
+                "v1alpha2" => {
+                    let o: access::v1alpha2::TrafficTarget = typed(v)?;
+                    meta.prefix = "spec.";
+                    Object::TrafficTarget(TrafficTarget {
+                        meta,
+                        destination: Subject {
+                            kind: o.spec.destination.kind,
+                            name: o.spec.destination.name,
+                            namespace: o.spec.destination.namespace,
+                        },
+                        port: o.spec.destination.port,
+                        rules_field: "rules",
+                        rules: o.spec.rules.into_iter().map(conv_rule).collect(),
+                        sources: o.spec.sources.into_iter().map(conv_sub).collect(),
+                    })
+                }
+                "v1alpha3" => {
+                    let o: access::v1alpha3::TrafficTarget = typed(v)?;
+                    meta.prefix = "spec.";
+                    Object::TrafficTarget(TrafficTarget {
+                        meta,
+                        destination: conv_sub(o.spec.destination),
+                        port: None,
+                        rules_field: "rules",
+                        rules: o.spec.rules.into_iter().map(conv_rule).collect(),
+                        sources: o.spec.sources.into_iter().map(conv_sub).collect(),
+                    })
+                }
+                other => return Err(unsupported(kind, other, "v1alpha1–v1alpha3")),
+            }
+        }
+        Kind::HTTPRouteGroup => {
+            let (matches, prefix) = match version {
+                "v1alpha1" => (typed::<specs::v1alpha1::HTTPRouteGroup>(v)?.matches, ""),
+                "v1alpha2" => (typed::<specs::v1alpha2::HTTPRouteGroup>(v)?.matches, ""),
+                "v1alpha3" => (
+                    typed::<specs::v1alpha3::HTTPRouteGroup>(v)?.spec.matches,
+                    "spec.",
+                ),
+                "v1alpha4" => (
+                    typed::<specs::v1alpha4::HTTPRouteGroup>(v)?.spec.matches,
+                    "spec.",
+                ),
+                other => return Err(unsupported(kind, other, "v1alpha1–v1alpha4")),
+            };
+            meta.prefix = prefix;
+            Object::HttpRouteGroup(HttpRouteGroup {
+                meta,
+                matches: matches
+                    .into_iter()
+                    .map(|m| HttpMatch {
+                        name: m.name,
+                        path_regex: m.path_regex,
+                        methods: m.methods,
+                        headers: m.headers.unwrap_or_default(),
+                    })
+                    .collect(),
+            })
+        }
+        Kind::TCPRoute => {
+            let (match_name, ports, prefix) = match version {
+                "v1alpha1" => {
+                    typed::<specs::v1alpha1::TCPRoute>(v)?;
+                    (None, None, "")
+                }
+                "v1alpha2" => {
+                    typed::<specs::v1alpha2::TCPRoute>(v)?;
+                    (None, None, "")
+                }
+                "v1alpha3" => {
+                    typed::<specs::v1alpha3::TCPRoute>(v)?;
+                    (None, None, "spec.")
+                }
+                "v1alpha4" => {
+                    let o: specs::v1alpha4::TCPRoute = typed(v)?;
+                    let m = o.spec.matches.unwrap_or_default();
+                    (m.name, m.ports, "spec.")
+                }
+                other => return Err(unsupported(kind, other, "v1alpha1–v1alpha4")),
+            };
+            meta.prefix = prefix;
+            Object::TcpRoute(PortRoute {
+                meta,
+                match_name,
+                ports,
+            })
+        }
+        Kind::UDPRoute => match version {
+            "v1alpha4" => {
+                let o: specs::v1alpha4::UDPRoute = typed(v)?;
+                let m = o.spec.matches.unwrap_or_default();
+                meta.prefix = "spec.";
+                Object::UdpRoute(PortRoute {
+                    meta,
+                    match_name: m.name,
+                    ports: m.ports,
+                })
+            }
+            other => return Err(unsupported(kind, other, "v1alpha4")),
+        },
+        Kind::Mesh => match version {
+            "v1alpha1" => Object::Mesh(Box::new(typed(v)?), meta),
+            other => return Err(unsupported(kind, other, "v1alpha1")),
+        },
+        Kind::Install => match version {
+            "v1alpha1" => Object::Install(Box::new(typed(v)?), meta),
+            other => return Err(unsupported(kind, other, "v1alpha1")),
+        },
+        Kind::Namespace => core_v1(kind, version, v, meta, |o, m| {
+            Object::Namespace(Box::new(o), m)
+        })?,
+        Kind::Service => core_v1(kind, version, v, meta, |o, m| {
+            Object::Service(Box::new(o), m)
+        })?,
+        Kind::ServiceAccount => core_v1(kind, version, v, meta, |o, m| {
+            Object::ServiceAccount(Box::new(o), m)
+        })?,
+        Kind::Pod => core_v1(kind, version, v, meta, |o, m| Object::Pod(Box::new(o), m))?,
+        Kind::Deployment => core_v1(kind, version, v, meta, |o, m| {
+            Object::Deployment(Box::new(o), m)
+        })?,
+        Kind::EndpointSlice => core_v1(kind, version, v, meta, |o, m| {
+            Object::EndpointSlice(Box::new(o), m)
+        })?,
+    })
+}
+
+fn core_v1<T: DeserializeOwned>(
+    kind: Kind,
+    version: &str,
+    v: Value,
+    meta: Meta,
+    wrap: impl FnOnce(T, Meta) -> Object,
+) -> Result<Object, BuildErr> {
+    if version != "v1" {
+        return Err(unsupported(kind, version, "v1"));
+    }
+    Ok(wrap(typed(v)?, meta))
+}
+
+/// Labels of an object as a sorted map (helper for callers holding k8s-openapi types).
+pub fn labels_of(m: &Option<BTreeMap<String, String>>) -> BTreeMap<String, String> {
+    m.clone().unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_documents() {
+        let d = split_documents("a: 1\n---\nb: 2\n--- {c: 3}\n...\n");
+        assert_eq!(d.len(), 3);
+        assert_eq!(d[0].1, "a: 1\n");
+        assert_eq!(d[2].1.trim(), "{c: 3}");
+        let d = split_documents("---\n# comment\na: 1\n");
+        assert_eq!(d.len(), 1);
+    }
+
+    #[test]
+    fn bad_documents_do_not_stop_good_ones() {
+        let text = "apiVersion: split.smi-spec.io/v1alpha4\nkind: TrafficSplit\nmetadata: {name: a}\nspec: {service: s, backends: [{service: b, weight: 1}]}\n---\n: : :\n---\n[1,2]\n---\napiVersion: split.smi-spec.io/v1alpha4\nkind: TrafficSplit\nmetadata: {name: c}\nspec: {service: s, backends: [{service: b, weight: {x: 1}}]}\n";
+        let l = load_str("f.yaml", text);
+        assert_eq!(l.objects.len(), 1);
+        assert_eq!(l.problems.len(), 3, "{:#?}", l.problems);
+        let p = l.problems.iter().map(|p| p.to_string()).collect::<Vec<_>>();
+        assert!(
+            p[2].starts_with("f.yaml:4: TrafficSplit default/c: spec.backends[0].weight: "),
+            "{}",
+            p[2]
+        );
+        assert!(
+            p[1].starts_with("f.yaml:3: Document -/-: (document): expected a mapping"),
+            "{}",
+            p[1]
+        );
+    }
+
+    #[test]
+    fn missing_api_version() {
+        let l = load_str(
+            "x.yaml",
+            "kind: HTTPRouteGroup\nmetadata: {name: r}\nmatches: []\n",
+        );
+        assert_eq!(
+            l.problems[0].to_string(),
+            "x.yaml:1: HTTPRouteGroup default/r: apiVersion: required field is missing"
+        );
+    }
+}

@@ -1,0 +1,262 @@
+//! Version-neutral input objects: every SMI version read into one shape per kind, keeping
+//! where each object came from (for error messages) and the field-path prefix of its
+//! version (`spec.` or top level), so validation names the field as the user wrote it.
+
+use crate::api::common::{Headers, IntOrString, Quantity};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{Namespace, Pod, Service, ServiceAccount};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// Input kinds meshbridge reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Kind {
+    TrafficSplit,
+    TrafficTarget,
+    HTTPRouteGroup,
+    TCPRoute,
+    UDPRoute,
+    Mesh,
+    Install,
+    Namespace,
+    Service,
+    ServiceAccount,
+    Pod,
+    Deployment,
+    EndpointSlice,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::TrafficSplit => "TrafficSplit",
+            Kind::TrafficTarget => "TrafficTarget",
+            Kind::HTTPRouteGroup => "HTTPRouteGroup",
+            Kind::TCPRoute => "TCPRoute",
+            Kind::UDPRoute => "UDPRoute",
+            Kind::Mesh => "Mesh",
+            Kind::Install => "Install",
+            Kind::Namespace => "Namespace",
+            Kind::Service => "Service",
+            Kind::ServiceAccount => "ServiceAccount",
+            Kind::Pod => "Pod",
+            Kind::Deployment => "Deployment",
+            Kind::EndpointSlice => "EndpointSlice",
+        }
+    }
+
+    pub fn is_smi(self) -> bool {
+        matches!(
+            self,
+            Kind::TrafficSplit
+                | Kind::TrafficTarget
+                | Kind::HTTPRouteGroup
+                | Kind::TCPRoute
+                | Kind::UDPRoute
+        )
+    }
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// `Kind/namespace/name` — the form used in the `meshbridge.io/parents` annotation.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ObjectKey {
+    pub kind: Kind,
+    pub namespace: String,
+    pub name: String,
+}
+
+impl ObjectKey {
+    pub fn new(kind: Kind, namespace: impl Into<String>, name: impl Into<String>) -> Self {
+        ObjectKey {
+            kind,
+            namespace: namespace.into(),
+            name: name.into(),
+        }
+    }
+}
+
+impl fmt::Display for ObjectKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}/{}", self.kind, self.namespace, self.name)
+    }
+}
+
+/// Where an object was read from.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub enum Origin {
+    /// A file and the 1-based document index in it.
+    File { path: String, doc: usize },
+    /// The Kubernetes API (or memory).
+    #[default]
+    Api,
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Origin::File { path, doc } => write!(f, "{path}:{doc}"),
+            Origin::Api => f.write_str("api"),
+        }
+    }
+}
+
+/// Metadata kept from every input object.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct Meta {
+    pub namespace: String,
+    pub name: String,
+    pub api_version: String,
+    pub generation: Option<i64>,
+    /// RFC 3339 text as given (compared as time when parseable).
+    pub creation_timestamp: Option<String>,
+    pub uid: Option<String>,
+    pub resource_version: Option<String>,
+    pub labels: BTreeMap<String, String>,
+    pub annotations: BTreeMap<String, String>,
+    pub origin: Origin,
+    /// `spec.` for versions whose fields live under `spec`, empty for top-level versions.
+    pub prefix: &'static str,
+}
+
+/// A TrafficSplit weight as written: a quantity (v1alpha1) or a JSON number (v1alpha2+).
+#[derive(Clone, Debug, PartialEq)]
+pub enum RawWeight {
+    Quantity(Quantity),
+    Number(serde_json::Number),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct SplitBackend {
+    pub service: String,
+    pub weight: RawWeight,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct TypedRef {
+    pub kind: String,
+    pub name: String,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct TrafficSplit {
+    pub meta: Meta,
+    pub service: String,
+    pub backends: Vec<SplitBackend>,
+    pub matches: Vec<TypedRef>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Subject {
+    pub kind: String,
+    pub name: String,
+    pub namespace: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct TargetRule {
+    pub kind: String,
+    pub name: String,
+    pub matches: Option<Vec<String>>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct TrafficTarget {
+    pub meta: Meta,
+    pub destination: Subject,
+    /// v1alpha1/v1alpha2 `destination.port`.
+    pub port: Option<IntOrString>,
+    /// `specs` (v1alpha1) or `rules`.
+    pub rules_field: &'static str,
+    pub rules: Vec<TargetRule>,
+    pub sources: Vec<Subject>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct HttpMatch {
+    pub name: String,
+    pub path_regex: Option<String>,
+    pub methods: Vec<String>,
+    pub headers: Headers,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct HttpRouteGroup {
+    pub meta: Meta,
+    pub matches: Vec<HttpMatch>,
+}
+
+/// TCPRoute or UDPRoute.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PortRoute {
+    pub meta: Meta,
+    pub match_name: Option<String>,
+    /// `None` or empty: all ports.
+    pub ports: Option<Vec<IntOrString>>,
+}
+
+/// One input object of any kind.
+#[derive(Clone, Debug)]
+pub enum Object {
+    TrafficSplit(TrafficSplit),
+    TrafficTarget(TrafficTarget),
+    HttpRouteGroup(HttpRouteGroup),
+    TcpRoute(PortRoute),
+    UdpRoute(PortRoute),
+    Mesh(Box<crate::api::meshbridge::Mesh>, Meta),
+    Install(Box<crate::api::meshbridge::Install>, Meta),
+    Namespace(Box<Namespace>, Meta),
+    Service(Box<Service>, Meta),
+    ServiceAccount(Box<ServiceAccount>, Meta),
+    Pod(Box<Pod>, Meta),
+    Deployment(Box<Deployment>, Meta),
+    EndpointSlice(Box<EndpointSlice>, Meta),
+}
+
+impl Object {
+    pub fn kind(&self) -> Kind {
+        match self {
+            Object::TrafficSplit(_) => Kind::TrafficSplit,
+            Object::TrafficTarget(_) => Kind::TrafficTarget,
+            Object::HttpRouteGroup(_) => Kind::HTTPRouteGroup,
+            Object::TcpRoute(_) => Kind::TCPRoute,
+            Object::UdpRoute(_) => Kind::UDPRoute,
+            Object::Mesh(..) => Kind::Mesh,
+            Object::Install(..) => Kind::Install,
+            Object::Namespace(..) => Kind::Namespace,
+            Object::Service(..) => Kind::Service,
+            Object::ServiceAccount(..) => Kind::ServiceAccount,
+            Object::Pod(..) => Kind::Pod,
+            Object::Deployment(..) => Kind::Deployment,
+            Object::EndpointSlice(..) => Kind::EndpointSlice,
+        }
+    }
+
+    pub fn meta(&self) -> &Meta {
+        match self {
+            Object::TrafficSplit(o) => &o.meta,
+            Object::TrafficTarget(o) => &o.meta,
+            Object::HttpRouteGroup(o) => &o.meta,
+            Object::TcpRoute(o) | Object::UdpRoute(o) => &o.meta,
+            Object::Mesh(_, m)
+            | Object::Install(_, m)
+            | Object::Namespace(_, m)
+            | Object::Service(_, m)
+            | Object::ServiceAccount(_, m)
+            | Object::Pod(_, m)
+            | Object::Deployment(_, m)
+            | Object::EndpointSlice(_, m) => m,
+        }
+    }
+
+    pub fn key(&self) -> ObjectKey {
+        let m = self.meta();
+        ObjectKey::new(self.kind(), m.namespace.clone(), m.name.clone())
+    }
+}

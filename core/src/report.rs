@@ -1,0 +1,109 @@
+//! Problems found while loading and validating input, in the one format the CLI prints:
+//! `PATH:DOC: Kind namespace/name: field.path: reason`.
+
+use crate::model::{Kind, ObjectKey, Origin};
+use std::fmt;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Severity {
+    /// The object is invalid (`Accepted=False`) or a reference cannot be resolved in a way
+    /// that makes translating it unsafe; it is not translated.
+    Error,
+    /// Translated, but something is worth the user's attention (e.g. a missing Service).
+    Warning,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Problem {
+    pub severity: Severity,
+    pub origin: Origin,
+    /// Kind as written (may be unknown to meshbridge, or `Document` when unparsable).
+    pub kind: String,
+    pub namespace: String,
+    pub name: String,
+    /// Field path as the user wrote it (`spec.backends[1].weight`), or `(document)`.
+    pub field: String,
+    pub reason: String,
+    /// Condition reason (`InvalidWeight`, `BackendNotFound`, ...).
+    pub condition_reason: &'static str,
+}
+
+impl Problem {
+    pub fn object_key(&self) -> Option<ObjectKey> {
+        let kind = crate::load::kind_from_str(&self.kind)?;
+        Some(ObjectKey::new(kind, &self.namespace, &self.name))
+    }
+
+    pub fn for_object(
+        severity: Severity,
+        key: &ObjectKey,
+        origin: &Origin,
+        field: impl Into<String>,
+        condition_reason: &'static str,
+        reason: impl Into<String>,
+    ) -> Problem {
+        Problem {
+            severity,
+            origin: origin.clone(),
+            kind: key.kind.as_str().to_string(),
+            namespace: key.namespace.clone(),
+            name: key.name.clone(),
+            field: field.into(),
+            reason: reason.into(),
+            condition_reason,
+        }
+    }
+
+    pub fn is_error(&self) -> bool {
+        self.severity == Severity::Error
+    }
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let ns = if self.namespace.is_empty() {
+            "-"
+        } else {
+            &self.namespace
+        };
+        let name = if self.name.is_empty() {
+            "-"
+        } else {
+            &self.name
+        };
+        write!(
+            f,
+            "{}: {} {}/{}: {}: {}",
+            self.origin, self.kind, ns, name, self.field, self.reason
+        )
+    }
+}
+
+/// Condition reasons used in problems and status (kept in one place so tests and docs agree).
+pub mod reasons {
+    pub const INVALID_YAML: &str = "InvalidYAML";
+    pub const INVALID_FIELD: &str = "InvalidField";
+    pub const UNSUPPORTED_VERSION: &str = "UnsupportedVersion";
+    pub const INVALID_WEIGHT: &str = "InvalidWeight";
+    pub const INVALID_REGEX: &str = "InvalidRegex";
+    pub const INVALID_METHOD: &str = "InvalidMethod";
+    pub const INVALID_PORT: &str = "InvalidPort";
+    pub const DUPLICATE_MATCH: &str = "DuplicateMatchName";
+    pub const UNKNOWN_MATCH: &str = "UnknownMatchName";
+    pub const UNKNOWN_KIND: &str = "UnsupportedKind";
+    pub const ROUTE_GROUP_NOT_FOUND: &str = "RouteNotFound";
+    pub const SERVICE_NOT_FOUND: &str = "ServiceNotFound";
+    pub const SERVICE_ACCOUNT_NOT_FOUND: &str = "ServiceAccountNotFound";
+    pub const BACKEND_PORT_MISMATCH: &str = "BackendPortMismatch";
+    pub const CONFLICTED: &str = "Conflicted";
+    pub const NAMESPACE_MISMATCH: &str = "NamespaceMismatch";
+}
+
+/// Kind name helper for problems about objects meshbridge could not classify.
+pub fn kind_label(kind: Option<Kind>, raw: Option<&str>) -> String {
+    match (kind, raw) {
+        (Some(k), _) => k.as_str().to_string(),
+        (None, Some(r)) if !r.is_empty() => r.to_string(),
+        _ => "Document".to_string(),
+    }
+}

@@ -1,0 +1,122 @@
+//! Conditions on input objects, computed as data (compared without timestamps).
+
+use crate::adapter::Finding;
+use crate::api::common::Condition;
+use crate::api::meshbridge::MeshType;
+use crate::capability::Level;
+use crate::ir::ObjectStatus;
+use crate::report::reasons;
+
+pub const ACCEPTED: &str = "Accepted";
+pub const RESOLVED_REFS: &str = "ResolvedRefs";
+
+fn cond(t: &str, ok: bool, reason: &str, message: String, generation: Option<i64>) -> Condition {
+    Condition {
+        type_: t.to_string(),
+        status: if ok { "True" } else { "False" }.into(),
+        reason: reason.to_string(),
+        message,
+        observed_generation: generation,
+        last_transition_time: None,
+    }
+}
+
+/// `Accepted`, `ResolvedRefs` and, per mesh programmed, `Programmed/<mesh>`.
+pub fn conditions(st: &ObjectStatus, meshes: &[(MeshType, Vec<&Finding>)]) -> Vec<Condition> {
+    let errors: Vec<_> = st.problems.iter().filter(|p| p.is_error()).collect();
+    let first_reason = |pred: &dyn Fn(&&crate::report::Problem) -> bool, default: &'static str| {
+        st.problems
+            .iter()
+            .find(|p| pred(p))
+            .map(|p| p.condition_reason)
+            .unwrap_or(default)
+    };
+    let msg = |pred: &dyn Fn(&&crate::report::Problem) -> bool| {
+        st.problems
+            .iter()
+            .filter(|p| pred(p))
+            .map(|p| format!("{}: {}", p.field, p.reason))
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
+    let is_ref = |p: &&crate::report::Problem| {
+        matches!(
+            p.condition_reason,
+            reasons::ROUTE_GROUP_NOT_FOUND
+                | reasons::SERVICE_NOT_FOUND
+                | reasons::SERVICE_ACCOUNT_NOT_FOUND
+                | reasons::UNKNOWN_MATCH
+                | reasons::BACKEND_PORT_MISMATCH
+        )
+    };
+    let is_accept = |p: &&crate::report::Problem| p.is_error() && !is_ref(p);
+    let accepted = !errors.iter().any(|p| !is_ref(p));
+    let mut out = vec![
+        if accepted {
+            cond(ACCEPTED, true, "Accepted", String::new(), st.generation)
+        } else {
+            cond(
+                ACCEPTED,
+                false,
+                first_reason(&is_accept, "Invalid"),
+                msg(&is_accept),
+                st.generation,
+            )
+        },
+        if st.problems.iter().any(|p| is_ref(&p)) {
+            cond(
+                RESOLVED_REFS,
+                false,
+                first_reason(&is_ref, "RefNotFound"),
+                msg(&is_ref),
+                st.generation,
+            )
+        } else {
+            cond(
+                RESOLVED_REFS,
+                true,
+                "ResolvedRefs",
+                String::new(),
+                st.generation,
+            )
+        },
+    ];
+    for (mesh, findings) in meshes {
+        let t = format!("Programmed/{mesh}");
+        if !st.usable() {
+            out.push(cond(
+                &t,
+                false,
+                "Invalid",
+                "not programmed; the last good configuration stays in place".into(),
+                st.generation,
+            ));
+            continue;
+        }
+        let none: Vec<_> = findings.iter().filter(|f| f.level == Level::None).collect();
+        let partial: Vec<_> = findings
+            .iter()
+            .filter(|f| f.level == Level::Partial)
+            .collect();
+        let describe = |fs: &[&&Finding]| {
+            fs.iter()
+                .map(|f| format!("{} ({}): {}", f.field, f.feature, f.reason))
+                .collect::<Vec<_>>()
+                .join("; ")
+        };
+        out.push(if !none.is_empty() {
+            cond(&t, false, "NotExpressible", describe(&none), st.generation)
+        } else if !partial.is_empty() {
+            cond(
+                &t,
+                true,
+                "PartiallyExpressed",
+                describe(&partial),
+                st.generation,
+            )
+        } else {
+            cond(&t, true, "Programmed", String::new(), st.generation)
+        });
+    }
+    out
+}

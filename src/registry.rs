@@ -1,0 +1,15 @@
+//! The adapters compiled into this binary.
+
+use meshbridge_core::Adapter;
+use meshbridge_core::api::meshbridge::MeshType;
+
+/// The adapter for a mesh, or `None` when this build does not implement it yet.
+pub fn adapter_for(mesh: MeshType) -> Option<Box<dyn Adapter>> {
+    match mesh {
+        MeshType::Istio
+        | MeshType::Linkerd
+        | MeshType::GatewayApi
+        | MeshType::AppMesh
+        | MeshType::Envoy => None,
+    }
+}
