@@ -13,6 +13,7 @@ pub mod crd;
 pub mod ir;
 pub mod load;
 pub mod model;
+pub mod pipeline;
 pub mod report;
 pub mod snapshot;
 pub mod status;
