@@ -88,11 +88,12 @@ impl Registry {
                 versions.push(name);
             }
         }
-        if let Some(v) = crd["spec"]["version"].as_str() {
-            if !versions.iter().any(|x| x == v) && common.is_object() {
-                self.schemas
-                    .insert((group.clone(), v.to_string(), kind.clone()), common.clone());
-            }
+        if let Some(v) = crd["spec"]["version"].as_str()
+            && !versions.iter().any(|x| x == v)
+            && common.is_object()
+        {
+            self.schemas
+                .insert((group.clone(), v.to_string(), kind.clone()), common.clone());
         }
     }
 

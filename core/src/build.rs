@@ -131,7 +131,7 @@ fn build_cluster_state(snap: &Snapshot, ir: &mut Ir) {
                 app_protocol: p.app_protocol,
             });
         }
-        ports.sort_by(|a, b| (a.port, a.protocol).cmp(&(b.port, b.protocol)));
+        ports.sort_by_key(|a| (a.port, a.protocol));
         let key = SvcKey::new(ns, name);
         ir.services.insert(
             key.clone(),
@@ -444,7 +444,7 @@ fn normalise_time(t: Option<&str>) -> String {
 fn build_splits(snap: &Snapshot, groups: &Groups, ir: &mut Ir) {
     // Namespaces in which the snapshot carries Services: only there is "not found" known.
     let svc_namespaces: BTreeSet<&String> = snap.services.keys().map(|(ns, _)| ns).collect();
-    let mut candidates: Vec<(_, Ctx, Split)> = Vec::new();
+    let mut candidates: Vec<(_, Ctx, Split, bool)> = Vec::new();
     for ts in snap.splits.values() {
         let mut cx = Ctx::new(Kind::TrafficSplit, &ts.meta);
         let ns = ts.meta.namespace.clone();
@@ -557,6 +557,17 @@ fn build_splits(snap: &Snapshot, groups: &Groups, ir: &mut Ir) {
                 }
             }
         }
+        // An A/B split whose route groups have no matches selects no request: every request
+        // keeps going to the root. It must not become an unconditional split.
+        let selects_nothing = !ts.matches.is_empty() && matches.is_empty() && cx.status.usable();
+        if selects_nothing {
+            cx.push(
+                Severity::Warning,
+                cx.f("matches"),
+                reasons::INVALID_FIELD,
+                "the referenced HTTPRouteGroups have no matches: no request is split (all go to the root service)",
+            );
+        }
         // Reference checks against Services, where the snapshot has Services.
         let mut ports = Vec::new();
         if let Some(root_key) = &root {
@@ -634,31 +645,33 @@ fn build_splits(snap: &Snapshot, groups: &Groups, ir: &mut Ir) {
             matches,
             ports,
         };
-        candidates.push((ts_key(&ts.meta), cx, split));
+        candidates.push((ts_key(&ts.meta), cx, split, selects_nothing));
     }
     // Two splits on one root: the oldest (creationTimestamp, then name) wins.
     candidates.sort_by(|a, b| a.0.cmp(&b.0));
     let mut winners: BTreeMap<SvcKey, ObjectKey> = BTreeMap::new();
-    for (_, mut cx, split) in candidates {
-        if cx.status.usable() {
-            if let Some(w) = winners.get(&split.root) {
-                cx.status.conflicted = true;
-                cx.push(
-                    Severity::Error,
-                    cx.f("service"),
-                    reasons::CONFLICTED,
-                    format!(
-                        "TrafficSplit {w} already splits {} (the oldest split on a root wins)",
-                        split.root
-                    ),
-                );
-            }
+    for (_, mut cx, split, selects_nothing) in candidates {
+        if cx.status.usable()
+            && let Some(w) = winners.get(&split.root)
+        {
+            cx.status.conflicted = true;
+            cx.push(
+                Severity::Error,
+                cx.f("service"),
+                reasons::CONFLICTED,
+                format!(
+                    "TrafficSplit {w} already splits {} (the oldest split on a root wins)",
+                    split.root
+                ),
+            );
         }
         let root = split.root.clone();
         let parent = cx.key.clone();
         if cx.finish(ir) {
             winners.insert(root.clone(), parent);
-            ir.splits.insert(root, split);
+            if !selects_nothing {
+                ir.splits.insert(root, split);
+            }
         }
     }
 }
@@ -710,24 +723,24 @@ fn build_access(snap: &Snapshot, groups: &Groups, l4: &L4, ir: &mut Ir) {
         };
         let dfield = cx.f("destination");
         let dest = subject(&mut cx, &tt.destination, dfield);
-        if let Some(d) = &dest {
-            if d.namespace != ns {
-                cx.invalid(
+        if let Some(d) = &dest
+            && d.namespace != ns
+        {
+            cx.invalid(
                     cx.f("destination.namespace"),
                     reasons::NAMESPACE_MISMATCH,
                     format!(
                         "the destination must be in the TrafficTarget's namespace `{ns}` (a TrafficTarget grants access only to its own namespace)"
                     ),
                 );
-            }
         }
         let mut sources = Vec::new();
         for (i, s) in tt.sources.iter().enumerate() {
             let sfield = cx.f(&format!("sources[{i}]"));
-            if let Some(id) = subject(&mut cx, s, sfield) {
-                if !sources.contains(&id) {
-                    sources.push(id);
-                }
+            if let Some(id) = subject(&mut cx, s, sfield)
+                && !sources.contains(&id)
+            {
+                sources.push(id);
             }
         }
         if v1alpha3 && tt.sources.is_empty() {
@@ -857,19 +870,19 @@ fn build_access(snap: &Snapshot, groups: &Groups, l4: &L4, ir: &mut Ir) {
             });
         }
         let dest = dest.clone();
-        if cx.finish(ir) {
-            if let Some(dest) = dest {
-                let policy = ir
-                    .access
-                    .entry(dest.clone())
-                    .or_insert_with(|| AccessPolicy {
-                        destination: dest,
-                        rules: vec![],
-                    });
-                for mut r in rules {
-                    r.sources = sources.clone();
-                    policy.rules.push(r);
-                }
+        if cx.finish(ir)
+            && let Some(dest) = dest
+        {
+            let policy = ir
+                .access
+                .entry(dest.clone())
+                .or_insert_with(|| AccessPolicy {
+                    destination: dest,
+                    rules: vec![],
+                });
+            for mut r in rules {
+                r.sources = sources.clone();
+                policy.rules.push(r);
             }
         }
     }

@@ -158,7 +158,7 @@ pub struct PathRegex(pub String);
 /// What a start-anchored path regex means, for targets without (or with full-match) regex.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum PathKind {
-    /// Matches every path.
+    /// Matches every path (`.*`, empty, or the prefix `/`: every request path starts with it).
     Any,
     /// Matches exactly this path.
     Exact(String),
@@ -237,14 +237,14 @@ impl PathRegex {
         let is_end = |h: &regex_syntax::hir::Hir| matches!(h.kind(), HirKind::Look(Look::End));
         match rest {
             [] => {
-                if lit.is_empty() {
+                if lit.is_empty() || lit == "/" {
                     PathKind::Any
                 } else {
                     PathKind::Prefix(lit)
                 }
             }
             [d] if is_dot_star(d) => {
-                if lit.is_empty() {
+                if lit.is_empty() || lit == "/" {
                     PathKind::Any
                 } else {
                     PathKind::Prefix(lit)
@@ -252,7 +252,7 @@ impl PathRegex {
             }
             [e] if is_end(e) => PathKind::Exact(lit),
             [d, e] if is_dot_star(d) && is_end(e) => {
-                if lit.is_empty() {
+                if lit.is_empty() || lit == "/" {
                     PathKind::Any
                 } else {
                     PathKind::Prefix(lit)
@@ -488,6 +488,8 @@ mod tests {
         assert_eq!(k("^/api"), PathKind::Prefix("/api".into()));
         assert_eq!(k(".*"), PathKind::Any);
         assert_eq!(k(""), PathKind::Any);
+        assert_eq!(k("/"), PathKind::Any);
+        assert_eq!(k("/.*"), PathKind::Any);
         assert_eq!(k("/ping$"), PathKind::Exact("/ping".into()));
         assert_eq!(k("/api/v[0-9]+"), PathKind::Regex);
         assert_eq!(k("/a.b"), PathKind::Regex);

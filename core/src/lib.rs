@@ -17,6 +17,7 @@ pub mod pipeline;
 pub mod report;
 pub mod snapshot;
 pub mod status;
+pub mod synth;
 pub mod weights;
 pub mod yaml;
 

@@ -197,24 +197,24 @@ fn load_value_depth(v: Value, origin: &Origin, out: &mut Loaded, depth: usize) {
     let ns_for_msg = ns_raw.clone().unwrap_or_else(|| "default".into());
 
     // `kind: List` (and `FooList`) from kubectl: expand items.
-    if raw_kind.ends_with("List") {
-        if let Some(Value::Array(items)) = map.get("items") {
-            if depth > 4 {
-                out.problems.push(problem(
-                    kind_label,
-                    "",
-                    "",
-                    "items",
-                    reasons::INVALID_FIELD,
-                    "lists nested too deeply".into(),
-                ));
-                return;
-            }
-            for item in items.clone() {
-                load_value_depth(item, origin, out, depth + 1);
-            }
+    if raw_kind.ends_with("List")
+        && let Some(Value::Array(items)) = map.get("items")
+    {
+        if depth > 4 {
+            out.problems.push(problem(
+                kind_label,
+                "",
+                "",
+                "items",
+                reasons::INVALID_FIELD,
+                "lists nested too deeply".into(),
+            ));
             return;
         }
+        for item in items.clone() {
+            load_value_depth(item, origin, out, depth + 1);
+        }
+        return;
     }
 
     let api_version = match map.get("apiVersion") {

@@ -71,7 +71,7 @@ pub fn context_for(
         .unwrap_or_else(|| base.trust_domain.clone());
     Context {
         trust_domain,
-        mesh: spec,
+        mesh: spec.or_else(|| base.mesh.clone()),
         ..base.clone()
     }
 }
