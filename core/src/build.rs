@@ -660,8 +660,8 @@ fn build_splits(snap: &Snapshot, groups: &Groups, ir: &mut Ir) {
                 cx.f("service"),
                 reasons::CONFLICTED,
                 format!(
-                    "TrafficSplit {w} already splits {} (the oldest split on a root wins)",
-                    split.root
+                    "TrafficSplit {}/{} already splits {} (the oldest split on a root wins)",
+                    w.namespace, w.name, split.root
                 ),
             );
         }

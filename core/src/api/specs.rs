@@ -82,14 +82,14 @@ macro_rules! spec_route_group {
     ($ver:ident, $vs:literal) => {
         #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
         #[kube(
-                                            group = "specs.smi-spec.io",
-                                            version = $vs,
-                                            kind = "HTTPRouteGroup",
-                                            namespaced,
-                                            shortname = "htr",
-                                            category = "smi",
-                                            status = "SmiStatus"
-                                        )]
+                                                            group = "specs.smi-spec.io",
+                                                            version = $vs,
+                                                            kind = "HTTPRouteGroup",
+                                                            namespaced,
+                                                            shortname = "htr",
+                                                            category = "smi",
+                                                            status = "SmiStatus"
+                                                        )]
         pub struct HTTPRouteGroupSpec {
             #[serde(default)]
             pub matches: Vec<HttpMatch>,

