@@ -1,10 +1,113 @@
-//! meshbridge adapter for appmesh. (Work in progress this session: the translation is being written.)
+//! meshbridge adapter for AWS App Mesh (end of support: 2026-09-30).
+//!
+//! One IR translation ([`desired_state`]) yields the App Mesh resources meshbridge wants;
+//! it is rendered two ways:
+//! - [`AppMeshAdapter`] (the pure [`Adapter`]): the App Mesh controller CRDs
+//!   (`appmesh.k8s.aws/v1beta2` VirtualNode, VirtualRouter with inline routes,
+//!   VirtualService) — what `meshbridge translate --mesh appmesh` prints;
+//! - [`sync`] (cargo feature `aws`, on by default): the same resources driven straight
+//!   through the App Mesh API with `aws-sdk-appmesh` — what `meshbridge run --backend
+//!   appmesh` uses.
+//!
+//! Mapping, per TrafficSplit root (`svc` in `ns`):
+//! - VirtualService `svc.ns.svc.<cluster domain>` provided by VirtualRouter `svc_ns`, one
+//!   listener per root Service port (protocol from appProtocol / port name: http, http2
+//!   (also gRPC) or tcp);
+//! - a VirtualNode `<backend>_<ns>` per backend Service (DNS service discovery
+//!   `<backend>.<ns>.svc.<cluster domain>`, listener = the backend's targetPort);
+//! - routes: weights as whole percents (largest remainder) over at most 10 targets; A/B
+//!   matches become one route per (match, method) with explicit priorities in SMI order,
+//!   then a catch-all (priority 1000) to the root's own node.
+//!
+//! App Mesh has no request-level authorization: TrafficTargets are reported, never faked.
+
+pub mod crd;
+pub mod model;
+pub mod plan;
+#[cfg(feature = "aws")]
+pub mod sync;
+
+pub use model::DesiredState;
+pub use plan::desired_state;
 
 use meshbridge_core::api::meshbridge::MeshType;
-use meshbridge_core::{Adapter, CapabilityMatrix, Context, Ir, Translation};
+use meshbridge_core::{Adapter, CapabilityMatrix, Context, Feature, Ir, Level, Translation};
 
 #[derive(Clone, Debug, Default)]
 pub struct AppMeshAdapter;
+
+/// The App Mesh mesh to program: the `Mesh` object's `appMeshName`, if set.
+///
+/// The controller's `run --backend appmesh` loop is, per reconcile:
+/// `let want = desired_state(&ir, &cx);` then
+/// `sync::sync(&client, mesh_name(&cx).unwrap_or(default), &want).await` with a client from
+/// `sync::client_from_env().await` (created once); `want.findings` are the same findings
+/// `translate` reports, and the `SyncReport` says what was written or failed.
+pub fn mesh_name(cx: &Context) -> Option<&str> {
+    cx.mesh.as_ref().and_then(|m| m.app_mesh_name.as_deref())
+}
+
+/// The capability matrix (App Mesh has one API version; it does not depend on `cx`).
+pub fn capabilities() -> CapabilityMatrix {
+    CapabilityMatrix::new([
+        (
+            Feature::TrafficSplit,
+            Level::Partial,
+            "weights become whole percents (largest remainder; a share under 0.5% can round to 0), at most 10 weighted targets per route; DNS service discovery dials the targetPort, so Services should use port == targetPort; client VirtualNodes must list the VirtualService in their backends",
+        ),
+        (
+            Feature::TrafficSplitMatches,
+            Level::Partial,
+            "HTTP ports only (one route per match and method, explicit priorities, catch-all to the root); on TCP ports the matches cannot apply and traffic goes to the root",
+        ),
+        (
+            Feature::PathRouting,
+            Level::Partial,
+            "prefix, path.exact or path.regex (whole-path form of the start-anchored regex), at most 255 characters",
+        ),
+        (
+            Feature::MethodRouting,
+            Level::Partial,
+            "one route per method (a route takes one method); only GET HEAD POST PUT DELETE CONNECT OPTIONS TRACE PATCH",
+        ),
+        (
+            Feature::HeaderRouting,
+            Level::Partial,
+            "at most 10 headers per match, names up to 50 characters, values up to 255",
+        ),
+        (
+            Feature::HttpAccess,
+            Level::None,
+            "App Mesh has no request-level authorization (paths, methods, headers, sources); only client backends and listener TLS SAN validation exist",
+        ),
+        (
+            Feature::TcpAccess,
+            Level::None,
+            "App Mesh has no per-source authorization without mTLS certificates (SPIRE or ACM PCA), which meshbridge does not manage",
+        ),
+        (
+            Feature::UdpAccess,
+            Level::None,
+            "App Mesh does not carry UDP",
+        ),
+        (Feature::TcpRoutes, Level::Full, ""),
+        (
+            Feature::UdpRoutes,
+            Level::None,
+            "App Mesh does not carry UDP",
+        ),
+        (
+            Feature::Metrics,
+            Level::None,
+            "App Mesh exposes Envoy stats / CloudWatch only; no TrafficMetrics API",
+        ),
+        (
+            Feature::Mtls,
+            Level::None,
+            "listener TLS needs ACM PCA or SPIRE (SDS) certificates, which meshbridge does not manage",
+        ),
+    ])
+}
 
 impl Adapter for AppMeshAdapter {
     fn mesh_type(&self) -> MeshType {
@@ -12,10 +115,10 @@ impl Adapter for AppMeshAdapter {
     }
 
     fn capabilities(&self, _cx: &Context) -> CapabilityMatrix {
-        CapabilityMatrix::new([])
+        capabilities()
     }
 
-    fn translate(&self, _ir: &Ir, _cx: &Context) -> Translation {
-        Translation::default()
+    fn translate(&self, ir: &Ir, cx: &Context) -> Translation {
+        crd::render(&desired_state(ir, cx), cx)
     }
 }

@@ -1,0 +1,751 @@
+//! IR → [`DesiredState`]: the one translation both outputs (CRDs and direct API) render.
+
+use crate::model::*;
+use meshbridge_core::capability::{Feature, Level};
+use meshbridge_core::ir::{
+    Backend, HttpRoute, Ir, PathKind, PathRegex, Protocol, ServicePort, Split, SplitPort, SvcKey,
+    TargetPort, Traffic, selects,
+};
+use meshbridge_core::model::ObjectKey;
+use meshbridge_core::weights::largest_remainder;
+use meshbridge_core::{Context, Finding};
+use std::collections::BTreeSet;
+
+/// Builds what App Mesh should hold for `ir`. Pure and deterministic.
+pub fn desired_state(ir: &Ir, cx: &Context) -> DesiredState {
+    let mut p = Planner {
+        ir,
+        cx,
+        st: DesiredState {
+            owner: cx.controller_namespace.clone(),
+            ..Default::default()
+        },
+        roots: ir.splits.keys().cloned().collect(),
+    };
+    for split in ir.splits.values() {
+        p.split(split);
+    }
+    for policy in ir.access.values() {
+        for rule in &policy.rules {
+            let (feature, what) = match &rule.traffic {
+                Traffic::Http(_) => (Feature::HttpAccess, "HTTP"),
+                Traffic::Tcp => (Feature::TcpAccess, "TCP"),
+                Traffic::Udp => (Feature::UdpAccess, "UDP"),
+            };
+            p.finding(
+                feature,
+                Level::None,
+                &rule.parent,
+                &rule.field,
+                format!(
+                    "App Mesh has no request-level authorization: this {what} allow rule for {} is not programmed (only client backends and listener TLS SAN validation exist)",
+                    policy.destination
+                ),
+            );
+        }
+    }
+    let mut st = p.st;
+    for r in st.virtual_routers.values_mut() {
+        r.routes.sort_by(|a, b| a.name.cmp(&b.name));
+        r.listeners.sort();
+        r.listeners.dedup();
+    }
+    for n in st.virtual_nodes.values_mut() {
+        n.listeners.sort();
+        n.listeners.dedup();
+    }
+    st.findings.sort();
+    st.findings.dedup();
+    st
+}
+
+/// App Mesh name of a virtual node or router for a Service (the controller's `awsName`
+/// default: `<name>_<namespace>`).
+pub fn node_names(svc: &SvcKey) -> Names {
+    Names {
+        namespace: svc.namespace.clone(),
+        k8s_name: svc.name.clone(),
+        aws_name: format!("{}_{}", svc.name, svc.namespace),
+    }
+}
+
+fn protocol_of(p: &ServicePort) -> PortProtocol {
+    if !p.is_http() {
+        return PortProtocol::Tcp;
+    }
+    let ap = p.app_protocol.as_deref().unwrap_or("").to_ascii_lowercase();
+    let name = p.name.as_deref().unwrap_or("").to_ascii_lowercase();
+    if matches!(ap.as_str(), "grpc" | "grpc-web") || (ap.is_empty() && name.starts_with("grpc")) {
+        // gRPC routes match on service/method only; HTTP/2 routes keep path/method/header
+        // matching, and gRPC is HTTP/2.
+        PortProtocol::Http2
+    } else if matches!(ap.as_str(), "http2" | "h2c" | "kubernetes.io/h2c")
+        || (ap.is_empty() && name.starts_with("http2"))
+    {
+        PortProtocol::Http2
+    } else {
+        PortProtocol::Http
+    }
+}
+
+struct Planner<'a> {
+    ir: &'a Ir,
+    cx: &'a Context,
+    st: DesiredState,
+    roots: BTreeSet<SvcKey>,
+}
+
+/// A route target before normalisation.
+struct RawTarget {
+    node: Names,
+    weight: u64,
+    port: u16,
+    label: String,
+}
+
+impl Planner<'_> {
+    fn finding(
+        &mut self,
+        feature: Feature,
+        level: Level,
+        object: &ObjectKey,
+        field: &str,
+        reason: String,
+    ) {
+        self.st.findings.push(Finding {
+            feature,
+            level,
+            object: object.clone(),
+            field: field.to_string(),
+            reason,
+        });
+    }
+
+    /// The container port a Service's target port names, from the pods it selects.
+    fn resolve_target_port(&self, svc: &SvcKey, tp: &TargetPort) -> Result<u16, String> {
+        let name = match tp {
+            TargetPort::Number(n) => return Ok(*n),
+            TargetPort::Named(n) => n,
+        };
+        let Some(s) = self.ir.services.get(svc) else {
+            return Err(format!(
+                "Service {svc} is not in the input: named targetPort {name:?} cannot be resolved"
+            ));
+        };
+        let mut found = BTreeSet::new();
+        if !s.selector.is_empty() {
+            for w in self.ir.workloads.values() {
+                for pod in &w.pods {
+                    if pod.namespace == svc.namespace && selects(&s.selector, &pod.labels) {
+                        for (n, p) in &pod.container_ports {
+                            if n.as_deref() == Some(name.as_str()) {
+                                found.insert(*p);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        match found.len() {
+            1 => Ok(*found.iter().next().unwrap_or(&0)),
+            0 => Err(format!(
+                "named targetPort {name:?} of Service {svc} matches no container port of its pods: App Mesh listeners need a number"
+            )),
+            _ => Err(format!(
+                "named targetPort {name:?} of Service {svc} means different container ports on different pods ({found:?}): App Mesh has one listener port per node"
+            )),
+        }
+    }
+
+    /// Registers (or extends) the virtual node of `svc` with a listener.
+    fn node(&mut self, svc: &SvcKey, mapping: PortMapping, parent: &ObjectKey) -> Names {
+        let names = node_names(svc);
+        // The root Service of a split usually selects every version's pods; a pod matched
+        // by two virtual nodes is rejected by the controller, so a root's node only serves
+        // as a routing target (no podSelector).
+        let selector = if self.roots.contains(svc) {
+            None
+        } else {
+            self.ir
+                .services
+                .get(svc)
+                .map(|s| s.selector.clone())
+                .filter(|s| !s.is_empty())
+        };
+        let hostname = svc.fqdn(&self.cx.cluster_domain);
+        let vn = self
+            .st
+            .virtual_nodes
+            .entry(names.aws_name.clone())
+            .or_insert_with(|| VirtualNodeDef {
+                names: names.clone(),
+                hostname,
+                listeners: Vec::new(),
+                pod_selector: selector,
+                parents: BTreeSet::new(),
+            });
+        // One listener per port: the first protocol seen wins.
+        if !vn.listeners.iter().any(|l| l.port == mapping.port) {
+            vn.listeners.push(mapping);
+        }
+        vn.parents.insert(parent.clone());
+        names
+    }
+
+    fn split(&mut self, split: &Split) {
+        let parent = split.parent.clone();
+        if split.ports.is_empty() {
+            self.finding(
+                Feature::TrafficSplit,
+                Level::None,
+                &parent,
+                "spec.service",
+                format!(
+                    "root Service {} is not in the input: its ports are unknown, so no VirtualRouter listener can be written; not programmed",
+                    split.root
+                ),
+            );
+            return;
+        }
+        let mut usable: Vec<(&SplitPort, PortProtocol)> = Vec::new();
+        for sp in &split.ports {
+            match sp.port.protocol {
+                Protocol::Tcp => usable.push((sp, protocol_of(&sp.port))),
+                Protocol::Udp => self.finding(
+                    Feature::UdpRoutes,
+                    Level::None,
+                    &parent,
+                    "spec.service",
+                    format!(
+                        "port {} of {} is UDP: App Mesh routes only HTTP, HTTP/2, gRPC and TCP; not programmed",
+                        sp.port.port, split.root
+                    ),
+                ),
+                Protocol::Sctp => self.finding(
+                    Feature::TcpRoutes,
+                    Level::None,
+                    &parent,
+                    "spec.service",
+                    format!(
+                        "port {} of {} is SCTP: App Mesh routes only HTTP, HTTP/2, gRPC and TCP; not programmed",
+                        sp.port.port, split.root
+                    ),
+                ),
+            }
+        }
+        if usable.is_empty() {
+            return;
+        }
+        let multi = usable.len() > 1;
+        let router_names = node_names(&split.root);
+        let mut listeners = Vec::new();
+        let mut routes: Vec<RouteDef> = Vec::new();
+        // (index of the port's first route, the root's listener on that port)
+        let mut root_ports: Vec<(usize, PortMapping)> = Vec::new();
+        for (sp, proto) in usable {
+            let port = sp.port.port;
+            // The root's own endpoints (catch-all target of A/B, fallback of an all-zero port).
+            let root_target = match self.resolve_target_port(&split.root, &sp.port.target_port) {
+                Ok(tp) => Some(tp),
+                Err(reason) => {
+                    self.finding(
+                        Feature::TrafficSplit,
+                        Level::None,
+                        &parent,
+                        "spec.service",
+                        format!("{reason}; port {port} not programmed"),
+                    );
+                    None
+                }
+            };
+            let Some(root_tp) = root_target else {
+                continue;
+            };
+            // The root's own node is registered only if a route targets it (below).
+            let root_node = node_names(&split.root);
+            root_ports.push((
+                routes.len(),
+                PortMapping {
+                    port: root_tp,
+                    protocol: proto,
+                },
+            ));
+            if root_tp != port && !split.matches.is_empty() {
+                self.finding(
+                    Feature::TrafficSplit,
+                    Level::Partial,
+                    &parent,
+                    "spec.service",
+                    format!(
+                        "Service {} maps port {port} to targetPort {root_tp}: App Mesh DNS service discovery dials {}:{root_tp} for requests that miss the matches, which reaches the pods only if the Service also exposes port {root_tp} (or use port == targetPort)",
+                        split.root,
+                        split.root.fqdn(&self.cx.cluster_domain)
+                    ),
+                );
+            }
+            listeners.push(PortMapping {
+                port,
+                protocol: proto,
+            });
+            let targets = self.targets(split, sp, proto, &root_node, root_tp, multi);
+            let is_http = proto != PortProtocol::Tcp;
+            let root_only = vec![Target {
+                node: root_node.clone(),
+                weight: 100,
+                port: multi.then_some(root_tp),
+            }];
+            if !is_http {
+                let tgts = if split.matches.is_empty() {
+                    targets
+                } else {
+                    self.finding(
+                        Feature::TrafficSplitMatches,
+                        Level::Partial,
+                        &parent,
+                        "spec.matches",
+                        format!(
+                            "port {port} of {} is not HTTP: HTTP matches cannot apply, so its connections go to the root service unchanged",
+                            split.root
+                        ),
+                    );
+                    root_only.clone()
+                };
+                routes.push(RouteDef {
+                    name: format!("p{port}-tcp"),
+                    priority: CATCH_ALL_PRIORITY,
+                    kind: RouteKind::Tcp {
+                        port: multi.then_some(port),
+                        targets: tgts,
+                    },
+                });
+                continue;
+            }
+            let http2 = proto != PortProtocol::Http;
+            let port_match = multi.then_some(port);
+            if split.matches.is_empty() {
+                routes.push(RouteDef {
+                    name: format!("p{port}-split"),
+                    priority: CATCH_ALL_PRIORITY,
+                    kind: RouteKind::Http {
+                        http2,
+                        r#match: HttpMatch {
+                            path: PathMatch::Prefix("/".into()),
+                            method: None,
+                            headers: vec![],
+                            port: port_match,
+                        },
+                        targets,
+                    },
+                });
+                continue;
+            }
+            // A/B: one route per (match, method) in SMI order, explicit priorities, then
+            // the catch-all to the root's own node.
+            let mut priority: u16 = 1;
+            for (i, m) in split.matches.iter().enumerate() {
+                for (suffix, hm) in self.http_matches(&parent, i, m, port_match) {
+                    if priority >= CATCH_ALL_PRIORITY {
+                        self.finding(
+                            Feature::TrafficSplitMatches,
+                            Level::Partial,
+                            &parent,
+                            &format!("spec.matches[{i}]"),
+                            format!(
+                                "more than {} match routes on port {port}: App Mesh priorities run out; the rest go to the root service",
+                                CATCH_ALL_PRIORITY - 1
+                            ),
+                        );
+                        break;
+                    }
+                    routes.push(RouteDef {
+                        name: format!("p{port}-m{i}{suffix}"),
+                        priority,
+                        kind: RouteKind::Http {
+                            http2,
+                            r#match: hm,
+                            targets: targets.clone(),
+                        },
+                    });
+                    priority += 1;
+                }
+            }
+            routes.push(RouteDef {
+                name: format!("p{port}-default"),
+                priority: CATCH_ALL_PRIORITY,
+                kind: RouteKind::Http {
+                    http2,
+                    r#match: HttpMatch {
+                        path: PathMatch::Prefix("/".into()),
+                        method: None,
+                        headers: vec![],
+                        port: port_match,
+                    },
+                    targets: root_only,
+                },
+            });
+        }
+        if listeners.is_empty() {
+            return;
+        }
+        let root_names = node_names(&split.root);
+        for (k, (first, mapping)) in root_ports.iter().enumerate() {
+            let end = root_ports.get(k + 1).map_or(routes.len(), |n| n.0);
+            let used = routes[*first..end]
+                .iter()
+                .any(|r| r.kind.targets().iter().any(|t| t.node == root_names));
+            if used {
+                self.node(&split.root, *mapping, &parent);
+            }
+        }
+        let vr = self
+            .st
+            .virtual_routers
+            .entry(router_names.aws_name.clone())
+            .or_insert_with(|| VirtualRouterDef {
+                names: router_names.clone(),
+                listeners: Vec::new(),
+                routes: Vec::new(),
+                parents: BTreeSet::new(),
+            });
+        vr.listeners.extend(listeners);
+        vr.routes.extend(routes);
+        vr.parents.insert(parent.clone());
+        let vs_names = Names {
+            namespace: split.root.namespace.clone(),
+            k8s_name: split.root.name.clone(),
+            aws_name: split.root.fqdn(&self.cx.cluster_domain),
+        };
+        let vs = self
+            .st
+            .virtual_services
+            .entry(vs_names.aws_name.clone())
+            .or_insert_with(|| VirtualServiceDef {
+                names: vs_names,
+                router: router_names,
+                parents: BTreeSet::new(),
+            });
+        vs.parents.insert(parent);
+    }
+
+    /// Weighted targets of one port: merged per node, at most 10, normalised to 100.
+    fn targets(
+        &mut self,
+        split: &Split,
+        sp: &SplitPort,
+        proto: PortProtocol,
+        root_node: &Names,
+        root_tp: u16,
+        multi: bool,
+    ) -> Vec<Target> {
+        let parent = split.parent.clone();
+        let port = sp.port.port;
+        let mut raw: Vec<RawTarget> = Vec::new();
+        for (idx, tp) in &sp.backends {
+            let Some(b): Option<&Backend> = split.backends.get(*idx) else {
+                continue;
+            };
+            let field = format!("spec.backends[{idx}]");
+            let (node, tport) = if b.is_root {
+                (root_node.clone(), root_tp)
+            } else {
+                let tport = match self.resolve_target_port(&b.service, tp) {
+                    Ok(n) => n,
+                    Err(reason) => {
+                        if b.weight > 0 {
+                            self.finding(
+                                Feature::TrafficSplit,
+                                Level::Partial,
+                                &parent,
+                                &field,
+                                format!("{reason}; left out of the split on port {port}"),
+                            );
+                        }
+                        continue;
+                    }
+                };
+                let node = self.node(
+                    &b.service,
+                    PortMapping {
+                        port: tport,
+                        protocol: proto,
+                    },
+                    &parent,
+                );
+                (node, tport)
+            };
+            if tport != port && b.weight > 0 {
+                self.finding(
+                    Feature::TrafficSplit,
+                    Level::Partial,
+                    &parent,
+                    &field,
+                    format!(
+                        "Service {} maps port {port} to targetPort {tport}: App Mesh DNS service discovery dials {}:{tport}, which reaches the pods only if the Service also exposes port {tport} (or use port == targetPort)",
+                        b.service,
+                        b.service.fqdn(&self.cx.cluster_domain)
+                    ),
+                );
+            }
+            // Two backends on one node (the same Service twice) are merged.
+            if let Some(t) = raw.iter_mut().find(|t| t.node == node && t.port == tport) {
+                t.weight = t.weight.saturating_add(b.weight);
+            } else {
+                raw.push(RawTarget {
+                    node,
+                    weight: b.weight,
+                    port: tport,
+                    label: b.service.to_string(),
+                });
+            }
+        }
+        if raw.iter().all(|t| t.weight == 0) {
+            // Nothing left with a share on this port: SMI sends everything to the root.
+            return vec![Target {
+                node: root_node.clone(),
+                weight: 100,
+                port: multi.then_some(root_tp),
+            }];
+        }
+        // Zero-weight backends never get traffic: leave them out (keeps within 10 targets).
+        raw.retain(|t| t.weight > 0);
+        if raw.len() > MAX_TARGETS {
+            let mut order: Vec<usize> = (0..raw.len()).collect();
+            order.sort_by(|a, b| raw[*b].weight.cmp(&raw[*a].weight).then(a.cmp(b)));
+            let keep: BTreeSet<usize> = order.iter().take(MAX_TARGETS).copied().collect();
+            let dropped: Vec<String> = (0..raw.len())
+                .filter(|i| !keep.contains(i))
+                .map(|i| raw[i].label.clone())
+                .collect();
+            self.finding(
+                Feature::TrafficSplit,
+                Level::Partial,
+                &parent,
+                "spec.backends",
+                format!(
+                    "{} backends on port {port}: an App Mesh route takes at most {MAX_TARGETS} weighted targets; the {MAX_TARGETS} largest are kept and renormalised, left out: {}",
+                    raw.len(),
+                    dropped.join(", ")
+                ),
+            );
+            let mut i = 0;
+            raw.retain(|_| {
+                let k = keep.contains(&i);
+                i += 1;
+                k
+            });
+        }
+        let weights: Vec<u64> = raw.iter().map(|t| t.weight).collect();
+        let norm = largest_remainder(&weights, 100);
+        let mut out = Vec::new();
+        for (t, w) in raw.into_iter().zip(norm) {
+            if w == 0 {
+                self.finding(
+                    Feature::TrafficSplit,
+                    Level::Partial,
+                    &parent,
+                    "spec.backends",
+                    format!(
+                        "backend {} has weight {} which rounds to 0% on port {port}: App Mesh weights are whole percents, so it gets no traffic",
+                        t.label, t.weight
+                    ),
+                );
+                continue;
+            }
+            out.push(Target {
+                node: t.node,
+                weight: u8::try_from(w).unwrap_or(100),
+                port: multi.then_some(t.port),
+            });
+        }
+        out
+    }
+
+    /// One HTTP match per method (App Mesh takes one method per route). Matches that cannot
+    /// be expressed are reported and left out: their requests go to the root service, never
+    /// to a wider match.
+    fn http_matches(
+        &mut self,
+        parent: &ObjectKey,
+        i: usize,
+        m: &HttpRoute,
+        port: Option<u16>,
+    ) -> Vec<(String, HttpMatch)> {
+        let field = format!("spec.matches[{i}]");
+        let label = format!(
+            "{} {}/{} match {:?}",
+            m.group.kind, m.group.namespace, m.group.name, m.name
+        );
+        let path = match &m.path {
+            None => PathMatch::Prefix("/".into()),
+            Some(p) => match path_match(p) {
+                Ok(pm) => pm,
+                Err(reason) => {
+                    self.finding(
+                        Feature::PathRouting,
+                        Level::Partial,
+                        parent,
+                        &field,
+                        format!("{label}: {reason}; its requests go to the root service"),
+                    );
+                    return vec![];
+                }
+            },
+        };
+        if m.headers.len() > MAX_HEADERS {
+            self.finding(
+                Feature::HeaderRouting,
+                Level::Partial,
+                parent,
+                &field,
+                format!(
+                    "{label}: {} headers; App Mesh matches at most {MAX_HEADERS} per route; its requests go to the root service",
+                    m.headers.len()
+                ),
+            );
+            return vec![];
+        }
+        let mut headers = Vec::new();
+        for h in &m.headers {
+            if h.name.is_empty() || h.name.len() > MAX_HEADER_NAME {
+                self.finding(
+                    Feature::HeaderRouting,
+                    Level::Partial,
+                    parent,
+                    &field,
+                    format!(
+                        "{label}: header name {:?} is longer than App Mesh's {MAX_HEADER_NAME} characters; its requests go to the root service",
+                        h.name
+                    ),
+                );
+                return vec![];
+            }
+            match header_value(&h.regex) {
+                Some(value) => headers.push(HeaderDef {
+                    name: h.name.clone(),
+                    value,
+                }),
+                None => {
+                    self.finding(
+                        Feature::HeaderRouting,
+                        Level::Partial,
+                        parent,
+                        &field,
+                        format!(
+                            "{label}: header {:?} regex is longer than App Mesh's {MAX_MATCH_LEN} characters; its requests go to the root service",
+                            h.name
+                        ),
+                    );
+                    return vec![];
+                }
+            }
+        }
+        headers.sort();
+        let mut out = Vec::new();
+        if m.methods.is_empty() {
+            out.push((
+                String::new(),
+                HttpMatch {
+                    path,
+                    method: None,
+                    headers,
+                    port,
+                },
+            ));
+            return out;
+        }
+        let mut methods: Vec<&String> = m.methods.iter().collect();
+        methods.sort();
+        methods.dedup();
+        for meth in methods {
+            let up = meth.to_ascii_uppercase();
+            if !HTTP_METHODS.contains(&up.as_str()) {
+                self.finding(
+                    Feature::MethodRouting,
+                    Level::Partial,
+                    parent,
+                    &field,
+                    format!(
+                        "{label}: method {meth:?} is not one App Mesh can match ({}); those requests go to the root service",
+                        HTTP_METHODS.join(" ")
+                    ),
+                );
+                continue;
+            }
+            out.push((
+                format!("-{}", up.to_ascii_lowercase()),
+                HttpMatch {
+                    path: path.clone(),
+                    method: Some(up),
+                    headers: headers.clone(),
+                    port,
+                },
+            ));
+        }
+        out
+    }
+}
+
+/// A start-anchored SMI path regex as an App Mesh path match: `prefix` for literals
+/// (optionally followed by `.*`), `path.exact` for `literal$`, else `path.regex` with the
+/// whole-path form `(?:P).*`.
+pub fn path_match(p: &PathRegex) -> Result<PathMatch, String> {
+    let pm = match p.kind() {
+        PathKind::Any => PathMatch::Prefix("/".into()),
+        PathKind::Prefix(lit) if lit.starts_with('/') => PathMatch::Prefix(lit),
+        PathKind::Exact(lit) if lit.starts_with('/') => PathMatch::Exact(lit),
+        _ => PathMatch::Regex(p.full_match_regex()),
+    };
+    let len = match &pm {
+        PathMatch::Prefix(s) | PathMatch::Exact(s) | PathMatch::Regex(s) => s.len(),
+    };
+    if len > MAX_MATCH_LEN {
+        return Err(format!(
+            "pathRegex {:?} needs {len} characters; App Mesh accepts at most {MAX_MATCH_LEN}",
+            p.0
+        ));
+    }
+    Ok(pm)
+}
+
+/// A whole-value header regex as `exact` (a non-empty literal) or `regex`; `None` when too
+/// long for App Mesh.
+pub fn header_value(re: &str) -> Option<HeaderValue> {
+    if let PathKind::Exact(lit) = PathRegex(format!("^(?:{re})$")).kind()
+        && !lit.is_empty()
+        && lit.len() <= MAX_MATCH_LEN
+    {
+        return Some(HeaderValue::Exact(lit));
+    }
+    let re = if re.is_empty() { "^$" } else { re };
+    (re.len() <= MAX_MATCH_LEN).then(|| HeaderValue::Regex(re.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn path_forms() {
+        let pm = |s: &str| path_match(&PathRegex(s.into())).unwrap();
+        assert_eq!(pm("/api"), PathMatch::Prefix("/api".into()));
+        assert_eq!(pm(".*"), PathMatch::Prefix("/".into()));
+        assert_eq!(pm("/ping$"), PathMatch::Exact("/ping".into()));
+        assert_eq!(pm("/v[0-9]+"), PathMatch::Regex("(?:/v[0-9]+).*".into()));
+        assert_eq!(pm("api"), PathMatch::Regex("(?:api).*".into()));
+        assert!(path_match(&PathRegex(format!("/{}", "a".repeat(300)))).is_err());
+    }
+
+    #[test]
+    fn header_forms() {
+        assert_eq!(
+            header_value("canary"),
+            Some(HeaderValue::Exact("canary".into()))
+        );
+        assert_eq!(
+            header_value(".*Firefox.*"),
+            Some(HeaderValue::Regex(".*Firefox.*".into()))
+        );
+        assert_eq!(header_value(""), Some(HeaderValue::Regex("^$".into())));
+        assert_eq!(header_value(&"x|".repeat(200)), None);
+    }
+}
