@@ -1,0 +1,54 @@
+//! meshbridge's controller: sources (the Kubernetes API, a directory, memory) feed one
+//! reconciler, which renders each namespace with the backend it selects
+//! (`meshbridge.io/mesh` namespace label → Mesh → adapter, or `--backend`) and brings a sink
+//! (Kubernetes server-side apply, a directory) and the inputs' status to the desired state,
+//! writing only differences.
+//!
+//! This crate depends on `meshbridge-core` and on no adapter crate: the binary passes the
+//! adapters in. Layout: [`engine`] (sans-IO: store, partitions, last-known-good),
+//! [`reconciler`] (diff and write), [`source`], [`sink`], [`status`], [`leader`],
+//! [`metrics`], [`run`] (flags and the event loop).
+
+pub mod discovery;
+pub mod engine;
+pub mod leader;
+pub mod metrics;
+pub mod reconciler;
+pub mod run;
+pub mod sink;
+pub mod source;
+pub mod status;
+pub mod synthetic;
+pub mod types;
+
+pub use engine::{Backends, Engine, EngineConfig};
+pub use reconciler::{Reconciler, Report};
+pub use run::{RunArgs, main};
+pub use source::SyncTracker;
+pub use types::{Change, Msg, OutKey};
+
+/// Errors of the controller (one variant per failure class; the metric label is the
+/// variant name).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{0}")]
+    Usage(String),
+    #[error("I/O: {0}")]
+    Io(String),
+    #[error("Kubernetes API: {0}")]
+    Kube(String),
+    #[error("{0} is not owned by meshbridge; not touched")]
+    NotOwned(String),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Runs a future to completion on a fresh current-thread runtime (for tests and tools
+/// of crates that do not depend on tokio themselves).
+pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a current-thread tokio runtime")
+        .block_on(f)
+}

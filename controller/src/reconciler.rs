@@ -1,0 +1,502 @@
+//! The reconciler: feeds messages into the [`Engine`], keeps a mirror of the live owned
+//! outputs, and brings the sink and the status of input objects to the desired state,
+//! writing only what differs.
+
+use crate::engine::{Delta, Engine};
+use crate::metrics::{Metrics, ObjectCounts};
+use crate::sink::{PutOutcome, Sink, is_owned};
+use crate::status::{
+    StatusSink, StatusTarget, now_rfc3339, same_conditions, with_transition_times,
+};
+use crate::types::{Msg, OutKey};
+use crate::{Error, Result};
+use meshbridge_core::adapter::OWNER_LABEL;
+use meshbridge_core::api::common::Condition;
+use meshbridge_core::model::{Kind, ObjectKey};
+use serde_json::{Value, json};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+/// Annotation carrying a hash of the applied object (kube sink), so a change of the desired
+/// object is seen even for fields the live object still has from an earlier version.
+pub const HASH_ANNOTATION: &str = "meshbridge.io/hash";
+
+/// What one [`Reconciler::reconcile`] did.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Report {
+    pub delta: Delta,
+    pub applied: Vec<OutKey>,
+    pub deleted: Vec<OutKey>,
+    pub conflicts: Vec<(OutKey, String)>,
+    pub status_writes: Vec<ObjectKey>,
+    pub errors: Vec<String>,
+    /// Whether writes were skipped because this replica is not the leader.
+    pub not_leader: bool,
+}
+
+impl Report {
+    pub fn writes(&self) -> usize {
+        self.applied.len() + self.deleted.len()
+    }
+}
+
+/// Whether this replica may write (see [`crate::leader`]).
+pub type LeaderFlag = Arc<std::sync::atomic::AtomicBool>;
+
+pub struct Reconciler {
+    pub engine: Engine,
+    sink: Box<dyn Sink>,
+    status: Box<dyn StatusSink>,
+    live: BTreeMap<OutKey, Value>,
+    live_loaded: bool,
+    pending: BTreeSet<OutKey>,
+    pending_status: BTreeSet<ObjectKey>,
+    conflicts: BTreeMap<OutKey, String>,
+    /// Parents' statuses as last computed with conflicts folded in.
+    metrics: Arc<Metrics>,
+    leader: LeaderFlag,
+    was_leader: bool,
+    /// API versions of input objects, for status targets.
+    pub api_versions: BTreeMap<Kind, String>,
+}
+
+impl Reconciler {
+    pub fn new(
+        engine: Engine,
+        sink: Box<dyn Sink>,
+        status: Box<dyn StatusSink>,
+        metrics: Arc<Metrics>,
+        leader: LeaderFlag,
+    ) -> Reconciler {
+        Reconciler {
+            engine,
+            sink,
+            status,
+            live: BTreeMap::new(),
+            live_loaded: false,
+            pending: BTreeSet::new(),
+            pending_status: BTreeSet::new(),
+            conflicts: BTreeMap::new(),
+            metrics,
+            leader,
+            was_leader: false,
+            api_versions: BTreeMap::new(),
+        }
+    }
+
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    fn controller_namespace(&self) -> &str {
+        &self.engine.config().base.controller_namespace
+    }
+
+    /// Applies one message (no I/O).
+    pub fn handle(&mut self, msg: Msg) {
+        match msg {
+            Msg::Input(c) => self.engine.apply(c),
+            Msg::Replace { kinds, changes } => self.engine.replace(&kinds, changes),
+            Msg::LiveUpsert(k, v) => {
+                if is_owned(&v, self.controller_namespace()) {
+                    self.live.insert(k.clone(), *v);
+                } else {
+                    // Our label was removed by someone: it is no longer ours.
+                    self.live.remove(&k);
+                }
+                self.pending.insert(k);
+            }
+            Msg::LiveDelete(k) => {
+                self.live.remove(&k);
+                self.pending.insert(k);
+            }
+            Msg::LiveReplace {
+                group,
+                kind,
+                objects,
+            } => {
+                let ns = self.controller_namespace().to_string();
+                let stale: Vec<OutKey> = self
+                    .live
+                    .keys()
+                    .filter(|k| k.group == group && k.kind == kind)
+                    .cloned()
+                    .collect();
+                for k in stale {
+                    self.live.remove(&k);
+                    self.pending.insert(k);
+                }
+                for (k, v) in objects {
+                    if is_owned(&v, &ns) {
+                        self.pending.insert(k.clone());
+                        self.live.insert(k, v);
+                    }
+                }
+                self.live_loaded = true;
+            }
+            Msg::Synced(_) => {}
+        }
+    }
+
+    /// Loads the live owned objects from the sink (done once, and on becoming leader).
+    pub async fn load_live(&mut self) -> Result<()> {
+        let live = self.sink.list_owned().await?;
+        self.pending.extend(self.live.keys().cloned());
+        self.pending.extend(live.keys().cloned());
+        self.live = live;
+        self.live_loaded = true;
+        Ok(())
+    }
+
+    /// Marks every output and status for a full comparison.
+    pub fn resync(&mut self) {
+        self.pending.extend(self.live.keys().cloned());
+        self.pending.extend(self.engine.desired().keys().cloned());
+        self.pending_status
+            .extend(self.engine.states().map(|(k, _)| k.clone()));
+        self.pending_status
+            .extend(self.engine.mesh_states().keys().cloned());
+    }
+
+    /// One pass: re-render what changed, then write the differences (when leader).
+    pub async fn reconcile(&mut self) -> Report {
+        let start = Instant::now();
+        let delta = self.engine.recompute();
+        self.pending.extend(delta.outputs.iter().cloned());
+        self.pending_status.extend(delta.states.iter().cloned());
+        let mut report = Report {
+            delta,
+            ..Report::default()
+        };
+        let leader = self.leader.load(Ordering::Relaxed);
+        self.metrics.leader.store(leader, Ordering::Relaxed);
+        if !leader {
+            self.was_leader = false;
+            report.not_leader = true;
+            self.finish_metrics(start, &report);
+            return report;
+        }
+        if !self.was_leader || !self.live_loaded {
+            // New leader: the mirror may be stale; compare everything.
+            if !self.live_loaded
+                && let Err(e) = self.load_live().await
+            {
+                report.errors.push(e.to_string());
+                self.finish_metrics(start, &report);
+                return report;
+            }
+            self.was_leader = true;
+            self.resync();
+        }
+        self.sync_outputs(&mut report).await;
+        self.sync_status(&mut report).await;
+        self.finish_metrics(start, &report);
+        report
+    }
+
+    fn finish_metrics(&self, start: Instant, report: &Report) {
+        let m = &self.metrics;
+        m.observe_reconcile(start.elapsed().as_secs_f64());
+        if !report.errors.is_empty() {
+            m.reconcile_errors.fetch_add(1, Ordering::Relaxed);
+            m.errors
+                .fetch_add(report.errors.len() as u64, Ordering::Relaxed);
+        }
+        m.outputs_applied
+            .fetch_add(report.applied.len() as u64, Ordering::Relaxed);
+        m.outputs_deleted
+            .fetch_add(report.deleted.len() as u64, Ordering::Relaxed);
+        m.output_conflicts
+            .store(self.conflicts.len() as u64, Ordering::Relaxed);
+        m.status_writes
+            .fetch_add(report.status_writes.len() as u64, Ordering::Relaxed);
+        m.inputs.store(self.engine.len() as u64, Ordering::Relaxed);
+        m.outputs_desired
+            .store(self.engine.desired().len() as u64, Ordering::Relaxed);
+        if !report.delta.states.is_empty() {
+            let mut c = ObjectCounts::default();
+            for (_, s) in self.engine.states() {
+                if !s.accepted {
+                    c.invalid += 1;
+                } else if !s.resolved {
+                    c.unresolved += 1;
+                } else {
+                    c.accepted += 1;
+                }
+                if s.using_last_good {
+                    c.last_good += 1;
+                }
+            }
+            m.set_objects(c);
+        }
+    }
+
+    /// The body to write for a desired object: as rendered, plus ownerReferences (sinks
+    /// that want them) and the hash annotation (kube).
+    fn body_for(&self, obj: &meshbridge_core::OutputObject) -> Value {
+        let mut body = obj.body.clone();
+        if !self.sink.owner_references() {
+            return body;
+        }
+        let Some(ns) = obj.namespace.as_deref() else {
+            return add_hash(body);
+        };
+        let mut refs = Vec::new();
+        for p in &obj.parents {
+            if p.namespace != ns {
+                continue;
+            }
+            let Some(o) = self.engine.object(p) else {
+                continue;
+            };
+            let m = o.meta();
+            let Some(uid) = &m.uid else { continue };
+            refs.push(json!({
+                "apiVersion": m.api_version,
+                "kind": p.kind.as_str(),
+                "name": p.name,
+                "uid": uid,
+            }));
+        }
+        if !refs.is_empty() {
+            body["metadata"]["ownerReferences"] = Value::Array(refs);
+        }
+        add_hash(body)
+    }
+
+    async fn sync_outputs(&mut self, report: &mut Report) {
+        let keys = std::mem::take(&mut self.pending);
+        let ns = self.controller_namespace().to_string();
+        let mut retry = BTreeSet::new();
+        for key in keys {
+            let desired = self.engine.desired().get(&key).map(|d| d.object.clone());
+            let live = self.live.get(&key).cloned();
+            match (desired, live) {
+                (Some(d), live) => {
+                    let body = self.body_for(&d);
+                    if let Some(l) = &live
+                        && self.sink.up_to_date(&body, l)
+                    {
+                        self.conflicts.remove(&key);
+                        continue;
+                    }
+                    match self.sink.put(&key, &body, live.as_ref()).await {
+                        Ok(PutOutcome::Written(v)) => {
+                            tracing::info!(output = %key, "applied");
+                            self.live.insert(key.clone(), v);
+                            if self.conflicts.remove(&key).is_some() {
+                                self.mark_parents_status(&d.parents);
+                            }
+                            report.applied.push(key);
+                        }
+                        Ok(PutOutcome::Conflict(why)) => {
+                            tracing::warn!(output = %key, reason = %why, "conflict: not overwriting an object meshbridge does not own");
+                            if self.conflicts.insert(key.clone(), why.clone()).as_ref()
+                                != Some(&why)
+                            {
+                                self.mark_parents_status(&d.parents);
+                            }
+                            report.conflicts.push((key.clone(), why));
+                            // No watch tells us when the other object goes away (it lacks
+                            // our label): check again with backoff.
+                            retry.insert(key);
+                        }
+                        Err(e) => {
+                            tracing::error!(output = %key, error = %e, "apply failed");
+                            report.errors.push(format!("{key}: {e}"));
+                            retry.insert(key);
+                        }
+                    }
+                }
+                (None, Some(l)) => {
+                    if self.conflicts.remove(&key).is_some() {
+                        // nothing to tell: the parent is gone or no longer renders it
+                    }
+                    if !is_owned(&l, &ns) {
+                        self.live.remove(&key);
+                        continue;
+                    }
+                    match self.sink.delete(&key, &l).await {
+                        Ok(()) => {
+                            tracing::info!(output = %key, "deleted");
+                            self.live.remove(&key);
+                            report.deleted.push(key);
+                        }
+                        Err(Error::NotOwned(_)) => {
+                            self.live.remove(&key);
+                        }
+                        Err(e) => {
+                            tracing::error!(output = %key, error = %e, "delete failed");
+                            report.errors.push(format!("{key}: {e}"));
+                            retry.insert(key);
+                        }
+                    }
+                }
+                (None, None) => {
+                    self.conflicts.remove(&key);
+                }
+            }
+        }
+        self.pending = retry;
+    }
+
+    fn mark_parents_status(&mut self, parents: &[ObjectKey]) {
+        self.pending_status.extend(parents.iter().cloned());
+    }
+
+    /// Conditions to write for `key`: the computed ones, with output conflicts folded into
+    /// the `Programmed/<mesh>` condition of each parent.
+    pub fn conditions_for(&self, key: &ObjectKey) -> Option<Vec<Condition>> {
+        let st = self.engine.state(key)?;
+        let mut conds = st.conditions.clone();
+        for (ok, why) in &self.conflicts {
+            let Some(d) = self.engine.desired().get(ok) else {
+                continue;
+            };
+            if !d.object.parents.contains(key) {
+                continue;
+            }
+            let t = format!("Programmed/{}", d.mesh);
+            let msg = format!("{ok}: {why}; not overwritten");
+            match conds.iter_mut().find(|c| c.type_ == t) {
+                Some(c) => {
+                    if c.reason == "OutputConflict" {
+                        c.message = format!("{}; {msg}", c.message);
+                    } else {
+                        c.status = "False".into();
+                        c.reason = "OutputConflict".into();
+                        c.message = msg;
+                    }
+                }
+                None => conds.push(Condition {
+                    type_: t,
+                    status: "False".into(),
+                    reason: "OutputConflict".into(),
+                    message: msg,
+                    observed_generation: st.generation,
+                    last_transition_time: None,
+                }),
+            }
+        }
+        Some(conds)
+    }
+
+    async fn sync_status(&mut self, report: &mut Report) {
+        let keys = std::mem::take(&mut self.pending_status);
+        let mut retry = BTreeSet::new();
+        let now = now_rfc3339();
+        for key in keys {
+            let Some(conds) = self.conditions_for(&key) else {
+                continue;
+            };
+            let live = self.engine.live_status(&key).cloned();
+            if live.as_ref().is_some_and(|l| same_conditions(l, &conds)) {
+                continue;
+            }
+            let conds = with_transition_times(&conds, live.as_deref(), &now);
+            let (api_version, uid) = match self.engine.object(&key) {
+                Some(o) => (Some(o.meta().api_version.clone()), o.meta().uid.clone()),
+                None => (self.api_versions.get(&key.kind).cloned(), None),
+            };
+            let target = StatusTarget {
+                key: key.clone(),
+                api_version,
+                uid,
+                generation: self.engine.state(&key).and_then(|s| s.generation),
+                extra: self.engine.state(&key).and_then(|s| s.extra.clone()),
+            };
+            match self.status.write(&target, &conds).await {
+                Ok(()) => {
+                    self.engine.set_live_status(&key, conds);
+                    report.status_writes.push(key);
+                }
+                Err(e) => {
+                    tracing::error!(object = %key, error = %e, "status write failed");
+                    report.errors.push(format!("status of {key}: {e}"));
+                    retry.insert(key);
+                }
+            }
+        }
+        self.pending_status = retry;
+    }
+
+    /// The live owned objects as mirrored.
+    pub fn live(&self) -> &BTreeMap<OutKey, Value> {
+        &self.live
+    }
+
+    /// Outputs not written because of hand-written objects.
+    pub fn conflicts(&self) -> &BTreeMap<OutKey, String> {
+        &self.conflicts
+    }
+
+    /// Whether writes are still outstanding (errors to retry).
+    pub fn has_pending(&self) -> bool {
+        !self.pending.is_empty() || !self.pending_status.is_empty()
+    }
+}
+
+/// FNV-1a 64 of the canonical JSON text (stable across runs and versions).
+pub fn hash_value(v: &Value) -> String {
+    let text = canonical(v);
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in text.as_bytes() {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{h:016x}")
+}
+
+/// JSON text with object keys sorted (independent of insertion order).
+fn canonical(v: &Value) -> String {
+    match v {
+        Value::Object(m) => {
+            let mut keys: Vec<&String> = m.keys().collect();
+            keys.sort();
+            let inner: Vec<String> = keys
+                .into_iter()
+                .map(|k| format!("{}:{}", Value::String(k.clone()), canonical(&m[k])))
+                .collect();
+            format!("{{{}}}", inner.join(","))
+        }
+        Value::Array(a) => format!(
+            "[{}]",
+            a.iter().map(canonical).collect::<Vec<_>>().join(",")
+        ),
+        other => other.to_string(),
+    }
+}
+
+fn add_hash(mut body: Value) -> Value {
+    let h = hash_value(&body);
+    if let Some(md) = body.get_mut("metadata").and_then(Value::as_object_mut) {
+        let ann = md
+            .entry("annotations")
+            .or_insert_with(|| Value::Object(Default::default()));
+        if let Some(a) = ann.as_object_mut() {
+            a.insert(HASH_ANNOTATION.into(), Value::String(h));
+        }
+    }
+    body
+}
+
+/// Whether every field of `desired` has the same value in `live` (maps compared key by key,
+/// lists and scalars exactly). Fields only the server or other managers set are ignored.
+pub fn contained_in(desired: &Value, live: &Value) -> bool {
+    match (desired, live) {
+        (Value::Object(d), Value::Object(l)) => d
+            .iter()
+            .all(|(k, dv)| l.get(k).is_some_and(|lv| contained_in(dv, lv))),
+        (Value::Array(d), Value::Array(l)) => {
+            d.len() == l.len() && d.iter().zip(l).all(|(a, b)| contained_in(a, b))
+        }
+        (a, b) => a == b,
+    }
+}
+
+/// Whether the live object still carries the owner label (used by sinks).
+pub fn owner_of(v: &Value) -> Option<&str> {
+    v.pointer("/metadata/labels")?.get(OWNER_LABEL)?.as_str()
+}

@@ -1,0 +1,506 @@
+//! `meshbridge run`: flags, wiring of source → reconciler → sink, the event loop (debounce,
+//! retries, periodic resync), leader election, the metrics server and graceful shutdown.
+
+use crate::engine::{Backends, Engine, EngineConfig};
+use crate::metrics::Metrics;
+use crate::reconciler::{LeaderFlag, Reconciler, Report};
+use crate::sink::Sink;
+use crate::source::{Source, SyncTracker};
+use crate::status::{LogStatusSink, StatusSink};
+use crate::types::Msg;
+use crate::{Error, Result};
+use clap::Args;
+use meshbridge_core::api::meshbridge::MeshType;
+use meshbridge_core::report::Problem;
+use meshbridge_core::{Adapter, Context};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{Notify, mpsc};
+
+/// Flags of `meshbridge run`.
+#[derive(Args, Debug, Clone)]
+pub struct RunArgs {
+    /// Where inputs come from: `kube` (watch the cluster) or `dir:PATH` (watch a directory).
+    #[arg(long, default_value = "kube")]
+    pub source: String,
+    /// Where outputs go: `kube` (server-side apply) or `dir:PATH` (one file per object).
+    #[arg(long, default_value = "kube")]
+    pub output: String,
+    /// Backend for namespaces without a `meshbridge.io/mesh` label: `auto` (the only Mesh
+    /// object's type) or a comma-separated list of: istio, linkerd, gateway-api (appmesh and
+    /// envoy are programmed by their own runtimes, not by `run`).
+    #[arg(long, default_value = "auto")]
+    pub backend: String,
+    /// Reconcile once and exit (0: done; 1: some input invalid or an output conflicts with a
+    /// hand-written object; 2: usage; 3: writes failed).
+    #[arg(long)]
+    pub once: bool,
+    /// Namespace of the controller: value of the `meshbridge.io/owner` label, home of the
+    /// leader Lease. Default: $POD_NAMESPACE, else meshbridge-system.
+    #[arg(long)]
+    pub controller_namespace: Option<String>,
+    /// SPIFFE trust domain (overrides a Mesh object's).
+    #[arg(long)]
+    pub trust_domain: Option<String>,
+    /// Kubernetes cluster domain used in FQDNs.
+    #[arg(long, default_value = "cluster.local")]
+    pub cluster_domain: String,
+    /// Address of the /metrics, /healthz and /readyz endpoints (`off` to disable).
+    #[arg(long, default_value = "0.0.0.0:8080")]
+    pub metrics_addr: String,
+    /// Elect a leader with a Lease so several replicas are safe (only with `--output kube`).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub leader_elect: bool,
+    /// Name of the leader Lease.
+    #[arg(long, default_value = "meshbridge-controller")]
+    pub lease_name: String,
+    /// Lease duration in seconds.
+    #[arg(long, default_value_t = 15)]
+    pub lease_duration: u64,
+    /// Identity in the Lease. Default: $POD_NAME, else $HOSTNAME, else meshbridge-<pid>.
+    #[arg(long)]
+    pub identity: Option<String>,
+    /// Quiet period before reconciling a burst of changes, in milliseconds.
+    #[arg(long, default_value_t = 100)]
+    pub debounce_ms: u64,
+    /// Polling interval of `--source dir:`, in milliseconds.
+    #[arg(long, default_value_t = 1000)]
+    pub poll_ms: u64,
+    /// Full comparison of every output with the cluster, in seconds (drift is also seen
+    /// immediately through watches).
+    #[arg(long, default_value_t = 300)]
+    pub resync_secs: u64,
+    /// Log filter (tracing EnvFilter syntax); $RUST_LOG wins.
+    #[arg(long, default_value = "info")]
+    pub log: String,
+}
+
+/// Parsed `--source` / `--output`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Endpoint {
+    Kube,
+    Dir(PathBuf),
+}
+
+impl Endpoint {
+    pub fn parse(s: &str, flag: &str) -> Result<Endpoint> {
+        if s == "kube" {
+            Ok(Endpoint::Kube)
+        } else if let Some(p) = s.strip_prefix("dir:") {
+            if p.is_empty() {
+                return Err(Error::Usage(format!("{flag} dir: needs a path")));
+            }
+            Ok(Endpoint::Dir(PathBuf::from(p)))
+        } else {
+            Err(Error::Usage(format!(
+                "{flag} `{s}`: expected `kube` or `dir:PATH`"
+            )))
+        }
+    }
+}
+
+/// Entry point from the CLI. `adapter_for` is the binary's registry.
+pub fn main(args: RunArgs, adapter_for: &dyn Fn(MeshType) -> Option<Box<dyn Adapter>>) -> ExitCode {
+    init_tracing(&args.log);
+    let adapters: Vec<Box<dyn Adapter>> = MeshType::ALL
+        .into_iter()
+        .filter(|m| {
+            matches!(
+                m,
+                MeshType::Istio | MeshType::Linkerd | MeshType::GatewayApi
+            )
+        })
+        .filter_map(adapter_for)
+        .collect();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("meshbridge run: {e}");
+            return ExitCode::from(3);
+        }
+    };
+    match rt.block_on(run(args, adapters)) {
+        Ok(code) => ExitCode::from(code),
+        Err(Error::Usage(e)) => {
+            eprintln!("meshbridge run: {e}");
+            ExitCode::from(2)
+        }
+        Err(e) => {
+            eprintln!("meshbridge run: {e}");
+            ExitCode::from(3)
+        }
+    }
+}
+
+fn init_tracing(filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(filter))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+fn identity(args: &RunArgs) -> String {
+    args.identity
+        .clone()
+        .or_else(|| std::env::var("POD_NAME").ok())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| format!("meshbridge-{}", std::process::id()))
+}
+
+/// Validates flags against the compiled adapters.
+pub fn engine_config(args: &RunArgs, available: &[MeshType]) -> Result<EngineConfig> {
+    let backends = Backends::parse(&args.backend).map_err(Error::Usage)?;
+    if let Backends::List(v) = &backends {
+        for m in v {
+            if !available.contains(m) {
+                return Err(Error::Usage(format!(
+                    "--backend {m}: not available in `meshbridge run` (available: {})",
+                    available
+                        .iter()
+                        .map(|m| m.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )));
+            }
+        }
+    }
+    let controller_namespace = args
+        .controller_namespace
+        .clone()
+        .or_else(|| std::env::var("POD_NAMESPACE").ok())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "meshbridge-system".into());
+    Ok(EngineConfig {
+        base: Context {
+            controller_namespace,
+            cluster_domain: args.cluster_domain.clone(),
+            ..Context::default()
+        },
+        trust_domain: args.trust_domain.clone(),
+        backends,
+    })
+}
+
+/// Runs the controller; returns the exit code.
+pub async fn run(args: RunArgs, adapters: Vec<Box<dyn Adapter>>) -> Result<u8> {
+    let source_ep = Endpoint::parse(&args.source, "--source")?;
+    let output_ep = Endpoint::parse(&args.output, "--output")?;
+    let available: Vec<MeshType> = adapters.iter().map(|a| a.mesh_type()).collect();
+    let cfg = engine_config(&args, &available)?;
+    let controller_ns = cfg.base.controller_namespace.clone();
+    let metrics = Arc::new(Metrics::default());
+    let (tx, rx) = mpsc::unbounded_channel();
+    let tracker = SyncTracker::default();
+
+    let needs_client = source_ep == Endpoint::Kube || output_ep == Endpoint::Kube;
+    let client = if needs_client {
+        Some(
+            kube::Client::try_default()
+                .await
+                .map_err(|e| Error::Kube(format!("cannot reach the cluster: {e}")))?,
+        )
+    } else {
+        None
+    };
+    let discovery = client.clone().map(crate::discovery::Discovery::new);
+    let input_resources = crate::source::kube::SharedInputResources::default();
+    let dir_problems: Arc<Mutex<Vec<Problem>>> = Arc::default();
+
+    let source: Box<dyn Source> = match (&source_ep, &client, &discovery) {
+        (Endpoint::Dir(p), _, _) => Box::new(crate::source::dir::DirSource {
+            root: p.clone(),
+            poll: Duration::from_millis(args.poll_ms.max(10)),
+            debounce: Duration::from_millis(args.debounce_ms.max(10)),
+            problems: dir_problems.clone(),
+        }),
+        (Endpoint::Kube, Some(c), Some(d)) => Box::new(crate::source::kube::KubeSource {
+            client: c.clone(),
+            discovery: d.clone(),
+            resources: input_resources.clone(),
+        }),
+        _ => return Err(Error::Usage("--source kube needs a cluster".into())),
+    };
+    let sink: Box<dyn Sink> = match (&output_ep, &client, &discovery) {
+        (Endpoint::Dir(p), _, _) => {
+            Box::new(crate::sink::dir::DirSink::new(p.clone(), &controller_ns))
+        }
+        (Endpoint::Kube, Some(c), Some(d)) => Box::new(crate::sink::kube::KubeSink::new(
+            c.clone(),
+            d.clone(),
+            &controller_ns,
+            if args.once { None } else { Some(tx.clone()) },
+            tracker.clone(),
+        )),
+        _ => return Err(Error::Usage("--output kube needs a cluster".into())),
+    };
+    let status: Box<dyn StatusSink> = match (&source_ep, &client) {
+        (Endpoint::Kube, Some(c)) if output_ep == Endpoint::Kube => {
+            Box::new(crate::sink::kube::KubeStatusSink::new(
+                c.clone(),
+                input_resources.clone(),
+                Some(identity(&args)),
+            ))
+        }
+        _ => Box::new(LogStatusSink::default()),
+    };
+
+    let elect = args.leader_elect && !args.once && output_ep == Endpoint::Kube;
+    let leader: LeaderFlag = Arc::new(AtomicBool::new(!elect));
+    let engine = Engine::new(cfg, adapters);
+    let mut rec = Reconciler::new(engine, sink, status, metrics.clone(), leader.clone());
+
+    source
+        .start(tx.clone(), tracker.clone(), !args.once)
+        .await?;
+
+    if args.once {
+        drop(tx);
+        return Ok(run_once(rec, rx, &tracker, &dir_problems).await);
+    }
+
+    if args.metrics_addr != "off" {
+        let listener = tokio::net::TcpListener::bind(&args.metrics_addr)
+            .await
+            .map_err(|e| Error::Io(format!("--metrics-addr {}: {e}", args.metrics_addr)))?;
+        tokio::spawn(crate::metrics::serve(listener, metrics.clone()));
+    }
+    let leader_changed = Arc::new(Notify::new());
+    let stop_election = Arc::new(Notify::new());
+    let election = if elect && let Some(c) = &client {
+        let cfg = crate::leader::LeaseConfig {
+            namespace: controller_ns.clone(),
+            name: args.lease_name.clone(),
+            identity: identity(&args),
+            lease_duration: Duration::from_secs(args.lease_duration.max(2)),
+            renew_every: Duration::from_secs((args.lease_duration / 3).max(1)),
+        };
+        let el = crate::leader::Elector::new(c.clone(), cfg);
+        Some(tokio::spawn(el.run(
+            leader.clone(),
+            leader_changed.clone(),
+            stop_election.clone(),
+        )))
+    } else {
+        None
+    };
+    let code = event_loop(
+        &mut rec,
+        rx,
+        &tracker,
+        leader_changed,
+        Duration::from_millis(args.debounce_ms),
+        Duration::from_secs(args.resync_secs.max(1)),
+        shutdown_signal(),
+    )
+    .await;
+    stop_election.notify_one();
+    if let Some(h) = election {
+        let _ = tokio::time::timeout(Duration::from_secs(5), h).await;
+    }
+    Ok(code)
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = tokio::signal::ctrl_c().await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// Receives until every stream is synced and the queue is empty.
+async fn drain_until_synced(
+    rec: &mut Reconciler,
+    rx: &mut mpsc::UnboundedReceiver<Msg>,
+    tracker: &SyncTracker,
+) -> bool {
+    loop {
+        while let Ok(m) = rx.try_recv() {
+            if let Msg::Synced(id) = m {
+                tracker.done(id);
+            }
+            rec.handle(m);
+        }
+        if tracker.all_synced() {
+            return true;
+        }
+        match rx.recv().await {
+            Some(m) => {
+                if let Msg::Synced(id) = &m {
+                    tracker.done(*id);
+                }
+                rec.handle(m);
+            }
+            None => return tracker.all_synced(),
+        }
+    }
+}
+
+async fn run_once(
+    mut rec: Reconciler,
+    mut rx: mpsc::UnboundedReceiver<Msg>,
+    tracker: &SyncTracker,
+    dir_problems: &Arc<Mutex<Vec<Problem>>>,
+) -> u8 {
+    if !drain_until_synced(&mut rec, &mut rx, tracker).await {
+        eprintln!("meshbridge run: the source ended before its initial listing");
+        return 3;
+    }
+    let report = rec.reconcile().await;
+    let mut invalid = false;
+    let mut errors: Vec<String> = Vec::new();
+    let mut warnings: Vec<String> = Vec::new();
+    for p in dir_problems
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+    {
+        invalid = true;
+        errors.push(p.to_string());
+    }
+    for (_, st) in rec.engine.states() {
+        for p in &st.problems {
+            if p.is_error() {
+                invalid = true;
+                errors.push(p.to_string());
+            } else {
+                warnings.push(format!("warning: {p}"));
+            }
+        }
+    }
+    for (mesh, f) in rec.engine.findings() {
+        warnings.push(format!(
+            "warning: {mesh}: {} {}/{}: {}: {} [{}: {}]",
+            f.object.kind, f.object.namespace, f.object.name, f.field, f.reason, f.feature, f.level
+        ));
+    }
+    for (k, why) in &report.conflicts {
+        errors.push(format!("conflict: {k}: {why}"));
+    }
+    errors.sort();
+    warnings.sort();
+    for l in errors.iter().chain(&warnings) {
+        eprintln!("{l}");
+    }
+    print_summary(&report);
+    if !report.errors.is_empty() {
+        for e in &report.errors {
+            eprintln!("error: {e}");
+        }
+        return 3;
+    }
+    if invalid || !report.conflicts.is_empty() {
+        1
+    } else {
+        0
+    }
+}
+
+fn print_summary(r: &Report) {
+    tracing::info!(
+        applied = r.applied.len(),
+        deleted = r.deleted.len(),
+        conflicts = r.conflicts.len(),
+        status_writes = r.status_writes.len(),
+        "reconciled"
+    );
+}
+
+/// The long-running loop. Returns the exit code (0 on a signal-driven shutdown).
+pub async fn event_loop(
+    rec: &mut Reconciler,
+    mut rx: mpsc::UnboundedReceiver<Msg>,
+    tracker: &SyncTracker,
+    leader_changed: Arc<Notify>,
+    debounce: Duration,
+    resync: Duration,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> u8 {
+    tokio::pin!(shutdown);
+    // Initial sync: nothing is written before every source and output watch has listed.
+    tokio::select! {
+        ok = drain_until_synced(rec, &mut rx, tracker) => {
+            if !ok {
+                tracing::error!("a source ended before its initial listing");
+                return 3;
+            }
+        }
+        _ = &mut shutdown => return 0,
+    }
+    rec.metrics().synced.store(true, Ordering::Relaxed);
+    tracing::info!(inputs = rec.engine.len(), "initial sync done");
+    let mut backoff = Duration::from_millis(500);
+    let mut retry_at: Option<tokio::time::Instant>;
+    let mut resync_tick = tokio::time::interval(resync);
+    resync_tick.tick().await;
+    loop {
+        {
+            // Debounce: absorb a burst of changes before rendering.
+            let deadline = tokio::time::sleep(debounce);
+            tokio::pin!(deadline);
+            loop {
+                tokio::select! {
+                    m = rx.recv() => match m {
+                        Some(m) => { rec.handle(m); }
+                        None => break,
+                    },
+                    _ = &mut deadline => break,
+                }
+            }
+            let report = rec.reconcile().await;
+            if report.writes() > 0 || !report.status_writes.is_empty() {
+                print_summary(&report);
+            }
+            if !report.errors.is_empty() || rec.has_pending() && !report.not_leader {
+                retry_at = Some(tokio::time::Instant::now() + backoff);
+                backoff = (backoff * 2).min(Duration::from_secs(30));
+            } else {
+                retry_at = None;
+                backoff = Duration::from_millis(500);
+            }
+        }
+        let retry = async {
+            match retry_at {
+                Some(t) => tokio::time::sleep_until(t).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            m = rx.recv() => match m {
+                Some(m) => rec.handle(m),
+                None => { tracing::warn!("all sources ended"); return 0; }
+            },
+            _ = leader_changed.notified() => {}
+            _ = resync_tick.tick() => rec.resync(),
+            _ = retry => {}
+            _ = &mut shutdown => {
+                tracing::info!("shutting down");
+                return 0;
+            }
+        }
+    }
+}

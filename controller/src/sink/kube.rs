@@ -1,0 +1,431 @@
+//! `--output kube`: server-side apply (field manager `meshbridge`, force) of desired
+//! objects, deletion of stale owned ones (with a uid precondition), a refusal to touch
+//! objects without the owner label, and watches on the owned output kinds (label selector
+//! `meshbridge.io/owner=<controller namespace>`) so drift is seen and reverted.
+//! Also the status writer: status patches (server-side apply on `/status`) where the
+//! input's CRD has a status subresource, Events otherwise.
+
+use super::{PutOutcome, Sink, ensure_owned, is_owned};
+use crate::discovery::{Discovery, Resource};
+use crate::reconciler::{HASH_ANNOTATION, contained_in};
+use crate::source::SyncTracker;
+use crate::source::kube::SharedInputResources;
+use crate::status::{StatusSink, StatusTarget};
+use crate::types::{Msg, OutKey, group_of};
+use crate::{Error, Result};
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::ObjectReference;
+use kube::Client;
+use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, Preconditions};
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::{WatchStreamExt, watcher};
+use meshbridge_core::adapter::OWNER_LABEL;
+use meshbridge_core::api::common::Condition;
+use serde_json::{Value, json};
+use std::collections::{BTreeMap, BTreeSet};
+use tokio::sync::mpsc;
+
+/// Field manager of every write.
+pub const FIELD_MANAGER: &str = "meshbridge";
+
+/// Output kinds the compiled adapters may produce (apiVersion, kind). Owned objects of
+/// these kinds are listed and watched even when nothing currently renders them, so that
+/// outputs of a backend no namespace uses any more are still garbage-collected. Kinds seen
+/// in desired outputs are added at run time.
+pub const KNOWN_OUTPUT_KINDS: &[(&str, &str)] = &[
+    ("networking.istio.io/v1", "VirtualService"),
+    ("networking.istio.io/v1", "DestinationRule"),
+    ("networking.istio.io/v1", "ServiceEntry"),
+    ("networking.istio.io/v1", "Sidecar"),
+    ("security.istio.io/v1", "AuthorizationPolicy"),
+    ("security.istio.io/v1", "PeerAuthentication"),
+    ("linkerd.io/v1alpha2", "ServiceProfile"),
+    ("policy.linkerd.io/v1beta3", "Server"),
+    ("policy.linkerd.io/v1beta3", "HTTPRoute"),
+    ("policy.linkerd.io/v1alpha1", "AuthorizationPolicy"),
+    ("policy.linkerd.io/v1alpha1", "MeshTLSAuthentication"),
+    ("policy.linkerd.io/v1alpha1", "NetworkAuthentication"),
+    ("policy.linkerd.io/v1beta1", "ServerAuthorization"),
+    ("gateway.networking.k8s.io/v1", "HTTPRoute"),
+    ("gateway.networking.k8s.io/v1", "GRPCRoute"),
+    ("gateway.networking.k8s.io/v1alpha2", "TCPRoute"),
+    ("gateway.networking.k8s.io/v1alpha2", "UDPRoute"),
+];
+
+fn kube_err(e: kube::Error) -> Error {
+    Error::Kube(e.to_string())
+}
+
+pub struct KubeSink {
+    client: Client,
+    discovery: Discovery,
+    controller_namespace: String,
+    /// (group, kind) → apiVersion used, for kinds known or seen.
+    kinds: BTreeMap<(String, String), String>,
+    /// Kinds already being watched.
+    watched: BTreeSet<(String, String)>,
+    /// Where drift events go (None: no watches, e.g. `--once`).
+    tx: Option<mpsc::UnboundedSender<Msg>>,
+    sync: SyncTracker,
+}
+
+impl KubeSink {
+    pub fn new(
+        client: Client,
+        discovery: Discovery,
+        controller_namespace: &str,
+        tx: Option<mpsc::UnboundedSender<Msg>>,
+        sync: SyncTracker,
+    ) -> KubeSink {
+        let kinds = KNOWN_OUTPUT_KINDS
+            .iter()
+            .map(|(av, k)| ((group_of(av).to_string(), k.to_string()), av.to_string()))
+            .collect();
+        KubeSink {
+            client,
+            discovery,
+            controller_namespace: controller_namespace.to_string(),
+            kinds,
+            watched: BTreeSet::new(),
+            tx,
+            sync,
+        }
+    }
+
+    /// Also lists and watches owned objects of this kind (beyond [`KNOWN_OUTPUT_KINDS`]).
+    pub fn add_output_kind(&mut self, api_version: &str, kind: &str) {
+        self.kinds.insert(
+            (group_of(api_version).to_string(), kind.to_string()),
+            api_version.to_string(),
+        );
+    }
+
+    fn selector(&self) -> String {
+        format!("{OWNER_LABEL}={}", self.controller_namespace)
+    }
+
+    async fn api_for(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: &str,
+    ) -> Result<Api<DynamicObject>> {
+        let res = self
+            .discovery
+            .resolve(api_version, kind)
+            .await?
+            .ok_or_else(|| {
+                Error::Kube(format!(
+                    "{kind}.{api_version} is not served by the cluster (CRD not installed?)"
+                ))
+            })?;
+        Ok(api_of(&self.client, &res, namespace))
+    }
+
+    fn start_watch(&mut self, group: &str, kind: &str, res: &Resource) {
+        let Some(tx) = self.tx.clone() else { return };
+        if !self.watched.insert((group.to_string(), kind.to_string())) {
+            return;
+        }
+        let api: Api<DynamicObject> = Api::all_with(self.client.clone(), &res.api);
+        let cfg = watcher::Config::default().labels(&self.selector());
+        let (group, kind) = (group.to_string(), kind.to_string());
+        let id = self.sync.register();
+        tokio::spawn(async move {
+            let mut stream = watcher(api, cfg).default_backoff().boxed();
+            let mut buffer = Vec::new();
+            let mut synced = false;
+            while let Some(ev) = stream.next().await {
+                let to_value = |o: &DynamicObject| -> Option<(OutKey, Value)> {
+                    let v = serde_json::to_value(o).ok()?;
+                    Some((OutKey::of_value(&v)?, v))
+                };
+                let msg = match ev {
+                    Ok(watcher::Event::Init) => {
+                        buffer.clear();
+                        continue;
+                    }
+                    Ok(watcher::Event::InitApply(o)) => {
+                        buffer.extend(to_value(&o));
+                        continue;
+                    }
+                    Ok(watcher::Event::InitDone) => Msg::LiveReplace {
+                        group: group.clone(),
+                        kind: kind.clone(),
+                        objects: std::mem::take(&mut buffer),
+                    },
+                    Ok(watcher::Event::Apply(o)) => match to_value(&o) {
+                        Some((k, v)) => Msg::LiveUpsert(k, Box::new(v)),
+                        None => continue,
+                    },
+                    Ok(watcher::Event::Delete(o)) => match to_value(&o) {
+                        Some((k, _)) => Msg::LiveDelete(k),
+                        None => continue,
+                    },
+                    Err(e) => {
+                        tracing::warn!(%kind, error = %e, "output watch error; retrying");
+                        continue;
+                    }
+                };
+                let init = matches!(msg, Msg::LiveReplace { .. });
+                if tx.send(msg).is_err() {
+                    return;
+                }
+                if init && !synced {
+                    synced = true;
+                    let _ = tx.send(Msg::Synced(id));
+                }
+            }
+        });
+    }
+}
+
+fn api_of(client: &Client, res: &Resource, namespace: &str) -> Api<DynamicObject> {
+    if res.namespaced && !namespace.is_empty() {
+        Api::namespaced_with(client.clone(), namespace, &res.api)
+    } else {
+        Api::all_with(client.clone(), &res.api)
+    }
+}
+
+#[async_trait::async_trait]
+impl Sink for KubeSink {
+    fn name(&self) -> String {
+        "kube".into()
+    }
+
+    fn owner_references(&self) -> bool {
+        true
+    }
+
+    async fn list_owned(&mut self) -> Result<BTreeMap<OutKey, Value>> {
+        let mut out = BTreeMap::new();
+        let kinds: Vec<((String, String), String)> = self
+            .kinds
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        for ((group, kind), av) in kinds {
+            let Some(res) = self.discovery.resolve(&av, &kind).await? else {
+                tracing::debug!(%kind, api_version = %av, "output kind not served; skipped");
+                continue;
+            };
+            let api: Api<DynamicObject> = Api::all_with(self.client.clone(), &res.api);
+            let list = api
+                .list(&ListParams::default().labels(&self.selector()))
+                .await
+                .map_err(kube_err)?;
+            for o in list.items {
+                let v = serde_json::to_value(&o).map_err(|e| Error::Kube(e.to_string()))?;
+                if let Some(k) = OutKey::of_value(&v)
+                    && is_owned(&v, &self.controller_namespace)
+                {
+                    out.insert(k, v);
+                }
+            }
+            self.start_watch(&group, &kind, &res);
+        }
+        Ok(out)
+    }
+
+    fn up_to_date(&self, desired: &Value, live: &Value) -> bool {
+        let hash = |v: &Value| {
+            v.pointer("/metadata/annotations")
+                .and_then(|a| a.get(HASH_ANNOTATION))
+                .cloned()
+        };
+        hash(desired) == hash(live) && contained_in(desired, live)
+    }
+
+    async fn put(
+        &mut self,
+        key: &OutKey,
+        desired: &Value,
+        live: Option<&Value>,
+    ) -> Result<PutOutcome> {
+        let av = desired
+            .get("apiVersion")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        let gk = (key.group.clone(), key.kind.clone());
+        if !self.kinds.contains_key(&gk) {
+            self.kinds.insert(gk.clone(), av.clone());
+            if let Some(res) = self.discovery.resolve(&av, &key.kind).await? {
+                self.start_watch(&key.group, &key.kind, &res);
+            }
+        }
+        let api = self.api_for(&av, &key.kind, &key.namespace).await?;
+        if live.is_none()
+            && let Some(existing) = api.get_opt(&key.name).await.map_err(kube_err)?
+        {
+            let v = serde_json::to_value(&existing).unwrap_or_default();
+            if !is_owned(&v, &self.controller_namespace) {
+                let owner = v
+                    .pointer("/metadata/labels")
+                    .and_then(|l| l.get(OWNER_LABEL))
+                    .and_then(Value::as_str)
+                    .map(|o| format!(" (owned by the meshbridge in namespace `{o}`)"))
+                    .unwrap_or_else(|| {
+                        " and is not managed by meshbridge (no meshbridge.io/owner label)".into()
+                    });
+                return Ok(PutOutcome::Conflict(format!("{key} exists{owner}")));
+            }
+        }
+        let pp = PatchParams::apply(FIELD_MANAGER).force();
+        let obj = api
+            .patch(&key.name, &pp, &Patch::Apply(desired))
+            .await
+            .map_err(kube_err)?;
+        Ok(PutOutcome::Written(
+            serde_json::to_value(&obj).unwrap_or_default(),
+        ))
+    }
+
+    async fn delete(&mut self, key: &OutKey, live: &Value) -> Result<()> {
+        ensure_owned(key, live, &self.controller_namespace)?;
+        let av = live
+            .get("apiVersion")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        let api = self.api_for(&av, &key.kind, &key.namespace).await?;
+        let uid = live
+            .pointer("/metadata/uid")
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        let dp = DeleteParams {
+            preconditions: Some(Preconditions {
+                uid,
+                resource_version: None,
+            }),
+            ..DeleteParams::default()
+        };
+        match api.delete(&key.name, &dp).await {
+            Ok(_) => Ok(()),
+            Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+            // The uid precondition failed: someone recreated it; it is not the one we own.
+            Err(kube::Error::Api(s)) if s.code == 409 => Err(Error::NotOwned(key.to_string())),
+            Err(e) => Err(kube_err(e)),
+        }
+    }
+}
+
+/// Writes conditions on input objects.
+pub struct KubeStatusSink {
+    client: Client,
+    resources: SharedInputResources,
+    recorder: Recorder,
+}
+
+impl KubeStatusSink {
+    pub fn new(
+        client: Client,
+        resources: SharedInputResources,
+        instance: Option<String>,
+    ) -> KubeStatusSink {
+        let recorder = Recorder::new(
+            client.clone(),
+            Reporter {
+                controller: "meshbridge".into(),
+                instance,
+            },
+        );
+        KubeStatusSink {
+            client,
+            resources,
+            recorder,
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl StatusSink for KubeStatusSink {
+    async fn write(&mut self, target: &StatusTarget, conditions: &[Condition]) -> Result<()> {
+        let res = self
+            .resources
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .watched
+            .get(&target.key.kind)
+            .cloned();
+        let Some(res) = res else {
+            return Err(Error::Kube(format!("{} is not served", target.key.kind)));
+        };
+        if res.has_status {
+            let api = api_of(&self.client, &res, &target.key.namespace);
+            let mut body = json!({
+                "apiVersion": res.api.api_version,
+                "kind": res.api.kind,
+                "status": {
+                    "observedGeneration": target.generation,
+                    "conditions": conditions,
+                },
+            });
+            if let Some(Value::Object(extra)) = &target.extra {
+                for (k, v) in extra {
+                    body["status"][k] = v.clone();
+                }
+            }
+            match api
+                .patch_status(
+                    &target.key.name,
+                    &PatchParams::apply(FIELD_MANAGER).force(),
+                    &Patch::Apply(body),
+                )
+                .await
+            {
+                Ok(_) => Ok(()),
+                // The object went away meanwhile: nothing to report on.
+                Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+                Err(e) => Err(kube_err(e)),
+            }
+        } else {
+            let reference = ObjectReference {
+                api_version: Some(
+                    target
+                        .api_version
+                        .clone()
+                        .unwrap_or_else(|| res.api.api_version.clone()),
+                ),
+                kind: Some(target.key.kind.as_str().to_string()),
+                name: Some(target.key.name.clone()),
+                namespace: Some(target.key.namespace.clone()),
+                uid: target.uid.clone(),
+                ..ObjectReference::default()
+            };
+            for c in conditions {
+                let ev = Event {
+                    type_: if c.status == "False" {
+                        EventType::Warning
+                    } else {
+                        EventType::Normal
+                    },
+                    reason: c.reason.clone(),
+                    note: Some(truncate(
+                        &format!("{}={}: {}", c.type_, c.status, c.message),
+                        1000,
+                    )),
+                    action: "Reconcile".into(),
+                    secondary: None,
+                };
+                self.recorder
+                    .publish(&ev, &reference)
+                    .await
+                    .map_err(kube_err)?;
+            }
+            Ok(())
+        }
+    }
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s[..end].to_string()
+}

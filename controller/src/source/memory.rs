@@ -1,0 +1,55 @@
+//! A source fed from memory: an initial set of objects, then whatever the test sends on
+//! the channel it keeps.
+
+use super::{Source, SyncTracker};
+use crate::Result;
+use crate::types::{Change, Msg};
+use meshbridge_core::model::{Kind, Object};
+use tokio::sync::mpsc;
+
+pub struct MemorySource {
+    pub initial: Vec<Object>,
+}
+
+/// Every input kind (a memory or directory source lists them all at once).
+pub const ALL_KINDS: [Kind; 13] = [
+    Kind::TrafficSplit,
+    Kind::TrafficTarget,
+    Kind::HTTPRouteGroup,
+    Kind::TCPRoute,
+    Kind::UDPRoute,
+    Kind::Mesh,
+    Kind::Install,
+    Kind::Namespace,
+    Kind::Service,
+    Kind::ServiceAccount,
+    Kind::Pod,
+    Kind::Deployment,
+    Kind::EndpointSlice,
+];
+
+#[async_trait::async_trait]
+impl Source for MemorySource {
+    async fn start(
+        self: Box<Self>,
+        tx: mpsc::UnboundedSender<Msg>,
+        sync: SyncTracker,
+        _watch: bool,
+    ) -> Result<()> {
+        let id = sync.register();
+        let changes = self
+            .initial
+            .into_iter()
+            .map(|o| Change::Upsert {
+                object: Box::new(o),
+                live_status: None,
+            })
+            .collect();
+        let _ = tx.send(Msg::Replace {
+            kinds: ALL_KINDS.to_vec(),
+            changes,
+        });
+        let _ = tx.send(Msg::Synced(id));
+        Ok(())
+    }
+}

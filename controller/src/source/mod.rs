@@ -1,0 +1,85 @@
+//! Where input objects come from: the Kubernetes API (watches), a directory (polled), or
+//! memory (tests). Every source turns what it reads into [`Msg`]s through core's loader,
+//! so all three have the same semantics.
+
+pub mod dir;
+pub mod kube;
+pub mod memory;
+
+use crate::Result;
+use crate::types::{Change, Msg};
+use meshbridge_core::load::Loaded;
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+use tokio::sync::mpsc;
+
+/// Hands out stream ids; the reconciler is synced once every registered id has sent
+/// [`Msg::Synced`].
+#[derive(Clone, Debug, Default)]
+pub struct SyncTracker {
+    inner: Arc<Mutex<(usize, BTreeSet<usize>)>>,
+}
+
+impl SyncTracker {
+    /// Registers a stream that will send `Msg::Synced(id)` after its initial listing.
+    pub fn register(&self) -> usize {
+        let mut g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let id = g.0;
+        g.0 += 1;
+        g.1.insert(id);
+        id
+    }
+
+    /// Records that `id` is synced; returns whether every stream is.
+    pub fn done(&self, id: usize) -> bool {
+        let mut g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        g.1.remove(&id);
+        g.1.is_empty()
+    }
+
+    pub fn all_synced(&self) -> bool {
+        self.inner
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .1
+            .is_empty()
+    }
+}
+
+#[async_trait::async_trait]
+pub trait Source: Send {
+    /// Starts reading. Registers its streams with `sync` before returning, then sends
+    /// messages to `tx` (from spawned tasks when `watch` is true; with `watch` false it
+    /// sends the current state once and returns).
+    async fn start(
+        self: Box<Self>,
+        tx: mpsc::UnboundedSender<Msg>,
+        sync: SyncTracker,
+        watch: bool,
+    ) -> Result<()>;
+}
+
+/// Loaded objects → changes. Problems that name an object become [`Change::Invalid`] (the
+/// object's last good version stays); the rest are returned.
+pub fn changes_of(loaded: Loaded) -> (Vec<Change>, Vec<meshbridge_core::report::Problem>) {
+    let mut changes: Vec<Change> = loaded
+        .objects
+        .into_iter()
+        .map(|o| Change::Upsert {
+            object: Box::new(o),
+            live_status: None,
+        })
+        .collect();
+    let mut other = Vec::new();
+    for p in loaded.problems {
+        match p.object_key() {
+            Some(key) if !key.name.is_empty() => changes.push(Change::Invalid {
+                key,
+                generation: None,
+                problems: vec![p],
+            }),
+            _ => other.push(p),
+        }
+    }
+    (changes, other)
+}

@@ -1,0 +1,203 @@
+//! The controller's incremental, per-namespace rendering with the real adapters equals
+//! translating the whole snapshot at once (what `meshbridge translate` does), before and
+//! after edits; and the benchmark (ignored by default).
+
+use meshbridge_controller::engine::{Backends, Engine, EngineConfig};
+use meshbridge_controller::metrics::Metrics;
+use meshbridge_controller::reconciler::Reconciler;
+use meshbridge_controller::sink::memory::MemorySink;
+use meshbridge_controller::status::LogStatusSink;
+use meshbridge_controller::{Change, Msg, synthetic};
+use meshbridge_core::api::meshbridge::MeshType;
+use meshbridge_core::model::Object;
+use meshbridge_core::{Adapter, Context};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Instant;
+
+fn adapter(m: MeshType) -> Box<dyn Adapter> {
+    match m {
+        MeshType::Istio => Box::new(meshbridge_istio::IstioAdapter),
+        MeshType::Linkerd => Box::new(meshbridge_linkerd::LinkerdAdapter),
+        _ => Box::new(meshbridge_gateway_api::GatewayApiAdapter),
+    }
+}
+
+const MESHES: [MeshType; 3] = [MeshType::Istio, MeshType::Linkerd, MeshType::GatewayApi];
+
+fn engine(m: MeshType) -> Engine {
+    Engine::new(
+        EngineConfig {
+            backends: Backends::List(vec![m]),
+            ..EngineConfig::default()
+        },
+        vec![adapter(m)],
+    )
+}
+
+fn whole(objects: &[Object], m: MeshType) -> BTreeMap<String, Value> {
+    let snap = meshbridge_core::Snapshot::from_objects(objects.iter().cloned());
+    let ir = meshbridge_core::build::build(&snap);
+    let cx = meshbridge_core::pipeline::context_for(&snap, m, &Context::default(), None);
+    adapter(m)
+        .translate(&ir, &cx)
+        .objects
+        .into_iter()
+        .map(|o| (format!("{:?}", o.sort_key()), o.body))
+        .collect()
+}
+
+fn partitioned(e: &Engine) -> BTreeMap<String, Value> {
+    e.desired()
+        .values()
+        .map(|d| (format!("{:?}", d.object.sort_key()), d.object.body.clone()))
+        .collect()
+}
+
+fn upsert(o: Object) -> Change {
+    Change::Upsert {
+        object: Box::new(o),
+        live_status: None,
+    }
+}
+
+#[test]
+fn partitions_equal_whole_world_translation() {
+    let mut objects = synthetic::cluster(60, 7);
+    // Cross-namespace sources too.
+    objects.extend(
+        meshbridge_core::load::load_str(
+            "x.yaml",
+            "apiVersion: access.smi-spec.io/v1alpha3\nkind: TrafficTarget\nmetadata: {name: cross, namespace: ns1}\nspec:\n  destination: {kind: ServiceAccount, name: a1, namespace: ns1}\n  sources:\n  - {kind: ServiceAccount, name: a2, namespace: ns2}\n  rules:\n  - {kind: TCPRoute, name: a1-tcp}\n",
+        )
+        .objects,
+    );
+    for m in MESHES {
+        let mut e = engine(m);
+        for o in objects.clone() {
+            e.apply(upsert(o));
+        }
+        e.recompute();
+        let expected = whole(&objects, m);
+        assert!(!expected.is_empty(), "{m}: adapter produced nothing");
+        assert_eq!(partitioned(&e), expected, "{m}");
+        // Edits, a delete, a new split: still equal, and only one namespace re-rendered.
+        let mut current = objects.clone();
+        for (k, w) in [(3usize, (1u32, 1u32)), (10, (0, 5)), (3, (7, 3))] {
+            let edit = synthetic::split_edit(k, 7, w);
+            let key = edit.key();
+            current.retain(|o| o.key() != key);
+            current.push(edit.clone());
+            e.apply(upsert(edit));
+            let d = e.recompute();
+            assert_eq!(d.partitions, 1);
+            assert_eq!(
+                partitioned(&e),
+                whole(&current, m),
+                "{m} after editing a{k}"
+            );
+        }
+        let gone = current
+            .iter()
+            .position(|o| o.key().name == "a5" && o.kind().is_smi())
+            .unwrap();
+        let key = current.remove(gone).key();
+        e.apply(Change::Delete(key));
+        e.recompute();
+        assert_eq!(partitioned(&e), whole(&current, m), "{m} after a delete");
+    }
+}
+
+fn rss_kib() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/self/status").ok()?;
+    s.lines()
+        .find(|l| l.starts_with("VmRSS:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+/// 10,000 SMI objects over 5,000 Services, then 1,000 single-object edits. Run with
+/// `cargo test --release --test run_engine -- --ignored --nocapture bench`.
+#[test]
+#[ignore]
+fn bench_edit_to_applied() {
+    meshbridge_controller::block_on(bench())
+}
+
+async fn bench() {
+    const APPS: usize = 2500;
+    const NAMESPACES: usize = 50;
+    // RSS growth is only meaningful for the first mesh measured in a process (the
+    // allocator keeps freed memory): pick one with BENCH_MESH=istio|linkerd|gateway-api.
+    let only = std::env::var("BENCH_MESH").ok();
+    for (i, m) in MESHES
+        .into_iter()
+        .filter(|m| only.as_deref().is_none_or(|o| o == m.as_str()))
+        .enumerate()
+    {
+        let rss0 = rss_kib().unwrap_or(0);
+        let objects = synthetic::cluster(APPS, NAMESPACES);
+        let n_objects = objects.len();
+        let smi = objects.iter().filter(|o| o.kind().is_smi()).count();
+        let sink = MemorySink::new("meshbridge-system");
+        let mut rec = Reconciler::new(
+            engine(m),
+            Box::new(sink.clone()),
+            Box::new(LogStatusSink::default()),
+            Arc::new(Metrics::default()),
+            Arc::new(AtomicBool::new(true)),
+        );
+        let t0 = Instant::now();
+        rec.handle(Msg::Replace {
+            kinds: meshbridge_controller::source::memory::ALL_KINDS.to_vec(),
+            changes: objects.into_iter().map(upsert).collect(),
+        });
+        let first = rec.reconcile().await;
+        let load = t0.elapsed();
+        let rss1 = rss_kib().unwrap_or(0);
+        let mut lat = Vec::new();
+        let mut writes = Vec::new();
+        let mut seed: u64 = 42;
+        for i in 0..1000u32 {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let k = (seed >> 33) as usize % APPS;
+            let edit = synthetic::split_edit(k, NAMESPACES, (50 + i % 40, 10));
+            let t = Instant::now();
+            rec.handle(Msg::Input(upsert(edit)));
+            let r = rec.reconcile().await;
+            lat.push(t.elapsed().as_secs_f64() * 1000.0);
+            writes.push(r.writes());
+        }
+        lat.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        let p = |q: f64| lat[((lat.len() as f64 * q) as usize).min(lat.len() - 1)];
+        let wsum: usize = writes.iter().sum();
+        println!(
+            "bench {m}: {smi} SMI objects, {n_objects} inputs, {} outputs; initial load+reconcile {:.0} ms ({} writes); \
+             edit→applied p50 {:.2} ms p99 {:.2} ms max {:.2} ms; writes/edit mean {:.2} max {}; \
+             RSS +{} KiB ({:.2} KiB/input object{})",
+            rec.engine.desired().len(),
+            load.as_secs_f64() * 1000.0,
+            first.writes(),
+            p(0.5),
+            p(0.99),
+            lat[lat.len() - 1],
+            wsum as f64 / writes.len() as f64,
+            writes.iter().max().unwrap(),
+            rss1.saturating_sub(rss0),
+            rss1.saturating_sub(rss0) as f64 / n_objects as f64,
+            if i == 0 {
+                ""
+            } else {
+                "; not first in process: not meaningful"
+            },
+        );
+        drop(rec);
+        drop(sink);
+    }
+}
