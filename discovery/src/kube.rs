@@ -1,0 +1,512 @@
+//! The Install reconciler against the Kubernetes API: finalizer, installer RBAC, Jobs,
+//! status. One call of [`reconcile_install`] takes one step; call it again on every change
+//! of the Install or of its Jobs (or periodically) until it reports [`Step::Done`].
+
+use crate::install::{
+    self, Action, FINALIZER, INSTALL_LABEL, INSTALL_NS_LABEL, Phase, active_of, job_phase,
+};
+use kube::Client;
+use kube::api::{
+    Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, Patch,
+    PatchParams, PostParams, PropagationPolicy,
+};
+use meshbridge_core::api::meshbridge::{Install, InstallStatus, MeshType};
+use serde_json::{Value, json};
+
+/// Field manager of server-side applies made here.
+pub const FIELD_MANAGER: &str = "meshbridge-install";
+
+/// What a reconcile step did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Step {
+    /// Waiting for a Job (reconcile again when it changes).
+    Waiting(Phase),
+    /// Nothing more to do for now (installed, uninstalled, or rejected).
+    Done(String),
+}
+
+#[derive(Debug)]
+pub struct Error(pub String);
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl From<kube::Error> for Error {
+    fn from(e: kube::Error) -> Self {
+        Error(e.to_string())
+    }
+}
+
+type Result<T> = std::result::Result<T, Error>;
+
+fn ar(api_version: &str, kind: &str, plural: &str) -> ApiResource {
+    let (g, v) = api_version.rsplit_once('/').unwrap_or(("", api_version));
+    ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(g, v, kind), plural)
+}
+
+fn plural_of(kind: &str) -> String {
+    let k = kind.to_ascii_lowercase();
+    if k.ends_with('s') {
+        format!("{k}es")
+    } else if let Some(stem) = k.strip_suffix('y') {
+        format!("{stem}ies")
+    } else {
+        format!("{k}s")
+    }
+}
+
+fn dyn_api(client: &Client, v: &Value) -> Option<(Api<DynamicObject>, String)> {
+    let av = v.get("apiVersion")?.as_str()?;
+    let kind = v.get("kind")?.as_str()?;
+    let name = v.pointer("/metadata/name")?.as_str()?.to_string();
+    let r = ar(av, kind, &plural_of(kind));
+    let api = match v.pointer("/metadata/namespace").and_then(Value::as_str) {
+        Some(ns) => Api::namespaced_with(client.clone(), ns, &r),
+        None => Api::all_with(client.clone(), &r),
+    };
+    Some((api, name))
+}
+
+async fn apply(client: &Client, v: &Value) -> Result<()> {
+    let Some((api, name)) = dyn_api(client, v) else {
+        return Err(Error("object without apiVersion/kind/metadata.name".into()));
+    };
+    let pp = PatchParams::apply(FIELD_MANAGER).force();
+    api.patch(&name, &pp, &Patch::Apply(v)).await?;
+    Ok(())
+}
+
+async fn delete_if_ours(client: &Client, v: &Value, install_name: &str) -> Result<()> {
+    let Some((api, name)) = dyn_api(client, v) else {
+        return Ok(());
+    };
+    match api.get_opt(&name).await? {
+        Some(live)
+            if live
+                .metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(INSTALL_LABEL))
+                .map(String::as_str)
+                == Some(install_name) =>
+        {
+            let dp = DeleteParams {
+                propagation_policy: Some(PropagationPolicy::Background),
+                ..DeleteParams::default()
+            };
+            match api.delete(&name, &dp).await {
+                Ok(_) => Ok(()),
+                Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
+                Err(e) => Err(e.into()),
+            }
+        }
+        _ => Ok(()),
+    }
+}
+
+fn jobs_api(client: &Client, ns: &str) -> Api<DynamicObject> {
+    Api::namespaced_with(client.clone(), ns, &ar("batch/v1", "Job", "jobs"))
+}
+
+async fn ensure_job(client: &Client, i: &Install, action: Action) -> Result<Option<Value>> {
+    let Some(job) = install::job(i, action) else {
+        return Ok(None);
+    };
+    let ns = job["metadata"]["namespace"]
+        .as_str()
+        .unwrap_or("default")
+        .to_string();
+    let name = job["metadata"]["name"].as_str().unwrap_or("").to_string();
+    let api = jobs_api(client, &ns);
+    if let Some(live) = api.get_opt(&name).await? {
+        return Ok(Some(
+            serde_json::to_value(live).map_err(|e| Error(e.to_string()))?,
+        ));
+    }
+    let obj: DynamicObject = serde_json::from_value(job).map_err(|e| Error(e.to_string()))?;
+    let created = api.create(&PostParams::default(), &obj).await?;
+    Ok(Some(
+        serde_json::to_value(created).map_err(|e| Error(e.to_string()))?,
+    ))
+}
+
+/// Removes every Job and the RBAC made for `i`.
+async fn cleanup(client: &Client, i: &Install) -> Result<()> {
+    let ns = i
+        .metadata
+        .namespace
+        .clone()
+        .unwrap_or_else(|| "default".into());
+    let name = i.metadata.name.clone().unwrap_or_default();
+    let api = jobs_api(client, &ns);
+    let sel = format!("{INSTALL_LABEL}={name},{INSTALL_NS_LABEL}={ns}");
+    let jobs = api.list(&ListParams::default().labels(&sel)).await?;
+    let dp = DeleteParams {
+        propagation_policy: Some(PropagationPolicy::Background),
+        ..DeleteParams::default()
+    };
+    for j in jobs.items {
+        if let Some(n) = &j.metadata.name {
+            match api.delete(n, &dp).await {
+                Ok(_) => {}
+                Err(kube::Error::Api(e)) if e.code == 404 => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+    for o in install::rbac(i) {
+        delete_if_ours(client, &o, &name).await?;
+    }
+    Ok(())
+}
+
+async fn set_finalizer(api: &Api<Install>, i: &Install, present: bool) -> Result<()> {
+    let mut fins: Vec<String> = i.metadata.finalizers.clone().unwrap_or_default();
+    let has = fins.iter().any(|f| f == FINALIZER);
+    if has == present {
+        return Ok(());
+    }
+    if present {
+        fins.push(FINALIZER.into());
+    } else {
+        fins.retain(|f| f != FINALIZER);
+    }
+    let name = i.metadata.name.clone().unwrap_or_default();
+    // Merge patch with the resourceVersion: a concurrent change makes it fail (409) and the
+    // next reconcile starts from the new object.
+    let patch =
+        json!({"metadata": {"finalizers": fins, "resourceVersion": i.metadata.resource_version}});
+    api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await?;
+    Ok(())
+}
+
+fn comparable(st: &InstallStatus) -> Value {
+    let mut v = serde_json::to_value(st).unwrap_or(Value::Null);
+    if let Some(cs) = v.get_mut("conditions").and_then(Value::as_array_mut) {
+        for c in cs {
+            if let Some(o) = c.as_object_mut() {
+                o.remove("lastTransitionTime");
+            }
+        }
+    }
+    v
+}
+
+async fn write_status(api: &Api<Install>, i: &Install, st: InstallStatus) -> Result<()> {
+    if i.status.as_ref().map(comparable) == Some(comparable(&st)) {
+        return Ok(());
+    }
+    let name = i.metadata.name.clone().unwrap_or_default();
+    let patch = json!({"status": st});
+    api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await?;
+    Ok(())
+}
+
+/// One reconcile step for `i`; `all` are the Installs of the cluster (for the
+/// one-active-Install-per-mesh-type rule).
+pub async fn reconcile_install(client: &Client, i: &Install, all: &[Install]) -> Result<Step> {
+    let ns = i
+        .metadata
+        .namespace
+        .clone()
+        .unwrap_or_else(|| "default".into());
+    let name = i.metadata.name.clone().unwrap_or_default();
+    let api: Api<Install> = Api::namespaced(client.clone(), &ns);
+    let deleting = i.metadata.deletion_timestamp.is_some();
+    let has_finalizer = i
+        .metadata
+        .finalizers
+        .as_ref()
+        .is_some_and(|f| f.iter().any(|x| x == FINALIZER));
+
+    if deleting || i.spec.disabled {
+        if !has_finalizer {
+            // Never installed by this Install (or already cleaned up).
+            if !deleting {
+                let st = install::phase_status(i, Phase::Uninstalled, "disabled".into(), None);
+                write_status(&api, i, st).await?;
+            }
+            return Ok(Step::Done("nothing installed".into()));
+        }
+        let (phase, msg, job) = if i.spec.mesh_type == MeshType::Envoy {
+            for o in install::builtin_objects(i).iter().rev() {
+                delete_if_ours(client, o, &name).await?;
+            }
+            (
+                Phase::Uninstalled,
+                "built-in mesh objects deleted".to_string(),
+                None,
+            )
+        } else {
+            for o in install::rbac(i) {
+                apply(client, &o).await?;
+            }
+            let job = ensure_job(client, i, Action::Uninstall).await?;
+            let (p, m) = job_phase(job.as_ref(), Action::Uninstall);
+            (p, m, Some(install::job_name(i, Action::Uninstall)))
+        };
+        if phase == Phase::Uninstalled {
+            cleanup(client, i).await?;
+            // The finalizer first: its patch is guarded by the resourceVersion we read.
+            set_finalizer(&api, i, false).await?;
+            if !deleting {
+                write_status(&api, i, install::phase_status(i, phase, msg.clone(), job)).await?;
+            }
+            return Ok(Step::Done(msg));
+        }
+        if !deleting {
+            write_status(&api, i, install::phase_status(i, phase, msg, job)).await?;
+        }
+        return Ok(Step::Waiting(phase));
+    }
+
+    if let Err(r) = install::validate(&i.spec) {
+        write_status(&api, i, install::rejected_status(i, &r)).await?;
+        return Ok(Step::Done(r.message));
+    }
+    if let Some(w) = active_of(all, i.spec.mesh_type)
+        && (w.metadata.namespace.as_deref(), w.metadata.name.as_deref())
+            != (Some(ns.as_str()), Some(name.as_str()))
+    {
+        let st = install::duplicate_status(i, w);
+        let msg = st
+            .conditions
+            .first()
+            .map(|c| c.message.clone())
+            .unwrap_or_default();
+        write_status(&api, i, st).await?;
+        return Ok(Step::Done(msg));
+    }
+    if !has_finalizer {
+        // The finalizer goes on before anything is installed, so a delete always uninstalls.
+        set_finalizer(&api, i, true).await?;
+    }
+    let (phase, msg, job) = if i.spec.mesh_type == MeshType::Envoy {
+        for o in install::builtin_objects(i) {
+            apply(client, &o).await?;
+        }
+        (
+            Phase::Installed,
+            "built-in mesh objects applied".to_string(),
+            None,
+        )
+    } else {
+        for o in install::rbac(i) {
+            apply(client, &o).await?;
+        }
+        let job = ensure_job(client, i, Action::Install).await?;
+        let (p, m) = job_phase(job.as_ref(), Action::Install);
+        (p, m, Some(install::job_name(i, Action::Install)))
+    };
+    write_status(&api, i, install::phase_status(i, phase, msg.clone(), job)).await?;
+    Ok(match phase {
+        Phase::Installed | Phase::Failed => Step::Done(msg),
+        p => Step::Waiting(p),
+    })
+}
+
+// ---------------------------------------------------------------- discovery in a cluster
+
+async fn list_values(
+    client: &Client,
+    r: &ApiResource,
+    ns: Option<&str>,
+    lp: &ListParams,
+) -> Result<Vec<Value>> {
+    let api: Api<DynamicObject> = match ns {
+        Some(ns) => Api::namespaced_with(client.clone(), ns, r),
+        None => Api::all_with(client.clone(), r),
+    };
+    match api.list(lp).await {
+        Ok(l) => Ok(l
+            .items
+            .into_iter()
+            .filter_map(|o| {
+                let mut v = serde_json::to_value(o).ok()?;
+                // Lists do not repeat apiVersion/kind on items.
+                v["apiVersion"] = json!(r.api_version);
+                v["kind"] = json!(r.kind);
+                Some(v)
+            })
+            .collect()),
+        // A kind that is not served (CRD not installed) has nothing to discover.
+        Err(kube::Error::Api(e)) if e.code == 404 => Ok(vec![]),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Reads what discovery needs from the cluster, keeping reads narrow: every Deployment and
+/// Namespace; ConfigMaps and PeerAuthentications only in namespaces that run a control
+/// plane (and the mesh config's root namespace); only Pods carrying `istio.io/rev` or
+/// `linkerd.io/control-plane-ns`; App Mesh `Mesh` objects when that CRD is served.
+pub async fn read_cluster(client: &Client) -> Result<Vec<Value>> {
+    let lp = ListParams::default();
+    let mut out = list_values(
+        client,
+        &ar("apps/v1", "Deployment", "deployments"),
+        None,
+        &lp,
+    )
+    .await?;
+    out.extend(list_values(client, &ar("v1", "Namespace", "namespaces"), None, &lp).await?);
+    for sel in ["istio.io/rev", "linkerd.io/control-plane-ns"] {
+        out.extend(
+            list_values(
+                client,
+                &ar("v1", "Pod", "pods"),
+                None,
+                &ListParams::default().labels(sel),
+            )
+            .await?,
+        );
+    }
+    out.extend(
+        list_values(
+            client,
+            &ar("appmesh.k8s.aws/v1beta2", "Mesh", "meshes"),
+            None,
+            &lp,
+        )
+        .await?,
+    );
+    let mut cp_namespaces: Vec<String> = crate::find_control_planes(&out)
+        .into_iter()
+        .filter_map(|c| c.discovered.control_plane_namespace)
+        .collect();
+    cp_namespaces.sort();
+    cp_namespaces.dedup();
+    let mut roots = Vec::new();
+    for ns in &cp_namespaces {
+        let cms = list_values(client, &ar("v1", "ConfigMap", "configmaps"), Some(ns), &lp).await?;
+        for cm in &cms {
+            if let Some(root) = cm
+                .pointer("/data/mesh")
+                .and_then(Value::as_str)
+                .and_then(|t| serde_saphyr::from_str::<Value>(t).ok())
+                .and_then(|m| {
+                    m.get("rootNamespace")
+                        .and_then(Value::as_str)
+                        .map(str::to_string)
+                })
+            {
+                roots.push(root);
+            }
+        }
+        out.extend(cms);
+    }
+    roots.extend(cp_namespaces);
+    roots.sort();
+    roots.dedup();
+    for ns in roots {
+        out.extend(
+            list_values(
+                client,
+                &ar(
+                    "security.istio.io/v1beta1",
+                    "PeerAuthentication",
+                    "peerauthentications",
+                ),
+                Some(&ns),
+                &lp,
+            )
+            .await?,
+        );
+    }
+    Ok(out)
+}
+
+/// What a discovery pass wrote.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DiscoveryReport {
+    pub created: Vec<String>,
+    pub updated: Vec<String>,
+    pub status_written: Vec<String>,
+}
+
+fn without_times(v: &Value) -> Value {
+    let mut v = v.clone();
+    if let Some(cs) = v.get_mut("conditions").and_then(Value::as_array_mut) {
+        for c in cs {
+            if let Some(o) = c.as_object_mut() {
+                o.remove("lastTransitionTime");
+            }
+        }
+    }
+    v
+}
+
+/// One discovery pass: read the cluster, merge with the Meshes in `cfg.namespace`, and write
+/// only what differs (create new Meshes; spec/annotation changes as a merge patch guarded
+/// by resourceVersion; status as a `/status` merge patch). Never deletes a Mesh.
+pub async fn discover_and_write(
+    client: &Client,
+    cfg: &crate::Config,
+    caps: crate::CapsFn<'_>,
+) -> Result<DiscoveryReport> {
+    use meshbridge_core::api::meshbridge::Mesh;
+    let objects = read_cluster(client).await?;
+    let api: Api<Mesh> = Api::namespaced(client.clone(), &cfg.namespace);
+    let existing = api.list(&ListParams::default()).await?.items;
+    let merged = crate::merge(&existing, &crate::find_control_planes(&objects), cfg, caps);
+    let mut report = DiscoveryReport::default();
+    for m in merged {
+        let name = m.metadata.name.clone().unwrap_or_default();
+        let before = existing.iter().find(|e| e.metadata.name == m.metadata.name);
+        let status = serde_json::to_value(&m.status).unwrap_or(Value::Null);
+        let live_status = before.map(|b| serde_json::to_value(&b.status).unwrap_or(Value::Null));
+        match before {
+            None => {
+                let mut body = m.clone();
+                body.status = None;
+                body.metadata.resource_version = None;
+                api.create(&PostParams::default(), &body).await?;
+                report.created.push(name.clone());
+            }
+            Some(b) => {
+                if b.spec != m.spec || b.metadata.annotations != m.metadata.annotations {
+                    let patch = json!({
+                        "metadata": {"annotations": m.metadata.annotations, "resourceVersion": b.metadata.resource_version},
+                        "spec": m.spec,
+                    });
+                    api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+                        .await?;
+                    report.updated.push(name.clone());
+                }
+            }
+        }
+        if live_status.as_ref().map(without_times) != Some(without_times(&status)) {
+            api.patch_status(
+                &name,
+                &PatchParams::default(),
+                &Patch::Merge(&json!({"status": status})),
+            )
+            .await?;
+            report.status_written.push(name);
+        }
+    }
+    Ok(report)
+}
+
+/// One pass over every Install in the cluster (for a periodic loop or a watch handler in
+/// the controller): each gets one [`reconcile_install`] step. Results by `namespace/name`.
+pub async fn reconcile_all_installs(client: &Client) -> Result<Vec<(String, Result<Step>)>> {
+    let api: Api<Install> = Api::all(client.clone());
+    let all = api.list(&ListParams::default()).await?.items;
+    let mut out = Vec::new();
+    for i in &all {
+        let key = format!(
+            "{}/{}",
+            i.metadata.namespace.clone().unwrap_or_default(),
+            i.metadata.name.clone().unwrap_or_default()
+        );
+        out.push((key, reconcile_install(client, i, &all).await));
+    }
+    Ok(out)
+}

@@ -1,0 +1,453 @@
+//! The Install reconciler against a mocked API server: every request is checked.
+
+mod common;
+
+use common::FakeApi;
+use meshbridge_core::api::meshbridge::Install;
+use meshbridge_discovery::install::FINALIZER;
+use meshbridge_discovery::kube::{Step, reconcile_install};
+use serde_json::{Value, json};
+
+const NS: &str = "meshbridge-system";
+const INSTALLS: &str = "/apis/meshbridge.io/v1alpha1/namespaces/meshbridge-system/installs";
+const JOBS: &str = "/apis/batch/v1/namespaces/meshbridge-system/jobs";
+const SAS: &str = "/api/v1/namespaces/meshbridge-system/serviceaccounts";
+const CRBS: &str = "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings";
+
+fn install(name: &str, spec: Value, created: &str) -> Value {
+    json!({
+        "apiVersion": "meshbridge.io/v1alpha1", "kind": "Install",
+        "metadata": {"name": name, "namespace": NS, "generation": 1, "creationTimestamp": created},
+        "spec": spec,
+    })
+}
+
+fn read(f: &FakeApi, name: &str) -> Option<Install> {
+    f.get(INSTALLS, name)
+        .map(|v| serde_json::from_value(v).unwrap())
+}
+
+fn all(f: &FakeApi) -> Vec<Install> {
+    f.names(INSTALLS)
+        .iter()
+        .filter_map(|n| read(f, n))
+        .collect()
+}
+
+async fn step(f: &FakeApi, c: &kube::Client, name: &str) -> Step {
+    let i = read(f, name).expect("install exists");
+    reconcile_install(c, &i, &all(f)).await.unwrap()
+}
+
+fn lines(log: &[common::Req]) -> Vec<String> {
+    log.iter().map(|r| r.line()).collect()
+}
+
+fn set_job_condition(f: &FakeApi, job: &str, ty: &str, message: &str) {
+    f.edit(JOBS, job, |j| {
+        j["status"] = json!({"conditions": [{"type": ty, "status": "True", "reason": if ty == "Failed" {"BackoffLimitExceeded"} else {"Completed"}, "message": message}],
+                              "failed": if ty == "Failed" {3} else {0}});
+    });
+}
+
+fn phase(f: &FakeApi, name: &str) -> String {
+    f.get(INSTALLS, name).unwrap()["status"]["phase"]
+        .as_str()
+        .unwrap_or("")
+        .to_string()
+}
+
+#[tokio::test]
+async fn istio_install_job_status_and_uninstall_on_delete() {
+    let f = FakeApi::new();
+    f.insert(
+        INSTALLS,
+        install(
+            "istio",
+            json!({"type": "istio", "version": "1.21.0", "revision": "1-21"}),
+            "2026-01-01T00:00:00Z",
+        ),
+    );
+    let c = f.client();
+
+    // 1. First pass: finalizer, RBAC, Job, status.
+    assert_eq!(
+        step(&f, &c, "istio").await,
+        Step::Waiting(meshbridge_discovery::install::Phase::Installing)
+    );
+    let log = f.take_log();
+    let job_name = f.names(JOBS).pop().expect("a Job");
+    assert!(job_name.starts_with("istio-install-"), "{job_name}");
+    assert_eq!(
+        lines(&log),
+        vec![
+            format!("PATCH {INSTALLS}/istio"),
+            format!("PATCH {SAS}/meshbridge-installer-istio"),
+            format!("PATCH {CRBS}/meshbridge-installer-meshbridge-system-istio"),
+            format!("GET {JOBS}/{job_name}"),
+            format!("POST {JOBS}"),
+            format!("PATCH {INSTALLS}/istio/status"),
+        ]
+    );
+    // Finalizer added with a merge patch guarded by the resourceVersion.
+    assert_eq!(log[0].content_type, "application/merge-patch+json");
+    assert_eq!(log[0].body["metadata"]["finalizers"], json!([FINALIZER]));
+    assert!(log[0].body["metadata"]["resourceVersion"].is_string());
+    // RBAC by server-side apply, bound to the installer ServiceAccount.
+    for r in &log[1..3] {
+        assert_eq!(r.content_type, "application/apply-patch+yaml");
+        assert_eq!(
+            r.query.get("fieldManager").map(String::as_str),
+            Some("meshbridge-install")
+        );
+        assert_eq!(
+            r.body["metadata"]["labels"]["meshbridge.io/install"],
+            json!("istio")
+        );
+    }
+    assert_eq!(log[2].body["roleRef"]["name"], json!("cluster-admin"));
+    assert_eq!(
+        log[2].body["subjects"],
+        json!([{"kind": "ServiceAccount", "name": "meshbridge-installer-istio", "namespace": NS}])
+    );
+    // The Job: pinned istioctl image and the install arguments.
+    let job = &log[4].body;
+    let pod = &job["spec"]["template"]["spec"];
+    assert_eq!(
+        pod["serviceAccountName"],
+        json!("meshbridge-installer-istio")
+    );
+    assert_eq!(pod["restartPolicy"], json!("Never"));
+    assert_eq!(
+        pod["containers"][0]["image"],
+        json!("docker.io/istio/istioctl:1.21.0")
+    );
+    assert_eq!(
+        pod["containers"][0]["args"],
+        json!([
+            "install",
+            "-y",
+            "--set",
+            "profile=default",
+            "--set",
+            "revision=1-21",
+            "--set",
+            "values.global.istioNamespace=istio-system"
+        ])
+    );
+    let st = &f.get(INSTALLS, "istio").unwrap()["status"];
+    assert_eq!(st["phase"], json!("Installing"));
+    assert_eq!(st["job"], json!(job_name));
+    assert_eq!(
+        f.get(INSTALLS, "istio").unwrap()["metadata"]["finalizers"],
+        json!([FINALIZER])
+    );
+
+    // 2. Nothing changed: no write at all (the Job exists; status is the same).
+    step(&f, &c, "istio").await;
+    let log = f.take_log();
+    assert!(
+        log.iter()
+            .all(|r| r.method == "GET" || r.content_type.starts_with("application/apply-patch")),
+        "{:?}",
+        lines(&log)
+    );
+    assert!(!lines(&log).contains(&format!("POST {JOBS}")));
+
+    // 3. The Job completes: Installed, with the version.
+    set_job_condition(&f, &job_name, "Complete", "");
+    assert!(matches!(step(&f, &c, "istio").await, Step::Done(_)));
+    let st = &f.get(INSTALLS, "istio").unwrap()["status"];
+    assert_eq!(st["phase"], json!("Installed"));
+    assert_eq!(st["installedVersion"], json!("1.21.0"));
+    let ready = st["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "Ready")
+        .unwrap();
+    assert_eq!(ready["status"], json!("True"));
+    f.take_log();
+
+    // 4. Delete: the finalizer holds the object; an uninstall Job runs.
+    let req = c
+        .request::<Value>(
+            http::Request::delete(format!("{INSTALLS}/istio"))
+                .body(vec![])
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert!(req["metadata"]["deletionTimestamp"].is_string());
+    f.take_log();
+    assert_eq!(
+        step(&f, &c, "istio").await,
+        Step::Waiting(meshbridge_discovery::install::Phase::Uninstalling)
+    );
+    let log = f.take_log();
+    let post = log
+        .iter()
+        .find(|r| r.method == "POST")
+        .expect("uninstall Job created");
+    assert_eq!(
+        post.body["spec"]["template"]["spec"]["containers"][0]["args"],
+        json!(["uninstall", "-y", "--revision", "1-21"])
+    );
+    let un = post.body["metadata"]["name"].as_str().unwrap().to_string();
+    assert!(un.starts_with("istio-uninstall-"));
+    assert!(read(&f, "istio").is_some(), "held by the finalizer");
+
+    // 5. Uninstall done: Jobs and RBAC removed, finalizer removed, the object is gone.
+    set_job_condition(&f, &un, "Complete", "");
+    assert!(matches!(step(&f, &c, "istio").await, Step::Done(_)));
+    let log = f.take_log();
+    let deletes: Vec<String> = log
+        .iter()
+        .filter(|r| r.method == "DELETE")
+        .map(|r| r.path.clone())
+        .collect();
+    assert_eq!(
+        deletes,
+        vec![
+            format!("{JOBS}/{job_name}"),
+            format!("{JOBS}/{un}"),
+            format!("{SAS}/meshbridge-installer-istio"),
+            format!("{CRBS}/meshbridge-installer-meshbridge-system-istio"),
+        ]
+    );
+    let fin = log
+        .iter()
+        .find(|r| r.method == "PATCH" && r.path == format!("{INSTALLS}/istio"))
+        .unwrap();
+    assert_eq!(fin.body["metadata"]["finalizers"], json!([]));
+    assert!(read(&f, "istio").is_none());
+    assert!(f.names(JOBS).is_empty());
+    assert!(f.names(SAS).is_empty() && f.names(CRBS).is_empty());
+}
+
+#[tokio::test]
+async fn second_install_of_a_type_is_rejected_and_never_runs_a_job() {
+    let f = FakeApi::new();
+    f.insert(
+        INSTALLS,
+        install(
+            "linkerd",
+            json!({"type": "linkerd"}),
+            "2026-01-01T00:00:00Z",
+        ),
+    );
+    f.insert(
+        INSTALLS,
+        install(
+            "linkerd-again",
+            json!({"type": "linkerd", "version": "edge-24.8.2"}),
+            "2026-01-02T00:00:00Z",
+        ),
+    );
+    let c = f.client();
+    step(&f, &c, "linkerd").await;
+    f.take_log();
+    let s = step(&f, &c, "linkerd-again").await;
+    assert!(
+        matches!(s, Step::Done(ref m) if m.contains("meshbridge-system/linkerd")),
+        "{s:?}"
+    );
+    let log = f.take_log();
+    let writes: Vec<String> = log
+        .iter()
+        .filter(|r| r.method != "GET")
+        .map(|r| r.line())
+        .collect();
+    assert_eq!(
+        writes,
+        vec![format!("PATCH {INSTALLS}/linkerd-again/status")]
+    );
+    let st = &f.get(INSTALLS, "linkerd-again").unwrap()["status"];
+    assert_eq!(st["conditions"][0]["type"], json!("Accepted"));
+    assert_eq!(st["conditions"][0]["status"], json!("False"));
+    assert_eq!(st["conditions"][0]["reason"], json!("Duplicate"));
+    assert!(f.get(INSTALLS, "linkerd-again").unwrap()["metadata"]["finalizers"].is_null());
+    assert_eq!(f.names(JOBS).len(), 1);
+    // The Linkerd Job: CLI fetched and checked, rendered, applied by kubectl in order.
+    let job = f.get(JOBS, &f.names(JOBS)[0]).unwrap();
+    let pod = &job["spec"]["template"]["spec"];
+    let init: Vec<&str> = pod["initContainers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        init,
+        vec![
+            "fetch-linkerd-cli",
+            "render-crds",
+            "apply-crds",
+            "wait-crds",
+            "render-control-plane"
+        ]
+    );
+    let fetch = pod["initContainers"][0]["args"][0].as_str().unwrap();
+    assert!(
+        fetch.contains("releases/download/stable-2.14.10/linkerd2-cli-stable-2.14.10-linux-$arch")
+    );
+    assert!(fetch.contains("sha256sum -c"));
+    assert_eq!(
+        pod["containers"][0]["image"],
+        json!(meshbridge_discovery::install::KUBECTL_IMAGE)
+    );
+    assert_eq!(
+        pod["containers"][0]["args"],
+        json!(["apply", "--server-side", "-f", "/work/control-plane.yaml"])
+    );
+}
+
+#[tokio::test]
+async fn failed_job_and_disable() {
+    let f = FakeApi::new();
+    f.insert(
+        INSTALLS,
+        install("istio", json!({"type": "istio"}), "2026-01-01T00:00:00Z"),
+    );
+    let c = f.client();
+    step(&f, &c, "istio").await;
+    let job = f.names(JOBS).pop().unwrap();
+    set_job_condition(
+        &f,
+        &job,
+        "Failed",
+        "Job has reached the specified backoff limit",
+    );
+    assert!(matches!(step(&f, &c, "istio").await, Step::Done(_)));
+    assert_eq!(phase(&f, "istio"), "Failed");
+    let st = &f.get(INSTALLS, "istio").unwrap()["status"];
+    let ready = st["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "Ready")
+        .unwrap();
+    assert_eq!(ready["reason"], json!("Failed"));
+    assert!(ready["message"].as_str().unwrap().contains("backoff limit"));
+
+    // disabled: true → uninstall (default revision), then Uninstalled, object kept.
+    f.edit(INSTALLS, "istio", |v| v["spec"]["disabled"] = json!(true));
+    assert_eq!(
+        step(&f, &c, "istio").await,
+        Step::Waiting(meshbridge_discovery::install::Phase::Uninstalling)
+    );
+    assert_eq!(phase(&f, "istio"), "Uninstalling");
+    let un = f
+        .names(JOBS)
+        .into_iter()
+        .find(|n| n.contains("-uninstall-"))
+        .unwrap();
+    let uj = f.get(JOBS, &un).unwrap();
+    assert_eq!(
+        uj["spec"]["template"]["spec"]["containers"][0]["args"],
+        json!(["uninstall", "-y", "--revision", "default"])
+    );
+    set_job_condition(&f, &un, "Complete", "");
+    assert!(matches!(step(&f, &c, "istio").await, Step::Done(_)));
+    let v = f.get(INSTALLS, "istio").expect("kept");
+    assert_eq!(v["status"]["phase"], json!("Uninstalled"));
+    assert_eq!(v["metadata"]["finalizers"], json!([]));
+    assert!(f.names(JOBS).is_empty());
+}
+
+#[tokio::test]
+async fn unsupported_type_is_rejected() {
+    let f = FakeApi::new();
+    f.insert(
+        INSTALLS,
+        install("am", json!({"type": "appmesh"}), "2026-01-01T00:00:00Z"),
+    );
+    let c = f.client();
+    step(&f, &c, "am").await;
+    let log = f.take_log();
+    assert_eq!(lines(&log), vec![format!("PATCH {INSTALLS}/am/status")]);
+    assert_eq!(
+        f.get(INSTALLS, "am").unwrap()["status"]["conditions"][0]["reason"],
+        json!("Unsupported")
+    );
+}
+
+#[tokio::test]
+async fn builtin_mesh_is_applied_directly_and_removed_exactly() {
+    let f = FakeApi::new();
+    f.insert(
+        INSTALLS,
+        install(
+            "builtin",
+            json!({"type": "envoy", "version": "0.2.0"}),
+            "2026-01-01T00:00:00Z",
+        ),
+    );
+    // The controller's own objects, which must never be touched.
+    f.insert(
+        "/apis/apps/v1/namespaces/meshbridge-system/deployments",
+        json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "meshbridge", "namespace": NS}}),
+    );
+    let c = f.client();
+    assert!(matches!(step(&f, &c, "builtin").await, Step::Done(_)));
+    let log = f.take_log();
+    let applied: Vec<&common::Req> = log
+        .iter()
+        .filter(|r| r.content_type.starts_with("application/apply-patch"))
+        .collect();
+    let expected = meshbridge_discovery::install::builtin_objects(&read(&f, "builtin").unwrap());
+    assert_eq!(applied.len(), expected.len());
+    for r in &applied {
+        assert!(
+            r.path
+                .rsplit('/')
+                .next()
+                .unwrap()
+                .starts_with("meshbridge-mesh"),
+            "{}",
+            r.path
+        );
+        assert_eq!(
+            r.body["metadata"]["labels"]["meshbridge.io/install"],
+            json!("builtin")
+        );
+    }
+    assert!(applied.iter().any(
+        |r| r.path == "/apis/apps/v1/namespaces/meshbridge-system/deployments/meshbridge-mesh"
+    ));
+    assert!(
+        log.iter().all(|r| r.method != "POST"),
+        "no Job for the built-in mesh"
+    );
+    assert_eq!(phase(&f, "builtin"), "Installed");
+    // Delete: exactly the applied objects are deleted; the controller's Deployment stays.
+    c.request::<Value>(
+        http::Request::delete(format!("{INSTALLS}/builtin"))
+            .body(vec![])
+            .unwrap(),
+    )
+    .await
+    .unwrap();
+    f.take_log();
+    assert!(matches!(step(&f, &c, "builtin").await, Step::Done(_)));
+    let log = f.take_log();
+    let deleted: std::collections::BTreeSet<String> = log
+        .iter()
+        .filter(|r| r.method == "DELETE")
+        .map(|r| r.path.clone())
+        .collect();
+    let applied: std::collections::BTreeSet<String> =
+        applied.iter().map(|r| r.path.clone()).collect();
+    assert_eq!(deleted, applied);
+    assert!(
+        f.get(
+            "/apis/apps/v1/namespaces/meshbridge-system/deployments",
+            "meshbridge"
+        )
+        .is_some()
+    );
+    assert!(
+        read(&f, "builtin").is_none(),
+        "finalizer removed, object gone"
+    );
+}
