@@ -20,6 +20,17 @@ pub enum Command {
     Translate(crate::translate::TranslateArgs),
     /// Print every CustomResourceDefinition meshbridge serves.
     Crds,
+    /// The controller: watch inputs (cluster or directory), program the selected meshes.
+    Run(meshbridge_controller::RunArgs),
+    /// The built-in mesh without a cluster: `meshbridge local up DIR`.
+    Local(meshbridge_local::LocalArgs),
+    /// Echo server for demos and tests (run as a pod's command by `meshbridge local`).
+    EchoServer,
+    /// Discovered meshes (type, version, revision, namespaces, trust domain, mTLS) and,
+    /// with --capabilities, what each can express.
+    Meshes(meshbridge_discovery::cli::MeshesArgs),
+    /// Create an Install object (printed, or applied with --apply) that installs a mesh.
+    Install(meshbridge_discovery::cli::InstallArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -33,6 +44,13 @@ pub fn main() -> ExitCode {
     };
     match cli.command {
         Command::Translate(args) => crate::translate::run(args),
+        Command::Run(args) => meshbridge_controller::main(args, &crate::registry::adapter_for),
+        Command::Local(args) => meshbridge_local::run_local(args),
+        Command::EchoServer => meshbridge_local::run_echo(),
+        Command::Meshes(args) => {
+            meshbridge_discovery::cli::meshes(args, &crate::registry::adapter_for)
+        }
+        Command::Install(args) => meshbridge_discovery::cli::install(args),
         Command::Crds => {
             print!("{}", meshbridge_core::crd::all_yaml());
             ExitCode::SUCCESS

@@ -9,7 +9,7 @@ pub fn adapter_for(mesh: MeshType) -> Option<Box<dyn Adapter>> {
         MeshType::Istio => Some(Box::new(meshbridge_istio::IstioAdapter)),
         MeshType::Linkerd => Some(Box::new(meshbridge_linkerd::LinkerdAdapter)),
         MeshType::GatewayApi => Some(Box::new(meshbridge_gateway_api::GatewayApiAdapter)),
-        MeshType::Envoy => None,
-        MeshType::AppMesh => None,
+        MeshType::Envoy => Some(Box::new(meshbridge_envoy::EnvoyAdapter)),
+        MeshType::AppMesh => Some(Box::new(meshbridge_appmesh::AppMeshAdapter)),
     }
 }

@@ -13,7 +13,9 @@ fn bin() -> Command {
 fn translate(mesh: &str, args: &[&str], stdin: Option<&str>) -> Output {
     let mut c = bin();
     c.args(["translate", "--mesh", mesh]).args(args);
-    c.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    c.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     let mut child = c.spawn().unwrap();
     {
         let mut si = child.stdin.take().unwrap();
@@ -51,7 +53,10 @@ fn valid_input_exits_zero_with_yaml_on_stdout() {
     let out = String::from_utf8(o.stdout).unwrap();
     assert!(out.contains("kind: VirtualService"), "{out}");
     assert!(out.contains("web.shop.svc.cluster.local"), "{out}");
-    assert!(out.contains("app.kubernetes.io/managed-by: meshbridge"), "{out}");
+    assert!(
+        out.contains("app.kubernetes.io/managed-by: meshbridge"),
+        "{out}"
+    );
     assert!(out.contains("TrafficSplit/shop/web"), "{out}");
 }
 
@@ -64,24 +69,43 @@ spec:
   service: api
   backends: [{service: api-v1, weight: -5}, {service: api-v2, weight: 2.5}]
 ";
-    let p = tmp("mixed.yaml", &format!("{SPLIT}---\n{bad}---\n: not yaml: [\n"));
+    let p = tmp(
+        "mixed.yaml",
+        &format!("{SPLIT}---\n{bad}---\n: not yaml: [\n"),
+    );
     let path = p.to_string_lossy().into_owned();
     let o = translate("istio", &["-f", &path], None);
     assert_eq!(o.status.code(), Some(1));
     let err = stderr(&o);
     let lines: Vec<&str> = err.lines().collect();
     assert!(
-        lines.contains(&format!("{path}:2: TrafficSplit shop/bad: spec.backends[0].weight: -5 is negative").as_str()),
+        lines.contains(
+            &format!("{path}:2: TrafficSplit shop/bad: spec.backends[0].weight: -5 is negative")
+                .as_str()
+        ),
         "{err}"
     );
     assert!(
-        lines.iter().any(|l| l.starts_with(&format!("{path}:2: TrafficSplit shop/bad: spec.backends[1].weight: 2.5 is not a whole number"))),
+        lines.iter().any(|l| l.starts_with(&format!(
+            "{path}:2: TrafficSplit shop/bad: spec.backends[1].weight: 2.5 is not a whole number"
+        ))),
         "{err}"
     );
-    assert!(lines.iter().any(|l| l.starts_with(&format!("{path}:3: Document -/-: (document): not valid YAML"))), "{err}");
+    assert!(
+        lines.iter().any(|l| l.starts_with(&format!(
+            "{path}:3: Document -/-: (document): not valid YAML"
+        ))),
+        "{err}"
+    );
     let out = String::from_utf8(o.stdout).unwrap();
-    assert!(out.contains("web.shop.svc.cluster.local"), "the valid split must still be translated: {out}");
-    assert!(!out.contains("api.shop"), "the invalid split must not be translated: {out}");
+    assert!(
+        out.contains("web.shop.svc.cluster.local"),
+        "the valid split must still be translated: {out}"
+    );
+    assert!(
+        !out.contains("api.shop"),
+        "the invalid split must not be translated: {out}"
+    );
 }
 
 #[test]
@@ -103,13 +127,22 @@ fn directories_are_read_recursively_and_sorted() {
     let dir = std::env::temp_dir().join(format!("meshbridge-cli-dir-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(dir.join("sub")).unwrap();
-    std::fs::write(dir.join("sub/b.yml"), SPLIT.replace("name: web,", "name: web2,").replace("service: web\n", "service: web2\n")).unwrap();
+    std::fs::write(
+        dir.join("sub/b.yml"),
+        SPLIT
+            .replace("name: web,", "name: web2,")
+            .replace("service: web\n", "service: web2\n"),
+    )
+    .unwrap();
     std::fs::write(dir.join("a.yaml"), SPLIT).unwrap();
     std::fs::write(dir.join("notes.txt"), "not yaml: [").unwrap();
     let o = translate("istio", &["-f", &dir.to_string_lossy()], None);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let out = String::from_utf8(o.stdout).unwrap();
-    assert!(out.contains("web.shop.svc") && out.contains("web2.shop.svc"), "{out}");
+    assert!(
+        out.contains("web.shop.svc") && out.contains("web2.shop.svc"),
+        "{out}"
+    );
 }
 
 fn examples(dir: &Path, out: &mut Vec<PathBuf>) {
@@ -145,13 +178,24 @@ fn every_spec_example_gives_exit_zero_or_precise_errors() {
             match o.status.code() {
                 Some(0) => {}
                 Some(1) => {
-                    let errors: Vec<&str> = err.lines().filter(|l| !l.starts_with("warning: ")).collect();
-                    assert!(!errors.is_empty(), "{mesh} {}: exit 1 without an error line", f.display());
+                    let errors: Vec<&str> = err
+                        .lines()
+                        .filter(|l| !l.starts_with("warning: "))
+                        .collect();
+                    assert!(
+                        !errors.is_empty(),
+                        "{mesh} {}: exit 1 without an error line",
+                        f.display()
+                    );
                 }
                 other => panic!("{mesh} {}: exit {other:?}: {err}", f.display()),
             }
             for l in err.lines() {
-                assert!(re.is_match(l), "{mesh} {}: malformed diagnostic line: {l}", f.display());
+                assert!(
+                    re.is_match(l),
+                    "{mesh} {}: malformed diagnostic line: {l}",
+                    f.display()
+                );
             }
         }
     }
@@ -160,10 +204,15 @@ fn every_spec_example_gives_exit_zero_or_precise_errors() {
 #[test]
 fn garbage_never_panics() {
     let deep = format!("{}{}", "[".repeat(20_000), "]".repeat(20_000));
-    let mut big = String::from("apiVersion: specs.smi-spec.io/v1alpha4\nkind: HTTPRouteGroup\nmetadata: {name: big}\nspec:\n  matches:\n");
+    let mut big = String::from(
+        "apiVersion: specs.smi-spec.io/v1alpha4\nkind: HTTPRouteGroup\nmetadata: {name: big}\nspec:\n  matches:\n",
+    );
     let mut i = 0;
     while big.len() < 10 * 1024 * 1024 {
-        big.push_str(&format!("  - name: m{i}\n    pathRegex: \"/{}\"\n", "y".repeat(300)));
+        big.push_str(&format!(
+            "  - name: m{i}\n    pathRegex: \"/{}\"\n",
+            "y".repeat(300)
+        ));
         i += 1;
     }
     let inputs: Vec<String> = vec![
@@ -178,7 +227,11 @@ fn garbage_never_panics() {
         let o = translate("istio", &["-f", "-"], Some(text));
         let err = stderr(&o);
         assert!(!err.contains("panicked"), "input {i}: {err}");
-        assert!(matches!(o.status.code(), Some(0 | 1)), "input {i}: {:?} {err}", o.status.code());
+        assert!(
+            matches!(o.status.code(), Some(0 | 1)),
+            "input {i}: {:?} {err}",
+            o.status.code()
+        );
     }
     // Non-UTF-8 bytes.
     let p = std::env::temp_dir().join(format!("meshbridge-bin-{}", std::process::id()));

@@ -37,7 +37,11 @@ fn implemented(mesh: &str) -> bool {
 #[test]
 fn golden_cases() {
     let all = cases::discover();
-    assert!(all.len() >= 20, "expected the seeded cases, found {}", all.len());
+    assert!(
+        all.len() >= 20,
+        "expected the seeded cases, found {}",
+        all.len()
+    );
     let registry = schema::target_registry().expect("load shared/schemas");
     let meshes: Vec<&str> = MESHES.iter().copied().filter(|m| implemented(m)).collect();
     assert!(!meshes.is_empty(), "no mesh implemented");
@@ -71,14 +75,19 @@ fn golden_cases() {
                             }
                         }
                     }
-                    Err(e) => failures.push(format!("{} [{mesh}]: output is not YAML: {e}", case.name)),
+                    Err(e) => {
+                        failures.push(format!("{} [{mesh}]: output is not YAML: {e}", case.name))
+                    }
                 }
             }
         }
         // Goldens for meshes this build does not implement are stale.
         for m in case.meshes_with_goldens() {
             if !written.contains(&m) && !cases::updating() {
-                failures.push(format!("{}: golden for {m}, but this build does not implement it", case.name));
+                failures.push(format!(
+                    "{}: golden for {m}, but this build does not implement it",
+                    case.name
+                ));
             }
         }
         case.remove_orphans(&written);

@@ -303,7 +303,12 @@ fn meshes_from_stdin() {
         .spawn()
         .unwrap();
     let text = std::fs::read_to_string(fixture("linkerd-edge")).unwrap();
-    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
     let o = child.wait_with_output().unwrap();
     assert_eq!(o.status.code(), Some(0));
     assert!(out(&o).contains("edge-24.8.2"), "{}", out(&o));

@@ -423,11 +423,28 @@ impl Ir {
         let Some(w) = self.workloads.get(id) else {
             return vec![];
         };
-        self.services
-            .values()
-            .filter(|s| s.key.namespace == id.namespace && !s.selector.is_empty())
+        self.services_in(&id.namespace)
+            .filter(|s| !s.selector.is_empty())
             .filter(|s| w.pods.iter().any(|p| selects(&s.selector, &p.labels)))
             .collect()
+    }
+
+    /// Services of one namespace (a range scan: keys sort by namespace first).
+    pub fn services_in<'a>(&'a self, namespace: &str) -> impl Iterator<Item = &'a Service> + 'a {
+        let ns = namespace.to_string();
+        self.services
+            .range(SvcKey::new(namespace, "")..)
+            .take_while(move |(k, _)| k.namespace == ns)
+            .map(|(_, s)| s)
+    }
+
+    /// Workloads of one namespace (a range scan).
+    pub fn workloads_in<'a>(&'a self, namespace: &str) -> impl Iterator<Item = &'a Workload> + 'a {
+        let ns = namespace.to_string();
+        self.workloads
+            .range(Identity::new(namespace, "")..)
+            .take_while(move |(k, _)| k.namespace == ns)
+            .map(|(_, w)| w)
     }
 
     /// Identities whose pods a Service selects.
@@ -438,9 +455,7 @@ impl Ir {
         if s.selector.is_empty() {
             return vec![];
         }
-        self.workloads
-            .values()
-            .filter(|w| w.identity.namespace == svc.namespace)
+        self.workloads_in(&svc.namespace)
             .filter(|w| w.pods.iter().any(|p| selects(&s.selector, &p.labels)))
             .map(|w| &w.identity)
             .collect()
@@ -462,9 +477,8 @@ impl Ir {
             return None;
         }
         let leaks = self
-            .workloads
-            .values()
-            .filter(|o| o.identity != *id && o.identity.namespace == id.namespace)
+            .workloads_in(&id.namespace)
+            .filter(|o| o.identity != *id)
             .flat_map(|o| &o.pods)
             .any(|p| selects(&common, &p.labels));
         if leaks { None } else { Some(common) }

@@ -78,28 +78,22 @@ macro_rules! toplevel_route_group {
 toplevel_route_group!(v1alpha1);
 toplevel_route_group!(v1alpha2);
 
-macro_rules! spec_route_group {
-    ($ver:ident, $vs:literal) => {
-        #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
-        #[kube(
-                                                            group = "specs.smi-spec.io",
-                                                            version = $vs,
-                                                            kind = "HTTPRouteGroup",
-                                                            namespaced,
-                                                            shortname = "htr",
-                                                            category = "smi",
-                                                            status = "SmiStatus"
-                                                        )]
-        pub struct HTTPRouteGroupSpec {
-            #[serde(default)]
-            pub matches: Vec<HttpMatch>,
-        }
-    };
-}
-
 pub mod v1alpha3 {
     use super::*;
-    spec_route_group!(v1alpha3, "v1alpha3");
+    #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+    #[kube(
+        group = "specs.smi-spec.io",
+        version = "v1alpha3",
+        kind = "HTTPRouteGroup",
+        namespaced,
+        shortname = "htr",
+        category = "smi",
+        status = "SmiStatus"
+    )]
+    pub struct HTTPRouteGroupSpec {
+        #[serde(default)]
+        pub matches: Vec<HttpMatch>,
+    }
 
     /// TCPRoute with an empty spec.
     #[derive(
@@ -119,7 +113,20 @@ pub mod v1alpha3 {
 
 pub mod v1alpha4 {
     use super::*;
-    spec_route_group!(v1alpha4, "v1alpha4");
+    #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+    #[kube(
+        group = "specs.smi-spec.io",
+        version = "v1alpha4",
+        kind = "HTTPRouteGroup",
+        namespaced,
+        shortname = "htr",
+        category = "smi",
+        status = "SmiStatus"
+    )]
+    pub struct HTTPRouteGroupSpec {
+        #[serde(default)]
+        pub matches: Vec<HttpMatch>,
+    }
 
     #[derive(
         CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema,

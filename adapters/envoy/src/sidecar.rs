@@ -1,0 +1,773 @@
+//! Pure translation: IR + where the proxies run → per-proxy Envoy resources, as proto3 JSON
+//! (with `@type`), one map per xDS type keyed by resource name.
+//!
+//! Layout of one sidecar (pod IP `P`, application address `A`):
+//! - `outbound_http` on `P:15001`: HTTP, routes from RDS `outbound_http` — one virtual host per
+//!   (service, HTTP port) with the service's names as domains; TrafficSplit weights become
+//!   weighted clusters, A/B matches become routes (path regex full-match `(?:P).*`, one route
+//!   per method, header regexes) with a catch-all to the root service last.
+//! - `outbound_tcp_<port>` on `P:<port>`: one per non-HTTP service port, `tcp_proxy`.
+//! - `inbound_<port>` on `P:<port>` per container port: mTLS required (client certificate
+//!   from the mesh CA); HTTP ports: HCM with RDS `inbound_<port>` whose single route carries the
+//!   RBAC policy of the pod's identity (per-route `RBACPerRoute`, so access edits are RDS-only
+//!   pushes), default deny (403); other ports: network RBAC then `tcp_proxy`. The connection
+//!   goes on to `A:<port>` (cluster `inbound|<port>`). The caller's URI SAN reaches the
+//!   application in `x-forwarded-client-cert`.
+//! - Clusters `<ns>/<svc>|<port>` (EDS, mTLS with SDS certificates, peer SAN checked against
+//!   the service's identities), endpoints = selected pods' `P:<targetPort>`.
+
+use crate::proto::{CLUSTER, ENDPOINT, LISTENER, ROUTE};
+use meshbridge_core::capability::{Feature, Level};
+use meshbridge_core::ir::{
+    AccessRule, HttpRoute, Identity, Ir, PodInfo, Service, ServicePort, SvcKey, TargetPort,
+    Traffic, selects,
+};
+use meshbridge_core::model::ObjectKey;
+use meshbridge_core::{Context, Finding};
+use serde_json::{Value, json};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Outbound HTTP listener port on every sidecar.
+pub const OUTBOUND_PORT: u16 = 15001;
+/// Envoy admin port on every sidecar (local runtime).
+pub const ADMIN_PORT: u16 = 15000;
+/// SDS name of the CA bundle.
+pub const ROOT_CA_SECRET: &str = "ROOTCA";
+/// Route configuration of the outbound listener.
+pub const OUTBOUND_ROUTE: &str = "outbound_http";
+
+/// One proxy (sidecar) to configure.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Proxy {
+    pub namespace: String,
+    /// Pod name.
+    pub name: String,
+    pub identity: Identity,
+    /// The pod's address: where the sidecar listens and where other sidecars reach it.
+    /// `None` (pod not scheduled): listeners bind `0.0.0.0` and the pod gets no endpoints.
+    pub ip: Option<String>,
+    /// Where the application listens (`127.0.0.1` in a pod; its own loopback address locally).
+    pub app_ip: String,
+    pub labels: BTreeMap<String, String>,
+    pub container_ports: Vec<(Option<String>, u16)>,
+}
+
+impl Proxy {
+    /// `namespace/name`: the Envoy node id.
+    pub fn node_id(&self) -> String {
+        format!("{}/{}", self.namespace, self.name)
+    }
+
+    fn from_pod(id: &Identity, p: &PodInfo) -> Proxy {
+        Proxy {
+            namespace: p.namespace.clone(),
+            name: p.name.clone(),
+            identity: id.clone(),
+            ip: p.ip.clone(),
+            app_ip: "127.0.0.1".into(),
+            labels: p.labels.clone(),
+            container_ports: p.container_ports.clone(),
+        }
+    }
+
+    fn resolve(&self, tp: &TargetPort) -> Option<u16> {
+        match tp {
+            TargetPort::Number(n) => Some(*n),
+            TargetPort::Named(name) => self
+                .container_ports
+                .iter()
+                .find(|(n, _)| n.as_deref() == Some(name.as_str()))
+                .map(|(_, p)| *p),
+        }
+    }
+}
+
+/// Every proxy of the IR: one per pod (or Deployment template) of every workload.
+pub fn proxies_of(ir: &Ir) -> Vec<Proxy> {
+    let mut v: Vec<Proxy> = ir
+        .workloads
+        .values()
+        .flat_map(|w| w.pods.iter().map(|p| Proxy::from_pod(&w.identity, p)))
+        .collect();
+    v.sort_by_key(|p| p.node_id());
+    v
+}
+
+/// One proxy's resources (proto3 JSON with `@type`), keyed by type URL then name.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ProxyConfig {
+    pub node_id: String,
+    pub identity: Identity,
+    /// SPIFFE URI of the identity (the SDS name of its certificate).
+    pub spiffe: String,
+    pub resources: BTreeMap<&'static str, BTreeMap<String, Value>>,
+    /// SDS secret names this proxy may fetch: its own certificate and the CA bundle.
+    pub secrets: Vec<String>,
+    /// Input objects that shaped this proxy's configuration.
+    pub parents: BTreeSet<ObjectKey>,
+}
+
+/// Shared (proxy-independent) outbound state, computed once per IR.
+pub struct Mesh<'a> {
+    ir: &'a Ir,
+    cx: &'a Context,
+    proxies: &'a [Proxy],
+    /// Clusters `ns/svc|port` → (service, port).
+    clusters: BTreeMap<String, (&'a Service, &'a ServicePort)>,
+    findings: Vec<Finding>,
+}
+
+pub fn cluster_name(svc: &SvcKey, port: u16) -> String {
+    format!("{}/{}|{}", svc.namespace, svc.name, port)
+}
+
+fn ads() -> Value {
+    json!({"ads": {}, "resourceApiVersion": "V3"})
+}
+
+fn sds(name: &str) -> Value {
+    json!({"name": name, "sdsConfig": ads()})
+}
+
+fn socket(ip: &str, port: u16) -> Value {
+    json!({"socketAddress": {"address": ip, "portValue": port}})
+}
+
+impl<'a> Mesh<'a> {
+    pub fn new(ir: &'a Ir, cx: &'a Context, proxies: &'a [Proxy]) -> Self {
+        let mut clusters = BTreeMap::new();
+        for s in ir.services.values() {
+            for p in &s.ports {
+                if p.protocol != meshbridge_core::ir::Protocol::Tcp {
+                    continue;
+                }
+                clusters.insert(cluster_name(&s.key, p.port), (s, p));
+            }
+        }
+        let mut m = Mesh {
+            ir,
+            cx,
+            proxies,
+            clusters,
+            findings: vec![],
+        };
+        m.global_findings();
+        m
+    }
+
+    fn global_findings(&mut self) {
+        for split in self.ir.splits.values() {
+            if let Some(root) = self.ir.services.get(&split.root) {
+                for p in &root.ports {
+                    if p.protocol == meshbridge_core::ir::Protocol::Udp {
+                        self.findings.push(Finding {
+                            feature: Feature::UdpRoutes,
+                            level: Level::None,
+                            object: split.parent.clone(),
+                            field: "spec.service".into(),
+                            reason: format!(
+                                "port {} of {} is UDP: the sidecar does not proxy UDP, the split is not applied to it",
+                                p.port, split.root
+                            ),
+                        });
+                    }
+                }
+            }
+        }
+        for pol in self.ir.access.values() {
+            for r in &pol.rules {
+                if r.traffic == Traffic::Udp {
+                    self.findings.push(Finding {
+                        feature: Feature::UdpAccess,
+                        level: Level::None,
+                        object: r.parent.clone(),
+                        field: r.field.clone(),
+                        reason: "the sidecar does not proxy UDP; UDP stays denied".into(),
+                    });
+                }
+            }
+        }
+    }
+
+    /// Findings (not per proxy), sorted later by the caller.
+    pub fn findings(&self) -> &[Finding] {
+        &self.findings
+    }
+
+    /// Pods (proxies) a service selects.
+    fn pods_of(&self, s: &Service) -> impl Iterator<Item = &'a Proxy> + '_ {
+        let sel = s.selector.clone();
+        let ns = s.key.namespace.clone();
+        self.proxies
+            .iter()
+            .filter(move |p| p.namespace == ns && !sel.is_empty() && selects(&sel, &p.labels))
+    }
+
+    fn endpoints(&self, name: &str) -> Value {
+        let mut eps: Vec<(String, u16)> = vec![];
+        if let Some((s, sp)) = self.clusters.get(name) {
+            for p in self.pods_of(s) {
+                if let (Some(ip), Some(port)) = (&p.ip, p.resolve(&sp.target_port)) {
+                    eps.push((ip.clone(), port));
+                }
+            }
+        }
+        eps.sort();
+        eps.dedup();
+        let lb: Vec<Value> = eps
+            .iter()
+            .map(|(ip, port)| json!({"endpoint": {"address": socket(ip, *port)}}))
+            .collect();
+        let mut v = json!({"@type": ENDPOINT, "clusterName": name});
+        if !lb.is_empty() {
+            v["endpoints"] = json!([{"lbEndpoints": lb}]);
+        }
+        v
+    }
+
+    fn tls_common(&self, own: &str) -> Value {
+        json!({
+            "tlsCertificateSdsSecretConfigs": [sds(own)],
+            "validationContextSdsSecretConfig": sds(ROOT_CA_SECRET),
+        })
+    }
+
+    fn cluster(&self, name: &str, own: &str) -> Value {
+        let mut common = self.tls_common(own);
+        if let Some((s, _)) = self.clusters.get(name) {
+            // Secure naming: the upstream sidecar must present one of the service's identities.
+            let mut ids: Vec<String> = self
+                .pods_of(s)
+                .map(|p| p.identity.spiffe(&self.cx.trust_domain))
+                .collect();
+            ids.sort();
+            ids.dedup();
+            if !ids.is_empty() {
+                let sans: Vec<Value> = ids
+                    .iter()
+                    .map(|i| json!({"sanType": "URI", "matcher": {"exact": i}}))
+                    .collect();
+                common = json!({
+                    "tlsCertificateSdsSecretConfigs": [sds(own)],
+                    "combinedValidationContext": {
+                        "defaultValidationContext": {"matchTypedSubjectAltNames": sans},
+                        "validationContextSdsSecretConfig": sds(ROOT_CA_SECRET),
+                    }
+                });
+            }
+        }
+        json!({
+            "@type": CLUSTER,
+            "name": name,
+            "type": "EDS",
+            "edsClusterConfig": {"edsConfig": ads()},
+            "connectTimeout": "1s",
+            "transportSocket": {
+                "name": "envoy.transport_sockets.tls",
+                "typedConfig": {
+                    "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext",
+                    "commonTlsContext": common,
+                }
+            }
+        })
+    }
+
+    /// Targets of a service port: `(cluster, weight)`; a split applies when it has the port.
+    /// `None` = the port is not routable (split configured but no backend has the port).
+    fn targets(
+        &self,
+        s: &Service,
+        port: u16,
+    ) -> (Vec<(String, u64)>, Option<&'a meshbridge_core::ir::Split>) {
+        let root = vec![(cluster_name(&s.key, port), 1)];
+        let Some(split) = self.ir.splits.get(&s.key) else {
+            return (root, None);
+        };
+        let Some(sp) = split.ports.iter().find(|p| p.port.port == port) else {
+            return (root, None);
+        };
+        let mut v: Vec<(String, u64)> = sp
+            .backends
+            .iter()
+            .filter_map(|(i, _)| split.backends.get(*i))
+            .map(|b| (cluster_name(&b.service, port), b.weight))
+            .collect();
+        // Envoy: the sum must fit in u32; zero weights get no traffic.
+        let sum: u128 = v.iter().map(|(_, w)| *w as u128).sum();
+        if sum > u32::MAX as u128 {
+            let ws: Vec<u64> = v.iter().map(|(_, w)| *w).collect();
+            let scaled = meshbridge_core::weights::largest_remainder(&ws, 1_000_000);
+            for (e, w) in v.iter_mut().zip(scaled) {
+                e.1 = w;
+            }
+        }
+        v.retain(|(_, w)| *w > 0);
+        if v.is_empty() {
+            return (root, None);
+        }
+        (v, Some(split))
+    }
+
+    fn http_action(&self, targets: &[(String, u64)]) -> Value {
+        if targets.len() == 1 {
+            json!({"cluster": targets[0].0, "timeout": "0s"})
+        } else {
+            let cs: Vec<Value> = targets
+                .iter()
+                .map(|(c, w)| json!({"name": c, "weight": w}))
+                .collect();
+            json!({"weightedClusters": {"clusters": cs}, "timeout": "0s"})
+        }
+    }
+
+    /// Domains of a service port, as seen from namespace `from`.
+    fn domains(&self, s: &Service, port: u16, default_port: bool, from: &str) -> Vec<String> {
+        let k = &s.key;
+        let cd = &self.cx.cluster_domain;
+        let mut names = vec![
+            format!("{}.{}", k.name, k.namespace),
+            format!("{}.{}.svc", k.name, k.namespace),
+            k.fqdn(cd),
+            format!("{}.", k.fqdn(cd)),
+        ];
+        if k.namespace == from {
+            names.push(k.name.clone());
+        }
+        if let Some(ip) = &s.cluster_ip {
+            names.push(ip.clone());
+        }
+        let mut out = Vec::new();
+        for n in names {
+            out.push(format!("{n}:{port}"));
+            if default_port {
+                out.push(n);
+            }
+        }
+        out
+    }
+
+    fn route_matches(r: &HttpRoute) -> Vec<Value> {
+        let mut base = json!({});
+        match &r.path {
+            Some(p) if p.kind() != meshbridge_core::ir::PathKind::Any => {
+                base["safeRegex"] = json!({"regex": p.full_match_regex()});
+            }
+            _ => base["prefix"] = json!("/"),
+        }
+        let headers: Vec<Value> = r
+            .headers
+            .iter()
+            .map(|h| {
+                let name = if h.name == "host" {
+                    ":authority"
+                } else {
+                    &h.name
+                };
+                json!({"name": name, "stringMatch": {"safeRegex": {"regex": h.regex}}})
+            })
+            .collect();
+        let with = |extra: Option<Value>| {
+            let mut m = base.clone();
+            let mut hs = headers.clone();
+            if let Some(e) = extra {
+                hs.insert(0, e);
+            }
+            if !hs.is_empty() {
+                m["headers"] = json!(hs);
+            }
+            m
+        };
+        if r.methods.is_empty() {
+            vec![with(None)]
+        } else {
+            r.methods
+                .iter()
+                .map(|m| {
+                    with(Some(
+                        json!({"name": ":method", "stringMatch": {"exact": m}}),
+                    ))
+                })
+                .collect()
+        }
+    }
+
+    fn outbound_routes(&self, from: &str, parents: &mut BTreeSet<ObjectKey>) -> Value {
+        let mut vhosts = Vec::new();
+        for s in self.ir.services.values() {
+            let http: Vec<&ServicePort> = s.ports.iter().filter(|p| p.is_http()).collect();
+            for (i, p) in http.iter().enumerate() {
+                let (targets, split) = self.targets(s, p.port);
+                let mut routes = Vec::new();
+                if let Some(split) = split {
+                    parents.insert(split.parent.clone());
+                    for m in &split.matches {
+                        parents.insert(m.group.clone());
+                        for rm in Self::route_matches(m) {
+                            routes.push(json!({"name": format!("{}/{}", m.group.name, m.name), "match": rm, "route": self.http_action(&targets)}));
+                        }
+                    }
+                    if !split.matches.is_empty() {
+                        let root = vec![(cluster_name(&s.key, p.port), 1)];
+                        routes.push(json!({"name": "root", "match": {"prefix": "/"}, "route": self.http_action(&root)}));
+                    } else {
+                        routes.push(json!({"name": "split", "match": {"prefix": "/"}, "route": self.http_action(&targets)}));
+                    }
+                } else {
+                    routes.push(json!({"name": "default", "match": {"prefix": "/"}, "route": self.http_action(&targets)}));
+                }
+                vhosts.push(json!({
+                    "name": cluster_name(&s.key, p.port),
+                    "domains": self.domains(s, p.port, i == 0, from),
+                    "routes": routes,
+                }));
+            }
+        }
+        json!({"@type": ROUTE, "name": OUTBOUND_ROUTE, "virtualHosts": vhosts})
+    }
+
+    /// Builds one proxy's configuration. Proxy-specific findings go to `findings`.
+    pub fn proxy(&self, proxy: &Proxy, findings: &mut Vec<Finding>) -> ProxyConfig {
+        let td = &self.cx.trust_domain;
+        let own = proxy.identity.spiffe(td);
+        let bind = proxy.ip.clone().unwrap_or_else(|| "0.0.0.0".into());
+        let mut parents = BTreeSet::new();
+        let mut listeners = BTreeMap::new();
+        let mut routes = BTreeMap::new();
+        let mut clusters = BTreeMap::new();
+        let mut endpoints = BTreeMap::new();
+
+        // --- outbound ---
+        let inbound_ports: BTreeSet<u16> = proxy.container_ports.iter().map(|(_, p)| *p).collect();
+        listeners.insert(
+            OUTBOUND_ROUTE.to_string(),
+            json!({
+                "@type": LISTENER,
+                "name": OUTBOUND_ROUTE,
+                "address": socket(&bind, OUTBOUND_PORT),
+                "filterChains": [{"filters": [{
+                    "name": "envoy.filters.network.http_connection_manager",
+                    "typedConfig": {
+                        "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+                        "statPrefix": "outbound_http",
+                        "rds": {"configSource": ads(), "routeConfigName": OUTBOUND_ROUTE},
+                        "httpFilters": [router()],
+                    }
+                }]}]
+            }),
+        );
+        routes.insert(
+            OUTBOUND_ROUTE.to_string(),
+            self.outbound_routes(&proxy.namespace, &mut parents),
+        );
+        let mut tcp_ports: BTreeMap<u16, (&Service, &ServicePort)> = BTreeMap::new();
+        for s in self.ir.services.values() {
+            for p in &s.ports {
+                if p.is_http() || p.protocol != meshbridge_core::ir::Protocol::Tcp {
+                    continue;
+                }
+                if let Some((other, _)) = tcp_ports.get(&p.port) {
+                    self.tcp_conflict(
+                        s,
+                        p.port,
+                        &format!("{} already uses it", other.key),
+                        findings,
+                    );
+                    continue;
+                }
+                if inbound_ports.contains(&p.port)
+                    || p.port == OUTBOUND_PORT
+                    || p.port == ADMIN_PORT
+                {
+                    self.tcp_conflict(
+                        s,
+                        p.port,
+                        &format!("pod {} uses the port itself", proxy.node_id()),
+                        findings,
+                    );
+                    continue;
+                }
+                tcp_ports.insert(p.port, (s, p));
+            }
+        }
+        for (port, (s, _)) in &tcp_ports {
+            let (targets, split) = self.targets(s, *port);
+            if let Some(split) = split {
+                parents.insert(split.parent.clone());
+            }
+            let mut tp = json!({
+                "@type": "type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy",
+                "statPrefix": format!("outbound_tcp_{port}"),
+            });
+            if targets.len() == 1 {
+                tp["cluster"] = json!(targets[0].0);
+            } else {
+                tp["weightedClusters"] = json!({"clusters": targets.iter().map(|(c, w)| json!({"name": c, "weight": w})).collect::<Vec<_>>()});
+            }
+            let name = format!("outbound_tcp_{port}");
+            listeners.insert(
+                name.clone(),
+                json!({
+                    "@type": LISTENER,
+                    "name": name,
+                    "address": socket(&bind, *port),
+                    "filterChains": [{"filters": [{"name": "envoy.filters.network.tcp_proxy", "typedConfig": tp}]}]
+                }),
+            );
+        }
+        for name in self.clusters.keys() {
+            clusters.insert(name.clone(), self.cluster(name, &own));
+            endpoints.insert(name.clone(), self.endpoints(name));
+        }
+
+        // --- inbound ---
+        let policy = self.ir.access.get(&proxy.identity);
+        for port in &inbound_ports {
+            let http = self.port_is_http(proxy, *port);
+            let rules: Vec<&AccessRule> = policy
+                .map(|p| p.rules.iter().filter(|r| r.ports.contains(*port)).collect())
+                .unwrap_or_default();
+            for r in &rules {
+                parents.insert(r.parent.clone());
+                if let Traffic::Http(rs) = &r.traffic {
+                    for h in rs {
+                        parents.insert(h.group.clone());
+                    }
+                    if !http && let meshbridge_core::ir::Ports::Only(_) = r.ports {
+                        findings.push(Finding {
+                                feature: Feature::HttpAccess,
+                                level: Level::Partial,
+                                object: r.parent.clone(),
+                                field: r.field.clone(),
+                                reason: format!("port {port} of {} is not HTTP: HTTP rules cannot be checked there and allow nothing", proxy.node_id()),
+                            });
+                    }
+                }
+            }
+            let policies = rbac_policies(&rules, http, td);
+            let local = format!("inbound|{port}");
+            clusters.insert(
+                local.clone(),
+                json!({
+                    "@type": CLUSTER,
+                    "name": local,
+                    "type": "STATIC",
+                    "connectTimeout": "1s",
+                    "loadAssignment": {"clusterName": local, "endpoints": [{"lbEndpoints": [{"endpoint": {"address": socket(&proxy.app_ip, *port)}}]}]},
+                }),
+            );
+            let name = format!("inbound_{port}");
+            let filters = if http {
+                routes.insert(
+                    name.clone(),
+                    json!({
+                        "@type": ROUTE,
+                        "name": name,
+                        "virtualHosts": [{"name": "inbound", "domains": ["*"], "routes": [{
+                            "name": "inbound",
+                            "match": {"prefix": "/"},
+                            "route": {"cluster": local, "timeout": "0s"},
+                            "typedPerFilterConfig": {"envoy.filters.http.rbac": {
+                                "@type": "type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBACPerRoute",
+                                "rbac": {"rules": {"action": "ALLOW", "policies": policies}},
+                            }},
+                        }]}],
+                    }),
+                );
+                json!([{
+                    "name": "envoy.filters.network.http_connection_manager",
+                    "typedConfig": {
+                        "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+                        "statPrefix": name,
+                        "rds": {"configSource": ads(), "routeConfigName": name},
+                        "forwardClientCertDetails": "SANITIZE_SET",
+                        "setCurrentClientCertDetails": {"uri": true},
+                        "httpFilters": [
+                            {"name": "envoy.filters.http.rbac", "typedConfig": {
+                                "@type": "type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC",
+                                "rules": {"action": "ALLOW"},
+                            }},
+                            router(),
+                        ],
+                    }
+                }])
+            } else {
+                json!([
+                    {"name": "envoy.filters.network.rbac", "typedConfig": {
+                        "@type": "type.googleapis.com/envoy.extensions.filters.network.rbac.v3.RBAC",
+                        "statPrefix": name,
+                        "rules": {"action": "ALLOW", "policies": policies},
+                    }},
+                    {"name": "envoy.filters.network.tcp_proxy", "typedConfig": {
+                        "@type": "type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy",
+                        "statPrefix": name,
+                        "cluster": local,
+                    }},
+                ])
+            };
+            listeners.insert(
+                name.clone(),
+                json!({
+                    "@type": LISTENER,
+                    "name": name,
+                    "address": socket(&bind, *port),
+                    "filterChains": [{
+                        "filters": filters,
+                        "transportSocket": {"name": "envoy.transport_sockets.tls", "typedConfig": {
+                            "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext",
+                            "requireClientCertificate": true,
+                            "commonTlsContext": self.tls_common(&own),
+                        }},
+                    }]
+                }),
+            );
+        }
+
+        let mut resources = BTreeMap::new();
+        resources.insert(LISTENER, listeners);
+        resources.insert(ROUTE, routes);
+        resources.insert(CLUSTER, clusters);
+        resources.insert(ENDPOINT, endpoints);
+        ProxyConfig {
+            node_id: proxy.node_id(),
+            identity: proxy.identity.clone(),
+            spiffe: own.clone(),
+            resources,
+            secrets: vec![ROOT_CA_SECRET.to_string(), own],
+            parents,
+        }
+    }
+
+    fn tcp_conflict(&self, s: &Service, port: u16, why: &str, findings: &mut Vec<Finding>) {
+        if let Some(split) = self.ir.splits.get(&s.key) {
+            findings.push(Finding {
+                feature: Feature::TcpRoutes,
+                level: Level::Partial,
+                object: split.parent.clone(),
+                field: "spec.service".into(),
+                reason: format!("TCP port {port} of {}: {why}; without the original destination the sidecar cannot tell them apart, so {} gets no outbound TCP listener", s.key, s.key),
+            });
+        }
+    }
+
+    /// An inbound port carries HTTP when a service port targeting it says so (or, with no
+    /// service, when the container port is named like one).
+    fn port_is_http(&self, proxy: &Proxy, port: u16) -> bool {
+        let mut any = false;
+        for s in self.ir.services.values() {
+            if s.key.namespace != proxy.namespace
+                || s.selector.is_empty()
+                || !selects(&s.selector, &proxy.labels)
+            {
+                continue;
+            }
+            for p in &s.ports {
+                if proxy.resolve(&p.target_port) == Some(port) {
+                    any = true;
+                    if p.is_http() {
+                        return true;
+                    }
+                }
+            }
+        }
+        if any {
+            return false;
+        }
+        proxy.container_ports.iter().any(|(n, p)| {
+            *p == port
+                && n.as_deref().is_some_and(|n| {
+                    let n = n.to_ascii_lowercase();
+                    n == "http"
+                        || n.starts_with("http-")
+                        || n.starts_with("http2")
+                        || n.starts_with("grpc")
+                })
+        })
+    }
+}
+
+fn router() -> Value {
+    json!({"name": "envoy.filters.http.router", "typedConfig": {
+        "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"
+    }})
+}
+
+fn header_perm(name: &str, m: Value) -> Value {
+    json!({"header": {"name": name, "stringMatch": m}})
+}
+
+fn route_permission(r: &HttpRoute) -> Value {
+    if r.is_catch_all() {
+        return json!({"any": true});
+    }
+    let mut and = Vec::new();
+    if let Some(p) = &r.path
+        && p.kind() != meshbridge_core::ir::PathKind::Any
+    {
+        and.push(json!({"urlPath": {"path": {"safeRegex": {"regex": p.full_match_regex()}}}}));
+    }
+    if !r.methods.is_empty() {
+        let ors: Vec<Value> = r
+            .methods
+            .iter()
+            .map(|m| header_perm(":method", json!({"exact": m})))
+            .collect();
+        and.push(json!({"orRules": {"rules": ors}}));
+    }
+    for h in &r.headers {
+        let name = if h.name == "host" {
+            ":authority"
+        } else {
+            &h.name
+        };
+        and.push(header_perm(name, json!({"safeRegex": {"regex": h.regex}})));
+    }
+    if and.is_empty() {
+        json!({"any": true})
+    } else {
+        json!({"andRules": {"rules": and}})
+    }
+}
+
+/// RBAC policies (ALLOW) for one destination port: one per rule with at least one source and
+/// one permission. Rules are never widened: HTTP rules on a non-HTTP port allow nothing.
+pub fn rbac_policies(rules: &[&AccessRule], http: bool, td: &str) -> Value {
+    let mut out = serde_json::Map::new();
+    for r in rules {
+        let principals: Vec<Value> = r
+            .sources
+            .iter()
+            .map(|s| json!({"authenticated": {"principalName": {"exact": s.spiffe(td)}}}))
+            .collect();
+        if principals.is_empty() {
+            continue;
+        }
+        let permissions: Vec<Value> = match &r.traffic {
+            Traffic::Tcp => vec![json!({"any": true})],
+            Traffic::Udp => vec![],
+            Traffic::Http(routes) if http => routes.iter().map(route_permission).collect(),
+            Traffic::Http(_) => vec![],
+        };
+        if permissions.is_empty() {
+            continue;
+        }
+        out.insert(
+            format!("{}/{}#{}", r.parent.namespace, r.parent.name, r.rule_index),
+            json!({"permissions": permissions, "principals": principals}),
+        );
+    }
+    Value::Object(out)
+}
+
+/// Translates every proxy. Returns configs sorted by node id, plus findings.
+pub fn translate_all(ir: &Ir, cx: &Context, proxies: &[Proxy]) -> (Vec<ProxyConfig>, Vec<Finding>) {
+    let mesh = Mesh::new(ir, cx, proxies);
+    let mut findings = mesh.findings().to_vec();
+    let mut out: Vec<ProxyConfig> = proxies
+        .iter()
+        .map(|p| mesh.proxy(p, &mut findings))
+        .collect();
+    out.sort_by(|a, b| a.node_id.cmp(&b.node_id));
+    findings.sort();
+    findings.dedup();
+    (out, findings)
+}

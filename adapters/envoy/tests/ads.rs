@@ -1,0 +1,399 @@
+//! The ADS server against synthetic clients (envoy-types' generated client): identity binding
+//! over mTLS (a proxy cannot get another identity's secret, nor speak for another node),
+//! and the SotW / delta protocol rules (ACK, NACK kept out of resends, stale nonces, EDS
+//! resent after a cluster change, listeners held back until clusters are acknowledged).
+
+use envoy_types::pb::envoy::config::core::v3::Node;
+use envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service_client::AggregatedDiscoveryServiceClient;
+use envoy_types::pb::envoy::service::discovery::v3::{
+    DeltaDiscoveryRequest, DiscoveryRequest, DiscoveryResponse,
+};
+use envoy_types::pb::google::rpc::Status as RpcStatus;
+use meshbridge_envoy::ca::{Ca, XDS_SERVER_NAME};
+use meshbridge_envoy::proto::{CLUSTER, ENDPOINT, LISTENER, ROUTE, SECRET};
+use meshbridge_envoy::server::{
+    Cache, Connections, EncodeCache, NodeSnapshot, ServerTls, serve, snapshot_from_json,
+};
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
+
+const A: &str = "spiffe://cluster.local/ns/demo/sa/a";
+const B: &str = "spiffe://cluster.local/ns/demo/sa/b";
+
+fn secret(name: &str) -> serde_json::Value {
+    json!({"@type": SECRET, "name": name, "tlsCertificate": {"certificateChain": {"inlineString": format!("cert of {name}")}}})
+}
+
+fn cluster(name: &str, timeout: &str) -> serde_json::Value {
+    json!({"@type": CLUSTER, "name": name, "type": "EDS", "connectTimeout": timeout, "edsClusterConfig": {"edsConfig": {"ads": {}, "resourceApiVersion": "V3"}}})
+}
+
+fn snap(own: &str, timeout: &str, enc: &mut EncodeCache) -> Arc<NodeSnapshot> {
+    let mut res: BTreeMap<&'static str, BTreeMap<String, serde_json::Value>> = BTreeMap::new();
+    res.entry(CLUSTER)
+        .or_default()
+        .insert("c1".into(), cluster("c1", timeout));
+    res.entry(ENDPOINT)
+        .or_default()
+        .insert("c1".into(), json!({"@type": ENDPOINT, "clusterName": "c1"}));
+    res.entry(LISTENER)
+        .or_default()
+        .insert("l1".into(), json!({"@type": LISTENER, "name": "l1"}));
+    res.entry(ROUTE)
+        .or_default()
+        .insert("r1".into(), json!({"@type": ROUTE, "name": "r1"}));
+    let mut secrets = BTreeMap::new();
+    secrets.insert(own.to_string(), secret(own));
+    Arc::new(snapshot_from_json(&res, &secrets, enc).unwrap())
+}
+
+async fn start(tls: Option<ServerTls>) -> (Arc<Cache>, u16, Connections) {
+    let cache = Cache::new();
+    let mut enc = EncodeCache::default();
+    cache.set("demo/a", A, snap(A, "1s", &mut enc));
+    cache.set("demo/b", B, snap(B, "1s", &mut enc));
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = l.local_addr().unwrap().port();
+    let conns = Connections::default();
+    tokio::spawn(serve(
+        cache.clone(),
+        l,
+        tls,
+        conns.clone(),
+        std::future::pending(),
+    ));
+    (cache, port, conns)
+}
+
+fn req(
+    node: Option<&str>,
+    t: &str,
+    names: &[&str],
+    version: &str,
+    nonce: &str,
+    nack: bool,
+) -> DiscoveryRequest {
+    DiscoveryRequest {
+        node: node.map(|n| Node {
+            id: n.into(),
+            ..Default::default()
+        }),
+        type_url: t.into(),
+        resource_names: names.iter().map(|s| s.to_string()).collect(),
+        version_info: version.into(),
+        response_nonce: nonce.into(),
+        error_detail: nack.then(|| RpcStatus {
+            code: 3,
+            message: "bad config".into(),
+            details: vec![],
+        }),
+        ..Default::default()
+    }
+}
+
+struct Stream {
+    tx: mpsc::Sender<DiscoveryRequest>,
+    rx: tonic::Streaming<DiscoveryResponse>,
+}
+
+impl Stream {
+    async fn open(ch: Channel) -> Result<Stream, tonic::Status> {
+        let (tx, rx) = mpsc::channel(16);
+        let mut c = AggregatedDiscoveryServiceClient::new(ch);
+        let resp = c
+            .stream_aggregated_resources(ReceiverStream::new(rx))
+            .await?;
+        Ok(Stream {
+            tx,
+            rx: resp.into_inner(),
+        })
+    }
+
+    async fn send(&self, r: DiscoveryRequest) {
+        self.tx.send(r).await.unwrap();
+    }
+
+    async fn recv(&mut self) -> Result<DiscoveryResponse, tonic::Status> {
+        match tokio::time::timeout(Duration::from_secs(5), self.rx.message()).await {
+            Ok(Ok(Some(r))) => Ok(r),
+            Ok(Ok(None)) => Err(tonic::Status::cancelled("closed")),
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(tonic::Status::deadline_exceeded("no response")),
+        }
+    }
+
+    async fn silent(&mut self, ms: u64) -> bool {
+        tokio::time::timeout(Duration::from_millis(ms), self.rx.message())
+            .await
+            .is_err()
+    }
+}
+
+async fn tls_channel(
+    port: u16,
+    ca: &Ca,
+    client: Option<(&str, &str)>,
+) -> Result<Channel, tonic::transport::Error> {
+    let mut cfg = ClientTlsConfig::new()
+        .ca_certificate(Certificate::from_pem(&ca.cert_pem))
+        .domain_name(XDS_SERVER_NAME);
+    if let Some((c, k)) = client {
+        cfg = cfg.identity(Identity::from_pem(c, k));
+    }
+    Channel::from_shared(format!("https://127.0.0.1:{port}"))
+        .unwrap()
+        .tls_config(cfg)?
+        .connect()
+        .await
+}
+
+fn names(r: &DiscoveryResponse) -> Vec<String> {
+    r.resources
+        .iter()
+        .map(|a| {
+            meshbridge_envoy::proto::to_json(a).unwrap()["name"]
+                .as_str()
+                .unwrap_or("")
+                .to_string()
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_proxy_cannot_obtain_another_identitys_secret() {
+    let ca = Ca::generate().unwrap();
+    let server = ca.issue_server(Duration::from_secs(600)).unwrap();
+    let (cache, port, _) = start(Some(ServerTls {
+        cert_pem: server.cert_pem,
+        key_pem: server.key_pem,
+        client_ca_pem: ca.cert_pem.clone(),
+    }))
+    .await;
+    let a = ca.issue_workload(A, Duration::from_secs(600)).unwrap();
+
+    // A's certificate, B's node: refused.
+    let ch = tls_channel(port, &ca, Some((&a.cert_pem, &a.key_pem)))
+        .await
+        .unwrap();
+    let mut s = Stream::open(ch.clone()).await.unwrap();
+    s.send(req(Some("demo/b"), SECRET, &[B], "", "", false))
+        .await;
+    let e = s.recv().await.unwrap_err();
+    assert_eq!(e.code(), tonic::Code::PermissionDenied, "{e}");
+
+    // A's certificate, A's node, asking for both secrets: only A's comes back.
+    let mut s = Stream::open(ch.clone()).await.unwrap();
+    s.send(req(Some("demo/a"), SECRET, &[A, B], "", "", false))
+        .await;
+    let r = s.recv().await.unwrap();
+    assert_eq!(names(&r), vec![A.to_string()]);
+    assert!(cache.status()["demo/a"].denied >= 1);
+
+    // Delta: the same.
+    let (tx, rx) = mpsc::channel(4);
+    let mut c = AggregatedDiscoveryServiceClient::new(ch);
+    let mut d = c
+        .delta_aggregated_resources(ReceiverStream::new(rx))
+        .await
+        .unwrap()
+        .into_inner();
+    tx.send(DeltaDiscoveryRequest {
+        node: Some(Node {
+            id: "demo/a".into(),
+            ..Default::default()
+        }),
+        type_url: SECRET.into(),
+        resource_names_subscribe: vec![B.into(), A.into()],
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let r = tokio::time::timeout(Duration::from_secs(5), d.message())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let got: Vec<&str> = r.resources.iter().map(|x| x.name.as_str()).collect();
+    assert_eq!(got, vec![A]);
+
+    // No client certificate: no stream.
+    let no_cert = match tls_channel(port, &ca, None).await {
+        Err(_) => true,
+        Ok(ch) => match Stream::open(ch).await {
+            Err(_) => true,
+            Ok(mut s) => {
+                s.send(req(Some("demo/a"), SECRET, &[A], "", "", false))
+                    .await;
+                s.recv().await.is_err()
+            }
+        },
+    };
+    assert!(no_cert, "a client without certificate got an answer");
+
+    // A certificate from another CA: refused at the handshake.
+    let other = Ca::generate().unwrap();
+    let forged = other.issue_workload(A, Duration::from_secs(600)).unwrap();
+    let refused = match tls_channel(port, &ca, Some((&forged.cert_pem, &forged.key_pem))).await {
+        Err(_) => true,
+        Ok(ch) => match Stream::open(ch).await {
+            Err(_) => true,
+            Ok(mut s) => {
+                s.send(req(Some("demo/a"), SECRET, &[A], "", "", false))
+                    .await;
+                s.recv().await.is_err()
+            }
+        },
+    };
+    assert!(refused, "a certificate from another CA was accepted");
+}
+
+async fn plain(port: u16) -> Channel {
+    Channel::from_shared(format!("http://127.0.0.1:{port}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn sotw_ack_nack_stale_and_eds_after_cds() {
+    let (cache, port, _) = start(None).await;
+    let mut s = Stream::open(plain(port).await).await.unwrap();
+    let n = Some("demo/a");
+    // Listeners wait until clusters and endpoints are acknowledged.
+    s.send(req(n, CLUSTER, &[], "", "", false)).await;
+    let cds = s.recv().await.unwrap();
+    assert_eq!(cds.type_url, CLUSTER);
+    s.send(req(None, LISTENER, &[], "", "", false)).await;
+    s.send(req(None, ENDPOINT, &["c1"], "", "", false)).await;
+    let eds = s.recv().await.unwrap();
+    assert_eq!(
+        eds.type_url, ENDPOINT,
+        "listeners must wait for clusters and endpoints"
+    );
+    s.send(req(
+        None,
+        CLUSTER,
+        &[],
+        &cds.version_info,
+        &cds.nonce,
+        false,
+    ))
+    .await;
+    assert!(
+        s.silent(200).await,
+        "listeners sent before endpoints were acknowledged"
+    );
+    s.send(req(
+        None,
+        ENDPOINT,
+        &["c1"],
+        &eds.version_info,
+        &eds.nonce,
+        false,
+    ))
+    .await;
+    let lds = s.recv().await.unwrap();
+    assert_eq!(lds.type_url, LISTENER);
+    s.send(req(
+        None,
+        LISTENER,
+        &[],
+        &lds.version_info,
+        &lds.nonce,
+        false,
+    ))
+    .await;
+    s.send(req(None, ROUTE, &["r1"], "", "", false)).await;
+    let rds = s.recv().await.unwrap();
+    assert_eq!(rds.type_url, ROUTE);
+    s.send(req(
+        None,
+        ROUTE,
+        &["r1"],
+        &rds.version_info,
+        &rds.nonce,
+        false,
+    ))
+    .await;
+    assert!(s.silent(200).await);
+    assert_eq!(
+        cache.status()["demo/a"].acked.get(CLUSTER),
+        Some(&cds.version_info)
+    );
+
+    // A cluster-only change: CDS is pushed; the next EDS request (which looks like an ACK)
+    // gets the endpoints again, so the re-created cluster does not sit in warming.
+    let mut enc = EncodeCache::default();
+    cache.set("demo/a", A, snap(A, "2s", &mut enc));
+    let cds2 = s.recv().await.unwrap();
+    assert_eq!(cds2.type_url, CLUSTER);
+    assert_ne!(cds2.version_info, cds.version_info);
+    s.send(req(
+        None,
+        ENDPOINT,
+        &["c1"],
+        &eds.version_info,
+        &eds.nonce,
+        false,
+    ))
+    .await;
+    let eds2 = s.recv().await.unwrap();
+    assert_eq!(eds2.type_url, ENDPOINT);
+    assert_eq!(
+        eds2.version_info, eds.version_info,
+        "same endpoints, resent"
+    );
+
+    // A stale nonce is ignored.
+    s.send(req(
+        None,
+        CLUSTER,
+        &[],
+        &cds.version_info,
+        &cds.nonce,
+        false,
+    ))
+    .await;
+    assert!(s.silent(200).await);
+    // A NACK is recorded and the rejected config is not resent.
+    s.send(req(
+        None,
+        CLUSTER,
+        &[],
+        &cds.version_info,
+        &cds2.nonce,
+        true,
+    ))
+    .await;
+    assert!(s.silent(300).await, "a NACKed config was resent");
+    let st = &cache.status()["demo/a"];
+    assert_eq!(st.nacks, 1);
+    assert_eq!(
+        st.last_nack.get(CLUSTER).map(String::as_str),
+        Some("bad config")
+    );
+    assert_eq!(
+        st.acked.get(CLUSTER),
+        Some(&cds.version_info),
+        "last good version stays acknowledged"
+    );
+    // A new snapshot is pushed again.
+    cache.set("demo/a", A, snap(A, "3s", &mut enc));
+    let cds3 = s.recv().await.unwrap();
+    assert_eq!(cds3.type_url, CLUSTER);
+}
+
+#[tokio::test]
+async fn unknown_node_is_refused() {
+    let (_, port, _) = start(None).await;
+    let mut s = Stream::open(plain(port).await).await.unwrap();
+    s.send(req(Some("demo/nobody"), CLUSTER, &[], "", "", false))
+        .await;
+    assert_eq!(s.recv().await.unwrap_err().code(), tonic::Code::NotFound);
+}

@@ -1,0 +1,606 @@
+//! Benchmarks of the built-in Envoy backend (figures, not pass/fail; not run in CI).
+//!
+//! ```text
+//! cargo bench -p meshbridge-envoy --bench envoy_xds -- build      # snapshot build, 1k and 10k services
+//! cargo bench -p meshbridge-envoy --bench envoy_xds -- push       # ADS push to 100 and 1,000 synthetic clients
+//! cargo build --release && MESHBRIDGE_ENVOY=... \
+//!   cargo bench -p meshbridge-envoy --bench envoy_xds -- edit     # file edit → route applied by real Envoy
+//! ```
+//! `build`: DIR-shaped YAML with N services (one pod each, a TrafficTarget each, a split on
+//! every tenth) → load + validate (IR) → one client proxy's resources (JSON) → encoded
+//! protobuf. `push`: a server process (this binary, `serve N`) holding an N-service snapshot;
+//! K synthetic ADS clients (envoy-types' client, SotW, ACK at once) over K/100 HTTP/2
+//! connections; time until all K have ACKed everything, then a route-only change until all
+//! have ACKed it; server RSS before and after. `edit`: `meshbridge local up` (release binary,
+//! `MESHBRIDGE_BIN` or target/release/meshbridge) with 1,000 services and one sidecar; the
+//! split file is rewritten M times and the latency is Envoy's own
+//! `http.outbound_http.rds.outbound_http.update_time` minus the write time.
+
+use envoy_types::pb::envoy::config::cluster::v3::Cluster;
+use envoy_types::pb::envoy::config::core::v3::Node;
+use envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service_client::AggregatedDiscoveryServiceClient;
+use envoy_types::pb::envoy::service::discovery::v3::{DiscoveryRequest, DiscoveryResponse};
+use meshbridge_core::load::load_str;
+use meshbridge_core::{Context, build::build, pipeline::snapshot_of};
+use meshbridge_envoy::proto::{CLUSTER, ENDPOINT, LISTENER, ROUTE};
+use meshbridge_envoy::server::{
+    Cache, Connections, EncodeCache, NodeSnapshot, serve, snapshot_from_json,
+};
+use meshbridge_envoy::sidecar::{Proxy, translate_all};
+use prost::Message;
+use std::collections::{BTreeMap, HashMap};
+use std::io::{BufRead, Read, Write};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+fn manifests(n: usize, with_pods: bool, split_weights: (u32, u32)) -> String {
+    let mut s = String::from(
+        "apiVersion: v1\nkind: Namespace\nmetadata: {name: bench}\n---\napiVersion: specs.smi-spec.io/v1alpha4\nkind: HTTPRouteGroup\nmetadata: {name: rg, namespace: bench}\nspec:\n  matches:\n  - {name: api, pathRegex: /api, methods: [GET, POST]}\n  - {name: health, pathRegex: /healthz$}\n",
+    );
+    s.push_str("---\napiVersion: v1\nkind: Pod\nmetadata: {name: client, namespace: bench, labels: {app: client}}\nspec: {serviceAccountName: client, containers: [{name: c}]}\nstatus: {podIP: 10.255.0.1}\n");
+    for i in 0..n {
+        s.push_str(&format!("---\napiVersion: v1\nkind: Service\nmetadata: {{name: svc-{i}, namespace: bench}}\nspec: {{selector: {{app: svc-{i}}}, ports: [{{name: http, port: 80, targetPort: 8080}}]}}\n"));
+        if with_pods {
+            s.push_str(&format!("---\napiVersion: v1\nkind: Pod\nmetadata: {{name: svc-{i}-0, namespace: bench, labels: {{app: svc-{i}}}}}\nspec: {{serviceAccountName: sa-{i}, containers: [{{name: c, ports: [{{containerPort: 8080}}]}}]}}\nstatus: {{podIP: 10.{}.{}.{}}}\n", i / 65536, (i / 256) % 256, i % 256));
+            s.push_str(&format!("---\napiVersion: access.smi-spec.io/v1alpha3\nkind: TrafficTarget\nmetadata: {{name: tt-{i}, namespace: bench}}\nspec:\n  destination: {{kind: ServiceAccount, name: sa-{i}, namespace: bench}}\n  sources: [{{kind: ServiceAccount, name: client, namespace: bench}}]\n  rules: [{{kind: HTTPRouteGroup, name: rg}}]\n"));
+        }
+        if i % 10 == 0 && i + 1 < n && i > 0 {
+            s.push_str(&format!("---\napiVersion: split.smi-spec.io/v1alpha4\nkind: TrafficSplit\nmetadata: {{name: split-{i}, namespace: bench}}\nspec:\n  service: svc-{i}\n  backends: [{{service: svc-{i}, weight: 90}}, {{service: svc-{}, weight: 10}}]\n", i + 1));
+        }
+    }
+    s.push_str(&split_file(split_weights));
+    s
+}
+
+fn split_file((a, b): (u32, u32)) -> String {
+    format!(
+        "---\napiVersion: split.smi-spec.io/v1alpha4\nkind: TrafficSplit\nmetadata: {{name: flip, namespace: bench}}\nspec:\n  service: svc-0\n  backends: [{{service: svc-1, weight: {a}}}, {{service: svc-2, weight: {b}}}]\n"
+    )
+}
+
+fn pct(v: &mut [f64], p: f64) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v[((v.len() as f64 - 1.0) * p).round() as usize]
+}
+
+fn client_proxy() -> Proxy {
+    Proxy {
+        namespace: "bench".into(),
+        name: "client".into(),
+        identity: meshbridge_core::ir::Identity::new("bench", "client"),
+        ip: Some("10.255.0.1".into()),
+        app_ip: "127.0.0.1".into(),
+        labels: [("app".to_string(), "client".to_string())].into(),
+        container_ports: vec![],
+    }
+}
+
+/// The client proxy's snapshot for N services (and timings).
+fn build_snapshot(n: usize, report: bool) -> NodeSnapshot {
+    let text = manifests(n, true, (50, 50));
+    let mut t = vec![];
+    let mut snap_out = NodeSnapshot::default();
+    for _ in 0..if report { 5 } else { 1 } {
+        let t0 = Instant::now();
+        let (snap, _, _) = snapshot_of(vec![load_str("bench.yaml", &text)]);
+        let ir = build(&snap);
+        let t1 = Instant::now();
+        let cx = Context::default();
+        let (configs, _) = translate_all(&ir, &cx, &[client_proxy()]);
+        let t2 = Instant::now();
+        let mut enc = EncodeCache::default();
+        let ns = snapshot_from_json(&configs[0].resources, &BTreeMap::new(), &mut enc).unwrap();
+        let t3 = Instant::now();
+        // Re-encode after a one-split edit with the cache (what an edit costs).
+        let _ = snapshot_from_json(&configs[0].resources, &BTreeMap::new(), &mut enc).unwrap();
+        let t4 = Instant::now();
+        t.push([t1 - t0, t2 - t1, t3 - t2, t4 - t3]);
+        snap_out = ns;
+    }
+    if report {
+        let ms = |i: usize| {
+            let mut v: Vec<f64> = t.iter().map(|x| x[i].as_secs_f64() * 1e3).collect();
+            (pct(&mut v, 0.5), pct(&mut v, 1.0))
+        };
+        let (l50, lmax) = ms(0);
+        let (x50, _) = ms(1);
+        let (e50, emax) = ms(2);
+        let (c50, cmax) = ms(3);
+        let bytes: BTreeMap<&str, usize> = [CLUSTER, ENDPOINT, LISTENER, ROUTE]
+            .iter()
+            .map(|ty| {
+                (
+                    ty.rsplit('.').next().unwrap(),
+                    snap_out
+                        .get(ty)
+                        .map(|m| m.values().map(|r| r.any.value.len()).sum())
+                        .unwrap_or(0),
+                )
+            })
+            .collect();
+        println!(
+            "build n={n:>6}: load+IR p50 {l50:8.1} ms (max {lmax:.1}) | translate (1 proxy) p50 {x50:7.1} ms = {:.1} µs/service | encode p50 {e50:7.1} ms = {:.1} µs/service (max {emax:.1}) | cached re-encode {c50:.1} ms (max {cmax:.1}) | bytes {bytes:?}",
+            x50 * 1e3 / n as f64,
+            e50 * 1e3 / n as f64
+        );
+    }
+    snap_out
+}
+
+fn rss_kb(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// Child process: serves N services to any node id `n-*`; reads "flip" lines on stdin.
+fn serve_child(n: usize) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async move {
+        let before = rss_kb(std::process::id());
+        let snap = Arc::new(build_snapshot(n, false));
+        let after = rss_kb(std::process::id());
+        let cache = Cache::new();
+        let nodes = 5000;
+        let set = |snap: &Arc<NodeSnapshot>| {
+            let mut m = HashMap::new();
+            for k in 0..nodes {
+                m.insert(format!("n-{k}"), ("spiffe://x".to_string(), snap.clone()));
+            }
+            cache.set_all(m);
+        };
+        set(&snap);
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        println!(
+            "port {} rss_before_kb {before} rss_snapshot_kb {after}",
+            l.local_addr().unwrap().port()
+        );
+        tokio::spawn(serve(
+            cache.clone(),
+            l,
+            None,
+            Connections::default(),
+            std::future::pending(),
+        ));
+        let mut flips = 0u32;
+        let (ltx, mut lines) = tokio::sync::mpsc::unbounded_channel();
+        std::thread::spawn(move || {
+            for l in std::io::stdin().lock().lines() {
+                if l.is_err() || ltx.send(()).is_err() {
+                    break;
+                }
+            }
+        });
+        while lines.recv().await.is_some() {
+            flips += 1;
+            // A route-only change: new weights on the client's outbound route.
+            let mut s = (*snap).clone();
+            if let Some(routes) = s.types.get_mut(ROUTE)
+                && let Some(r) = routes.get("outbound_http").cloned()
+            {
+                let mut json = meshbridge_envoy::proto::to_json(&r.any).unwrap();
+                json["virtualHosts"][0]["name"] = serde_json::json!(format!("flip-{flips}"));
+                let any = meshbridge_envoy::proto::encode(&json).unwrap();
+                routes.insert(
+                    "outbound_http".into(),
+                    Arc::new(meshbridge_envoy::server::Resource::new(
+                        "outbound_http",
+                        any,
+                    )),
+                );
+            }
+            set(&Arc::new(s));
+            println!("flipped");
+        }
+    });
+}
+
+async fn client(
+    ch: tonic::transport::Channel,
+    node: String,
+    done: tokio::sync::mpsc::UnboundedSender<(String, String)>,
+) {
+    let (tx, rx) = tokio::sync::mpsc::channel(8);
+    let mut c = AggregatedDiscoveryServiceClient::new(ch).max_decoding_message_size(256 << 20);
+    let first = DiscoveryRequest {
+        node: Some(Node {
+            id: node.clone(),
+            ..Default::default()
+        }),
+        type_url: CLUSTER.into(),
+        ..Default::default()
+    };
+    tx.send(first).await.unwrap();
+    tx.send(DiscoveryRequest {
+        type_url: LISTENER.into(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let mut stream = c
+        .stream_aggregated_resources(tokio_stream::wrappers::ReceiverStream::new(rx))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut names: HashMap<String, Vec<String>> = HashMap::new();
+    names.insert(ROUTE.into(), vec!["outbound_http".into()]);
+    let mut eds_subscribed = false;
+    while let Ok(Some(r)) = stream.message().await {
+        let DiscoveryResponse {
+            version_info,
+            type_url,
+            nonce,
+            resources,
+            ..
+        } = r;
+        if type_url == CLUSTER && !eds_subscribed {
+            let cl: Vec<String> = resources
+                .iter()
+                .filter_map(|a| Cluster::decode(a.value.as_slice()).ok())
+                .map(|c| c.name)
+                .collect();
+            names.insert(ENDPOINT.into(), cl.clone());
+            eds_subscribed = true;
+            tx.send(DiscoveryRequest {
+                type_url: ENDPOINT.into(),
+                resource_names: cl,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        }
+        if type_url == LISTENER && !names.contains_key("rds-sub") {
+            names.insert("rds-sub".into(), vec![]);
+            tx.send(DiscoveryRequest {
+                type_url: ROUTE.into(),
+                resource_names: vec!["outbound_http".into()],
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        }
+        let ack = DiscoveryRequest {
+            type_url: type_url.clone(),
+            version_info: version_info.clone(),
+            response_nonce: nonce,
+            resource_names: names.get(&type_url).cloned().unwrap_or_default(),
+            ..Default::default()
+        };
+        if tx.send(ack).await.is_err() {
+            break;
+        }
+        let _ = done.send((type_url, version_info));
+    }
+}
+
+struct Peer {
+    child: std::process::Child,
+    stdin: std::process::ChildStdin,
+    out: std::io::BufReader<std::process::ChildStdout>,
+    port: u16,
+}
+
+fn spawn_peer(mut cmd: std::process::Command) -> (Peer, String) {
+    let mut child = cmd
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let stdin = child.stdin.take().unwrap();
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    let port: u16 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+    (
+        Peer {
+            child,
+            stdin,
+            out,
+            port,
+        },
+        line.trim().to_string(),
+    )
+}
+
+fn to_hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// Writes the snapshot (and the route-change variant) for the Python peer.
+fn dump_for_peer(
+    snap: &NodeSnapshot,
+    dir: &std::path::Path,
+) -> (std::path::PathBuf, std::path::PathBuf) {
+    let (a, b) = (dir.join("snapshot.jsonl"), dir.join("flip.jsonl"));
+    let mut f = std::fs::File::create(&a).unwrap();
+    for ty in [CLUSTER, ENDPOINT, LISTENER, ROUTE] {
+        for r in snap.get(ty).into_iter().flat_map(|m| m.values()) {
+            writeln!(
+                f,
+                "{}",
+                serde_json::json!({"type": ty, "name": r.name, "value": to_hex(&r.any.value)})
+            )
+            .unwrap();
+        }
+    }
+    let r = &snap.get(ROUTE).unwrap()["outbound_http"];
+    let mut json = meshbridge_envoy::proto::to_json(&r.any).unwrap();
+    json["virtualHosts"][0]["name"] = serde_json::json!("flip-1");
+    let any = meshbridge_envoy::proto::encode(&json).unwrap();
+    let mut f = std::fs::File::create(&b).unwrap();
+    writeln!(
+        f,
+        "{}",
+        serde_json::json!({"type": ROUTE, "name": "outbound_http", "value": to_hex(&any.value)})
+    )
+    .unwrap();
+    (a, b)
+}
+
+fn push_clients(label: &str, n: usize, peer: &mut Peer, ks: &[usize]) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut offset = 0;
+    let port = peer.port;
+    for &k in ks {
+        let rss0 = rss_kb(peer.child.id());
+        let (t_all, t_flip, rss1, extra) = rt.block_on(async {
+            let conns = k.div_ceil(100);
+            let mut chans = vec![];
+            for _ in 0..conns {
+                chans.push(
+                    tonic::transport::Channel::from_shared(format!("http://127.0.0.1:{port}"))
+                        .unwrap()
+                        .connect()
+                        .await
+                        .unwrap(),
+                );
+            }
+            let (dtx, mut drx) = tokio::sync::mpsc::unbounded_channel();
+            let t0 = Instant::now();
+            for i in 0..k {
+                tokio::spawn(client(
+                    chans[i % conns].clone(),
+                    format!("n-{}", offset + i),
+                    dtx.clone(),
+                ));
+            }
+            // Initial sync: every client ACKed RDS.
+            let mut rds = 0;
+            while rds < k {
+                let (t, _) = tokio::time::timeout(Duration::from_secs(300), drx.recv())
+                    .await
+                    .unwrap()
+                    .unwrap();
+                if t == ROUTE {
+                    rds += 1;
+                }
+            }
+            let t_all = t0.elapsed();
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            while drx.try_recv().is_ok() {}
+            let rss1 = rss_kb(peer.child.id());
+            // Route-only change.
+            let t1 = Instant::now();
+            peer.stdin.write_all(b"flip\n").unwrap();
+            peer.stdin.flush().unwrap();
+            let (mut rds, mut extra) = (0, 0);
+            while rds < k {
+                let (t, _) = tokio::time::timeout(Duration::from_secs(300), drx.recv())
+                    .await
+                    .unwrap()
+                    .unwrap();
+                if t == ROUTE {
+                    rds += 1;
+                } else {
+                    extra += 1;
+                }
+            }
+            (t_all, t1.elapsed(), rss1, extra)
+        });
+        let mut l = String::new();
+        peer.out.read_line(&mut l).unwrap();
+        offset += k;
+        println!(
+            "push {label} n={n} k={k:>5}: initial sync of all clients {:8.1} ms | route change → all ACKed {:7.1} ms (other types re-sent: {extra}) | server RSS +{} KB = {:.1} KB per connected proxy",
+            t_all.as_secs_f64() * 1e3,
+            t_flip.as_secs_f64() * 1e3,
+            rss1.saturating_sub(rss0),
+            rss1.saturating_sub(rss0) as f64 / k as f64
+        );
+        rt.block_on(async { tokio::time::sleep(Duration::from_millis(300)).await });
+    }
+}
+
+fn push_bench(n: usize, ks: &[usize]) {
+    let exe = std::env::current_exe().unwrap();
+    let mut cmd = std::process::Command::new(exe);
+    cmd.args(["serve", &n.to_string()]);
+    let (mut peer, hello) = spawn_peer(cmd);
+    println!("push meshbridge n={n}: {hello}");
+    push_clients("meshbridge", n, &mut peer, ks);
+    let _ = peer.child.kill();
+    let _ = peer.child.wait();
+    // Baseline: the Python grpcio peer, same resources, same clients.
+    let Ok(py) = std::env::var("PYADS_PYTHON") else {
+        println!(
+            "push baseline: skipped (set PYADS_PYTHON to a python with grpcio==1.85.1 and xds-protos==1.85.0)"
+        );
+        return;
+    };
+    let dir = std::env::temp_dir().join(format!("mb-bench-peer-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (a, b) = dump_for_peer(&build_snapshot(n, false), &dir);
+    let mut cmd = std::process::Command::new(py);
+    cmd.arg(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../benches/envoy_peer/pyads.py"
+    ))
+    .arg(&a)
+    .arg(&b);
+    let (mut peer, hello) = spawn_peer(cmd);
+    println!("push python-grpcio n={n}: {hello}");
+    push_clients("python-grpcio", n, &mut peer, ks);
+    let _ = peer.child.kill();
+    let _ = peer.child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn http_get(addr: &str, path: &str) -> String {
+    let Ok(mut s) = std::net::TcpStream::connect(addr) else {
+        return String::new();
+    };
+    let _ = write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    );
+    let mut b = String::new();
+    let _ = s.read_to_string(&mut b);
+    b
+}
+
+fn now_ms() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+        * 1e3
+}
+
+fn edit_bench(n: usize, edits: usize) {
+    let bin = std::env::var("MESHBRIDGE_BIN").unwrap_or_else(|_| {
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../target/release/meshbridge"
+        )
+        .into()
+    });
+    let dir = std::env::temp_dir().join(format!("mb-bench-edit-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let base = manifests(n, false, (90, 10));
+    let (svcs, flip) = base.split_at(base.rfind("---\napiVersion: split.smi-spec.io/v1alpha4\nkind: TrafficSplit\nmetadata: {name: flip").unwrap());
+    std::fs::write(dir.join("services.yaml"), svcs.replace("spec: {serviceAccountName: client, containers: [{name: c}]}\nstatus: {podIP: 10.255.0.1}", "spec: {serviceAccountName: client, containers: [{name: c}]}")).unwrap();
+    std::fs::write(dir.join("split.yaml"), flip).unwrap();
+    let mut child = std::process::Command::new(&bin)
+        .args(["local", "up"])
+        .arg(&dir)
+        .args(["--subnet", "40"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::fs::File::create(dir.with_extension("err")).unwrap())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{bin}: {e}"));
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut admin = String::new();
+    let t0 = Instant::now();
+    loop {
+        let mut l = String::new();
+        if out.read_line(&mut l).unwrap() == 0 {
+            panic!("meshbridge local exited");
+        }
+        if let Ok(v) = serde_json::from_str::<serde_json::Value>(&l)
+            && let Some(a) = v["admin"].as_str()
+        {
+            admin = a.to_string();
+        }
+        if l.trim() == "ready" {
+            break;
+        }
+    }
+    println!(
+        "edit n={n}: `local up` → ready {:.0} ms; runtime RSS {} KB",
+        t0.elapsed().as_secs_f64() * 1e3,
+        rss_kb(child.id())
+    );
+    let stat = |admin: &str| -> f64 {
+        let b = http_get(
+            admin,
+            "/stats?filter=^http%5C.outbound_http%5C.rds%5C.outbound_http%5C.update_time$",
+        );
+        b.lines()
+            .find_map(|l| l.strip_prefix("http.outbound_http.rds.outbound_http.update_time: "))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0.0)
+    };
+    let mut lat = vec![];
+    for e in 0..edits {
+        let before = stat(&admin);
+        let w = if e % 2 == 0 { (10, 90) } else { (90, 10) };
+        let tmp = dir.join(".split.tmp");
+        std::fs::write(&tmp, split_file(w)).unwrap();
+        let t = now_ms();
+        std::fs::rename(&tmp, dir.join("split.yaml")).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut got = before;
+        while got == before && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+            got = stat(&admin);
+        }
+        if got != before {
+            lat.push(got - t);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let rss = rss_kb(child.id());
+    let _ = std::process::Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+    // The runtime's own per-reload timings (last edits).
+    let err = std::fs::read_to_string(dir.with_extension("err")).unwrap_or_default();
+    let phases: Vec<&str> = err
+        .lines()
+        .filter(|l| l.contains(": generation "))
+        .collect();
+    for l in &phases[phases.len().saturating_sub(3)..] {
+        println!("edit n={n}: {l}");
+    }
+    let _ = std::fs::remove_file(dir.with_extension("err"));
+    let k = lat.len();
+    println!(
+        "edit n={n}: {k}/{edits} edits applied; file write → Envoy rds update_time p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms; runtime RSS after {rss} KB",
+        pct(&mut lat, 0.5),
+        pct(&mut lat, 0.99),
+        pct(&mut lat, 1.0)
+    );
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    if args.first().map(String::as_str) == Some("serve") {
+        serve_child(args.get(1).and_then(|n| n.parse().ok()).unwrap_or(1000));
+        return;
+    }
+    let what = args.first().cloned().unwrap_or_else(|| "build".into());
+    if what == "build" || what == "all" {
+        for n in [1_000, 10_000] {
+            build_snapshot(n, true);
+        }
+    }
+    if what == "push" || what == "all" {
+        push_bench(1_000, &[100, 1_000]);
+    }
+    if what == "edit" || what == "all" {
+        edit_bench(1_000, 40);
+    }
+}

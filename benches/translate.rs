@@ -1,0 +1,100 @@
+//! Benchmark (not a test): translate synthetic clusters to every target.
+//! `cargo bench --bench translate` prints, for 1k and 10k SMI objects (over 500 and 5,000
+//! Services), the time of IR → each adapter's objects (best of 3) and the peak RSS of a
+//! process that did only that translation, plus the 10k/1k ratios (linear = 10x).
+
+use meshbridge_core::{
+    Adapter, Context, build::build, load::load_str, snapshot::Snapshot, synth::cluster_yaml,
+};
+use std::time::{Duration, Instant};
+
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+fn adapter(name: &str) -> Box<dyn Adapter> {
+    match name {
+        "istio" => Box::new(meshbridge_istio::IstioAdapter),
+        "linkerd" => Box::new(meshbridge_linkerd::LinkerdAdapter),
+        "gateway-api" => Box::new(meshbridge_gateway_api::GatewayApiAdapter),
+        "appmesh" => Box::new(meshbridge_appmesh::AppMeshAdapter),
+        _ => Box::new(meshbridge_envoy::EnvoyAdapter),
+    }
+}
+
+const MESHES: &[&str] = &["istio", "linkerd", "gateway-api", "appmesh"];
+
+fn child(mesh: &str, n: usize, svc: usize) {
+    let text = cluster_yaml(n, svc);
+    let l = load_str("bench.yaml", &text);
+    let ir = build(&Snapshot::from_objects(l.objects));
+    drop(text);
+    let a = adapter(mesh);
+    let cx = Context::default();
+    let mut best = Duration::MAX;
+    let mut objects = 0;
+    let mut mem = 0;
+    for _ in 0..3 {
+        let before = rss_kib();
+        let t = Instant::now();
+        let out = a.translate(&ir, &cx);
+        best = best.min(t.elapsed());
+        mem = mem.max(rss_kib().saturating_sub(before));
+        objects = out.objects.len();
+        std::hint::black_box(&out);
+    }
+    println!("{} {} {} {}", best.as_secs_f64(), objects, 0, mem);
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--child") {
+        child(
+            &args[i + 1],
+            args[i + 2].parse().unwrap(),
+            args[i + 3].parse().unwrap(),
+        );
+        return;
+    }
+    let exe = std::env::current_exe().unwrap();
+    println!(
+        "translate IR → objects, best of 3; memory = RSS growth holding the translation's output"
+    );
+    for mesh in MESHES {
+        let mut rows = Vec::new();
+        for (n, svc) in [(1_000usize, 500usize), (10_000, 5_000)] {
+            let out = std::process::Command::new(&exe)
+                .args(["--child", mesh, &n.to_string(), &svc.to_string()])
+                .output()
+                .unwrap();
+            let f: Vec<f64> = String::from_utf8_lossy(&out.stdout)
+                .split_whitespace()
+                .filter_map(|x| x.parse().ok())
+                .collect();
+            if f.len() < 4 {
+                println!(
+                    "{mesh:>12}: failed: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+                break;
+            }
+            println!(
+                "{mesh:>12} {n:>6} SMI / {svc:>5} svc: {:>8.1} ms, {:>6} objects, +{:>6.1} MiB",
+                f[0] * 1e3,
+                f[1],
+                (f[3] - f[2]) / 1024.0
+            );
+            rows.push(f);
+        }
+        if rows.len() == 2 {
+            println!("{mesh:>12} 10k/1k: time {:.1}x", rows[1][0] / rows[0][0]);
+        }
+    }
+}

@@ -1,0 +1,98 @@
+//! `meshbridge local` (the built-in mesh without a cluster) and `meshbridge echo-server`.
+
+pub mod echo;
+pub mod runtime;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+pub use runtime::{UpOptions, find_envoy, up};
+
+/// `meshbridge local ...`
+#[derive(clap::Args, Debug)]
+pub struct LocalArgs {
+    #[command(subcommand)]
+    pub command: LocalCommand,
+}
+
+#[derive(clap::Subcommand, Debug)]
+pub enum LocalCommand {
+    /// Run the mesh described by the Kubernetes-shaped YAML in DIR: control plane, every
+    /// pod's program and one Envoy sidecar per pod on loopback addresses. Prints one JSON line
+    /// per pod, then `ready`; edits to DIR apply live; Ctrl-C stops everything.
+    Up(UpArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct UpArgs {
+    /// Directory of YAML/JSON manifests (Namespaces, ServiceAccounts, Services, Pods or
+    /// Deployments, SMI objects).
+    pub dir: PathBuf,
+    /// State directory (CA key, certificates, bootstraps, logs).
+    #[arg(long)]
+    pub state_dir: Option<PathBuf>,
+    /// xDS port on 127.0.0.1 (0: any free port).
+    #[arg(long, default_value_t = 0)]
+    pub xds_port: u16,
+    /// Pods get 127.SUBNET.0.N and their programs 127.SUBNET.1.N.
+    #[arg(long, default_value_t = 0)]
+    pub subnet: u8,
+    /// Use delta (incremental) xDS.
+    #[arg(long)]
+    pub delta: bool,
+    /// Workload certificate lifetime in seconds (rotated at two thirds).
+    #[arg(long, default_value_t = 3600)]
+    pub cert_ttl: u64,
+    /// Envoy binary (default: $MESHBRIDGE_ENVOY, else `envoy` on PATH).
+    #[arg(long)]
+    pub envoy: Option<PathBuf>,
+    /// SPIFFE trust domain.
+    #[arg(long, default_value = "cluster.local")]
+    pub trust_domain: String,
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())
+}
+
+pub fn run_local(args: LocalArgs) -> ExitCode {
+    let LocalCommand::Up(a) = args.command;
+    if a.cert_ttl < 10 {
+        eprintln!("meshbridge local: --cert-ttl must be at least 10 seconds");
+        return ExitCode::from(2);
+    }
+    let opts = UpOptions {
+        dir: a.dir,
+        state_dir: a.state_dir,
+        xds_port: a.xds_port,
+        subnet: a.subnet,
+        delta: a.delta,
+        cert_ttl: std::time::Duration::from_secs(a.cert_ttl),
+        envoy: a.envoy,
+        trust_domain: a.trust_domain,
+    };
+    let res = runtime().and_then(|rt| rt.block_on(up(opts)));
+    match res {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("meshbridge local: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+pub fn run_echo() -> ExitCode {
+    let res = echo::EchoConfig::from_env()
+        .and_then(|cfg| runtime().and_then(|rt| rt.block_on(echo::serve(cfg))));
+    match res {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::FAILURE
+        }
+    }
+}

