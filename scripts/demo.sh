@@ -28,10 +28,10 @@ OUT="$(grep '"demo/client' "$LOG" | head -1 | python3 -c 'import json,sys; print
 OUT="${OUT#http://}"
 calls() { for _ in $(seq "$1"); do curl -s -o /dev/null -w '%{http_code}\n' -H 'Host: web.demo' "http://$OUT/"; done | sort | uniq -c; }
 echo; echo "== client -> web, no TrafficTarget yet (default deny):"; calls 10
+SYNCED="$(grep -c '"synced"' "$LOG" || true)"
 cp local/examples/allow-client.yaml "$DIR/"
 echo; echo "== copied allow-client.yaml into $DIR; waiting for the sidecars to acknowledge..."
-for _ in $(seq 100); do [ "$(grep -c '"synced"' "$LOG" || true)" -ge 1 ] && break; sleep 0.1; done
-sleep 0.5
+for _ in $(seq 100); do [ "$(grep -c '"synced"' "$LOG" || true)" -gt "$SYNCED" ] && break; sleep 0.1; done
 echo "== client -> web, 200 calls, by the pod that answered (90/10 split):"
 for _ in $(seq 200); do curl -s -H 'Host: web.demo' "http://$OUT/" | python3 -c 'import json,sys; print(json.load(sys.stdin)["pod"])' 2>/dev/null || echo denied; done | sort | uniq -c
 echo; echo "Running. Edit the YAML in $DIR (e.g. the weights in app.yaml) and call http://$OUT/ with 'Host: web.demo'. Ctrl-C stops everything."
