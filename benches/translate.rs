@@ -50,7 +50,7 @@ fn child(mesh: &str, n: usize, svc: usize) {
         objects = out.objects.len();
         std::hint::black_box(&out);
     }
-    println!("{} {} {} {}", best.as_secs_f64(), objects, 0, mem);
+    println!("{} {} {}", best.as_secs_f64(), objects, mem);
 }
 
 fn main() {
@@ -78,7 +78,7 @@ fn main() {
                 .split_whitespace()
                 .filter_map(|x| x.parse().ok())
                 .collect();
-            if f.len() < 4 {
+            if f.len() < 3 {
                 println!(
                     "{mesh:>12}: failed: {}",
                     String::from_utf8_lossy(&out.stderr)
@@ -89,7 +89,7 @@ fn main() {
                 "{mesh:>12} {n:>6} SMI / {svc:>5} svc: {:>8.1} ms, {:>6} objects, +{:>6.1} MiB",
                 f[0] * 1e3,
                 f[1],
-                (f[3] - f[2]) / 1024.0
+                f[2] / 1024.0
             );
             rows.push(f);
         }

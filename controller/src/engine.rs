@@ -872,22 +872,10 @@ fn state_of(
     ObjectState {
         conditions,
         generation: st.generation,
-        accepted: st.accepted && !st.problems.iter().any(|p| p.is_error() && !is_ref(p)),
+        accepted: st.accepted && !st.problems.iter().any(|p| p.is_error() && !p.is_ref()),
         resolved: st.resolved_refs,
         problems,
         using_last_good,
         extra: None,
     }
-}
-
-fn is_ref(p: &Problem) -> bool {
-    use meshbridge_core::report::reasons::*;
-    matches!(
-        p.condition_reason,
-        ROUTE_GROUP_NOT_FOUND
-            | SERVICE_NOT_FOUND
-            | SERVICE_ACCOUNT_NOT_FOUND
-            | UNKNOWN_MATCH
-            | BACKEND_PORT_MISMATCH
-    )
 }

@@ -107,17 +107,15 @@ impl ServicePort {
                     | "kubernetes.io/ws"
             );
         }
-        match &self.name {
-            Some(n) => {
-                let n = n.to_ascii_lowercase();
-                n == "http"
-                    || n.starts_with("http-")
-                    || n.starts_with("http2")
-                    || n.starts_with("grpc")
-            }
-            None => false,
-        }
+        self.name.as_deref().is_some_and(is_http_port_name)
     }
+}
+
+/// Istio's port-name convention for HTTP: `http`, `http-*`, `http2*`, `grpc*` (any case).
+/// Used for Service ports without `appProtocol` and for container ports.
+pub fn is_http_port_name(name: &str) -> bool {
+    let n = name.to_ascii_lowercase();
+    n == "http" || n.starts_with("http-") || n.starts_with("http2") || n.starts_with("grpc")
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

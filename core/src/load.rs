@@ -7,7 +7,6 @@ use crate::model::*;
 use crate::report::{Problem, Severity, reasons};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
-use std::collections::BTreeMap;
 
 /// The outcome of loading one file.
 #[derive(Debug, Default)]
@@ -713,11 +712,6 @@ fn core_v1<T: DeserializeOwned>(
         return Err(unsupported(kind, version, "v1"));
     }
     Ok(wrap(typed(v)?, meta))
-}
-
-/// Labels of an object as a sorted map (helper for callers holding k8s-openapi types).
-pub fn labels_of(m: &Option<BTreeMap<String, String>>) -> BTreeMap<String, String> {
-    m.clone().unwrap_or_default()
 }
 
 #[cfg(test)]

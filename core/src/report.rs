@@ -1,7 +1,7 @@
 //! Problems found while loading and validating input, in the one format the CLI prints:
 //! `PATH:DOC: Kind namespace/name: field.path: reason`.
 
-use crate::model::{Kind, ObjectKey, Origin};
+use crate::model::{ObjectKey, Origin};
 use std::fmt;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -57,6 +57,18 @@ impl Problem {
     pub fn is_error(&self) -> bool {
         self.severity == Severity::Error
     }
+
+    /// A reference problem (`ResolvedRefs`), as opposed to an invalid object (`Accepted`).
+    pub fn is_ref(&self) -> bool {
+        matches!(
+            self.condition_reason,
+            reasons::ROUTE_GROUP_NOT_FOUND
+                | reasons::SERVICE_NOT_FOUND
+                | reasons::SERVICE_ACCOUNT_NOT_FOUND
+                | reasons::UNKNOWN_MATCH
+                | reasons::BACKEND_PORT_MISMATCH
+        )
+    }
 }
 
 impl fmt::Display for Problem {
@@ -97,13 +109,4 @@ pub mod reasons {
     pub const BACKEND_PORT_MISMATCH: &str = "BackendPortMismatch";
     pub const CONFLICTED: &str = "Conflicted";
     pub const NAMESPACE_MISMATCH: &str = "NamespaceMismatch";
-}
-
-/// Kind name helper for problems about objects meshbridge could not classify.
-pub fn kind_label(kind: Option<Kind>, raw: Option<&str>) -> String {
-    match (kind, raw) {
-        (Some(k), _) => k.as_str().to_string(),
-        (None, Some(r)) if !r.is_empty() => r.to_string(),
-        _ => "Document".to_string(),
-    }
 }

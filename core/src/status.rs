@@ -5,7 +5,6 @@ use crate::api::common::Condition;
 use crate::api::meshbridge::MeshType;
 use crate::capability::Level;
 use crate::ir::ObjectStatus;
-use crate::report::reasons;
 
 pub const ACCEPTED: &str = "Accepted";
 pub const RESOLVED_REFS: &str = "ResolvedRefs";
@@ -39,16 +38,7 @@ pub fn conditions(st: &ObjectStatus, meshes: &[(MeshType, Vec<&Finding>)]) -> Ve
             .collect::<Vec<_>>()
             .join("; ")
     };
-    let is_ref = |p: &&crate::report::Problem| {
-        matches!(
-            p.condition_reason,
-            reasons::ROUTE_GROUP_NOT_FOUND
-                | reasons::SERVICE_NOT_FOUND
-                | reasons::SERVICE_ACCOUNT_NOT_FOUND
-                | reasons::UNKNOWN_MATCH
-                | reasons::BACKEND_PORT_MISMATCH
-        )
-    };
+    let is_ref = |p: &&crate::report::Problem| p.is_ref();
     let is_accept = |p: &&crate::report::Problem| p.is_error() && !is_ref(p);
     let accepted = !errors.iter().any(|p| !is_ref(p));
     let mut out = vec![

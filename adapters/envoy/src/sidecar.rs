@@ -674,13 +674,8 @@ impl<'a> Mesh<'a> {
         }
         proxy.container_ports.iter().any(|(n, p)| {
             *p == port
-                && n.as_deref().is_some_and(|n| {
-                    let n = n.to_ascii_lowercase();
-                    n == "http"
-                        || n.starts_with("http-")
-                        || n.starts_with("http2")
-                        || n.starts_with("grpc")
-                })
+                && n.as_deref()
+                    .is_some_and(meshbridge_core::ir::is_http_port_name)
         })
     }
 }

@@ -21,7 +21,9 @@ mod matches;
 pub use matches::{ANY_PATH_REGEX, exact_path_ok};
 
 use meshbridge_core::api::meshbridge::MeshType;
-use meshbridge_core::ir::{Backend, Ports, Protocol, ServicePort, Split, SplitPort, Traffic};
+use meshbridge_core::ir::{
+    Backend, HttpRoute, Ports, Protocol, ServicePort, Split, SplitPort, Traffic,
+};
 use meshbridge_core::model::{Kind, ObjectKey};
 use meshbridge_core::weights::fit_under;
 use meshbridge_core::{
@@ -242,8 +244,7 @@ impl SplitTranslation<'_> {
             return;
         }
         // A/B: only when no match selects every request (then the split covers everything).
-        let ab =
-            !split.matches.is_empty() && !split.matches.iter().any(matches::matches_everything);
+        let ab = !split.matches.is_empty() && !split.matches.iter().any(HttpRoute::is_catch_all);
         let http = ab.then(|| matches::convert_http(&split.matches));
         let grpc = if ab {
             matches::convert_grpc(&split.matches)

@@ -82,16 +82,7 @@ impl Converted {
 
 /// Whether a path condition matches every path (`/` is a prefix of every path).
 fn path_is_any(p: Option<&PathRegex>) -> bool {
-    match p.map(PathRegex::kind) {
-        None | Some(PathKind::Any) => true,
-        Some(PathKind::Prefix(l)) => l == "/",
-        _ => false,
-    }
-}
-
-/// The SMI match selects every request (so a split with it applies to all traffic).
-pub fn matches_everything(m: &HttpRoute) -> bool {
-    m.methods.is_empty() && m.headers.is_empty() && path_is_any(m.path.as_ref())
+    p.is_none_or(|p| p.kind() == PathKind::Any)
 }
 
 fn describe(m: &HttpRoute) -> String {

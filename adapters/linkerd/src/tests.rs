@@ -8,7 +8,6 @@ use meshbridge_core::load::load_str;
 use meshbridge_core::model::Kind;
 use meshbridge_core::{Snapshot, Translation};
 use serde_json::{Value, json};
-use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
 // === helpers ===
@@ -125,89 +124,22 @@ fn kinds(t: &Translation) -> Vec<&str> {
 
 // --- schema validation against /work/shared/schemas/linkerd ---
 
-fn schemas() -> &'static BTreeMap<(String, String), Value> {
-    static S: OnceLock<BTreeMap<(String, String), Value>> = OnceLock::new();
+/// The official Linkerd CRDs through the conformance suite's structural-schema validator
+/// (nullable, int-or-string; unknown fields — which Kubernetes would prune — rejected).
+fn schemas() -> &'static meshbridge_conformance::schema::Registry {
+    static S: OnceLock<meshbridge_conformance::schema::Registry> = OnceLock::new();
     S.get_or_init(|| {
-        let dir = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../../shared/schemas/linkerd"
-        );
-        let dir = std::path::Path::new(dir);
-        let dir = if dir.exists() {
-            dir.to_path_buf()
-        } else {
-            std::path::PathBuf::from("/work/shared/schemas/linkerd")
-        };
-        let mut out = BTreeMap::new();
-        for e in std::fs::read_dir(&dir).expect("schema dir") {
-            let p = e.expect("entry").path();
-            let text = std::fs::read_to_string(&p).expect("read schema");
-            let crd: Value = serde_saphyr::from_str(&text).expect("parse CRD");
-            let group = crd["spec"]["group"].as_str().unwrap_or("").to_string();
-            let kind = crd["spec"]["names"]["kind"]
-                .as_str()
-                .unwrap_or("")
-                .to_string();
-            for v in crd["spec"]["versions"].as_array().expect("versions") {
-                let api = format!("{group}/{}", v["name"].as_str().unwrap_or(""));
-                out.insert((api, kind.clone()), v["schema"]["openAPIV3Schema"].clone());
-            }
-        }
-        out
+        let dir = meshbridge_conformance::shared_dir().join("schemas/linkerd");
+        meshbridge_conformance::schema::Registry::load(&[dir.as_path()]).expect("linkerd schemas")
     })
 }
 
 fn validate(obj: &Value) {
     let api = obj["apiVersion"].as_str().unwrap_or("");
     let kind = obj["kind"].as_str().unwrap_or("");
-    let schema = schemas()
-        .get(&(api.to_string(), kind.to_string()))
-        .unwrap_or_else(|| panic!("no schema for {api} {kind}"));
-    let validator = jsonschema::validator_for(schema).expect("compile schema");
-    let errors: Vec<String> = validator
-        .iter_errors(obj)
-        .map(|e| format!("{} at {}", e, e.instance_path()))
-        .collect();
-    assert!(
-        errors.is_empty(),
-        "{api} {kind} invalid: {errors:#?}\n{obj:#}"
-    );
-    let mut unknown = vec![];
-    known_fields(
-        &obj["spec"],
-        &schema["properties"]["spec"],
-        "spec",
-        &mut unknown,
-    );
-    assert!(
-        unknown.is_empty(),
-        "fields the schema does not know (pruned by Kubernetes): {unknown:?}"
-    );
-}
-
-/// Structural schemas prune unknown fields silently: flag them here.
-fn known_fields(v: &Value, s: &Value, path: &str, out: &mut Vec<String>) {
-    if s.get("x-kubernetes-preserve-unknown-fields") == Some(&json!(true)) {
-        return;
-    }
-    match v {
-        Value::Object(m) => {
-            let Some(props) = s["properties"].as_object() else {
-                return;
-            };
-            for (k, x) in m {
-                match props.get(k) {
-                    Some(ps) => known_fields(x, ps, &format!("{path}.{k}"), out),
-                    None => out.push(format!("{path}.{k}")),
-                }
-            }
-        }
-        Value::Array(a) => {
-            for (i, x) in a.iter().enumerate() {
-                known_fields(x, &s["items"], &format!("{path}[{i}]"), out);
-            }
-        }
-        _ => {}
+    assert!(schemas().has(api, kind), "no schema for {api} {kind}");
+    if let Err(errors) = schemas().validate(obj) {
+        panic!("{api} {kind} invalid: {errors:#?}\n{obj:#}");
     }
 }
 

@@ -274,15 +274,6 @@ impl JsonSchema for Headers {
     }
 }
 
-/// A reference to an identity (`kind: ServiceAccount`).
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
-pub struct IdentityBindingSubject {
-    pub kind: String,
-    pub name: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub namespace: Option<String>,
-}
-
 /// A condition on an input object's status (list-map keyed by `type`).
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
