@@ -22,4 +22,9 @@ export PATH="$TOOLS/bin:$TOOLS/venv/bin:$PATH"
 export MESHBRIDGE_SHARED="${MESHBRIDGE_SHARED:-$(cd .. && pwd)/shared}"
 "$MESHBRIDGE_ENVOY" --version | head -1
 
+# Incremental-compilation caches double the size of target/ and buy nothing on a one-shot
+# build; a developer's own `cargo test` keeps them.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
+df -h . | awk 'NR==2 {print "disk: " $4 " free before the build"}'
+
 exec cargo test --workspace "$@"
