@@ -44,7 +44,17 @@ pub fn main() -> ExitCode {
     };
     match cli.command {
         Command::Translate(args) => crate::translate::run(args),
-        Command::Run(args) => meshbridge_controller::main(args, &crate::registry::adapter_for),
+        Command::Run(args) => {
+            let mut ext = meshbridge_controller::Extensions::default();
+            if args.appmesh_mode == "api" {
+                ext.api_backends
+                    .push(Box::new(crate::appmesh_api::AppMeshApi::new(
+                        args.appmesh_mesh.clone(),
+                        meshbridge_controller::run::controller_namespace(&args),
+                    )));
+            }
+            meshbridge_controller::main(args, &crate::registry::adapter_for, ext)
+        }
         Command::Local(args) => meshbridge_local::run_local(args),
         Command::EchoServer => meshbridge_local::run_echo(),
         Command::Meshes(args) => {

@@ -2,6 +2,7 @@
 
 use std::process::ExitCode;
 
+mod appmesh_api;
 mod cli;
 mod inputs;
 mod registry;

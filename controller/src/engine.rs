@@ -14,7 +14,7 @@ use crate::types::{Change, OutKey};
 use meshbridge_core::adapter::MESH_LABEL;
 use meshbridge_core::api::common::Condition;
 use meshbridge_core::api::meshbridge::{MeshSpec, MeshType};
-use meshbridge_core::ir::ObjectStatus;
+use meshbridge_core::ir::{Ir, ObjectStatus};
 use meshbridge_core::model::{Kind, Object, ObjectKey};
 use meshbridge_core::report::Problem;
 use meshbridge_core::{Adapter, Context, Finding, OutputObject, Snapshot};
@@ -113,9 +113,20 @@ pub struct ObjectState {
     pub extra: Option<serde_json::Value>,
 }
 
+/// What an API backend ([`crate::api::ApiBackend`]) programs for one namespace: the
+/// namespace's IR and the adapter context of its mesh.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ApiPart {
+    pub mesh: MeshType,
+    pub ir: Arc<Ir>,
+    pub cx: Context,
+}
+
 #[derive(Clone, Debug, Default)]
 struct Partition {
     outputs: BTreeMap<OutKey, Desired>,
+    /// For meshes programmed through an API backend: the IR, instead of outputs.
+    api: Vec<ApiPart>,
     states: BTreeMap<ObjectKey, ObjectState>,
     findings: Vec<(MeshType, Finding)>,
     /// Namespaces (other than this one) whose ServiceAccounts this partition read.
@@ -131,6 +142,8 @@ pub struct Delta {
     pub states: BTreeSet<ObjectKey>,
     /// Namespaces re-rendered.
     pub partitions: usize,
+    /// API-programmed meshes whose desired state changed.
+    pub api: BTreeSet<MeshType>,
 }
 
 /// The store, the partitions and the desired set.
@@ -149,6 +162,8 @@ pub struct Engine {
     all_dirty: bool,
     /// Status of each Mesh object (capabilities of its backend).
     mesh_states: BTreeMap<ObjectKey, ObjectState>,
+    /// Meshes programmed through an API backend rather than the sink.
+    api_meshes: BTreeSet<MeshType>,
 }
 
 impl Engine {
@@ -170,7 +185,29 @@ impl Engine {
             dirty: BTreeSet::new(),
             all_dirty: true,
             mesh_states: BTreeMap::new(),
+            api_meshes: BTreeSet::new(),
         }
+    }
+
+    /// Declares meshes that an API backend programs (e.g. App Mesh through the AWS API):
+    /// their adapter still runs (findings and statuses), but its objects are not desired
+    /// outputs; the namespace's IR is kept for the backend instead ([`Engine::api_parts`]).
+    pub fn set_api_meshes(&mut self, meshes: impl IntoIterator<Item = MeshType>) {
+        self.api_meshes = meshes.into_iter().collect();
+        self.all_dirty = true;
+    }
+
+    /// What the API backend of `mesh` should program: one part per namespace, by namespace.
+    pub fn api_parts(&self, mesh: MeshType) -> Vec<(&str, &ApiPart)> {
+        self.partitions
+            .iter()
+            .flat_map(|(ns, p)| {
+                p.api
+                    .iter()
+                    .filter(move |a| a.mesh == mesh)
+                    .map(move |a| (ns.as_str(), a))
+            })
+            .collect()
     }
 
     pub fn config(&self) -> &EngineConfig {
@@ -505,6 +542,14 @@ impl Engine {
             };
             let old = old.unwrap_or_default();
             let new = new.unwrap_or_default();
+            for m in &self.api_meshes {
+                let of = |p: &Partition| -> Vec<ApiPart> {
+                    p.api.iter().filter(|a| a.mesh == *m).cloned().collect()
+                };
+                if of(&old) != of(&new) {
+                    delta.api.insert(*m);
+                }
+            }
             // Statuses.
             for (k, s) in &new.states {
                 if old.states.get(k) != Some(s) {
@@ -764,6 +809,14 @@ impl Engine {
                     };
                     let cx = self.context(spec.clone());
                     let tr = adapter.translate(ir, &cx);
+                    let api = self.api_meshes.contains(mesh);
+                    if api {
+                        p.api.push(ApiPart {
+                            mesh: *mesh,
+                            ir: Arc::new(ir.clone()),
+                            cx: cx.clone(),
+                        });
+                    }
                     for k in ir.status.keys() {
                         per_object
                             .entry(k.clone())
@@ -778,7 +831,7 @@ impl Engine {
                         }
                         p.findings.push((*mesh, f.clone()));
                     }
-                    for o in tr.objects {
+                    for o in tr.objects.into_iter().filter(|_| !api) {
                         p.outputs.insert(
                             OutKey::of(&o),
                             Desired {
@@ -836,7 +889,8 @@ impl Engine {
                 ),
             );
         }
-        if p.outputs.is_empty() && p.states.is_empty() && p.sa_refs.is_empty() {
+        if p.outputs.is_empty() && p.api.is_empty() && p.states.is_empty() && p.sa_refs.is_empty()
+        {
             return None;
         }
         Some(p)

@@ -7,8 +7,10 @@
 //! This crate depends on `meshbridge-core` and on no adapter crate: the binary passes the
 //! adapters in. Layout: [`engine`] (sans-IO: store, partitions, last-known-good),
 //! [`reconciler`] (diff and write), [`source`], [`sink`], [`status`], [`leader`],
-//! [`metrics`], [`run`] (flags and the event loop).
+//! [`metrics`], [`api`] (backends programmed through an API), [`run`] (flags, the event
+//! loop, background tasks).
 
+pub mod api;
 pub mod discovery;
 pub mod engine;
 pub mod leader;
@@ -23,7 +25,8 @@ pub mod types;
 
 pub use engine::{Backends, Engine, EngineConfig};
 pub use reconciler::{Reconciler, Report};
-pub use run::{RunArgs, main};
+pub use api::{ApiBackend, ApiReport};
+pub use run::{Extensions, RunArgs, Task, TaskContext, main};
 pub use source::SyncTracker;
 pub use types::{Change, Msg, OutKey};
 

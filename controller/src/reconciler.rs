@@ -2,6 +2,7 @@
 //! outputs, and brings the sink and the status of input objects to the desired state,
 //! writing only what differs.
 
+use crate::api::{ApiBackend, ApiReport};
 use crate::engine::{Delta, Engine};
 use crate::metrics::{Metrics, ObjectCounts};
 use crate::sink::{PutOutcome, Sink, is_owned};
@@ -12,6 +13,7 @@ use crate::types::{Msg, OutKey};
 use crate::{Error, Result};
 use meshbridge_core::adapter::OWNER_LABEL;
 use meshbridge_core::api::common::Condition;
+use meshbridge_core::api::meshbridge::MeshType;
 use meshbridge_core::model::{Kind, ObjectKey};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
@@ -34,11 +36,23 @@ pub struct Report {
     pub errors: Vec<String>,
     /// Whether writes were skipped because this replica is not the leader.
     pub not_leader: bool,
+    /// What each API backend's sync did (only backends that synced in this pass).
+    pub api: Vec<(MeshType, ApiReport)>,
 }
 
 impl Report {
+    /// Objects written or deleted, in the sink and through API backends.
     pub fn writes(&self) -> usize {
-        self.applied.len() + self.deleted.len()
+        self.applied.len()
+            + self.deleted.len()
+            + self.api.iter().map(|(_, r)| r.changes.len()).sum::<usize>()
+    }
+
+    /// Remote resources an API backend left alone because they are not meshbridge's.
+    pub fn api_conflicts(&self) -> impl Iterator<Item = String> + '_ {
+        self.api
+            .iter()
+            .flat_map(|(m, r)| r.conflicts.iter().map(move |c| format!("{m}: {c}")))
     }
 }
 
@@ -60,6 +74,10 @@ pub struct Reconciler {
     was_leader: bool,
     /// API versions of input objects, for status targets.
     pub api_versions: BTreeMap<Kind, String>,
+    api_backends: Vec<Box<dyn ApiBackend>>,
+    /// API backends to sync in the next pass, and whether to compare with the remote side
+    /// even when nothing changed locally.
+    api_pending: BTreeMap<MeshType, bool>,
 }
 
 impl Reconciler {
@@ -83,7 +101,20 @@ impl Reconciler {
             leader,
             was_leader: false,
             api_versions: BTreeMap::new(),
+            api_backends: Vec::new(),
+            api_pending: BTreeMap::new(),
         }
+    }
+
+    /// Adds a backend programmed through an API; the engine stops sending that mesh's
+    /// objects to the sink and keeps its IR for the backend instead.
+    pub fn add_api_backend(&mut self, backend: Box<dyn ApiBackend>) {
+        let m = backend.mesh_type();
+        self.api_backends.retain(|b| b.mesh_type() != m);
+        self.api_backends.push(backend);
+        self.engine
+            .set_api_meshes(self.api_backends.iter().map(|b| b.mesh_type()));
+        self.api_pending.insert(m, true);
     }
 
     pub fn metrics(&self) -> &Arc<Metrics> {
@@ -158,6 +189,9 @@ impl Reconciler {
             .extend(self.engine.states().map(|(k, _)| k.clone()));
         self.pending_status
             .extend(self.engine.mesh_states().keys().cloned());
+        for b in &self.api_backends {
+            self.api_pending.insert(b.mesh_type(), true);
+        }
     }
 
     /// One pass: re-render what changed, then write the differences (when leader).
@@ -166,6 +200,9 @@ impl Reconciler {
         let delta = self.engine.recompute();
         self.pending.extend(delta.outputs.iter().cloned());
         self.pending_status.extend(delta.states.iter().cloned());
+        for m in &delta.api {
+            self.api_pending.entry(*m).or_insert(false);
+        }
         let mut report = Report {
             delta,
             ..Report::default()
@@ -191,6 +228,7 @@ impl Reconciler {
             self.resync();
         }
         self.sync_outputs(&mut report).await;
+        self.sync_apis(&mut report).await;
         self.sync_status(&mut report).await;
         self.finish_metrics(start, &report);
         report
@@ -204,8 +242,15 @@ impl Reconciler {
             m.errors
                 .fetch_add(report.errors.len() as u64, Ordering::Relaxed);
         }
-        m.outputs_applied
-            .fetch_add(report.applied.len() as u64, Ordering::Relaxed);
+        m.outputs_applied.fetch_add(
+            (report.applied.len()
+                + report
+                    .api
+                    .iter()
+                    .map(|(_, r)| r.changes.len())
+                    .sum::<usize>()) as u64,
+            Ordering::Relaxed,
+        );
         m.outputs_deleted
             .fetch_add(report.deleted.len() as u64, Ordering::Relaxed);
         m.output_conflicts
@@ -342,6 +387,34 @@ impl Reconciler {
         self.pending = retry;
     }
 
+    /// Hands each API backend whose desired state changed (or that is due a forced
+    /// comparison) every namespace part it programs.
+    async fn sync_apis(&mut self, report: &mut Report) {
+        for b in &mut self.api_backends {
+            let m = b.mesh_type();
+            let Some(force) = self.api_pending.remove(&m) else {
+                continue;
+            };
+            let parts = self.engine.api_parts(m);
+            let r = b.sync(&parts, force).await;
+            for c in &r.changes {
+                tracing::info!(mesh = %m, resource = %c, "programmed");
+            }
+            for c in &r.conflicts {
+                tracing::warn!(mesh = %m, resource = %c, "conflict: not overwriting a resource meshbridge does not own");
+            }
+            if !r.errors.is_empty() {
+                for e in &r.errors {
+                    tracing::error!(mesh = %m, error = %e, "sync failed");
+                    report.errors.push(format!("{m}: {e}"));
+                }
+                // Compare everything again on the retry.
+                self.api_pending.insert(m, true);
+            }
+            report.api.push((m, r));
+        }
+    }
+
     fn mark_parents_status(&mut self, parents: &[ObjectKey]) {
         self.pending_status.extend(parents.iter().cloned());
     }
@@ -434,7 +507,7 @@ impl Reconciler {
 
     /// Whether writes are still outstanding (errors to retry).
     pub fn has_pending(&self) -> bool {
-        !self.pending.is_empty() || !self.pending_status.is_empty()
+        !self.pending.is_empty() || !self.pending_status.is_empty() || !self.api_pending.is_empty()
     }
 }
 

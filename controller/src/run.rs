@@ -1,6 +1,7 @@
 //! `meshbridge run`: flags, wiring of source → reconciler → sink, the event loop (debounce,
 //! retries, periodic resync), leader election, the metrics server and graceful shutdown.
 
+use crate::api::ApiBackend;
 use crate::engine::{Backends, Engine, EngineConfig};
 use crate::metrics::Metrics;
 use crate::reconciler::{LeaderFlag, Reconciler, Report};
@@ -76,6 +77,49 @@ pub struct RunArgs {
     /// Log filter (tracing EnvFilter syntax); $RUST_LOG wins.
     #[arg(long, default_value = "info")]
     pub log: String,
+    /// How namespaces whose backend is appmesh are programmed: `api` (the AWS App Mesh API,
+    /// through the standard AWS credential chain; `AWS_ENDPOINT_URL` overrides the endpoint)
+    /// or `crd` (App Mesh controller objects, appmesh.k8s.aws/v1beta2, written to --output).
+    #[arg(long, default_value = "api", value_parser = ["api", "crd"])]
+    pub appmesh_mode: String,
+    /// App Mesh mesh for namespaces whose Mesh object sets no `appMeshName` (or that have no
+    /// Mesh object). With `--appmesh-mode api` this mesh is also cleaned of meshbridge's
+    /// stale resources at start.
+    #[arg(long)]
+    pub appmesh_mesh: Option<String>,
+}
+
+/// A background task `meshbridge run` starts beside the reconciler (e.g. mesh discovery and
+/// the Install reconciler). It gets a [`TaskContext`] and should return when
+/// `shutdown` turns true (or, when `once`, after one pass).
+pub type Task = Box<
+    dyn FnOnce(TaskContext) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>
+        + Send,
+>;
+
+/// What a [`Task`] gets.
+#[derive(Clone)]
+pub struct TaskContext {
+    /// The cluster, when `--source` or `--output` is `kube`.
+    pub client: Option<kube::Client>,
+    /// True while this replica is the leader (only the leader should write).
+    pub leader: LeaderFlag,
+    /// Notified when leadership changes.
+    pub leader_changed: Arc<Notify>,
+    pub controller_namespace: String,
+    /// `--once`: do one pass and return.
+    pub once: bool,
+    /// Turns true on shutdown.
+    pub shutdown: tokio::sync::watch::Receiver<bool>,
+}
+
+/// What the binary plugs into `meshbridge run` besides the adapters.
+#[derive(Default)]
+pub struct Extensions {
+    /// Backends programmed through an API (their mesh's adapter must also be passed).
+    pub api_backends: Vec<Box<dyn ApiBackend>>,
+    /// Background tasks.
+    pub tasks: Vec<Task>,
 }
 
 /// Parsed `--source` / `--output`.
@@ -102,16 +146,25 @@ impl Endpoint {
     }
 }
 
-/// Entry point from the CLI. `adapter_for` is the binary's registry.
-pub fn main(args: RunArgs, adapter_for: &dyn Fn(MeshType) -> Option<Box<dyn Adapter>>) -> ExitCode {
+/// Entry point from the CLI. `adapter_for` is the binary's registry; `ext` carries the API
+/// backends and background tasks the binary provides.
+pub fn main(
+    args: RunArgs,
+    adapter_for: &dyn Fn(MeshType) -> Option<Box<dyn Adapter>>,
+    ext: Extensions,
+) -> ExitCode {
     init_tracing(&args.log);
+    let api_meshes: Vec<MeshType> = ext.api_backends.iter().map(|b| b.mesh_type()).collect();
+    // Kubernetes-object backends, App Mesh in its CRD form, and API backends. The built-in
+    // Envoy mesh is served by `meshbridge local`, not by `run`.
     let adapters: Vec<Box<dyn Adapter>> = MeshType::ALL
         .into_iter()
         .filter(|m| {
             matches!(
                 m,
                 MeshType::Istio | MeshType::Linkerd | MeshType::GatewayApi
-            )
+            ) || (*m == MeshType::AppMesh && args.appmesh_mode == "crd")
+                || api_meshes.contains(m)
         })
         .filter_map(adapter_for)
         .collect();
@@ -125,7 +178,7 @@ pub fn main(args: RunArgs, adapter_for: &dyn Fn(MeshType) -> Option<Box<dyn Adap
             return ExitCode::from(3);
         }
     };
-    match rt.block_on(run(args, adapters)) {
+    match rt.block_on(run_with(args, adapters, ext)) {
         Ok(code) => ExitCode::from(code),
         Err(Error::Usage(e)) => {
             eprintln!("meshbridge run: {e}");
@@ -157,6 +210,16 @@ fn identity(args: &RunArgs) -> String {
         .unwrap_or_else(|| format!("meshbridge-{}", std::process::id()))
 }
 
+/// The controller namespace: `--controller-namespace`, else $POD_NAMESPACE, else
+/// `meshbridge-system`.
+pub fn controller_namespace(args: &RunArgs) -> String {
+    args.controller_namespace
+        .clone()
+        .or_else(|| std::env::var("POD_NAMESPACE").ok())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "meshbridge-system".into())
+}
+
 /// Validates flags against the compiled adapters.
 pub fn engine_config(args: &RunArgs, available: &[MeshType]) -> Result<EngineConfig> {
     let backends = Backends::parse(&args.backend).map_err(Error::Usage)?;
@@ -174,12 +237,7 @@ pub fn engine_config(args: &RunArgs, available: &[MeshType]) -> Result<EngineCon
             }
         }
     }
-    let controller_namespace = args
-        .controller_namespace
-        .clone()
-        .or_else(|| std::env::var("POD_NAMESPACE").ok())
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| "meshbridge-system".into());
+    let controller_namespace = controller_namespace(args);
     Ok(EngineConfig {
         base: Context {
             controller_namespace,
@@ -193,6 +251,15 @@ pub fn engine_config(args: &RunArgs, available: &[MeshType]) -> Result<EngineCon
 
 /// Runs the controller; returns the exit code.
 pub async fn run(args: RunArgs, adapters: Vec<Box<dyn Adapter>>) -> Result<u8> {
+    run_with(args, adapters, Extensions::default()).await
+}
+
+/// [`run`] with API backends and background tasks.
+pub async fn run_with(
+    args: RunArgs,
+    adapters: Vec<Box<dyn Adapter>>,
+    ext: Extensions,
+) -> Result<u8> {
     let source_ep = Endpoint::parse(&args.source, "--source")?;
     let output_ep = Endpoint::parse(&args.output, "--output")?;
     let available: Vec<MeshType> = adapters.iter().map(|a| a.mesh_type()).collect();
@@ -258,14 +325,42 @@ pub async fn run(args: RunArgs, adapters: Vec<Box<dyn Adapter>>) -> Result<u8> {
     let leader: LeaderFlag = Arc::new(AtomicBool::new(!elect));
     let engine = Engine::new(cfg, adapters);
     let mut rec = Reconciler::new(engine, sink, status, metrics.clone(), leader.clone());
+    for b in ext.api_backends {
+        rec.add_api_backend(b);
+    }
 
     source
         .start(tx.clone(), tracker.clone(), !args.once)
         .await?;
 
+    let leader_changed = Arc::new(Notify::new());
+    let (stop_tasks, shutdown_rx) = tokio::sync::watch::channel(false);
+    let task_cx = TaskContext {
+        client: client.clone(),
+        leader: leader.clone(),
+        leader_changed: leader_changed.clone(),
+        controller_namespace: controller_ns.clone(),
+        once: args.once,
+        shutdown: shutdown_rx,
+    };
+    let tasks: Vec<_> = ext
+        .tasks
+        .into_iter()
+        .map(|t| tokio::spawn(t(task_cx.clone())))
+        .collect();
+    let join_tasks = |tasks: Vec<tokio::task::JoinHandle<()>>| async move {
+        for t in tasks {
+            if tokio::time::timeout(Duration::from_secs(10), t).await.is_err() {
+                tracing::warn!("a background task did not stop within 10 s");
+            }
+        }
+    };
+
     if args.once {
         drop(tx);
-        return Ok(run_once(rec, rx, &tracker, &dir_problems).await);
+        let code = run_once(rec, rx, &tracker, &dir_problems).await;
+        join_tasks(tasks).await;
+        return Ok(code);
     }
 
     if args.metrics_addr != "off" {
@@ -274,7 +369,6 @@ pub async fn run(args: RunArgs, adapters: Vec<Box<dyn Adapter>>) -> Result<u8> {
             .map_err(|e| Error::Io(format!("--metrics-addr {}: {e}", args.metrics_addr)))?;
         tokio::spawn(crate::metrics::serve(listener, metrics.clone()));
     }
-    let leader_changed = Arc::new(Notify::new());
     let stop_election = Arc::new(Notify::new());
     let election = if elect && let Some(c) = &client {
         let cfg = crate::leader::LeaseConfig {
@@ -303,6 +397,8 @@ pub async fn run(args: RunArgs, adapters: Vec<Box<dyn Adapter>>) -> Result<u8> {
         shutdown_signal(),
     )
     .await;
+    let _ = stop_tasks.send(true);
+    join_tasks(tasks).await;
     stop_election.notify_one();
     if let Some(h) = election {
         let _ = tokio::time::timeout(Duration::from_secs(5), h).await;
@@ -401,6 +497,10 @@ async fn run_once(
     for (k, why) in &report.conflicts {
         errors.push(format!("conflict: {k}: {why}"));
     }
+    let api_conflicts: Vec<String> = report.api_conflicts().collect();
+    for c in &api_conflicts {
+        errors.push(format!("conflict: {c}"));
+    }
     errors.sort();
     warnings.sort();
     for l in errors.iter().chain(&warnings) {
@@ -413,7 +513,7 @@ async fn run_once(
         }
         return 3;
     }
-    if invalid || !report.conflicts.is_empty() {
+    if invalid || !report.conflicts.is_empty() || !api_conflicts.is_empty() {
         1
     } else {
         0
@@ -421,6 +521,17 @@ async fn run_once(
 }
 
 fn print_summary(r: &Report) {
+    for (m, a) in &r.api {
+        tracing::info!(
+            mesh = %m,
+            changed = a.changes.len(),
+            mutating_calls = a.mutating_calls,
+            read_calls = a.read_calls,
+            conflicts = a.conflicts.len(),
+            errors = a.errors.len(),
+            "synced through the API"
+        );
+    }
     tracing::info!(
         applied = r.applied.len(),
         deleted = r.deleted.len(),
