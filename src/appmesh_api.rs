@@ -12,10 +12,12 @@
 
 use meshbridge_appmesh::model::DesiredState;
 use meshbridge_appmesh::sync::{self, aws_sdk_appmesh::Client};
+use meshbridge_controller::api::ApiProblem;
 use meshbridge_controller::engine::ApiPart;
 use meshbridge_controller::{ApiBackend, ApiReport};
 use meshbridge_core::api::meshbridge::MeshType;
-use std::collections::BTreeMap;
+use meshbridge_core::model::ObjectKey;
+use std::collections::{BTreeMap, BTreeSet};
 
 pub struct AppMeshApi {
     /// `--appmesh-mesh`.
@@ -38,8 +40,9 @@ impl AppMeshApi {
         }
     }
 
-    /// The plan per App Mesh mesh, and the namespaces that name no mesh.
-    fn plan(&self, parts: &[(&str, &ApiPart)]) -> (BTreeMap<String, DesiredState>, Vec<String>) {
+    /// The plan per App Mesh mesh, and the namespaces that name no mesh (with the objects
+    /// they hold).
+    fn plan(&self, parts: &[(&str, &ApiPart)]) -> (BTreeMap<String, DesiredState>, Unplaced) {
         let mut want: BTreeMap<String, DesiredState> = BTreeMap::new();
         let mut errors = Vec::new();
         for (ns, part) in parts {
@@ -47,9 +50,11 @@ impl AppMeshApi {
                 .map(str::to_string)
                 .or_else(|| self.default_mesh.clone());
             let Some(mesh) = mesh else {
-                errors.push(format!(
+                let why = format!(
                     "namespace {ns}: no App Mesh mesh to program: set spec.appMeshName on its Mesh object or run with --appmesh-mesh"
-                ));
+                );
+                let objects = part.ir.splits.values().map(|s| s.parent.clone()).collect();
+                errors.push((why, objects));
                 continue;
             };
             let st = meshbridge_appmesh::desired_state(&part.ir, &part.cx);
@@ -74,6 +79,29 @@ impl AppMeshApi {
     }
 }
 
+/// Reasons with the objects they concern.
+type Unplaced = Vec<(String, Vec<ObjectKey>)>;
+
+/// The SMI objects behind each planned resource, keyed the way sync reports name resources
+/// (`VirtualNode/<name>`, `VirtualRouter/<name>`, `Route/<router>/<route>`,
+/// `VirtualService/<name>`).
+fn parents_by_id(st: &DesiredState) -> BTreeMap<String, BTreeSet<ObjectKey>> {
+    let mut m = BTreeMap::new();
+    for (name, n) in &st.virtual_nodes {
+        m.insert(format!("VirtualNode/{name}"), n.parents.clone());
+    }
+    for (name, r) in &st.virtual_routers {
+        m.insert(format!("VirtualRouter/{name}"), r.parents.clone());
+        for route in &r.routes {
+            m.insert(format!("Route/{name}/{}", route.name), r.parents.clone());
+        }
+    }
+    for (name, v) in &st.virtual_services {
+        m.insert(format!("VirtualService/{name}"), v.parents.clone());
+    }
+    m
+}
+
 #[async_trait::async_trait]
 impl ApiBackend for AppMeshApi {
     fn mesh_type(&self) -> MeshType {
@@ -81,11 +109,18 @@ impl ApiBackend for AppMeshApi {
     }
 
     async fn sync(&mut self, parts: &[(&str, &ApiPart)], force: bool) -> ApiReport {
-        let (want, errors) = self.plan(parts);
-        let mut report = ApiReport {
-            errors,
-            ..ApiReport::default()
-        };
+        let (want, unplaced) = self.plan(parts);
+        let mut report = ApiReport::default();
+        for (why, objects) in unplaced {
+            for o in objects {
+                report
+                    .objects
+                    .entry(o)
+                    .or_default()
+                    .push(ApiProblem::Failed(why.clone()));
+            }
+            report.errors.push(why);
+        }
         let todo: Vec<(String, DesiredState)> = want
             .into_iter()
             .filter(|(m, st)| force || self.synced.get(m) != Some(st))
@@ -114,6 +149,34 @@ impl ApiBackend for AppMeshApi {
             report
                 .errors
                 .extend(r.errors.iter().map(|e| format!("{mesh}: {e}")));
+            let parents = parents_by_id(&st);
+            let all: BTreeSet<&ObjectKey> = parents.values().flatten().collect();
+            let lines = r
+                .errors
+                .iter()
+                .map(|e| (e, false))
+                .chain(r.conflicts.iter().map(|c| (c, true)));
+            for (line, conflict) in lines {
+                let id = line.split(": ").next().unwrap_or_default();
+                // A mesh-wide failure (`Mesh/<name>: ...`) concerns every object of the plan.
+                let affected: Vec<&ObjectKey> = match parents.get(id) {
+                    Some(p) => p.iter().collect(),
+                    None if id.starts_with("Mesh/") => all.iter().copied().collect(),
+                    None => vec![],
+                };
+                let msg = format!("App Mesh {mesh}: {line}");
+                for o in affected {
+                    report
+                        .objects
+                        .entry(o.clone())
+                        .or_default()
+                        .push(if conflict {
+                            ApiProblem::Conflict(msg.clone())
+                        } else {
+                            ApiProblem::Failed(msg.clone())
+                        });
+                }
+            }
             report.mutating_calls += r.mutating_calls;
             report.read_calls += r.read_calls;
             if !r.errors.is_empty() {

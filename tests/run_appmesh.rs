@@ -195,7 +195,10 @@ async fn once_creates_then_only_changes_then_cleans_up() {
     assert_eq!(web_weights(&e.client).await, w(25, 75));
     let m = mutating(&e.proxy);
     assert_eq!(m.len(), 1, "{m:#?}");
-    assert!(m[0].contains("/virtualRouter/web_shop/routes/p8080-split"), "{m:#?}");
+    assert!(
+        m[0].contains("/virtualRouter/web_shop/routes/p8080-split"),
+        "{m:#?}"
+    );
 
     // 4. Drift behind meshbridge's back is restored.
     let route = e
@@ -364,7 +367,10 @@ fn crd_mode_writes_app_mesh_controller_objects() {
         .iter()
         .map(|f| std::fs::read_to_string(f).unwrap())
         .collect();
-    assert!(text.contains("apiVersion: appmesh.k8s.aws/v1beta2"), "{files:#?}");
+    assert!(
+        text.contains("apiVersion: appmesh.k8s.aws/v1beta2"),
+        "{files:#?}"
+    );
     assert!(text.contains("kind: VirtualRouter"), "{files:#?}");
     assert!(
         stderr(&o).contains("App Mesh has no request-level authorization"),

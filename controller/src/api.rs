@@ -7,6 +7,17 @@
 
 use crate::engine::ApiPart;
 use meshbridge_core::api::meshbridge::MeshType;
+use meshbridge_core::model::ObjectKey;
+use std::collections::BTreeMap;
+
+/// Why an input object is not (fully) programmed through the API.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum ApiProblem {
+    /// A remote resource it needs could not be written (after retries).
+    Failed(String),
+    /// A remote resource it needs exists under the same name and is not meshbridge's.
+    Conflict(String),
+}
 
 /// What one [`ApiBackend::sync`] did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -21,6 +32,9 @@ pub struct ApiReport {
     pub mutating_calls: usize,
     /// Calls that only read.
     pub read_calls: usize,
+    /// The input objects (TrafficSplits, ...) each error or conflict affects: they get
+    /// `Programmed/<mesh>=False` with the message until a sync succeeds for them.
+    pub objects: BTreeMap<ObjectKey, Vec<ApiProblem>>,
 }
 
 #[async_trait::async_trait]

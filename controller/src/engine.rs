@@ -889,8 +889,7 @@ impl Engine {
                 ),
             );
         }
-        if p.outputs.is_empty() && p.api.is_empty() && p.states.is_empty() && p.sa_refs.is_empty()
-        {
+        if p.outputs.is_empty() && p.api.is_empty() && p.states.is_empty() && p.sa_refs.is_empty() {
             return None;
         }
         Some(p)

@@ -23,9 +23,9 @@ pub mod status;
 pub mod synthetic;
 pub mod types;
 
+pub use api::{ApiBackend, ApiReport};
 pub use engine::{Backends, Engine, EngineConfig};
 pub use reconciler::{Reconciler, Report};
-pub use api::{ApiBackend, ApiReport};
 pub use run::{Extensions, RunArgs, Task, TaskContext, main};
 pub use source::SyncTracker;
 pub use types::{Change, Msg, OutKey};

@@ -2,7 +2,7 @@
 //! outputs, and brings the sink and the status of input objects to the desired state,
 //! writing only what differs.
 
-use crate::api::{ApiBackend, ApiReport};
+use crate::api::{ApiBackend, ApiProblem, ApiReport};
 use crate::engine::{Delta, Engine};
 use crate::metrics::{Metrics, ObjectCounts};
 use crate::sink::{PutOutcome, Sink, is_owned};
@@ -78,6 +78,8 @@ pub struct Reconciler {
     /// API backends to sync in the next pass, and whether to compare with the remote side
     /// even when nothing changed locally.
     api_pending: BTreeMap<MeshType, bool>,
+    /// Per API mesh, the input objects its last sync could not (fully) program.
+    api_problems: BTreeMap<MeshType, BTreeMap<ObjectKey, Vec<ApiProblem>>>,
 }
 
 impl Reconciler {
@@ -103,6 +105,7 @@ impl Reconciler {
             api_versions: BTreeMap::new(),
             api_backends: Vec::new(),
             api_pending: BTreeMap::new(),
+            api_problems: BTreeMap::new(),
         }
     }
 
@@ -411,6 +414,14 @@ impl Reconciler {
                 // Compare everything again on the retry.
                 self.api_pending.insert(m, true);
             }
+            let old = self.api_problems.remove(&m).unwrap_or_default();
+            if old != r.objects {
+                self.pending_status.extend(old.keys().cloned());
+                self.pending_status.extend(r.objects.keys().cloned());
+            }
+            if !r.objects.is_empty() {
+                self.api_problems.insert(m, r.objects.clone());
+            }
             report.api.push((m, r));
         }
     }
@@ -447,6 +458,44 @@ impl Reconciler {
                     type_: t,
                     status: "False".into(),
                     reason: "OutputConflict".into(),
+                    message: msg,
+                    observed_generation: st.generation,
+                    last_transition_time: None,
+                }),
+            }
+        }
+        for (mesh, objects) in &self.api_problems {
+            let Some(problems) = objects.get(key) else {
+                continue;
+            };
+            let failed = problems.iter().any(|p| matches!(p, ApiProblem::Failed(_)));
+            let msg = problems
+                .iter()
+                .map(|p| match p {
+                    ApiProblem::Failed(m) => m.clone(),
+                    ApiProblem::Conflict(m) => format!("{m}; not overwritten"),
+                })
+                .collect::<Vec<_>>()
+                .join("; ");
+            let t = format!("Programmed/{mesh}");
+            let reason = if failed {
+                "ApiSyncFailed"
+            } else {
+                "OutputConflict"
+            };
+            match conds.iter_mut().find(|c| c.type_ == t) {
+                Some(c) if c.status == "False" => {
+                    c.message = format!("{}; {msg}", c.message);
+                }
+                Some(c) => {
+                    c.status = "False".into();
+                    c.reason = reason.into();
+                    c.message = msg;
+                }
+                None => conds.push(Condition {
+                    type_: t,
+                    status: "False".into(),
+                    reason: reason.into(),
                     message: msg,
                     observed_generation: st.generation,
                     last_transition_time: None,

@@ -6,6 +6,7 @@
 mod common;
 
 use common::*;
+use meshbridge_controller::api::ApiProblem;
 use meshbridge_controller::engine::{ApiPart, Backends, Engine, EngineConfig};
 use meshbridge_controller::metrics::Metrics;
 use meshbridge_controller::reconciler::Reconciler;
@@ -14,6 +15,7 @@ use meshbridge_controller::status::LogStatusSink;
 use meshbridge_controller::{ApiBackend, ApiReport, OutKey};
 use meshbridge_core::Context;
 use meshbridge_core::api::meshbridge::MeshType;
+use meshbridge_core::model::{Kind, ObjectKey};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -44,26 +46,33 @@ impl ApiBackend for Backend {
             .iter()
             .map(|(ns, p)| {
                 assert_eq!(p.mesh, MeshType::AppMesh);
-                let splits = p
-                    .ir
-                    .splits
-                    .values()
-                    .map(|s| {
-                        let w: Vec<String> = s
-                            .backends
-                            .iter()
-                            .map(|b| format!("{}={}", b.service.name, b.weight))
-                            .collect();
-                        format!("{}:{}", s.root, w.join(","))
-                    })
-                    .collect();
+                let splits =
+                    p.ir.splits
+                        .values()
+                        .map(|s| {
+                            let w: Vec<String> = s
+                                .backends
+                                .iter()
+                                .map(|b| format!("{}={}", b.service.name, b.weight))
+                                .collect();
+                            format!("{}:{}", s.root, w.join(","))
+                        })
+                        .collect();
                 (ns.to_string(), splits)
             })
             .collect();
         self.0.calls.lock().unwrap().push((seen, force));
         if self.0.fail_next.swap(false, Ordering::SeqCst) {
+            let mut objects = std::collections::BTreeMap::new();
+            objects.insert(
+                ObjectKey::new(Kind::TrafficSplit, "shop", "web-split"),
+                vec![ApiProblem::Failed(
+                    "VirtualRouter/web_shop: create: throttled".into(),
+                )],
+            );
             return ApiReport {
                 errors: vec!["throttled".into()],
+                objects,
                 ..ApiReport::default()
             };
         }
@@ -182,10 +191,34 @@ async fn a_failed_sync_is_retried_forced() {
     assert_eq!(r.errors, vec!["appmesh: throttled".to_string()]);
     assert!(rec.has_pending());
     assert_eq!(calls.take().len(), 1);
+    // The object the failure concerns says so.
+    let split = ObjectKey::new(Kind::TrafficSplit, "shop", "web-split");
+    let programmed = |rec: &Reconciler| {
+        rec.conditions_for(&split)
+            .unwrap()
+            .into_iter()
+            .find(|c| c.type_ == "Programmed/appmesh")
+            .unwrap()
+    };
+    let c = programmed(&rec);
+    assert_eq!(
+        (c.status.as_str(), c.reason.as_str()),
+        ("False", "ApiSyncFailed")
+    );
+    assert!(
+        c.message
+            .contains("VirtualRouter/web_shop: create: throttled"),
+        "{c:?}"
+    );
+    assert!(r.status_writes.contains(&split), "{:?}", r.status_writes);
+
     let r = rec.reconcile().await;
     assert!(r.errors.is_empty());
     assert_eq!(calls.take(), vec![(web(90, 10), true)]);
     assert!(!rec.has_pending());
+    // ... and is programmed again once a sync succeeds.
+    assert_eq!(programmed(&rec).status, "True");
+    assert!(r.status_writes.contains(&split), "{:?}", r.status_writes);
 }
 
 #[tokio::test]
