@@ -53,6 +53,34 @@ pub fn main() -> ExitCode {
                         meshbridge_controller::run::controller_namespace(&args),
                     )));
             }
+            if args.discovery && args.output == "kube" {
+                // Mesh discovery and the Install reconciler (leader only, and only when
+                // meshbridge writes to the cluster: `--output dir:` renders without side
+                // effects).
+                let interval = std::time::Duration::from_secs(args.discovery_interval.max(1));
+                ext.tasks
+                    .push(Box::new(move |cx: meshbridge_controller::TaskContext| {
+                        Box::pin(async move {
+                            let Some(client) = cx.client else { return };
+                            let cfg = meshbridge_discovery::runner::RunnerConfig::new(
+                                cx.controller_namespace,
+                                interval,
+                                cx.once,
+                            );
+                            let caps = meshbridge_discovery::cli::shared_caps(
+                                crate::registry::adapter_for,
+                            );
+                            meshbridge_discovery::runner::run(
+                                client,
+                                cx.leader,
+                                cx.shutdown,
+                                cfg,
+                                caps,
+                            )
+                            .await
+                        })
+                    }));
+            }
             meshbridge_controller::main(args, &crate::registry::adapter_for, ext)
         }
         Command::Local(args) => meshbridge_local::run_local(args),

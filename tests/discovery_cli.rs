@@ -313,3 +313,53 @@ fn meshes_from_stdin() {
     assert_eq!(o.status.code(), Some(0));
     assert!(out(&o).contains("edge-24.8.2"), "{}", out(&o));
 }
+
+#[test]
+fn run_has_discovery_flags() {
+    let o = bin(&["run", "--help"]);
+    assert!(o.status.success());
+    let help = out(&o);
+    assert!(help.contains("--discovery <DISCOVERY>"), "{help}");
+    assert!(
+        help.contains("--discovery-interval <DISCOVERY_INTERVAL>"),
+        "{help}"
+    );
+    assert!(help.contains("[default: 30]"), "{help}");
+    let o = bin(&["run", "--discovery=maybe", "--once"]);
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+#[test]
+fn run_without_a_cluster_skips_discovery_and_exits() {
+    // --source/--output dir: no cluster client, so the discovery task returns at once and
+    // `--once` is not held up by it.
+    let input = tmpdir("run-in");
+    let output = tmpdir("run-out");
+    let t = std::time::Instant::now();
+    let o = bin(&[
+        "run",
+        &format!("--source=dir:{}", input.display()),
+        &format!("--output=dir:{}", output.display()),
+        "--once",
+        "--discovery=true",
+        "--discovery-interval=1",
+        "--backend=istio",
+        "--metrics-addr=off",
+    ]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(
+        t.elapsed() < std::time::Duration::from_secs(8),
+        "{:?}",
+        t.elapsed()
+    );
+}

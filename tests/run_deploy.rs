@@ -1,8 +1,11 @@
 //! deploy/: the Helm chart's CRDs equal crds/, `helm lint` and `helm template` pass (with
 //! a real Helm: scripts/install-helm.sh), the plain rendering deploy/meshbridge.yaml is
 //! what the chart renders, every rendered object is valid against the Kubernetes schemas
-//! (strict k8s-openapi round trip: unknown or mistyped fields fail), and the ClusterRole
-//! grants exactly what the controller uses — covering every kind the adapters emit.
+//! (strict k8s-openapi round trip: unknown or mistyped fields fail), the controller's
+//! ClusterRole grants exactly what the controller uses — covering every kind the adapters
+//! emit — and the discovery ClusterRole exactly what discovery and the Install reconciler
+//! use (`meshbridge_discovery::rbac::required`, itself checked against the requests the
+//! code makes in discovery/tests/rbac_kube.rs).
 //!
 //! `UPDATE_DEPLOY=1 cargo test --test run_deploy` rewrites the chart's crds/ and
 //! deploy/meshbridge.yaml.
@@ -207,11 +210,12 @@ fn plain_rendering_is_schema_valid_and_complete() {
             .entry(d["kind"].as_str().unwrap().to_string())
             .or_default() += 1;
     }
+    // The controller's and discovery's.
+    assert_eq!(kinds.get("ClusterRole"), Some(&2), "{kinds:?}");
+    assert_eq!(kinds.get("ClusterRoleBinding"), Some(&2), "{kinds:?}");
     for k in [
         "Namespace",
         "ServiceAccount",
-        "ClusterRole",
-        "ClusterRoleBinding",
         "Role",
         "RoleBinding",
         "Deployment",
@@ -283,7 +287,10 @@ fn cluster_role_is_exactly_what_the_controller_uses() {
     use meshbridge_controller::sink::kube::KNOWN_OUTPUT_KINDS;
     use meshbridge_controller::source::kube::{CORE_KINDS, CUSTOM_GROUPS};
     let docs = plain_docs();
-    let role = docs.iter().find(|d| d["kind"] == "ClusterRole").unwrap();
+    let role = docs
+        .iter()
+        .find(|d| d["kind"] == "ClusterRole" && d["metadata"]["name"] == "meshbridge")
+        .unwrap();
     let g = grants(role);
     let mut expected: BTreeMap<(String, String), BTreeSet<String>> = BTreeMap::new();
     for (group, _, kinds) in CUSTOM_GROUPS {
@@ -377,4 +384,143 @@ fn every_kind_the_adapters_emit_is_known_to_the_controller() {
         unknown.is_empty(),
         "adapters emit kinds missing from KNOWN_OUTPUT_KINDS (and the ClusterRole): {unknown:?}"
     );
+}
+
+fn args_of(dep: &Value) -> Vec<String> {
+    dep["spec"]["template"]["spec"]["containers"][0]["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn discovery_cluster_role_is_exactly_what_discovery_and_install_use() {
+    use meshbridge_discovery::install::DISCOVERY_ROLE;
+    use meshbridge_discovery::rbac::{grants_of_role, required};
+    let docs = plain_docs();
+    let role = docs
+        .iter()
+        .find(|d| d["kind"] == "ClusterRole" && d["metadata"]["name"] == DISCOVERY_ROLE)
+        .expect("the discovery ClusterRole");
+    let got = grants_of_role(role);
+    let want = required();
+    let extra: Vec<_> = got
+        .iter()
+        .filter(|(k, v)| want.get(*k) != Some(*v))
+        .collect();
+    let missing: Vec<_> = want
+        .iter()
+        .filter(|(k, v)| got.get(*k) != Some(*v))
+        .collect();
+    assert!(
+        extra.is_empty() && missing.is_empty(),
+        "discovery ClusterRole differs from meshbridge_discovery::rbac::required()\n\
+         granted but not required (or with other names): {extra:#?}\n\
+         required but not granted as such: {missing:#?}"
+    );
+    // No wildcard anywhere, and `bind` only on the installer's ClusterRole by name.
+    for r in role["rules"].as_array().unwrap() {
+        for f in ["apiGroups", "resources", "verbs"] {
+            assert!(
+                !r[f].as_array().unwrap().iter().any(|x| x == "*"),
+                "wildcard in {r}"
+            );
+        }
+        if r["verbs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|v| v == "bind" || v == "escalate")
+        {
+            assert!(
+                r["resourceNames"].is_array(),
+                "bind/escalate without resourceNames: {r}"
+            );
+        }
+    }
+    // Bound to the controller's ServiceAccount.
+    let binding = docs
+        .iter()
+        .find(|d| d["kind"] == "ClusterRoleBinding" && d["metadata"]["name"] == DISCOVERY_ROLE)
+        .expect("the discovery ClusterRoleBinding");
+    assert_eq!(binding["roleRef"]["name"], DISCOVERY_ROLE);
+    assert_eq!(
+        binding["subjects"],
+        serde_json::json!([{"kind": "ServiceAccount", "name": "meshbridge", "namespace": "meshbridge-system"}])
+    );
+    // The controller runs discovery.
+    let dep = docs.iter().find(|d| d["kind"] == "Deployment").unwrap();
+    let args = args_of(dep);
+    assert!(args.contains(&"--discovery=true".to_string()), "{args:?}");
+    assert!(
+        args.contains(&"--discovery-interval=30".to_string()),
+        "{args:?}"
+    );
+}
+
+#[test]
+fn builtin_mesh_copy_gets_neither_discovery_nor_its_role() {
+    use meshbridge_core::api::meshbridge::{InstallSpec, MeshType};
+    use meshbridge_discovery::install::{
+        BUILTIN_NAME, DISCOVERY_ROLE, builtin_objects, new_install,
+    };
+    let i = new_install(
+        "builtin",
+        "meshbridge-system",
+        InstallSpec {
+            mesh_type: MeshType::Envoy,
+            version: None,
+            install_namespace: None,
+            revision: None,
+            disabled: false,
+        },
+    );
+    let objs = builtin_objects(&i);
+    let roles: Vec<&str> = objs
+        .iter()
+        .filter(|o| o["kind"] == "ClusterRole")
+        .filter_map(|o| o["metadata"]["name"].as_str())
+        .collect();
+    assert_eq!(roles, [BUILTIN_NAME]);
+    assert!(
+        !objs.iter().any(|o| o["metadata"]["name"]
+            .as_str()
+            .is_some_and(|n| n.contains("discovery"))),
+        "{DISCOVERY_ROLE} copied to the built-in mesh"
+    );
+    let dep = objs.iter().find(|o| o["kind"] == "Deployment").unwrap();
+    let args = args_of(dep);
+    assert_eq!(
+        args.iter()
+            .filter(|a| a.starts_with("--discovery"))
+            .collect::<Vec<_>>(),
+        ["--discovery=false"]
+    );
+}
+
+#[test]
+fn discovery_can_be_disabled_in_the_chart() {
+    let Some(helm) = require_helm() else { return };
+    let off = docs(&render(&helm, &["--set", "discovery.enabled=false"]));
+    assert!(
+        !off.iter()
+            .any(|d| d["metadata"]["name"] == meshbridge_discovery::install::DISCOVERY_ROLE),
+        "discovery RBAC rendered with discovery.enabled=false"
+    );
+    let dep = off.iter().find(|d| d["kind"] == "Deployment").unwrap();
+    let args = args_of(dep);
+    assert!(args.contains(&"--discovery=false".to_string()), "{args:?}");
+    assert!(
+        !args.iter().any(|a| a.starts_with("--discovery-interval")),
+        "{args:?}"
+    );
+    let custom = docs(&render(&helm, &["--set", "discovery.intervalSeconds=5"]));
+    let dep = custom.iter().find(|d| d["kind"] == "Deployment").unwrap();
+    assert!(args_of(dep).contains(&"--discovery-interval=5".to_string()));
+    for d in off.iter().chain(&custom) {
+        validate(d);
+    }
 }

@@ -87,6 +87,14 @@ pub struct RunArgs {
     /// stale resources at start.
     #[arg(long)]
     pub appmesh_mesh: Option<String>,
+    /// Run mesh discovery (writes the Mesh objects) and the Install reconciler beside the
+    /// controller (leader only; only with --output kube).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub discovery: bool,
+    /// Seconds between discovery/Install passes; Install and installer Job changes trigger
+    /// a pass at once.
+    #[arg(long, default_value_t = 30)]
+    pub discovery_interval: u64,
 }
 
 /// A background task `meshbridge run` starts beside the reconciler (e.g. mesh discovery and
@@ -350,7 +358,10 @@ pub async fn run_with(
         .collect();
     let join_tasks = |tasks: Vec<tokio::task::JoinHandle<()>>| async move {
         for t in tasks {
-            if tokio::time::timeout(Duration::from_secs(10), t).await.is_err() {
+            if tokio::time::timeout(Duration::from_secs(10), t)
+                .await
+                .is_err()
+            {
                 tracing::warn!("a background task did not stop within 10 s");
             }
         }

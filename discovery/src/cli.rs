@@ -44,6 +44,14 @@ pub struct MeshesArgs {
     pub write: bool,
 }
 
+/// The capability callback for `meshbridge run`'s discovery loop, from the binary's
+/// adapter registry.
+pub fn shared_caps(
+    adapter_for: fn(MeshType) -> Option<Box<dyn Adapter>>,
+) -> crate::runner::SharedCaps {
+    std::sync::Arc::new(move |spec: &MeshSpec| caps_with(&adapter_for)(spec))
+}
+
 fn caps_with(adapter_for: AdapterFor<'_>) -> impl Fn(&MeshSpec) -> Option<Vec<Capability>> + '_ {
     move |spec: &MeshSpec| {
         let a = adapter_for(spec.mesh_type)?;

@@ -397,6 +397,10 @@ pub fn job(i: &Install, action: Action) -> Option<Value> {
     }))
 }
 
+/// Name of the controller's ClusterRole (and binding) for discovery and Installs in
+/// `deploy/meshbridge.yaml`; not copied to the built-in mesh.
+pub const DISCOVERY_ROLE: &str = "meshbridge-discovery";
+
 /// Name of the built-in mesh's objects (distinct from the controller's own `meshbridge`, so
 /// installing and uninstalling the mesh never touches the running controller).
 pub const BUILTIN_NAME: &str = "meshbridge-mesh";
@@ -452,6 +456,13 @@ pub fn builtin_objects(i: &Install) -> Vec<Value> {
         if !v["metadata"].is_object() {
             continue;
         }
+        // The controller's discovery/Install permissions: the built-in mesh runs with
+        // `--discovery=false` and gets none of them.
+        if matches!(kind.as_str(), "ClusterRole" | "ClusterRoleBinding")
+            && v.pointer("/metadata/name").and_then(Value::as_str) == Some(DISCOVERY_ROLE)
+        {
+            continue;
+        }
         rename(&mut v, &ns);
         if v.pointer("/metadata/labels/app.kubernetes.io~1version")
             .is_some()
@@ -475,6 +486,13 @@ pub fn builtin_objects(i: &Install) -> Vec<Value> {
                         c["image"] = json!(format!("{repo}:{version}"));
                     }
                     if let Some(args) = c.get_mut("args").and_then(Value::as_array_mut) {
+                        // One discovery/Install loop per cluster: the controller's.
+                        args.retain(|a| {
+                            a.as_str().is_none_or(|s| {
+                                !s.starts_with("--discovery=")
+                                    && !s.starts_with("--discovery-interval=")
+                            })
+                        });
                         for a in args.iter_mut() {
                             let Some(s) = a.as_str() else { continue };
                             if s.starts_with("--backend=") {
@@ -483,6 +501,7 @@ pub fn builtin_objects(i: &Install) -> Vec<Value> {
                                 *a = json!(format!("--lease-name={BUILTIN_NAME}"));
                             }
                         }
+                        args.push(json!("--discovery=false"));
                     }
                 }
             }

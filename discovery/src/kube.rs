@@ -442,19 +442,59 @@ fn without_times(v: &Value) -> Value {
     v
 }
 
-/// One discovery pass: read the cluster, merge with the Meshes in `cfg.namespace`, and write
-/// only what differs (create new Meshes; spec/annotation changes as a merge patch guarded
-/// by resourceVersion; status as a `/status` merge patch). Never deletes a Mesh.
-pub async fn discover_and_write(
-    client: &Client,
-    cfg: &crate::Config,
-    caps: crate::CapsFn<'_>,
-) -> Result<DiscoveryReport> {
+/// Field manager of the Mesh writes made by discovery (create and patches), so
+/// `managedFields` tell discovery's writes from a user's.
+pub const DISCOVERY_FIELD_MANAGER: &str = "meshbridge-discovery";
+
+/// What a discovery pass read: the cluster objects discovery looks at and the Meshes in
+/// the controller namespace.
+pub struct ClusterState {
+    pub objects: Vec<Value>,
+    pub existing: Vec<meshbridge_core::api::meshbridge::Mesh>,
+}
+
+/// The reads of a discovery pass ([`read_cluster`] and the Meshes in `cfg.namespace`).
+pub async fn read_state(client: &Client, cfg: &crate::Config) -> Result<ClusterState> {
     use meshbridge_core::api::meshbridge::Mesh;
     let objects = read_cluster(client).await?;
     let api: Api<Mesh> = Api::namespaced(client.clone(), &cfg.namespace);
     let existing = api.list(&ListParams::default()).await?.items;
-    let merged = crate::merge(&existing, &crate::find_control_planes(&objects), cfg, caps);
+    Ok(ClusterState { objects, existing })
+}
+
+/// The Meshes discovery wants for `state` (pure).
+pub fn desired(
+    state: &ClusterState,
+    cfg: &crate::Config,
+    caps: crate::CapsFn<'_>,
+) -> Vec<meshbridge_core::api::meshbridge::Mesh> {
+    crate::merge(
+        &state.existing,
+        &crate::find_control_planes(&state.objects),
+        cfg,
+        caps,
+    )
+}
+
+/// Writes `merged` against the `existing` Meshes: creates new ones, patches spec/annotations
+/// that differ (merge patch guarded by resourceVersion), patches `/status` that differs.
+/// Never deletes.
+pub async fn write_meshes(
+    client: &Client,
+    cfg: &crate::Config,
+    existing: &[meshbridge_core::api::meshbridge::Mesh],
+    merged: Vec<meshbridge_core::api::meshbridge::Mesh>,
+) -> Result<DiscoveryReport> {
+    use meshbridge_core::api::meshbridge::Mesh;
+    let api: Api<Mesh> = Api::namespaced(client.clone(), &cfg.namespace);
+    let pp = PatchParams {
+        field_manager: Some(DISCOVERY_FIELD_MANAGER.into()),
+        ..PatchParams::default()
+    };
+    let post = PostParams {
+        field_manager: Some(DISCOVERY_FIELD_MANAGER.into()),
+        ..PostParams::default()
+    };
     let mut report = DiscoveryReport::default();
     for m in merged {
         let name = m.metadata.name.clone().unwrap_or_default();
@@ -466,7 +506,7 @@ pub async fn discover_and_write(
                 let mut body = m.clone();
                 body.status = None;
                 body.metadata.resource_version = None;
-                api.create(&PostParams::default(), &body).await?;
+                api.create(&post, &body).await?;
                 report.created.push(name.clone());
             }
             Some(b) => {
@@ -475,23 +515,31 @@ pub async fn discover_and_write(
                         "metadata": {"annotations": m.metadata.annotations, "resourceVersion": b.metadata.resource_version},
                         "spec": m.spec,
                     });
-                    api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
-                        .await?;
+                    api.patch(&name, &pp, &Patch::Merge(&patch)).await?;
                     report.updated.push(name.clone());
                 }
             }
         }
         if live_status.as_ref().map(without_times) != Some(without_times(&status)) {
-            api.patch_status(
-                &name,
-                &PatchParams::default(),
-                &Patch::Merge(&json!({"status": status})),
-            )
-            .await?;
+            api.patch_status(&name, &pp, &Patch::Merge(&json!({"status": status})))
+                .await?;
             report.status_written.push(name);
         }
     }
     Ok(report)
+}
+
+/// One discovery pass: read the cluster, merge with the Meshes in `cfg.namespace`, and write
+/// only what differs (create new Meshes; spec/annotation changes as a merge patch guarded
+/// by resourceVersion; status as a `/status` merge patch). Never deletes a Mesh.
+pub async fn discover_and_write(
+    client: &Client,
+    cfg: &crate::Config,
+    caps: crate::CapsFn<'_>,
+) -> Result<DiscoveryReport> {
+    let state = read_state(client, cfg).await?;
+    let merged = desired(&state, cfg, caps);
+    write_meshes(client, cfg, &state.existing, merged).await
 }
 
 /// One pass over every Install in the cluster (for a periodic loop or a watch handler in

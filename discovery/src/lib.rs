@@ -8,7 +8,11 @@
 //! - [`table`]: the `meshbridge meshes` table and the capability matrix side by side.
 //! - [`install`]: `Install` → installer Job, ServiceAccount and RBAC; phase from the Job;
 //!   one active Install per mesh type. Pure.
-//! - [`kube`]: the Install reconciler against the Kubernetes API (finalizer, Jobs, status).
+//! - [`kube`]: the Install reconciler against the Kubernetes API (finalizer, Jobs, status)
+//!   and a discovery pass that writes Mesh objects.
+//! - [`runner`]: the loop `meshbridge run` runs (leader only): discovery and Installs,
+//!   periodically and on Install/Job changes.
+//! - [`rbac`]: the permissions that needs (checked against deploy/).
 //!
 //! This crate does not depend on any adapter: capabilities come in through a callback.
 
@@ -17,6 +21,8 @@ pub mod detect;
 pub mod install;
 pub mod kube;
 pub mod merge;
+pub mod rbac;
+pub mod runner;
 pub mod table;
 pub mod version;
 

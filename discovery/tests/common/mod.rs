@@ -3,10 +3,14 @@
 //! content type, body), so tests assert the exact calls. Supports list (label selector),
 //! get, create, server-side apply, JSON merge patch (RFC 7386), `/status` merge patch and
 //! delete with finalizers (a delete of an object with finalizers sets
-//! `deletionTimestamp`; removing the last finalizer then removes it).
+//! `deletionTimestamp`; removing the last finalizer then removes it), and watches
+//! (`?watch=true`: a streaming body; every successful write, and [`FakeApi::push_watch_event`],
+//! is sent to the open watches of that collection).
 #![allow(dead_code)]
 
+use bytes::Bytes;
 use http::{Request, Response};
+use http_body_util::{BodyExt, Full, StreamBody, combinators::BoxBody};
 use kube::client::Body;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -27,8 +31,15 @@ impl Req {
     }
 }
 
+type Frame = Result<http_body::Frame<Bytes>, std::io::Error>;
+type RespBody = BoxBody<Bytes, std::io::Error>;
+
 #[derive(Default)]
 pub struct State {
+    /// Open watches: the watched path (a collection, possibly cluster-wide) → streams.
+    pub watchers: Vec<(String, tokio::sync::mpsc::UnboundedSender<Frame>)>,
+    /// Watch requests (kept apart from `log`: they stay open).
+    pub watch_log: Vec<Req>,
     /// path of the collection ("/apis/batch/v1/namespaces/x/jobs") + name → object.
     pub objects: BTreeMap<(String, String), Value>,
     pub log: Vec<Req>,
@@ -200,8 +211,45 @@ impl FakeApi {
         std::mem::take(&mut self.lock().log)
     }
 
+    /// Sends `{"type": kind, "object": obj}` to every open watch covering `collection`.
+    pub fn send_watch_event(&self, collection: &str, kind: &str, obj: &Value) {
+        let line = format!("{}\n", json!({"type": kind, "object": obj}));
+        let mut st = self.lock();
+        st.watchers.retain(|(path, w)| {
+            if path != collection && !cluster_wide(path, collection) {
+                return true;
+            }
+            w.send(Ok(http_body::Frame::data(Bytes::from(line.clone()))))
+                .is_ok()
+        });
+    }
+
+    /// Stores (or replaces) an object as a client would and tells the open watches
+    /// (`ADDED` or `MODIFIED`).
+    pub fn push_watch_event(&self, v: Value) {
+        let coll = collection_of(&v);
+        let name = v["metadata"]["name"].as_str().unwrap().to_string();
+        let existed = self.get(&coll, &name).is_some();
+        self.insert(&coll, v);
+        let stored = self.get(&coll, &name).unwrap();
+        self.send_watch_event(&coll, if existed { "MODIFIED" } else { "ADDED" }, &stored);
+    }
+
+    /// Number of open watches whose path is `path`.
+    pub fn watching(&self, path: &str) -> usize {
+        self.lock()
+            .watchers
+            .iter()
+            .filter(|(p, w)| p == path && !w.is_closed())
+            .count()
+    }
+
+    pub fn take_watch_log(&self) -> Vec<Req> {
+        std::mem::take(&mut self.lock().watch_log)
+    }
+
     pub fn client(&self) -> kube::Client {
-        let (svc, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+        let (svc, mut handle) = tower_test::mock::pair::<Request<Body>, Response<RespBody>>();
         let me = self.clone();
         tokio::spawn(async move {
             while let Some((req, send)) = handle.next_request().await {
@@ -213,7 +261,7 @@ impl FakeApi {
                     serde_json::from_slice(&bytes)
                         .unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into()))
                 };
-                let query = parts
+                let query: BTreeMap<String, String> = parts
                     .uri
                     .query()
                     .unwrap_or("")
@@ -236,13 +284,51 @@ impl FakeApi {
                         .to_string(),
                     body,
                 };
+                if r.query.get("watch").map(String::as_str) == Some("true") {
+                    let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<Frame>();
+                    {
+                        let mut st = me.lock();
+                        st.watchers.push((r.path.clone(), tx));
+                        st.watch_log.push(r);
+                    }
+                    let stream = futures::stream::unfold(rx, |mut rx| async move {
+                        rx.recv().await.map(|f| (f, rx))
+                    });
+                    send.send_response(
+                        Response::builder()
+                            .status(200)
+                            .header("content-type", "application/json")
+                            .body(BoxBody::new(StreamBody::new(stream)))
+                            .unwrap(),
+                    );
+                    continue;
+                }
                 let (code, resp) = me.handle(&r);
+                let (coll, name, _) = split_path(&r.path);
+                if code < 300 && resp.get("metadata").is_some() {
+                    let ev = match r.method.as_str() {
+                        "POST" => Some("ADDED"),
+                        "PATCH" => Some("MODIFIED"),
+                        "DELETE" => Some(match name {
+                            Some(n) if me.get(&coll, &n).is_some() => "MODIFIED",
+                            _ => "DELETED",
+                        }),
+                        _ => None,
+                    };
+                    if let Some(ev) = ev {
+                        me.send_watch_event(&coll, ev, &resp);
+                    }
+                }
                 me.lock().log.push(r);
                 send.send_response(
                     Response::builder()
                         .status(code)
                         .header("content-type", "application/json")
-                        .body(Body::from(serde_json::to_vec(&resp).unwrap()))
+                        .body(
+                            Full::new(Bytes::from(serde_json::to_vec(&resp).unwrap()))
+                                .map_err(|never| match never {})
+                                .boxed(),
+                        )
                         .unwrap(),
                 );
             }

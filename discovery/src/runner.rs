@@ -1,0 +1,249 @@
+//! The discovery and Install loop `meshbridge run` runs beside its reconciler.
+//!
+//! While this replica is the leader, each pass runs discovery ([`kube::read_state`] →
+//! [`kube::desired`] → [`kube::write_meshes`]: Mesh objects created/patched only where they
+//! differ) and one [`kube::reconcile_install`] step for every Install. Passes run every
+//! `interval`, promptly (after a short debounce) when an Install or an installer Job changes
+//! (kube-runtime watchers, the Jobs by the `meshbridge.io/install` label), and sooner after a
+//! failed pass (exponential backoff from 1 s up to the interval). Non-leaders make no
+//! request at all; the watchers start with the first pass as leader. The loop returns when
+//! `shutdown` turns true (or its sender is dropped), or after one pass when `once`.
+//!
+//! This module does not depend on the controller crate: the binary adapts the controller's
+//! task context to [`run`].
+
+use crate::install::INSTALL_LABEL;
+use crate::kube::{self as k, Step};
+use futures::StreamExt;
+use kube::Client;
+use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind};
+use kube::runtime::{WatchStreamExt, watcher};
+use meshbridge_core::api::meshbridge::{Install, MeshSpec};
+use meshbridge_core::capability::Capability;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+use tokio::sync::{Notify, watch};
+
+/// The capability callback of [`crate::CapsFn`], shareable across tasks.
+pub type SharedCaps = Arc<dyn Fn(&MeshSpec) -> Option<Vec<Capability>> + Send + Sync>;
+
+/// Settings of the loop.
+#[derive(Clone, Debug)]
+pub struct RunnerConfig {
+    /// Namespace of the Mesh objects (the controller namespace).
+    pub namespace: String,
+    /// Time between passes when nothing changes.
+    pub interval: Duration,
+    /// Quiet time after a watch event before the pass (coalesces bursts).
+    pub debounce: Duration,
+    /// While not the leader: how often the leader flag is checked.
+    pub leader_poll: Duration,
+    /// One pass (as leader), then return.
+    pub once: bool,
+}
+
+impl RunnerConfig {
+    pub fn new(namespace: impl Into<String>, interval: Duration, once: bool) -> RunnerConfig {
+        RunnerConfig {
+            namespace: namespace.into(),
+            interval: interval.max(Duration::from_millis(10)),
+            debounce: Duration::from_millis(200),
+            leader_poll: Duration::from_secs(1),
+            once,
+        }
+    }
+}
+
+/// What one pass did (for logs and tests).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PassReport {
+    pub discovery: Option<k::DiscoveryReport>,
+    /// `namespace/name` → the step taken.
+    pub installs: Vec<(String, Step)>,
+    /// Everything that failed (the pass is retried with backoff).
+    pub errors: Vec<String>,
+}
+
+/// One pass: discovery, then one step for every Install (skipped if leadership was lost
+/// meanwhile). Errors of one part do not stop the other.
+pub async fn pass(
+    client: &Client,
+    cfg: &RunnerConfig,
+    caps: &SharedCaps,
+    leader: &AtomicBool,
+) -> PassReport {
+    let mut report = PassReport::default();
+    let dcfg = crate::Config {
+        namespace: cfg.namespace.clone(),
+    };
+    match k::read_state(client, &dcfg).await {
+        Ok(state) => {
+            let merged = k::desired(&state, &dcfg, &**caps);
+            match k::write_meshes(client, &dcfg, &state.existing, merged).await {
+                Ok(r) => report.discovery = Some(r),
+                Err(e) => report.errors.push(format!("discovery: {e}")),
+            }
+        }
+        Err(e) => report.errors.push(format!("discovery: {e}")),
+    }
+    if !leader.load(Ordering::SeqCst) {
+        return report;
+    }
+    match k::reconcile_all_installs(client).await {
+        Ok(results) => {
+            for (key, r) in results {
+                match r {
+                    Ok(step) => report.installs.push((key, step)),
+                    Err(e) => report.errors.push(format!("install {key}: {e}")),
+                }
+            }
+        }
+        Err(e) => report.errors.push(format!("installs: {e}")),
+    }
+    report
+}
+
+fn log(report: &PassReport) {
+    if let Some(d) = &report.discovery
+        && (!d.created.is_empty() || !d.updated.is_empty() || !d.status_written.is_empty())
+    {
+        tracing::info!(
+            created = ?d.created,
+            updated = ?d.updated,
+            status = ?d.status_written,
+            "discovery wrote Mesh objects"
+        );
+    }
+    for (key, step) in &report.installs {
+        tracing::debug!(install = %key, ?step, "install reconciled");
+    }
+    for e in &report.errors {
+        tracing::warn!("{e}");
+    }
+}
+
+/// Delay before retrying after `failures` failed passes in a row: 1 s, 2 s, 4 s … capped
+/// at `interval`.
+pub fn backoff(failures: u32, interval: Duration) -> Duration {
+    let secs = 1u64 << failures.saturating_sub(1).min(16);
+    Duration::from_secs(secs).min(interval)
+}
+
+/// Watches Installs (all namespaces) and installer Jobs (label `meshbridge.io/install`);
+/// every change after the initial list, and the end of each (re)list, wakes the loop.
+fn start_watchers(client: &Client, wake: Arc<Notify>) -> Vec<tokio::task::JoinHandle<()>> {
+    let installs: Api<Install> = Api::all(client.clone());
+    let jobs: Api<DynamicObject> = Api::all_with(
+        client.clone(),
+        &ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("batch", "v1", "Job"), "jobs"),
+    );
+    let w1 = wake.clone();
+    let h1 = tokio::spawn(async move {
+        let mut s = watcher(installs, watcher::Config::default())
+            .default_backoff()
+            .boxed();
+        while let Some(ev) = s.next().await {
+            if wakes(&ev) {
+                w1.notify_one();
+            }
+        }
+    });
+    let h2 = tokio::spawn(async move {
+        let mut s = watcher(jobs, watcher::Config::default().labels(INSTALL_LABEL))
+            .default_backoff()
+            .boxed();
+        while let Some(ev) = s.next().await {
+            if wakes(&ev) {
+                wake.notify_one();
+            }
+        }
+    });
+    vec![h1, h2]
+}
+
+fn wakes<K>(ev: &Result<watcher::Event<K>, watcher::Error>) -> bool {
+    match ev {
+        Ok(watcher::Event::Apply(_) | watcher::Event::Delete(_) | watcher::Event::InitDone) => true,
+        Ok(watcher::Event::Init | watcher::Event::InitApply(_)) => false,
+        Err(e) => {
+            tracing::debug!("discovery watch: {e}");
+            false
+        }
+    }
+}
+
+/// Aborts the watcher tasks when the loop returns.
+struct Watchers(Vec<tokio::task::JoinHandle<()>>);
+
+impl Drop for Watchers {
+    fn drop(&mut self) {
+        for h in &self.0 {
+            h.abort();
+        }
+    }
+}
+
+/// Resolves when `shutdown` is true or its sender is gone.
+async fn stopped(shutdown: &mut watch::Receiver<bool>) {
+    while !*shutdown.borrow_and_update() {
+        if shutdown.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+/// The loop (see the module documentation).
+pub async fn run(
+    client: Client,
+    leader: Arc<AtomicBool>,
+    mut shutdown: watch::Receiver<bool>,
+    cfg: RunnerConfig,
+    caps: SharedCaps,
+) {
+    let wake = Arc::new(Notify::new());
+    let mut watchers: Option<Watchers> = None;
+    let mut failures: u32 = 0;
+    loop {
+        if *shutdown.borrow() {
+            return;
+        }
+        let is_leader = leader.load(Ordering::SeqCst);
+        if is_leader {
+            if watchers.is_none() && !cfg.once {
+                watchers = Some(Watchers(start_watchers(&client, wake.clone())));
+            }
+            let report = tokio::select! {
+                r = pass(&client, &cfg, &caps, &leader) => r,
+                _ = stopped(&mut shutdown) => return,
+            };
+            log(&report);
+            failures = if report.errors.is_empty() {
+                0
+            } else {
+                failures.saturating_add(1)
+            };
+        }
+        if cfg.once {
+            return;
+        }
+        let wait = if !is_leader {
+            cfg.leader_poll.min(cfg.interval)
+        } else if failures > 0 {
+            backoff(failures, cfg.interval)
+        } else {
+            cfg.interval
+        };
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = wake.notified() => {
+                // Coalesce a burst of events (our own writes come back as events too).
+                tokio::select! {
+                    _ = tokio::time::sleep(cfg.debounce) => {}
+                    _ = stopped(&mut shutdown) => return,
+                }
+            }
+            _ = stopped(&mut shutdown) => return,
+        }
+    }
+}

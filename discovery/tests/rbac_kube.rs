@@ -1,0 +1,283 @@
+//! `rbac::required()` is exactly what the code uses: discovery (first pass and
+//! rediscovery), the loop's watches, and the Install lifecycles (Istio install → upgrade →
+//! uninstall by `disabled`, then delete; the built-in mesh in another namespace, installed
+//! and uninstalled) run against a mocked API server; every recorded request must be
+//! granted by `required()`, and every entry of `required()` must have been used.
+//! `tests/run_deploy.rs` checks the chart's ClusterRole against `required()`.
+
+mod common;
+
+use common::{FakeApi, Req};
+use meshbridge_core::api::meshbridge::MeshSpec;
+use meshbridge_core::capability::Capability;
+use meshbridge_discovery::rbac::{Grants, INSTALLER_CLUSTER_ROLE, required};
+use meshbridge_discovery::read_objects;
+use meshbridge_discovery::runner::{self, RunnerConfig, SharedCaps};
+use serde_json::{Value, json};
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+const NS: &str = "meshbridge-system";
+const MESHES: &str = "/apis/meshbridge.io/v1alpha1/namespaces/meshbridge-system/meshes";
+const INSTALLS: &str = "/apis/meshbridge.io/v1alpha1/namespaces/meshbridge-system/installs";
+const JOBS: &str = "/apis/batch/v1/namespaces/meshbridge-system/jobs";
+
+/// (group, resource, verb, name) of a request (`name` None for collections).
+fn access(r: &Req) -> Vec<(String, String, String, Option<String>)> {
+    let segs: Vec<&str> = r.path.trim_matches('/').split('/').collect();
+    let (group, rest) = match segs.as_slice() {
+        ["api", _, rest @ ..] => ("", rest.to_vec()),
+        ["apis", g, _, rest @ ..] => (*g, rest.to_vec()),
+        _ => panic!("unexpected path {}", r.path),
+    };
+    let rest = match rest.as_slice() {
+        ["namespaces", _, tail @ ..] if !tail.is_empty() => tail.to_vec(),
+        _ => rest,
+    };
+    let (resource, name) = match rest.as_slice() {
+        [res] => (res.to_string(), None),
+        [res, name] => (res.to_string(), Some(name.to_string())),
+        [res, name, sub] => (format!("{res}/{sub}"), Some(name.to_string())),
+        _ => panic!("unexpected path {}", r.path),
+    };
+    let verbs: Vec<&str> = match (r.method.as_str(), &name) {
+        ("GET", None) if r.query.get("watch").map(String::as_str) == Some("true") => {
+            vec!["watch"]
+        }
+        ("GET", None) => vec!["list"],
+        ("GET", Some(_)) => vec!["get"],
+        ("POST", _) => vec!["create"],
+        // A server-side apply creates a missing object: authorised as `create` by name.
+        ("PATCH", _) if r.content_type.starts_with("application/apply-patch") => {
+            vec!["patch", "create"]
+        }
+        ("PATCH", _) => vec!["patch"],
+        ("DELETE", _) => vec!["delete"],
+        (m, _) => panic!("unexpected method {m}"),
+    };
+    // A POST names no object in its path (and cannot be limited by name).
+    let name = if r.method == "POST" { None } else { name };
+    verbs
+        .into_iter()
+        .map(|v| {
+            (
+                group.to_string(),
+                resource.clone(),
+                v.to_string(),
+                name.clone(),
+            )
+        })
+        .collect()
+}
+
+/// What creating the RBAC objects in the requests needs beyond the requests themselves:
+/// `escalate` for a Role holding permissions the controller lacks in that namespace (the
+/// controller's own lease Role exists only in its namespace; a ClusterRole applied here is a
+/// copy of the controller's), `bind` for a binding to a role the controller does not hold.
+fn rbac_checks(reqs: &[Req]) -> Vec<(String, String, String, Option<String>)> {
+    let rbac = "rbac.authorization.k8s.io".to_string();
+    let applied: Vec<&Value> = reqs
+        .iter()
+        .filter(|r| r.content_type.starts_with("application/apply-patch"))
+        .map(|r| &r.body)
+        .collect();
+    let held_role = |kind: &str, name: &str, ns: Option<&str>| {
+        applied.iter().any(|o| {
+            o["kind"] == kind
+                && o["metadata"]["name"] == name
+                && (kind == "ClusterRole" || ns == Some(NS))
+        })
+    };
+    let mut out = Vec::new();
+    for o in &applied {
+        let name = o["metadata"]["name"].as_str().unwrap_or("").to_string();
+        let ns = o.pointer("/metadata/namespace").and_then(Value::as_str);
+        match o["kind"].as_str() {
+            Some("Role") if ns != Some(NS) => {
+                out.push((rbac.clone(), "roles".into(), "escalate".into(), Some(name)))
+            }
+            Some(k @ ("RoleBinding" | "ClusterRoleBinding")) => {
+                let role_kind = o["roleRef"]["kind"].as_str().unwrap_or("");
+                let role = o["roleRef"]["name"].as_str().unwrap_or("").to_string();
+                let role_ns = if k == "RoleBinding" { ns } else { None };
+                if !held_role(role_kind, &role, role_ns) {
+                    let res = if role_kind == "Role" {
+                        "roles"
+                    } else {
+                        "clusterroles"
+                    };
+                    out.push((rbac.clone(), res.into(), "bind".into(), Some(role)));
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+fn granted(g: &Grants, a: &(String, String, String, Option<String>)) -> bool {
+    match g.get(&(a.0.clone(), a.1.clone(), a.2.clone())) {
+        Some(None) => true,
+        Some(Some(names)) => a.3.as_ref().is_some_and(|n| names.contains(n)),
+        None => false,
+    }
+}
+
+fn caps() -> SharedCaps {
+    Arc::new(|_: &MeshSpec| -> Option<Vec<Capability>> { Some(vec![]) })
+}
+
+fn install(name: &str, spec: Value) -> Value {
+    json!({
+        "apiVersion": "meshbridge.io/v1alpha1", "kind": "Install",
+        "metadata": {"name": name, "namespace": NS, "generation": 1,
+                     "creationTimestamp": "2026-01-01T00:00:00Z"},
+        "spec": spec,
+    })
+}
+
+fn complete_jobs(f: &FakeApi) {
+    for j in f.names(JOBS) {
+        f.edit(JOBS, &j, |v| {
+            v["status"] = json!({"conditions": [{"type": "Complete", "status": "True"}]});
+        });
+    }
+}
+
+async fn once(f: &FakeApi) {
+    let (_stop, rx) = tokio::sync::watch::channel(false);
+    let cfg = RunnerConfig::new(NS, Duration::from_secs(60), true);
+    tokio::time::timeout(
+        Duration::from_secs(5),
+        runner::run(f.client(), Arc::new(AtomicBool::new(true)), rx, cfg, caps()),
+    )
+    .await
+    .expect("one pass");
+}
+
+#[tokio::test]
+async fn required_is_exactly_what_discovery_and_install_use() {
+    let f = FakeApi::new();
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/istio-revisions/cluster.yaml");
+    for v in read_objects(&[p]).0 {
+        f.insert_object(v);
+    }
+    f.insert(
+        INSTALLS,
+        install("istio", json!({"type": "istio", "version": "1.22.3"})),
+    );
+    f.insert(
+        INSTALLS,
+        install(
+            "builtin",
+            json!({"type": "envoy", "installNamespace": "mesh-system"}),
+        ),
+    );
+
+    // The loop's watches (list + watch of Installs and labelled Jobs).
+    let (stop, rx) = tokio::sync::watch::channel(false);
+    let h = tokio::spawn(runner::run(
+        f.client(),
+        Arc::new(AtomicBool::new(true)),
+        rx,
+        RunnerConfig::new(NS, Duration::from_secs(60), false),
+        caps(),
+    ));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while f.watching("/apis/batch/v1/jobs") == 0
+        || f.watching("/apis/meshbridge.io/v1alpha1/installs") == 0
+    {
+        assert!(tokio::time::Instant::now() < deadline, "watches");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    stop.send(true).unwrap();
+    tokio::time::timeout(Duration::from_secs(2), h)
+        .await
+        .unwrap()
+        .unwrap();
+
+    // Install, then the Jobs complete.
+    once(&f).await;
+    complete_jobs(&f);
+    once(&f).await;
+    assert_eq!(
+        f.get(INSTALLS, "istio").unwrap()["status"]["phase"],
+        "Installed"
+    );
+    assert_eq!(
+        f.get(INSTALLS, "builtin").unwrap()["status"]["phase"],
+        "Installed"
+    );
+    // Rediscovery patches a Mesh whose discovered spec was lost.
+    f.edit(MESHES, "istio-1-20", |m| {
+        m["metadata"]["annotations"] = json!({});
+        m["spec"]["version"] = Value::Null;
+    });
+    // Upgrade (a new Job), then uninstall by `disabled`, then delete.
+    f.edit(INSTALLS, "istio", |i| {
+        i["spec"]["version"] = json!("1.23.0")
+    });
+    once(&f).await;
+    f.edit(INSTALLS, "istio", |i| i["spec"]["disabled"] = json!(true));
+    f.edit(INSTALLS, "builtin", |i| i["spec"]["disabled"] = json!(true));
+    once(&f).await;
+    complete_jobs(&f);
+    once(&f).await;
+    assert_eq!(
+        f.get(INSTALLS, "istio").unwrap()["status"]["phase"],
+        "Uninstalled"
+    );
+    assert_eq!(
+        f.get(INSTALLS, "builtin").unwrap()["status"]["phase"],
+        "Uninstalled"
+    );
+    assert!(f.names(JOBS).is_empty(), "Jobs cleaned up");
+
+    let mut reqs = f.take_log();
+    reqs.extend(f.take_watch_log());
+    let mut used: Vec<_> = reqs.iter().flat_map(access).collect();
+    used.extend(rbac_checks(&reqs));
+    let req = required();
+
+    let missing: BTreeSet<_> = used.iter().filter(|a| !granted(&req, a)).collect();
+    assert!(
+        missing.is_empty(),
+        "used but not in rbac::required(): {missing:#?}"
+    );
+
+    let mut unused = Vec::new();
+    for ((g, r, v), names) in &req {
+        let hits: Vec<&Option<String>> = used
+            .iter()
+            .filter(|a| (&a.0, &a.1, &a.2) == (g, r, v))
+            .map(|a| &a.3)
+            .collect();
+        match names {
+            None if hits.is_empty() => unused.push(format!("{g}/{r} {v}")),
+            Some(ns) => {
+                for n in ns {
+                    if !hits.iter().any(|h| h.as_deref() == Some(n.as_str())) {
+                        unused.push(format!("{g}/{r} {v} {n}"));
+                    }
+                }
+            }
+            None => {}
+        }
+    }
+    assert!(
+        unused.is_empty(),
+        "in rbac::required() but never used: {unused:#?}"
+    );
+    assert_eq!(
+        req[&(
+            "rbac.authorization.k8s.io".to_string(),
+            "clusterroles".to_string(),
+            "bind".to_string()
+        )],
+        Some(BTreeSet::from([INSTALLER_CLUSTER_ROLE.to_string()]))
+    );
+}
