@@ -191,3 +191,30 @@ impl ApiBackend for AppMeshApi {
         report
     }
 }
+
+/// Whether AWS credentials are configured for this process without probing instance
+/// metadata: access keys, a profile or shared credentials file, IRSA (web identity), or
+/// ECS/EKS Pod Identity container credentials.
+pub fn aws_credentials_configured() -> bool {
+    let set = |k: &str| std::env::var(k).is_ok_and(|v| !v.is_empty());
+    set("AWS_ACCESS_KEY_ID")
+        || set("AWS_PROFILE")
+        || set("AWS_SHARED_CREDENTIALS_FILE")
+        || (set("AWS_ROLE_ARN") && set("AWS_WEB_IDENTITY_TOKEN_FILE"))
+        || set("AWS_CONTAINER_CREDENTIALS_FULL_URI")
+        || set("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI")
+}
+
+/// Discovery's App Mesh listing (`ListMeshes` through the standard AWS chain), when
+/// credentials are configured.
+pub fn mesh_lister() -> Option<meshbridge_discovery::runner::ListAppMeshes> {
+    if !aws_credentials_configured() {
+        return None;
+    }
+    Some(std::sync::Arc::new(|| {
+        Box::pin(async {
+            let client = sync::client_from_env().await;
+            sync::list_meshes(&client).await
+        })
+    }))
+}

@@ -62,11 +62,14 @@ pub fn main() -> ExitCode {
                     .push(Box::new(move |cx: meshbridge_controller::TaskContext| {
                         Box::pin(async move {
                             let Some(client) = cx.client else { return };
-                            let cfg = meshbridge_discovery::runner::RunnerConfig::new(
-                                cx.controller_namespace,
-                                interval,
-                                cx.once,
-                            );
+                            let cfg = meshbridge_discovery::runner::RunnerConfig {
+                                appmesh_meshes: crate::appmesh_api::mesh_lister(),
+                                ..meshbridge_discovery::runner::RunnerConfig::new(
+                                    cx.controller_namespace,
+                                    interval,
+                                    cx.once,
+                                )
+                            };
                             let caps = meshbridge_discovery::cli::shared_caps(
                                 crate::registry::adapter_for,
                             );

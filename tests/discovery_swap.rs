@@ -180,6 +180,7 @@ fn istio_to_linkerd_swap() {
         assert!(problems.is_empty(), "{problems:?}");
         let cfg = Config {
             namespace: NS.into(),
+            ..Config::default()
         };
         let meshes = merge(&[], &find_control_planes(&cluster), &cfg, &caps);
         let names: Vec<_> = meshes

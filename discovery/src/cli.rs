@@ -125,6 +125,7 @@ pub fn meshes(args: MeshesArgs, adapter_for: AdapterFor<'_>) -> ExitCode {
     if args.discover {
         let cfg = Config {
             namespace: args.namespace.clone(),
+            ..Config::default()
         };
         return match discover_in_cluster(&cfg, &caps, args.write) {
             Ok(ms) => {
@@ -190,6 +191,7 @@ pub fn meshes(args: MeshesArgs, adapter_for: AdapterFor<'_>) -> ExitCode {
         .collect();
     let cfg = Config {
         namespace: args.namespace.clone(),
+        ..Config::default()
     };
     let found = crate::find_control_planes(&objects);
     let caps_ref: CapsFn = &caps;

@@ -24,12 +24,17 @@ pub type CapsFn<'a> = &'a dyn Fn(&MeshSpec) -> Option<Vec<Capability>>;
 pub struct Config {
     /// Namespace the Mesh objects are written to (the controller namespace).
     pub namespace: String,
+    /// Whether this run listed App Mesh meshes through the AWS API ([`with_api_meshes`]).
+    /// When it did not (no credentials, API error), Meshes of API-only App Mesh meshes are
+    /// left as they are instead of being marked NotFound.
+    pub appmesh_api_listed: bool,
 }
 
 impl Default for Config {
     fn default() -> Self {
         Config {
             namespace: "meshbridge-system".into(),
+            appmesh_api_listed: false,
         }
     }
 }
@@ -48,8 +53,17 @@ pub struct ControlPlane {
 }
 
 impl ControlPlane {
-    /// Stable identity: (type, control-plane namespace, revision).
+    /// Stable identity: (type, control-plane namespace, revision). An App Mesh mesh seen
+    /// only through the AWS API has no control plane in the cluster: its identity is
+    /// (appmesh, "", mesh name).
     pub fn identity(&self) -> (MeshType, String, String) {
+        if self.is_api_only() {
+            return (
+                self.mesh_type,
+                String::new(),
+                self.app_mesh_name.clone().unwrap_or_default(),
+            );
+        }
         (
             self.mesh_type,
             self.discovered
@@ -58,6 +72,12 @@ impl ControlPlane {
                 .unwrap_or_default(),
             self.discovered.revision.clone().unwrap_or_default(),
         )
+    }
+
+    /// An App Mesh mesh found through the AWS API that no App Mesh controller in the
+    /// cluster programs (meshbridge programs it directly: `run --backend appmesh`).
+    pub fn is_api_only(&self) -> bool {
+        self.mesh_type == MeshType::AppMesh && self.discovered.control_plane_namespace.is_none()
     }
 
     /// Default Mesh name: `istio` (default revision) / `istio-<rev>`, `linkerd`, `appmesh`,
@@ -69,6 +89,10 @@ impl ControlPlane {
                 Some(r) => dns_label(&format!("istio-{r}")),
             },
             MeshType::Envoy => "meshbridge".into(),
+            MeshType::AppMesh if self.is_api_only() => dns_label(&format!(
+                "appmesh-{}",
+                self.app_mesh_name.as_deref().unwrap_or_default()
+            )),
             t => t.as_str().into(),
         }
     }
@@ -591,6 +615,62 @@ fn linkerd(objects: &[Value], deployments: &[&Value]) -> Vec<ControlPlane> {
 }
 
 // ---------------------------------------------------------------- App Mesh
+
+/// Folds the App Mesh meshes listed through the AWS API (`ListMeshes`, in the controller's
+/// region) into the control planes found in the cluster. Pure.
+/// - An App Mesh controller whose mesh name the cluster does not tell (no or several
+///   `appmesh.k8s.aws` Mesh objects) gets the API's mesh when the API lists exactly one.
+/// - A controller whose mesh the API does not list gets a note (wrong region or account?).
+/// - Every listed mesh that no controller programs becomes an API-only control plane (type
+///   appmesh, `appMeshName` set, no control-plane namespace): meshbridge programs such a
+///   mesh directly (`meshbridge run --backend appmesh`).
+pub fn with_api_meshes(mut found: Vec<ControlPlane>, api_meshes: &[String]) -> Vec<ControlPlane> {
+    let mut listed: Vec<String> = api_meshes.to_vec();
+    listed.sort();
+    listed.dedup();
+    let mut covered: BTreeSet<String> = BTreeSet::new();
+    for cp in found
+        .iter_mut()
+        .filter(|c| c.mesh_type == MeshType::AppMesh)
+    {
+        match &cp.app_mesh_name {
+            Some(n) if listed.contains(n) => {
+                cp.notes
+                    .push(format!("App Mesh mesh `{n}` confirmed by the App Mesh API"));
+                covered.insert(n.clone());
+            }
+            Some(n) => cp.notes.push(format!(
+                "App Mesh mesh `{n}` is not listed by the App Mesh API in this account and region"
+            )),
+            None => {
+                if let [one] = listed.as_slice() {
+                    cp.notes.push(format!(
+                        "App Mesh mesh `{one}`: the only mesh the App Mesh API lists"
+                    ));
+                    cp.app_mesh_name = Some(one.clone());
+                    covered.insert(one.clone());
+                }
+            }
+        }
+    }
+    for m in listed.into_iter().filter(|m| !covered.contains(m)) {
+        found.push(ControlPlane {
+            mesh_type: MeshType::AppMesh,
+            discovered: DiscoveredMesh {
+                mtls_mode: Some("UNSET".into()),
+                ..DiscoveredMesh::default()
+            },
+            notes: vec![
+                format!("App Mesh mesh `{m}` listed by the App Mesh API; no App Mesh controller in the cluster programs it (meshbridge run --backend appmesh programs it through the API)"),
+                "mTLS UNSET: App Mesh TLS is configured per virtual node".into(),
+            ],
+            app_mesh_name: Some(m),
+            version_known: false,
+        });
+    }
+    found.sort_by_key(|c| c.identity());
+    found
+}
 
 fn appmesh(objects: &[Value], deployments: &[&Value]) -> Vec<ControlPlane> {
     let mut out = Vec::new();

@@ -451,6 +451,8 @@ pub const DISCOVERY_FIELD_MANAGER: &str = "meshbridge-discovery";
 pub struct ClusterState {
     pub objects: Vec<Value>,
     pub existing: Vec<meshbridge_core::api::meshbridge::Mesh>,
+    /// App Mesh meshes listed through the AWS API; `None` when the API was not asked.
+    pub appmesh_api: Option<Vec<String>>,
 }
 
 /// The reads of a discovery pass ([`read_cluster`] and the Meshes in `cfg.namespace`).
@@ -459,7 +461,11 @@ pub async fn read_state(client: &Client, cfg: &crate::Config) -> Result<ClusterS
     let objects = read_cluster(client).await?;
     let api: Api<Mesh> = Api::namespaced(client.clone(), &cfg.namespace);
     let existing = api.list(&ListParams::default()).await?.items;
-    Ok(ClusterState { objects, existing })
+    Ok(ClusterState {
+        objects,
+        existing,
+        appmesh_api: None,
+    })
 }
 
 /// The Meshes discovery wants for `state` (pure).
@@ -468,12 +474,13 @@ pub fn desired(
     cfg: &crate::Config,
     caps: crate::CapsFn<'_>,
 ) -> Vec<meshbridge_core::api::meshbridge::Mesh> {
-    crate::merge(
-        &state.existing,
-        &crate::find_control_planes(&state.objects),
-        cfg,
-        caps,
-    )
+    let mut found = crate::find_control_planes(&state.objects);
+    let mut cfg = cfg.clone();
+    if let Some(listed) = &state.appmesh_api {
+        found = crate::with_api_meshes(found, listed);
+        cfg.appmesh_api_listed = true;
+    }
+    crate::merge(&state.existing, &found, &cfg, caps)
 }
 
 /// Writes `merged` against the `existing` Meshes: creates new ones, patches spec/annotations

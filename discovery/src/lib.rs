@@ -26,7 +26,7 @@ pub mod runner;
 pub mod table;
 pub mod version;
 
-pub use detect::{CapsFn, Config, ControlPlane, discover, find_control_planes};
+pub use detect::{CapsFn, Config, ControlPlane, discover, find_control_planes, with_api_meshes};
 pub use merge::merge;
 
 /// Reads every YAML/JSON document of files and directories (recursive, `*.yaml|*.yml|*.json`)

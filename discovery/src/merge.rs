@@ -43,11 +43,29 @@ fn identity_of(m: &Mesh) -> (MeshType, Option<String>, String) {
     let cpns = d
         .and_then(|d| d.control_plane_namespace.clone())
         .or_else(|| m.spec.control_plane_namespace.clone());
+    if let Some(name) = api_only_mesh_name(m) {
+        return (t, Some(String::new()), name);
+    }
     let rev = d
         .and_then(|d| d.revision.clone())
         .or_else(|| m.spec.revision.clone())
         .unwrap_or_else(|| default_rev(t).to_string());
     (t, cpns, rev)
+}
+
+/// The App Mesh mesh name of a Mesh that stands for an API-only App Mesh mesh: type
+/// appmesh, `appMeshName` set and no control-plane namespace (neither discovered nor in the
+/// spec).
+fn api_only_mesh_name(m: &Mesh) -> Option<String> {
+    let d = m.status.as_ref().and_then(|s| s.discovered.as_ref());
+    let cpns = d
+        .and_then(|d| d.control_plane_namespace.as_ref())
+        .or(m.spec.control_plane_namespace.as_ref());
+    if m.spec.mesh_type == MeshType::AppMesh && cpns.is_none() {
+        m.spec.app_mesh_name.clone()
+    } else {
+        None
+    }
 }
 
 fn cp_identity(cp: &ControlPlane) -> (MeshType, String, String) {
@@ -117,6 +135,8 @@ pub fn merge(existing: &[Mesh], found: &[ControlPlane], cfg: &Config, caps: Caps
         let fi = matched.iter().find(|(_, e)| **e == ei).map(|(f, _)| *f);
         out.push(match fi {
             Some(fi) => update(m, &found[fi], caps),
+            // Not listed this time because the API was not asked: unknown, not gone.
+            None if api_only_mesh_name(m).is_some() && !cfg.appmesh_api_listed => m.clone(),
             None if discoverable(m.spec.mesh_type) => not_found(m),
             None => m.clone(),
         });
@@ -231,6 +251,9 @@ fn not_found(m: &Mesh) -> Mesh {
     let old = m.status.clone().unwrap_or_default();
     let (t, ns, rev) = identity_of(m);
     let what = match (ns, rev.as_str()) {
+        (Some(ns), name) if ns.is_empty() && t == MeshType::AppMesh => {
+            format!("App Mesh mesh `{name}` (no controller in the cluster)")
+        }
         (Some(ns), "" | "default") => format!("{t} control plane in namespace {ns}"),
         (Some(ns), r) => format!("{t} control plane revision {r} in namespace {ns}"),
         (None, _) => format!("a {t} control plane"),
@@ -246,7 +269,12 @@ fn not_found(m: &Mesh) -> Mesh {
         false,
         "NotFound",
         format!(
-            "{what} is not running in the cluster{last}; this Mesh is kept (delete it if the mesh is gone for good)"
+            "{what} is not {}{last}; this Mesh is kept (delete it if the mesh is gone for good)",
+            if api_only_mesh_name(m).is_some() {
+                "listed by the App Mesh API any more"
+            } else {
+                "running in the cluster"
+            }
         ),
     );
     c.observed_generation = m.metadata.generation;

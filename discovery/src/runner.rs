@@ -28,8 +28,18 @@ use tokio::sync::{Notify, watch};
 /// The capability callback of [`crate::CapsFn`], shareable across tasks.
 pub type SharedCaps = Arc<dyn Fn(&MeshSpec) -> Option<Vec<Capability>> + Send + Sync>;
 
+/// Lists the App Mesh meshes of the AWS account and region (`ListMeshes`); the binary
+/// provides it (this crate does not depend on the AWS SDK) when AWS credentials are
+/// configured.
+pub type ListAppMeshes = Arc<
+    dyn Fn() -> std::pin::Pin<
+            Box<dyn std::future::Future<Output = Result<Vec<String>, String>> + Send>,
+        > + Send
+        + Sync,
+>;
+
 /// Settings of the loop.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct RunnerConfig {
     /// Namespace of the Mesh objects (the controller namespace).
     pub namespace: String,
@@ -41,6 +51,8 @@ pub struct RunnerConfig {
     pub leader_poll: Duration,
     /// One pass (as leader), then return.
     pub once: bool,
+    /// App Mesh meshes through the AWS API, when credentials exist.
+    pub appmesh_meshes: Option<ListAppMeshes>,
 }
 
 impl RunnerConfig {
@@ -51,6 +63,7 @@ impl RunnerConfig {
             debounce: Duration::from_millis(200),
             leader_poll: Duration::from_secs(1),
             once,
+            appmesh_meshes: None,
         }
     }
 }
@@ -76,9 +89,18 @@ pub async fn pass(
     let mut report = PassReport::default();
     let dcfg = crate::Config {
         namespace: cfg.namespace.clone(),
+        ..crate::Config::default()
     };
     match k::read_state(client, &dcfg).await {
-        Ok(state) => {
+        Ok(mut state) => {
+            if let Some(list) = &cfg.appmesh_meshes {
+                // Not an error of the pass: without the API, API-only meshes stay as
+                // they are (neither found nor lost).
+                match list().await {
+                    Ok(m) => state.appmesh_api = Some(m),
+                    Err(e) => tracing::warn!("App Mesh API: cannot list meshes: {e}"),
+                }
+            }
             let merged = k::desired(&state, &dcfg, &**caps);
             match k::write_meshes(client, &dcfg, &state.existing, merged).await {
                 Ok(r) => report.discovery = Some(r),

@@ -274,6 +274,7 @@ async fn istio_to_linkerd_swap_through_the_mocked_cluster() {
         &find_control_planes(&cluster),
         &Config {
             namespace: NS.into(),
+            ..Config::default()
         },
         &caps,
     );

@@ -101,6 +101,29 @@ pub async fn client_from_env() -> Client {
     Client::new(&cfg)
 }
 
+/// Names of the meshes in the client's account and region (`ListMeshes`, every page),
+/// sorted: what discovery reports as App Mesh meshes when credentials exist.
+pub async fn list_meshes(client: &Client) -> Result<Vec<String>, String> {
+    let mut out = Vec::new();
+    let mut next: Option<String> = None;
+    loop {
+        let page = client
+            .list_meshes()
+            .set_next_token(next.take())
+            .send()
+            .await
+            .map_err(err)?;
+        out.extend(page.meshes().iter().map(|m| m.mesh_name().to_string()));
+        match page.next_token() {
+            Some(t) if !t.is_empty() => next = Some(t.to_string()),
+            _ => break,
+        }
+    }
+    out.sort();
+    out.dedup();
+    Ok(out)
+}
+
 fn err<E>(e: E) -> String
 where
     E: std::error::Error,

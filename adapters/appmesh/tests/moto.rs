@@ -530,6 +530,24 @@ async fn drift_is_restored() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn list_meshes_lists_every_mesh_of_the_account() {
+    let Some(e) = env().await else { return };
+    for m in ["zeta", "alpha"] {
+        e.client.create_mesh().mesh_name(m).send().await.unwrap();
+    }
+    let got = meshbridge_appmesh::sync::list_meshes(&e.client)
+        .await
+        .unwrap();
+    assert_eq!(got, ["alpha", MESH, "zeta"]);
+    assert!(
+        e.proxy
+            .take_seen()
+            .iter()
+            .any(|s| s.method == "GET" && s.path == "/v20190125/meshes")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn throttling_is_retried_with_backoff() {
     let Some(e) = env().await else { return };
     e.proxy.state.lock().unwrap().throttle_next = 3;
