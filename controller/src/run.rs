@@ -233,6 +233,11 @@ pub fn engine_config(args: &RunArgs, available: &[MeshType]) -> Result<EngineCon
     let backends = Backends::parse(&args.backend).map_err(Error::Usage)?;
     if let Backends::List(v) = &backends {
         for m in v {
+            if *m == MeshType::Envoy {
+                return Err(Error::Usage(
+                    "--backend envoy: the built-in mesh is served by `meshbridge local` (xDS control plane and Envoy sidecars on this machine); serving it inside a cluster (sidecar injection, CA in a Secret) is not implemented".into(),
+                ));
+            }
             if !available.contains(m) {
                 return Err(Error::Usage(format!(
                     "--backend {m}: not available in `meshbridge run` (available: {})",
