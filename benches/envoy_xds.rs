@@ -15,6 +15,16 @@
 //! `MESHBRIDGE_BIN` or target/release/meshbridge) with 1,000 services and one sidecar; the
 //! split file is rewritten M times and the latency is Envoy's own
 //! `http.outbound_http.rds.outbound_http.update_time` minus the write time.
+//!
+//! ```text
+//! cargo bench -p meshbridge-envoy --bench envoy_xds -- mesh       # per-proxy resources, 1k-service mesh
+//! ```
+//! `mesh`: the synthetic cluster of `meshbridge_core::synth` (1,000 services, one identity
+//! each, 250 TrafficTargets with one source each, 250 splits), every proxy translated: resource
+//! counts per proxy (listeners, virtual hosts and how many are `direct_response` 403s,
+//! clusters, endpoints) and encoded bytes; then a server process (`serve-mesh N K`) holding the
+//! per-proxy snapshots of K proxies, K synthetic clients each connected as its own node: server
+//! RSS per proxy held and per proxy connected.
 
 use envoy_types::pb::envoy::config::cluster::v3::Cluster;
 use envoy_types::pb::envoy::config::core::v3::Node;
@@ -582,6 +592,200 @@ fn edit_bench(n: usize, edits: usize) {
     );
 }
 
+/// The synthetic 1k-service mesh: IR and every proxy, with pod addresses assigned (the
+/// synthetic input has Deployments only).
+fn mesh_input(n: usize) -> (meshbridge_core::Ir, Vec<Proxy>) {
+    let text = meshbridge_core::synth::cluster_yaml(n, n);
+    let (snap, _, _) = snapshot_of(vec![load_str("synth.yaml", &text)]);
+    let ir = build(&snap);
+    let mut proxies = meshbridge_envoy::sidecar::proxies_of(&ir);
+    for (i, p) in proxies.iter_mut().enumerate() {
+        p.ip = Some(format!("10.{}.{}.{}", i / 65536, (i / 256) % 256, i % 256));
+    }
+    (ir, proxies)
+}
+
+fn count_direct(rc: &serde_json::Value) -> (usize, usize) {
+    let vh = rc["virtualHosts"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or(&[]);
+    let direct = vh
+        .iter()
+        .filter(|v| v["routes"][0].get("directResponse").is_some())
+        .count();
+    (vh.len(), direct)
+}
+
+fn mesh_bench(n: usize, k: usize) {
+    let (ir, proxies) = mesh_input(n);
+    let cx = Context::default();
+    let mesh = meshbridge_envoy::sidecar::Mesh::new(&ir, &cx, &proxies);
+    let mut findings = vec![];
+    let mut rows: Vec<[f64; 7]> = vec![];
+    let t0 = Instant::now();
+    let mut enc = EncodeCache::default();
+    for (i, p) in proxies.iter().enumerate() {
+        let t = Instant::now();
+        let c = mesh.proxy(p, &mut findings);
+        let us = t.elapsed().as_secs_f64() * 1e6;
+        let len = |ty: &str| c.resources.get(ty).map_or(0, |m| m.len()) as f64;
+        let (vh, direct) = c.resources[ROUTE]
+            .get("outbound_http")
+            .map(count_direct)
+            .unwrap_or((0, 0));
+        // Encoded bytes for every tenth proxy (encoding all of them costs minutes).
+        let bytes = if i % 10 == 0 {
+            let s = snapshot_from_json(&c.resources, &BTreeMap::new(), &mut enc).unwrap();
+            s.types
+                .values()
+                .flat_map(|m| m.values())
+                .map(|r| r.any.value.len())
+                .sum::<usize>() as f64
+        } else {
+            f64::NAN
+        };
+        rows.push([
+            len(LISTENER),
+            vh as f64,
+            direct as f64,
+            len(CLUSTER),
+            len(ENDPOINT),
+            bytes,
+            us,
+        ]);
+    }
+    let total = t0.elapsed();
+    let col = |j: usize| -> String {
+        let mut v: Vec<f64> = rows.iter().map(|r| r[j]).filter(|x| !x.is_nan()).collect();
+        let sum: f64 = v.iter().sum();
+        format!(
+            "min {:.0} p50 {:.0} max {:.0} (sum {:.0})",
+            pct(&mut v, 0.0),
+            pct(&mut v, 0.5),
+            pct(&mut v, 1.0),
+            sum
+        )
+    };
+    println!(
+        "mesh n={n}: {} proxies, {} access policies, {} splits; translate+encode all {:.1} s",
+        proxies.len(),
+        ir.access.len(),
+        ir.splits.len(),
+        total.as_secs_f64()
+    );
+    for (j, what) in [
+        "listeners",
+        "virtual hosts",
+        "direct-response vhosts",
+        "clusters",
+        "endpoints (CLAs)",
+        "encoded bytes (every 10th proxy)",
+        "translate µs",
+    ]
+    .iter()
+    .enumerate()
+    {
+        println!("mesh n={n}: per proxy {what:<34} {}", col(j));
+    }
+    drop(enc);
+    // Server memory with K per-proxy snapshots, K clients connected as those nodes.
+    let exe = std::env::current_exe().unwrap();
+    let mut cmd = std::process::Command::new(exe);
+    cmd.args(["serve-mesh", &n.to_string(), &k.to_string()]);
+    let (mut peer, hello) = spawn_peer(cmd);
+    println!("mesh n={n}: server holding {k} per-proxy snapshots: {hello}");
+    push_clients("mesh-per-proxy", n, &mut peer, &[k]);
+    let _ = peer.child.kill();
+    let _ = peer.child.wait();
+}
+
+/// Child process: serves the per-proxy snapshots of the first K proxies of the synthetic mesh
+/// as nodes `n-0`…`n-{K-1}`; each stdin line renames one virtual host of every node's
+/// outbound route (a route change) and prints `flipped`.
+fn serve_mesh_child(n: usize, k: usize) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async move {
+        let before = rss_kb(std::process::id());
+        let (ir, proxies) = mesh_input(n);
+        let cx = Context::default();
+        let mesh = meshbridge_envoy::sidecar::Mesh::new(&ir, &cx, &proxies);
+        let mut findings = vec![];
+        // One encode cache kept alive, as the runtime does.
+        let mut enc = EncodeCache::default();
+        let step = (proxies.len() / k.max(1)).max(1);
+        let mut configs = vec![];
+        let mut snaps = vec![];
+        for p in proxies.iter().step_by(step).take(k) {
+            let c = mesh.proxy(p, &mut findings);
+            snaps.push(Arc::new(
+                snapshot_from_json(&c.resources, &BTreeMap::new(), &mut enc).unwrap(),
+            ));
+            configs.push(c);
+        }
+        drop(configs);
+        let after = rss_kb(std::process::id());
+        let cache = Cache::new();
+        let set = |snaps: &[Arc<NodeSnapshot>]| {
+            let mut m = HashMap::new();
+            for (i, s) in snaps.iter().enumerate() {
+                m.insert(format!("n-{i}"), ("spiffe://x".to_string(), s.clone()));
+            }
+            cache.set_all(m);
+        };
+        set(&snaps);
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        println!(
+            "port {} rss_before_kb {before} rss_snapshots_kb {after} = {:.1} KB per proxy held",
+            l.local_addr().unwrap().port(),
+            after.saturating_sub(before) as f64 / snaps.len().max(1) as f64
+        );
+        tokio::spawn(serve(
+            cache.clone(),
+            l,
+            None,
+            Connections::default(),
+            std::future::pending(),
+        ));
+        let (ltx, mut lines) = tokio::sync::mpsc::unbounded_channel();
+        std::thread::spawn(move || {
+            for l in std::io::stdin().lock().lines() {
+                if l.is_err() || ltx.send(()).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut flips = 0u32;
+        while lines.recv().await.is_some() {
+            flips += 1;
+            for s in snaps.iter_mut() {
+                let mut x = (**s).clone();
+                if let Some(routes) = x.types.get_mut(ROUTE)
+                    && let Some(r) = routes.get("outbound_http").cloned()
+                {
+                    let mut json = meshbridge_envoy::proto::to_json(&r.any).unwrap();
+                    json["virtualHosts"][0]["name"] = serde_json::json!(format!("flip-{flips}"));
+                    let any = meshbridge_envoy::proto::encode(&json).unwrap();
+                    routes.insert(
+                        "outbound_http".into(),
+                        Arc::new(meshbridge_envoy::server::Resource::new(
+                            "outbound_http",
+                            any,
+                        )),
+                    );
+                }
+                *s = Arc::new(x);
+            }
+            set(&snaps);
+            println!("flipped");
+        }
+    });
+}
+
 fn main() {
     let args: Vec<String> = std::env::args()
         .skip(1)
@@ -589,6 +793,11 @@ fn main() {
         .collect();
     if args.first().map(String::as_str) == Some("serve") {
         serve_child(args.get(1).and_then(|n| n.parse().ok()).unwrap_or(1000));
+        return;
+    }
+    if args.first().map(String::as_str) == Some("serve-mesh") {
+        let num = |i: usize| args.get(i).and_then(|n| n.parse().ok());
+        serve_mesh_child(num(1).unwrap_or(1000), num(2).unwrap_or(100));
         return;
     }
     let what = args.first().cloned().unwrap_or_else(|| "build".into());
@@ -599,6 +808,9 @@ fn main() {
     }
     if what == "push" || what == "all" {
         push_bench(1_000, &[100, 1_000]);
+    }
+    if what == "mesh" || what == "all" {
+        mesh_bench(1_000, 100);
     }
     if what == "edit" || what == "all" {
         edit_bench(1_000, 40);

@@ -7,8 +7,10 @@
 //! and per type it tracks the last nonce and version sent and acknowledged; a stale nonce is
 //! ignored; a NACK is reported (log, counter, status) and the same config is not resent — the
 //! proxy keeps its last good config; pushes go secrets → clusters → endpoints, and listeners
-//! and routes only once clusters and endpoints are acknowledged (make before break);
-//! endpoints are resent after every cluster push and routes after every listener push.
+//! and routes only once clusters and endpoints are acknowledged and the endpoints of every
+//! cluster requested (make before break); endpoints are resent after every cluster push and
+//! routes after every listener push; nothing is sent for a named type when nothing the proxy
+//! subscribed to is in its snapshot (Envoy unsubscribing acknowledges no answer).
 //! A node must present a client certificate whose SPIFFE URI is the node's identity, so a
 //! proxy can never obtain another identity's secret.
 
@@ -106,6 +108,14 @@ pub enum Event {
         version: String,
         message: String,
     },
+    /// A node's subscription to a type changed (`None`: every resource of the type). Shared
+    /// with the stream's own state (a proxy subscribes to as many endpoints as it has
+    /// clusters).
+    Subscribed {
+        node: String,
+        type_url: String,
+        names: Option<Arc<BTreeSet<String>>>,
+    },
     /// A node asked for a resource it may not have (another identity's secret).
     Denied {
         node: String,
@@ -139,6 +149,8 @@ pub struct NodeStatus {
     /// Last NACK message (truncated), per type.
     pub last_nack: BTreeMap<String, String>,
     pub denied: u64,
+    /// What the node's current stream subscribed to, per type (`None`: every resource).
+    pub subscribed: BTreeMap<String, Option<Arc<BTreeSet<String>>>>,
 }
 
 /// Counters.
@@ -202,16 +214,34 @@ impl Cache {
         self.status_tx.subscribe()
     }
 
-    /// Whether `node` has acknowledged the current version of every type it is served.
+    /// Whether `node` has acknowledged the current version of everything it needs: every
+    /// cluster and listener (even none: removals must land too), and of the named types
+    /// (endpoints, routes, secrets) what it subscribed to — a proxy that references no
+    /// endpoints (no EDS cluster, which per-proxy trimming makes common) or no secret never
+    /// asks for them and has nothing to wait for.
     pub fn in_sync(&self, node: &str) -> bool {
         let Some(snap) = self.snapshot(node) else {
             return false;
         };
-        let st = self.status();
+        let Ok(st) = self.status.lock() else {
+            return false;
+        };
         let Some(s) = st.get(node) else { return false };
-        snap.types
-            .keys()
-            .all(|t| s.acked.get(t) == Some(&snap.version(t)))
+        if s.connected == 0 {
+            return false;
+        }
+        snap.types.iter().all(|(t, all)| {
+            let acked = s.acked.get(t);
+            if wildcard_type(t) {
+                return acked == Some(&snap.version(t));
+            }
+            let wanted: Vec<&Arc<Resource>> = match s.subscribed.get(t) {
+                None => vec![],
+                Some(None) => all.values().collect(),
+                Some(Some(names)) => names.iter().filter_map(|n| all.get(n)).collect(),
+            };
+            wanted.is_empty() || acked == Some(&version_of(wanted.into_iter()))
+        })
     }
 }
 
@@ -239,7 +269,10 @@ impl SnapshotSource for Cache {
                 delta,
             } => {
                 tracing::info!(%node, ?identity, delta, "xds: proxy connected");
-                st.entry(node).or_default().connected += 1;
+                let s = st.entry(node).or_default();
+                s.connected += 1;
+                // A new stream subscribes afresh.
+                s.subscribed.clear();
             }
             Event::Disconnected { node } => {
                 tracing::info!(%node, "xds: proxy disconnected");
@@ -272,6 +305,16 @@ impl SnapshotSource for Cache {
                 let s = st.entry(node).or_default();
                 s.nacks += 1;
                 s.last_nack.insert(type_url, message);
+            }
+            Event::Subscribed {
+                node,
+                type_url,
+                names,
+            } => {
+                st.entry(node)
+                    .or_default()
+                    .subscribed
+                    .insert(type_url, names);
             }
             Event::Denied {
                 node,
@@ -379,7 +422,7 @@ fn wildcard_type(t: &str) -> bool {
 struct SotwType {
     subscribed: bool,
     /// None = wildcard.
-    names: Option<BTreeSet<String>>,
+    names: Option<Arc<BTreeSet<String>>>,
     nonce: String,
     sent: Option<String>,
     pending: bool,
@@ -470,16 +513,51 @@ impl<S: SnapshotSource> Sotw<S> {
         self.types.get(t).is_some_and(|s| s.pending)
     }
 
+    /// Nothing of a named type to send: Envoy unsubscribed (an empty subscription: its last
+    /// cluster with endpoints, say, is gone), or it still watches only resources the
+    /// snapshot dropped (clusters a CDS update in flight removes; every cluster served has
+    /// its endpoints). Envoy acknowledges no answer for a type it no longer watches, and
+    /// needs none for resources on their way out, so none is sent: a pending one would hold
+    /// listeners and routes back for good.
+    fn wants_nothing(&self, t: &str) -> bool {
+        !wildcard_type(t) && self.selected(t).is_empty()
+    }
+
+    /// Clusters are acknowledged but Envoy has not asked yet for the endpoints of all of them
+    /// (it does right after the CDS ACK): listeners and routes wait, so that no route points
+    /// at a cluster still warming. Not when the clusters were rejected (their endpoints will
+    /// never be asked for).
+    fn endpoints_unrequested(&self) -> bool {
+        let Some(eps) = self.snap.get(ENDPOINT).filter(|m| !m.is_empty()) else {
+            return false;
+        };
+        let Some(c) = self.types.get(CLUSTER) else {
+            return false;
+        };
+        if c.nacked.is_some() && c.nacked == c.sent {
+            return false;
+        }
+        match self.types.get(ENDPOINT) {
+            Some(e) if e.subscribed => e
+                .names
+                .as_ref()
+                .is_some_and(|n| !eps.keys().all(|k| n.contains(k))),
+            _ => true,
+        }
+    }
+
     /// Sends every subscribed type whose content changed, in make-before-break order.
     async fn push(&mut self) -> bool {
         for t in TYPES {
             let Some(st) = self.types.get(t) else {
                 continue;
             };
-            if !st.subscribed || st.pending {
+            if !st.subscribed || st.pending || self.wants_nothing(t) {
                 continue;
             }
-            if (t == LISTENER || t == ROUTE) && (self.pending(CLUSTER) || self.pending(ENDPOINT)) {
+            if (t == LISTENER || t == ROUTE)
+                && (self.pending(CLUSTER) || self.pending(ENDPOINT) || self.endpoints_unrequested())
+            {
                 continue;
             }
             if t == ROUTE && self.pending(LISTENER) {
@@ -529,6 +607,15 @@ impl<S: SnapshotSource> Sotw<S> {
         if let Some(err) = &req.error_detail {
             st.pending = false;
             st.nacked = st.sent.clone();
+            // Rejected clusters (listeners) were not re-created: nothing to resend after them.
+            let follower = match t.as_str() {
+                CLUSTER => Some(ENDPOINT),
+                LISTENER => Some(ROUTE),
+                _ => None,
+            };
+            if let Some(f) = follower.and_then(|f| self.types.get_mut(f)) {
+                f.force = false;
+            }
             let (node, version) = (self.node.clone(), req.version_info.clone());
             self.source.event(Event::Nack {
                 node,
@@ -538,13 +625,26 @@ impl<S: SnapshotSource> Sotw<S> {
             });
             return self.push().await;
         }
-        let names_changed = st.subscribed && st.names != names;
+        let differ = st.names.as_deref() != names.as_ref();
+        let names_changed = st.subscribed && differ;
         let is_ack = !req.response_nonce.is_empty() && !names_changed;
+        let announce = !st.subscribed || names_changed;
         st.subscribed = true;
-        if st.names != names {
+        if differ {
             st.cur = None;
+            st.names = names.map(Arc::new);
         }
-        st.names = names;
+        if announce {
+            let names = st.names.clone();
+            self.source.event(Event::Subscribed {
+                node: self.node.clone(),
+                type_url: t.clone(),
+                names,
+            });
+        }
+        let Some(st) = self.types.get_mut(&t) else {
+            return true;
+        };
         if is_ack {
             st.pending = false;
             if st.sent.as_deref() == Some(req.version_info.as_str()) {
@@ -555,7 +655,7 @@ impl<S: SnapshotSource> Sotw<S> {
                     version,
                 });
             }
-            if st.force {
+            if st.force && !self.wants_nothing(&t) {
                 return self.send(&t).await && self.push().await;
             }
             return self.push().await;
@@ -660,6 +760,8 @@ struct DeltaType {
     /// system_version_info of the pending response.
     pending_version: String,
     answered: bool,
+    /// The last response was rejected.
+    nacked: bool,
 }
 
 struct Delta<S: SnapshotSource> {
@@ -674,6 +776,23 @@ struct Delta<S: SnapshotSource> {
 impl<S: SnapshotSource> Delta<S> {
     fn pending(&self, t: &str) -> bool {
         self.types.get(t).is_some_and(|s| s.pending)
+    }
+
+    /// As [`Sotw::endpoints_unrequested`].
+    fn endpoints_unrequested(&self) -> bool {
+        let Some(eps) = self.snap.get(ENDPOINT).filter(|m| !m.is_empty()) else {
+            return false;
+        };
+        let Some(c) = self.types.get(CLUSTER) else {
+            return false;
+        };
+        if c.nacked {
+            return false;
+        }
+        match self.types.get(ENDPOINT) {
+            Some(e) if e.subscribed => !e.wildcard && !eps.keys().all(|k| e.names.contains(k)),
+            _ => true,
+        }
     }
 
     async fn send_diff(&mut self, t: &str, always: bool) -> bool {
@@ -700,7 +819,8 @@ impl<S: SnapshotSource> Delta<S> {
         }
         self.nonce += 1;
         let nonce = self.nonce.to_string();
-        let version = self.snap.version(t);
+        // The version of what is in scope (what `Cache::in_sync` expects acknowledged).
+        let version = version_of(all.iter().filter(|(n, _)| in_scope(n)).map(|(_, r)| r));
         let resp = DeltaDiscoveryResponse {
             system_version_info: version.clone(),
             resources: resources
@@ -759,7 +879,9 @@ impl<S: SnapshotSource> Delta<S> {
             if !st.subscribed || st.pending {
                 continue;
             }
-            if (t == LISTENER || t == ROUTE) && (self.pending(CLUSTER) || self.pending(ENDPOINT)) {
+            if (t == LISTENER || t == ROUTE)
+                && (self.pending(CLUSTER) || self.pending(ENDPOINT) || self.endpoints_unrequested())
+            {
                 continue;
             }
             if t == ROUTE && self.pending(LISTENER) {
@@ -791,6 +913,8 @@ impl<S: SnapshotSource> Delta<S> {
         }
         let node = self.node.clone();
         let st = self.types.entry(t.clone()).or_default();
+        let mut changed = !st.subscribed;
+        let was_wildcard = st.wildcard;
         if !st.subscribed {
             st.subscribed = true;
             st.wildcard = wildcard_type(&t) && req.resource_names_subscribe.is_empty();
@@ -802,7 +926,7 @@ impl<S: SnapshotSource> Delta<S> {
             if n == "*" {
                 st.wildcard = true;
             } else {
-                st.names.insert(n.clone());
+                changed |= st.names.insert(n.clone());
                 // A (re-)subscription wants the resource even if it was sent before.
                 st.sent.remove(n);
             }
@@ -811,12 +935,24 @@ impl<S: SnapshotSource> Delta<S> {
             if n == "*" {
                 st.wildcard = false;
             } else {
-                st.names.remove(n);
+                changed |= st.names.remove(n);
                 st.sent.remove(n);
             }
         }
+        if changed || was_wildcard != st.wildcard {
+            let names = (!st.wildcard).then(|| Arc::new(st.names.clone()));
+            self.source.event(Event::Subscribed {
+                node: node.clone(),
+                type_url: t.clone(),
+                names,
+            });
+        }
+        let Some(st) = self.types.get_mut(&t) else {
+            return true;
+        };
         if !req.response_nonce.is_empty() && req.response_nonce == st.nonce {
             st.pending = false;
+            st.nacked = req.error_detail.is_some();
             let version = st.pending_version.clone();
             if let Some(err) = &req.error_detail {
                 self.source.event(Event::Nack {

@@ -15,6 +15,20 @@
 //!   application in `x-forwarded-client-cert`.
 //! - Clusters `<ns>/<svc>|<port>` (EDS, mTLS with SDS certificates, peer SAN checked against
 //!   the service's identities), endpoints = selected pods' `P:<targetPort>`.
+//!
+//! Per-proxy scope (outbound trimming). Access is default deny per destination identity and
+//! always enforced by the destination's sidecar (the built-in mesh has no permissive mode). A
+//! proxy whose identity is not a source of any rule of any identity behind a service port
+//! (its pods, or the pods of any backend of a split rooted there) cannot get one request
+//! through to it, so it gets none of that port's clusters or endpoints. What the client sees
+//! stays the same: a trimmed HTTP port keeps its virtual host (same domains) whose single
+//! route answers `403 RBAC: access denied` itself — what the destination's RBAC filter would
+//! have answered (status, body, content type); a trimmed TCP port keeps its listener, whose deny-all network RBAC
+//! closes the connection on its first byte — as the destination's network RBAC would have.
+//! A port is trimmed only when every destination it routes to would refuse in that same way
+//! (pods exist, each serves the target port behind an inbound listener of the same kind);
+//! otherwise (no pods: `503 no healthy upstream`; a target port without an inbound listener:
+//! connection refused) it is kept whole, as before.
 
 use crate::proto::{CLUSTER, ENDPOINT, LISTENER, ROUTE};
 use meshbridge_core::capability::{Feature, Level};
@@ -35,6 +49,12 @@ pub const ADMIN_PORT: u16 = 15000;
 pub const ROOT_CA_SECRET: &str = "ROOTCA";
 /// Route configuration of the outbound listener.
 pub const OUTBOUND_ROUTE: &str = "outbound_http";
+/// What Envoy's HTTP RBAC filter answers a request it denies (its local reply: status and
+/// body, `content-type: text/plain`); trimmed ports answer the same.
+pub const RBAC_DENIED_STATUS: u16 = 403;
+pub const RBAC_DENIED_BODY: &str = "RBAC: access denied";
+/// Early-data buffer of a trimmed TCP port's proxy (never used: its RBAC closes first).
+const RBAC_EARLY_DATA_BYTES: u32 = 1024;
 
 /// One proxy (sidecar) to configure.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -107,13 +127,37 @@ pub struct ProxyConfig {
     pub parents: BTreeSet<ObjectKey>,
 }
 
+/// How every endpoint of a cluster refuses a client whose identity it does not allow.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Refusal {
+    /// The inbound port is HTTP: the RBAC filter answers `403 RBAC: access denied`.
+    Forbidden,
+    /// The inbound port is not HTTP: the network RBAC filter closes the connection.
+    Close,
+}
+
+/// One outbound cluster, computed once per IR.
+struct ClusterInfo<'a> {
+    /// Identities of the pods behind it (secure naming, and who may let a client in).
+    ids: BTreeSet<&'a Identity>,
+    /// The `ClusterLoadAssignment` (the same for every proxy).
+    endpoints: Value,
+    /// How its destinations refuse a client they do not allow; `None` when they would not all
+    /// refuse it the same way through their RBAC (no pods; a target port without an inbound
+    /// listener; HTTP and non-HTTP inbound ports mixed).
+    refusal: Option<Refusal>,
+}
+
 /// Shared (proxy-independent) outbound state, computed once per IR.
 pub struct Mesh<'a> {
     ir: &'a Ir,
     cx: &'a Context,
     proxies: &'a [Proxy],
-    /// Clusters `ns/svc|port` → (service, port).
-    clusters: BTreeMap<String, (&'a Service, &'a ServicePort)>,
+    /// Clusters `ns/svc|port`.
+    clusters: BTreeMap<String, ClusterInfo<'a>>,
+    /// Source identity → destination identities with a rule naming it → those rules'
+    /// TrafficTargets.
+    allowed: BTreeMap<&'a Identity, BTreeMap<&'a Identity, BTreeSet<&'a ObjectKey>>>,
     findings: Vec<Finding>,
 }
 
@@ -135,24 +179,88 @@ fn socket(ip: &str, port: u16) -> Value {
 
 impl<'a> Mesh<'a> {
     pub fn new(ir: &'a Ir, cx: &'a Context, proxies: &'a [Proxy]) -> Self {
-        let mut clusters = BTreeMap::new();
-        for s in ir.services.values() {
-            for p in &s.ports {
-                if p.protocol != meshbridge_core::ir::Protocol::Tcp {
-                    continue;
+        let mut allowed: BTreeMap<&Identity, BTreeMap<&Identity, BTreeSet<&ObjectKey>>> =
+            BTreeMap::new();
+        for pol in ir.access.values() {
+            for r in &pol.rules {
+                for src in &r.sources {
+                    allowed
+                        .entry(src)
+                        .or_default()
+                        .entry(&pol.destination)
+                        .or_default()
+                        .insert(&r.parent);
                 }
-                clusters.insert(cluster_name(&s.key, p.port), (s, p));
             }
         }
         let mut m = Mesh {
             ir,
             cx,
             proxies,
-            clusters,
+            clusters: BTreeMap::new(),
+            allowed,
             findings: vec![],
         };
+        let mut clusters = BTreeMap::new();
+        for s in ir.services.values() {
+            for p in &s.ports {
+                if p.protocol != meshbridge_core::ir::Protocol::Tcp {
+                    continue;
+                }
+                let name = cluster_name(&s.key, p.port);
+                let info = m.cluster_info(&name, s, p);
+                clusters.insert(name, info);
+            }
+        }
+        m.clusters = clusters;
         m.global_findings();
         m
+    }
+
+    fn cluster_info(&self, name: &str, s: &'a Service, sp: &ServicePort) -> ClusterInfo<'a> {
+        let mut ids = BTreeSet::new();
+        let mut eps: Vec<(String, u16)> = vec![];
+        let mut refusals = BTreeSet::new();
+        let mut enforced = true;
+        for p in self.pods_of(s) {
+            ids.insert(&p.identity);
+            let Some(port) = p.resolve(&sp.target_port) else {
+                continue;
+            };
+            if let Some(ip) = &p.ip {
+                eps.push((ip.clone(), port));
+            }
+            // A pod not yet scheduled (no address) counts as the endpoint it will become.
+            if p.container_ports.iter().any(|(_, q)| *q == port) {
+                refusals.insert(if self.port_is_http(p, port) {
+                    Refusal::Forbidden
+                } else {
+                    Refusal::Close
+                });
+            } else {
+                // No inbound listener there: the connection is refused (503), not the RBAC.
+                enforced = false;
+            }
+        }
+        eps.sort();
+        eps.dedup();
+        let lb: Vec<Value> = eps
+            .iter()
+            .map(|(ip, port)| json!({"endpoint": {"address": socket(ip, *port)}}))
+            .collect();
+        let mut endpoints = json!({"@type": ENDPOINT, "clusterName": name});
+        if !lb.is_empty() {
+            endpoints["endpoints"] = json!([{"lbEndpoints": lb}]);
+        }
+        let refusal = match (enforced, refusals.len()) {
+            (true, 1) => refusals.into_iter().next(),
+            _ => None,
+        };
+        ClusterInfo {
+            ids,
+            endpoints,
+            refusal,
+        }
     }
 
     fn global_findings(&mut self) {
@@ -203,28 +311,6 @@ impl<'a> Mesh<'a> {
             .filter(move |p| p.namespace == ns && !sel.is_empty() && selects(&sel, &p.labels))
     }
 
-    fn endpoints(&self, name: &str) -> Value {
-        let mut eps: Vec<(String, u16)> = vec![];
-        if let Some((s, sp)) = self.clusters.get(name) {
-            for p in self.pods_of(s) {
-                if let (Some(ip), Some(port)) = (&p.ip, p.resolve(&sp.target_port)) {
-                    eps.push((ip.clone(), port));
-                }
-            }
-        }
-        eps.sort();
-        eps.dedup();
-        let lb: Vec<Value> = eps
-            .iter()
-            .map(|(ip, port)| json!({"endpoint": {"address": socket(ip, *port)}}))
-            .collect();
-        let mut v = json!({"@type": ENDPOINT, "clusterName": name});
-        if !lb.is_empty() {
-            v["endpoints"] = json!([{"lbEndpoints": lb}]);
-        }
-        v
-    }
-
     fn tls_common(&self, own: &str) -> Value {
         json!({
             "tlsCertificateSdsSecretConfigs": [sds(own)],
@@ -234,11 +320,12 @@ impl<'a> Mesh<'a> {
 
     fn cluster(&self, name: &str, own: &str) -> Value {
         let mut common = self.tls_common(own);
-        if let Some((s, _)) = self.clusters.get(name) {
+        if let Some(info) = self.clusters.get(name) {
             // Secure naming: the upstream sidecar must present one of the service's identities.
-            let mut ids: Vec<String> = self
-                .pods_of(s)
-                .map(|p| p.identity.spiffe(&self.cx.trust_domain))
+            let mut ids: Vec<String> = info
+                .ids
+                .iter()
+                .map(|i| i.spiffe(&self.cx.trust_domain))
                 .collect();
             ids.sort();
             ids.dedup();
@@ -391,15 +478,108 @@ impl<'a> Mesh<'a> {
         }
     }
 
-    fn outbound_routes(&self, from: &str, parents: &mut BTreeSet<ObjectKey>) -> Value {
+    /// Clusters of one service port: every cluster it may send to (its own and every backend
+    /// of its split on that port, zero weights included), and those it routes to (for HTTP the
+    /// root too when A/B matches send the rest there).
+    fn port_clusters(
+        &self,
+        s: &Service,
+        port: u16,
+        http: bool,
+    ) -> (BTreeSet<String>, BTreeSet<String>) {
+        let root = cluster_name(&s.key, port);
+        let (targets, split) = self.targets(s, port);
+        let mut routed: BTreeSet<String> = targets.into_iter().map(|(c, _)| c).collect();
+        let mut all = routed.clone();
+        all.insert(root.clone());
+        if let Some(split) = split {
+            if http && !split.matches.is_empty() {
+                routed.insert(root);
+            }
+            if let Some(sp) = split.ports.iter().find(|p| p.port.port == port) {
+                all.extend(
+                    sp.backends
+                        .iter()
+                        .filter_map(|(i, _)| split.backends.get(*i))
+                        .map(|b| cluster_name(&b.service, port)),
+                );
+            }
+        }
+        (all, routed)
+    }
+
+    /// Whether a service port is trimmed for a proxy running as `id`: no identity behind any
+    /// cluster it may send to has a rule naming `id` as a source (so no request or connection
+    /// of `id` can get through), and every cluster it routes to refuses as `how` says, so the
+    /// proxy can answer that refusal itself. Otherwise returns the clusters to send (all of
+    /// them, as without trimming) and records the TrafficTargets that let `id` in.
+    fn scope(
+        &self,
+        id: &Identity,
+        s: &Service,
+        port: u16,
+        http: bool,
+        parents: &mut BTreeSet<ObjectKey>,
+    ) -> Option<BTreeSet<String>> {
+        let (all, routed) = self.port_clusters(s, port, http);
+        let mut reachable = false;
+        if let Some(dests) = self.allowed.get(id) {
+            for info in all.iter().filter_map(|c| self.clusters.get(c)) {
+                for d in &info.ids {
+                    if let Some(tts) = dests.get(d) {
+                        reachable = true;
+                        parents.extend(tts.iter().map(|k| (*k).clone()));
+                    }
+                }
+            }
+        }
+        let how = if http {
+            Refusal::Forbidden
+        } else {
+            Refusal::Close
+        };
+        let refused = routed
+            .iter()
+            .all(|c| self.clusters.get(c).is_some_and(|i| i.refusal == Some(how)));
+        if !reachable && refused {
+            None
+        } else {
+            Some(all)
+        }
+    }
+
+    /// The outbound route configuration. `kept`: cluster names of the HTTP ports not trimmed
+    /// for this proxy (see [`Mesh::scope`]).
+    fn outbound_routes(
+        &self,
+        from: &str,
+        kept: &BTreeSet<String>,
+        parents: &mut BTreeSet<ObjectKey>,
+    ) -> Value {
         let mut vhosts = Vec::new();
         for s in self.ir.services.values() {
             let http: Vec<&ServicePort> = s.ports.iter().filter(|p| p.is_http()).collect();
             for (i, p) in http.iter().enumerate() {
+                let name = cluster_name(&s.key, p.port);
                 let (targets, split) = self.targets(s, p.port);
-                let mut routes = Vec::new();
                 if let Some(split) = split {
                     parents.insert(split.parent.clone());
+                }
+                let mut routes = Vec::new();
+                if !kept.contains(&name) {
+                    // Trimmed: this proxy may not reach any destination of the port, and each
+                    // of them would answer it with its RBAC filter's local reply. Answer that
+                    // here instead of sending the port's clusters and endpoints, so the client
+                    // gets what it got before: the same status, body and content type (only
+                    // Envoy's `x-envoy-upstream-service-time` header is missing, and a local
+                    // reply's `Connection: close` is closed after Envoy's delayed-close grace).
+                    routes.push(
+                        json!({"name": "denied", "match": {"prefix": "/"}, "directResponse": {
+                            "status": RBAC_DENIED_STATUS,
+                            "body": {"inlineString": RBAC_DENIED_BODY},
+                        }}),
+                    );
+                } else if let Some(split) = split {
                     for m in &split.matches {
                         parents.insert(m.group.clone());
                         for rm in Self::route_matches(m) {
@@ -407,7 +587,7 @@ impl<'a> Mesh<'a> {
                         }
                     }
                     if !split.matches.is_empty() {
-                        let root = vec![(cluster_name(&s.key, p.port), 1)];
+                        let root = vec![(name.clone(), 1)];
                         routes.push(json!({"name": "root", "match": {"prefix": "/"}, "route": self.http_action(&root)}));
                     } else {
                         routes.push(json!({"name": "split", "match": {"prefix": "/"}, "route": self.http_action(&targets)}));
@@ -416,7 +596,7 @@ impl<'a> Mesh<'a> {
                     routes.push(json!({"name": "default", "match": {"prefix": "/"}, "route": self.http_action(&targets)}));
                 }
                 vhosts.push(json!({
-                    "name": cluster_name(&s.key, p.port),
+                    "name": name,
                     "domains": self.domains(s, p.port, i == 0, from),
                     "routes": routes,
                 }));
@@ -455,9 +635,25 @@ impl<'a> Mesh<'a> {
                 }]}]
             }),
         );
+        // Scope: which service ports this proxy keeps (with their clusters) and which it answers
+        // itself with the destinations' refusal.
+        let mut kept = BTreeSet::new();
+        let mut send = BTreeSet::new();
+        for s in self.ir.services.values() {
+            for p in &s.ports {
+                if p.protocol != meshbridge_core::ir::Protocol::Tcp {
+                    continue;
+                }
+                if let Some(cs) = self.scope(&proxy.identity, s, p.port, p.is_http(), &mut parents)
+                {
+                    kept.insert(cluster_name(&s.key, p.port));
+                    send.extend(cs);
+                }
+            }
+        }
         routes.insert(
             OUTBOUND_ROUTE.to_string(),
-            self.outbound_routes(&proxy.namespace, &mut parents),
+            self.outbound_routes(&proxy.namespace, &kept, &mut parents),
         );
         let mut tcp_ports: BTreeMap<u16, (&Service, &ServicePort)> = BTreeMap::new();
         for s in self.ir.services.values() {
@@ -504,19 +700,41 @@ impl<'a> Mesh<'a> {
                 tp["weightedClusters"] = json!({"clusters": targets.iter().map(|(c, w)| json!({"name": c, "weight": w})).collect::<Vec<_>>()});
             }
             let name = format!("outbound_tcp_{port}");
+            let mut filters =
+                vec![json!({"name": "envoy.filters.network.tcp_proxy", "typedConfig": tp})];
+            if !kept.contains(&cluster_name(&s.key, *port)) {
+                // Trimmed: no destination of the port lets this proxy in, and each would close
+                // the connection with its network RBAC (checked on the first byte). Do the
+                // same here: a deny-all network RBAC, and a TCP proxy that would connect only
+                // once data arrives — which the RBAC never lets through — so the client sees
+                // an accepted connection closed on its first byte, as before, and no cluster
+                // is needed.
+                filters[0]["typedConfig"]["upstreamConnectMode"] = json!("ON_DOWNSTREAM_DATA");
+                filters[0]["typedConfig"]["maxEarlyDataBytes"] = json!(RBAC_EARLY_DATA_BYTES);
+                filters.insert(
+                    0,
+                    json!({"name": "envoy.filters.network.rbac", "typedConfig": {
+                        "@type": "type.googleapis.com/envoy.extensions.filters.network.rbac.v3.RBAC",
+                        "statPrefix": name,
+                        "rules": {"action": "ALLOW", "policies": {}},
+                    }}),
+                );
+            }
             listeners.insert(
                 name.clone(),
                 json!({
                     "@type": LISTENER,
                     "name": name,
                     "address": socket(&bind, *port),
-                    "filterChains": [{"filters": [{"name": "envoy.filters.network.tcp_proxy", "typedConfig": tp}]}]
+                    "filterChains": [{"filters": filters}]
                 }),
             );
         }
-        for name in self.clusters.keys() {
-            clusters.insert(name.clone(), self.cluster(name, &own));
-            endpoints.insert(name.clone(), self.endpoints(name));
+        for name in &send {
+            if let Some(info) = self.clusters.get(name) {
+                clusters.insert(name.clone(), self.cluster(name, &own));
+                endpoints.insert(name.clone(), info.endpoints.clone());
+            }
         }
 
         // --- inbound ---
@@ -653,11 +871,8 @@ impl<'a> Mesh<'a> {
     /// service, when the container port is named like one).
     fn port_is_http(&self, proxy: &Proxy, port: u16) -> bool {
         let mut any = false;
-        for s in self.ir.services.values() {
-            if s.key.namespace != proxy.namespace
-                || s.selector.is_empty()
-                || !selects(&s.selector, &proxy.labels)
-            {
+        for s in self.ir.services_in(&proxy.namespace) {
+            if s.selector.is_empty() || !selects(&s.selector, &proxy.labels) {
                 continue;
             }
             for p in &s.ports {

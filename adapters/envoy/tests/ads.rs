@@ -15,7 +15,7 @@ use meshbridge_envoy::server::{
     Cache, Connections, EncodeCache, NodeSnapshot, ServerTls, serve, snapshot_from_json,
 };
 use serde_json::json;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -396,4 +396,141 @@ async fn unknown_node_is_refused() {
     s.send(req(Some("demo/nobody"), CLUSTER, &[], "", "", false))
         .await;
     assert_eq!(s.recv().await.unwrap_err().code(), tonic::Code::NotFound);
+}
+
+#[tokio::test]
+async fn listeners_wait_until_the_endpoints_of_every_cluster_are_requested() {
+    let (cache, port, _) = start(None).await;
+    let mut s = Stream::open(plain(port).await).await.unwrap();
+    let n = Some("demo/a");
+    s.send(req(n, CLUSTER, &[], "", "", false)).await;
+    let cds = s.recv().await.unwrap();
+    assert_eq!(cds.type_url, CLUSTER);
+    s.send(req(None, LISTENER, &[], "", "", false)).await;
+    // CDS acknowledged, but c1's endpoints not asked for yet: listeners (and routes behind
+    // them) would point at a warming cluster.
+    s.send(req(
+        None,
+        CLUSTER,
+        &[],
+        &cds.version_info,
+        &cds.nonce,
+        false,
+    ))
+    .await;
+    assert!(
+        s.silent(300).await,
+        "listeners sent before the endpoints were requested"
+    );
+    assert!(!cache.in_sync("demo/a"));
+    s.send(req(None, ENDPOINT, &["c1"], "", "", false)).await;
+    let eds = s.recv().await.unwrap();
+    assert_eq!(eds.type_url, ENDPOINT);
+    s.send(req(
+        None,
+        ENDPOINT,
+        &["c1"],
+        &eds.version_info,
+        &eds.nonce,
+        false,
+    ))
+    .await;
+    let lds = s.recv().await.unwrap();
+    assert_eq!(lds.type_url, LISTENER);
+    s.send(req(
+        None,
+        LISTENER,
+        &[],
+        &lds.version_info,
+        &lds.nonce,
+        false,
+    ))
+    .await;
+    s.send(req(None, ROUTE, &["r1"], "", "", false)).await;
+    let rds = s.recv().await.unwrap();
+    assert!(!cache.in_sync("demo/a"), "routes not acknowledged yet");
+    s.send(req(
+        None,
+        ROUTE,
+        &["r1"],
+        &rds.version_info,
+        &rds.nonce,
+        false,
+    ))
+    .await;
+    // The proxy never asked for a secret (nothing of its references one): nothing to wait
+    // for, it is in sync.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !cache.in_sync("demo/a") {
+        assert!(std::time::Instant::now() < deadline, "{:?}", cache.status());
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        cache.status()["demo/a"].subscribed.get(ENDPOINT),
+        Some(&Some(Arc::new(["c1".to_string()].into())))
+    );
+}
+
+#[tokio::test]
+async fn removing_the_last_clusters_sends_no_endpoints_and_converges() {
+    let (cache, port, _) = start(None).await;
+    let mut s = Stream::open(plain(port).await).await.unwrap();
+    let n = Some("demo/a");
+    s.send(req(n, CLUSTER, &[], "", "", false)).await;
+    let cds = s.recv().await.unwrap();
+    s.send(req(None, ENDPOINT, &["c1"], "", "", false)).await;
+    let eds = s.recv().await.unwrap();
+    for r in [&cds, &eds] {
+        let names: &[&str] = if r.type_url == ENDPOINT { &["c1"] } else { &[] };
+        s.send(req(
+            None,
+            &r.type_url,
+            names,
+            &r.version_info,
+            &r.nonce,
+            false,
+        ))
+        .await;
+    }
+    assert!(s.silent(200).await);
+    // The snapshot loses its only cluster (and its endpoints).
+    let mut res: BTreeMap<&'static str, BTreeMap<String, serde_json::Value>> = BTreeMap::new();
+    res.entry(LISTENER)
+        .or_default()
+        .insert("l1".into(), json!({"@type": LISTENER, "name": "l1"}));
+    let mut enc = EncodeCache::default();
+    let snap = snapshot_from_json(&res, &BTreeMap::new(), &mut enc).unwrap();
+    cache.set("demo/a", A, Arc::new(snap));
+    let cds2 = s.recv().await.unwrap();
+    assert_eq!(cds2.type_url, CLUSTER);
+    assert!(cds2.resources.is_empty());
+    // Nothing for the endpoints Envoy still watches until it processes that update: it would
+    // drop such an answer unacknowledged.
+    assert!(s.silent(200).await, "endpoints sent for removed clusters");
+    // Envoy unsubscribes (same nonce: not stale) and acknowledges the clusters: done.
+    s.send(req(
+        None,
+        ENDPOINT,
+        &[],
+        &eds.version_info,
+        &eds.nonce,
+        false,
+    ))
+    .await;
+    s.send(req(
+        None,
+        CLUSTER,
+        &[],
+        &cds2.version_info,
+        &cds2.nonce,
+        false,
+    ))
+    .await;
+    assert!(s.silent(200).await, "an answer to an empty subscription");
+    let st = cache.status();
+    assert_eq!(st["demo/a"].acked.get(CLUSTER), Some(&cds2.version_info));
+    assert_eq!(
+        st["demo/a"].subscribed.get(ENDPOINT),
+        Some(&Some(Arc::new(BTreeSet::new())))
+    );
 }

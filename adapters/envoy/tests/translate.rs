@@ -304,3 +304,281 @@ fn udp_rules_are_reported() {
         );
     }
 }
+
+fn has(list: &Value, name: &str) -> bool {
+    list.as_array()
+        .unwrap()
+        .iter()
+        .any(|r| r["name"] == name || r["clusterName"] == name)
+}
+
+fn vhost<'a>(doc: &'a Value, name: &str) -> &'a Value {
+    let rc = named(&doc["resources"]["routes"], "outbound_http");
+    named(&rc["virtualHosts"], name)
+}
+
+/// The single route of a vhost trimmed for this proxy: the destination's RBAC reply.
+fn is_denied_here(vh: &Value) -> bool {
+    let routes = vh["routes"].as_array().unwrap();
+    routes.len() == 1
+        && routes[0]["match"]["prefix"] == "/"
+        && routes[0]["directResponse"]["status"] == 403
+        && routes[0]["directResponse"]["body"]["inlineString"] == "RBAC: access denied"
+        && routes[0].get("route").is_none()
+}
+
+fn outbound_clusters(doc: &Value) -> Vec<String> {
+    doc["resources"]["clusters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c["name"].as_str())
+        .filter(|n| !n.starts_with("inbound|"))
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn a_proxy_gets_only_the_clusters_it_may_reach() {
+    let (docs, _) = run(BASE);
+    // client → web (to-web): web, its split backends and both versions kept whole. client
+    // → db: no rule, so db's TCP port is trimmed.
+    let client = proxy(&docs, "demo/client");
+    assert_eq!(
+        outbound_clusters(client),
+        vec!["demo/web-v1|80", "demo/web-v2|80", "demo/web|80"]
+    );
+    assert!(!has(&client["resources"]["endpoints"], "demo/db|5432"));
+    assert!(!is_denied_here(vhost(client, "demo/web|80")));
+    assert!(!is_denied_here(vhost(client, "demo/web-v1|80")));
+    // web → db (to-db) but nothing → web: web-v1's and web-v2's names answer 403 locally,
+    // with the same domains as before; db kept. The root `web` is the exception: its target
+    // port 8080 lands on web-2, whose sidecar does not listen there (connection refused, 503
+    // — not an RBAC refusal), so it stays whole, and with it its split's backends.
+    let web = proxy(&docs, "demo/web-1");
+    assert_eq!(
+        outbound_clusters(web),
+        vec![
+            "demo/db|5432",
+            "demo/web-v1|80",
+            "demo/web-v2|80",
+            "demo/web|80"
+        ]
+    );
+    assert!(has(&web["resources"]["endpoints"], "demo/db|5432"));
+    assert!(!is_denied_here(vhost(web, "demo/web|80")));
+    for vh in ["demo/web-v1|80", "demo/web-v2|80"] {
+        let v = vhost(web, vh);
+        assert!(is_denied_here(v), "{vh}: {v:#}");
+        assert_eq!(
+            v["domains"],
+            vhost(client, vh)["domains"],
+            "same names as an allowed client"
+        );
+    }
+    // db may reach nothing but the unenforced root: no db cluster or endpoints.
+    let db = proxy(&docs, "demo/db-0");
+    assert_eq!(
+        outbound_clusters(db),
+        vec!["demo/web-v1|80", "demo/web-v2|80", "demo/web|80"]
+    );
+    assert!(!has(&db["resources"]["endpoints"], "demo/db|5432"));
+    // The TrafficTarget that opened a service shapes its source's configuration.
+    let out = translate(
+        vec![load_str("in.yaml", BASE)],
+        &EnvoyAdapter,
+        &Context::default(),
+        None,
+    );
+    let parents = |node: &str| -> Vec<String> {
+        out.translation
+            .objects
+            .iter()
+            .find(|o| o.body["node"]["id"] == node)
+            .unwrap()
+            .parents
+            .iter()
+            .map(|p| p.name.clone())
+            .collect()
+    };
+    assert!(parents("demo/client").contains(&"to-web".to_string()));
+    assert!(!parents("demo/client").contains(&"to-db".to_string()));
+    assert!(parents("demo/web-1").contains(&"to-db".to_string()));
+}
+
+#[test]
+fn a_trimmed_tcp_port_keeps_its_listener_and_closes_like_the_destination() {
+    let (docs, _) = run(BASE);
+    let client = proxy(&docs, "demo/client");
+    let l = named(&client["resources"]["listeners"], "outbound_tcp_5432");
+    let fs = l["filterChains"][0]["filters"].as_array().unwrap();
+    assert_eq!(fs.len(), 2, "{l:#}");
+    assert_eq!(fs[0]["name"], "envoy.filters.network.rbac");
+    assert_eq!(fs[0]["typedConfig"]["rules"]["action"], "ALLOW");
+    assert!(
+        fs[0]["typedConfig"]["rules"]
+            .get("policies")
+            .is_none_or(|p| p.as_object().unwrap().is_empty()),
+        "deny-all: {l:#}"
+    );
+    assert_eq!(fs[1]["name"], "envoy.filters.network.tcp_proxy");
+    assert_eq!(
+        fs[1]["typedConfig"]["upstreamConnectMode"],
+        "ON_DOWNSTREAM_DATA"
+    );
+    // web may reach db: a plain TCP proxy, as before.
+    let web = proxy(&docs, "demo/web-1");
+    let l = named(&web["resources"]["listeners"], "outbound_tcp_5432");
+    let fs = l["filterChains"][0]["filters"].as_array().unwrap();
+    assert_eq!(fs.len(), 1, "{l:#}");
+    assert_eq!(fs[0]["typedConfig"]["cluster"], "demo/db|5432");
+    assert!(fs[0]["typedConfig"].get("upstreamConnectMode").is_none());
+}
+
+#[test]
+fn adding_a_traffic_target_adds_the_clusters() {
+    let allow = "\n---\napiVersion: access.smi-spec.io/v1alpha3\nkind: TrafficTarget\nmetadata: {name: client-to-db, namespace: demo}\nspec:\n  destination: {kind: ServiceAccount, name: db, namespace: demo}\n  sources: [{kind: ServiceAccount, name: client, namespace: demo}]\n  rules: [{kind: TCPRoute, name: tcp}]\n";
+    let (before, _) = run(BASE);
+    let (after, _) = run(&format!("{BASE}{allow}"));
+    let (b, a) = (proxy(&before, "demo/client"), proxy(&after, "demo/client"));
+    assert!(!outbound_clusters(b).contains(&"demo/db|5432".to_string()));
+    assert!(outbound_clusters(a).contains(&"demo/db|5432".to_string()));
+    let eps = named(&a["resources"]["endpoints"], "demo/db|5432");
+    assert_eq!(
+        eps["endpoints"][0]["lbEndpoints"][0]["endpoint"]["address"]["socketAddress"]["address"],
+        "10.0.0.4"
+    );
+    let l = named(&a["resources"]["listeners"], "outbound_tcp_5432");
+    assert_eq!(
+        l["filterChains"][0]["filters"][0]["typedConfig"]["cluster"],
+        "demo/db|5432"
+    );
+    // Nothing else of the client changed but what the new rule opens.
+    assert_eq!(b["resources"]["routes"], a["resources"]["routes"]);
+    // Removing the HTTP rule to web trims web for the client: 403 here, no clusters.
+    let cut = BASE.replace("name: to-web", "name: to-web-gone").replace(
+        "sources: [{kind: ServiceAccount, name: client, namespace: demo}]\n  rules: [{kind: HTTPRouteGroup",
+        "sources: [{kind: ServiceAccount, name: db, namespace: demo}]\n  rules: [{kind: HTTPRouteGroup",
+    );
+    let (docs, _) = run(&cut);
+    let client = proxy(&docs, "demo/client");
+    assert!(is_denied_here(vhost(client, "demo/web-v1|80")));
+    assert!(is_denied_here(vhost(client, "demo/web-v2|80")));
+    // …and opens it to db instead.
+    let db = proxy(&docs, "demo/db-0");
+    assert!(!is_denied_here(vhost(db, "demo/web-v1|80")));
+    assert!(!is_denied_here(vhost(db, "demo/web-v2|80")));
+}
+
+/// Split backends running as different identities: the client may reach only web-v2's.
+const SPLIT_IDS: &str = r#"
+apiVersion: v1
+kind: Service
+metadata: {name: web, namespace: demo}
+spec: {selector: {app: web}, ports: [{name: http, port: 80, targetPort: 8080}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web-v1, namespace: demo}
+spec: {selector: {app: web, v: "1"}, ports: [{name: http, port: 80, targetPort: 8080}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web-v2, namespace: demo}
+spec: {selector: {app: web, v: "2"}, ports: [{name: http, port: 80, targetPort: 8080}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: ghost, namespace: demo}
+spec: {selector: {app: nobody}, ports: [{name: http, port: 80}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: undeclared, namespace: demo}
+spec: {selector: {app: web, v: "1"}, ports: [{name: http, port: 80, targetPort: 9090}]}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: web-1, namespace: demo, labels: {app: web, v: "1"}}
+spec: {serviceAccountName: web1, containers: [{name: c, ports: [{containerPort: 8080}]}]}
+status: {podIP: 10.0.0.1}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: web-2, namespace: demo, labels: {app: web, v: "2"}}
+spec: {serviceAccountName: web2, containers: [{name: c, ports: [{containerPort: 8080}]}]}
+status: {podIP: 10.0.0.2}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: client, namespace: demo, labels: {app: client}}
+spec: {serviceAccountName: client, containers: [{name: c}]}
+status: {podIP: 10.0.0.3}
+---
+apiVersion: split.smi-spec.io/v1alpha4
+kind: TrafficSplit
+metadata: {name: web, namespace: demo}
+spec:
+  service: web
+  backends: [{service: web-v1, weight: 50}, {service: web-v2, weight: 50}]
+---
+apiVersion: specs.smi-spec.io/v1alpha4
+kind: HTTPRouteGroup
+metadata: {name: all, namespace: demo}
+spec:
+  matches: [{name: all, pathRegex: "/.*"}]
+---
+apiVersion: access.smi-spec.io/v1alpha3
+kind: TrafficTarget
+metadata: {name: to-web2, namespace: demo}
+spec:
+  destination: {kind: ServiceAccount, name: web2, namespace: demo}
+  sources: [{kind: ServiceAccount, name: client, namespace: demo}]
+  rules: [{kind: HTTPRouteGroup, name: all}]
+"#;
+
+#[test]
+fn a_reachable_split_keeps_every_backend_and_unenforced_ports_are_never_trimmed() {
+    let (docs, _) = run(SPLIT_IDS);
+    let client = proxy(&docs, "demo/client");
+    // web is reachable (through web-v2): both backends stay, web-v1's requests are still
+    // refused by web-v1's sidecar (403) as before.
+    let vh = vhost(client, "demo/web|80");
+    let wc = vh["routes"][0]["route"]["weightedClusters"]["clusters"]
+        .as_array()
+        .unwrap();
+    let names: Vec<&str> = wc.iter().map(|c| c["name"].as_str().unwrap()).collect();
+    assert_eq!(names, vec!["demo/web-v1|80", "demo/web-v2|80"]);
+    assert!(has(&client["resources"]["clusters"], "demo/web-v1|80"));
+    assert!(has(&client["resources"]["endpoints"], "demo/web-v1|80"));
+    // web-v1 on its own is not reachable: its names answer 403 here, while its cluster stays
+    // for the split.
+    assert!(is_denied_here(vhost(client, "demo/web-v1|80")));
+    assert!(!is_denied_here(vhost(client, "demo/web-v2|80")));
+    // No pods behind ghost: today's `503 no healthy upstream` stays (not trimmed to a 403).
+    assert!(!is_denied_here(vhost(client, "demo/ghost|80")));
+    assert!(has(&client["resources"]["clusters"], "demo/ghost|80"));
+    // undeclared targets a port web-1's sidecar does not listen on: connection refused
+    // (503), not an RBAC refusal — not trimmed either.
+    assert!(!is_denied_here(vhost(client, "demo/undeclared|80")));
+    assert!(has(&client["resources"]["clusters"], "demo/undeclared|80"));
+    // web-1 may reach nothing enforced: everything with pods and a listener is trimmed.
+    let w1 = proxy(&docs, "demo/web-1");
+    assert!(is_denied_here(vhost(w1, "demo/web|80")));
+    assert!(is_denied_here(vhost(w1, "demo/web-v2|80")));
+    assert_eq!(
+        outbound_clusters(w1),
+        vec!["demo/ghost|80", "demo/undeclared|80"]
+    );
+    // Every resource still encodes.
+    for d in &docs {
+        for (k, list) in d["resources"].as_object().unwrap() {
+            if k == "secrets" {
+                continue;
+            }
+            for r in list.as_array().unwrap() {
+                meshbridge_envoy::proto::encode(r).unwrap_or_else(|e| panic!("{k}: {e}\n{r:#}"));
+            }
+        }
+    }
+}
