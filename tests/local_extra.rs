@@ -290,3 +290,67 @@ fn control_plane_restart_and_cert_rotation_under_traffic() {
     let t = m.tally("app-a", SVC, "/", &[], 10);
     assert_eq!(n(&t, C), 10, "{t:?}");
 }
+
+#[test]
+fn control_plane_process_killed_and_restarted_under_traffic() {
+    if envoy_or_skip().is_none() {
+        return;
+    }
+    let mut m = split_app("kill", 37, &[]);
+    m.write(
+        "04-split.yaml",
+        &split(&[("app-b", "1"), ("app-c", "0")], None, "v1alpha4"),
+    );
+    let out = m.pod("app-a")["outbound"].as_str().unwrap().to_string();
+    let pods_before = m.pods.len();
+    let stop = Arc::new(AtomicBool::new(false));
+    let s2 = stop.clone();
+    let load = std::thread::spawn(move || {
+        let mut res: BTreeMap<String, usize> = BTreeMap::new();
+        for _ in 0..20_000 {
+            if s2.load(Ordering::Relaxed) {
+                break;
+            }
+            let (st, body) = http(&out, "GET", SVC, "/", &[]);
+            let k = if st == 200 {
+                serde_json::from_str::<Value>(&body)
+                    .ok()
+                    .and_then(|v| v["pod"].as_str().map(str::to_string))
+                    .unwrap_or_default()
+            } else {
+                format!("status:{st}")
+            };
+            *res.entry(k).or_default() += 1;
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        res
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    // SIGKILL: no cleanup runs. The sidecars keep serving with their last configuration
+    // while no control plane exists (1 s), then the successor adopts them.
+    let down = m.kill_and_restart(Duration::from_secs(1));
+    assert!(down >= Duration::from_secs(1));
+    let adopted = m.events.iter().filter(|e| e["event"] == "adopted").count();
+    assert_eq!(
+        adopted, pods_before,
+        "every pod is adopted, none restarted: {:?}",
+        m.events
+    );
+    // The successor programs the adopted sidecars.
+    m.write(
+        "04-split.yaml",
+        &split(&[("app-b", "0"), ("app-c", "1")], None, "v1alpha4"),
+    );
+    std::thread::sleep(Duration::from_millis(1000));
+    stop.store(true, Ordering::Relaxed);
+    let res = load.join().unwrap();
+    let failed: usize = res
+        .iter()
+        .filter(|(k, _)| !k.ends_with("-0"))
+        .map(|(_, v)| *v)
+        .sum();
+    assert_eq!(failed, 0, "failed requests: {res:?}");
+    assert!(n(&res, B) > 0 && n(&res, C) > 0, "{res:?}");
+    let t = m.tally("app-a", SVC, "/", &[], 10);
+    assert_eq!(n(&t, C), 10, "{t:?}");
+}

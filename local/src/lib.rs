@@ -1,6 +1,7 @@
 //! `meshbridge local` (the built-in mesh without a cluster) and `meshbridge echo-server`.
 
 pub mod echo;
+pub mod procs;
 pub mod runtime;
 
 use std::path::PathBuf;

@@ -1,6 +1,7 @@
 //! `meshbridge local up DIR`: the control plane (ADS over mTLS + the CA), every pod's program
 //! and one real Envoy per pod, all on loopback addresses, with live reload of DIR.
 
+use crate::procs::{PidFile, Proc};
 use meshbridge_core::build::build;
 use meshbridge_core::ir::{Identity, Ir};
 use meshbridge_core::load::{Loaded, load_str};
@@ -20,7 +21,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
-use tokio::process::{Child, Command};
+use tokio::process::Command;
 
 /// Options of `meshbridge local up`.
 #[derive(Clone, Debug)]
@@ -205,9 +206,9 @@ struct RunningPod {
     ip: String,
     app_ip: String,
     dir: PathBuf,
-    envoy: Child,
+    envoy: Proc,
     envoy_dead: bool,
-    programs: Vec<Child>,
+    programs: Vec<Proc>,
 }
 
 /// The files read from DIR, with the objects of the last good version of each.
@@ -469,11 +470,6 @@ impl Runtime {
             .join(format!("{}.{}", spec.namespace, spec.name));
         std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         let id = Identity::new(&spec.namespace, &spec.service_account);
-        let xds_cert = self
-            .ca
-            .issue_workload(&self.spiffe(&id), Duration::from_secs(30 * 86400))?;
-        std::fs::write(dir.join("xds-cert.pem"), &xds_cert.cert_pem).map_err(|e| e.to_string())?;
-        write_private(&dir.join("xds-key.pem"), &xds_cert.key_pem)?;
         let ca_file = self.state.join("ca.pem");
         let bs = Bootstrap {
             node_id: &node,
@@ -487,71 +483,140 @@ impl Runtime {
             ca: &ca_file,
             delta: self.opts.delta,
         }
-        .to_json();
+        .to_json()
+        .to_string();
         let bs_path = dir.join("bootstrap.json");
-        std::fs::write(&bs_path, bs.to_string()).map_err(|e| e.to_string())?;
-        let log = |name: &str| -> Result<std::fs::File, String> {
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(dir.join(name))
-                .map_err(|e| e.to_string())
-        };
-        let envoy = Command::new(&self.envoy_bin)
-            .arg("-c")
-            .arg(&bs_path)
-            .args([
-                "--concurrency",
-                "1",
-                "--disable-hot-restart",
-                "--drain-time-s",
-                "1",
-                "--drain-strategy",
-                "immediate",
-                "-l",
-                "warning",
-            ])
-            .arg("--log-path")
-            .arg(dir.join("envoy.log"))
-            .stdin(std::process::Stdio::null())
-            .stdout(log("envoy.out")?)
-            .stderr(log("envoy.out")?)
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(|e| format!("{}: {e}", self.envoy_bin.display()))?;
-        let mut programs = Vec::new();
+        let envoy_argv: Vec<String> = [
+            self.envoy_bin.to_string_lossy().into_owned(),
+            "-c".into(),
+            bs_path.to_string_lossy().into_owned(),
+            "--concurrency".into(),
+            "1".into(),
+            "--disable-hot-restart".into(),
+            "--drain-time-s".into(),
+            "1".into(),
+            "--drain-strategy".into(),
+            "immediate".into(),
+            "-l".into(),
+            "warning".into(),
+            "--log-path".into(),
+            dir.join("envoy.log").to_string_lossy().into_owned(),
+        ]
+        .into();
         let ports: Vec<String> = spec.ports.iter().map(|(_, p)| p.to_string()).collect();
-        for (argv, env) in &spec.programs {
-            let prog = if argv[0] == "meshbridge" {
-                self.self_exe.clone()
-            } else {
-                PathBuf::from(&argv[0])
-            };
-            let mut cmd = Command::new(prog);
-            cmd.args(&argv[1..])
-                .envs(env.iter().cloned())
-                .env("MESHBRIDGE_POD", &spec.name)
-                .env("MESHBRIDGE_NAMESPACE", &spec.namespace)
-                .env("MESHBRIDGE_SERVICE_ACCOUNT", &spec.service_account)
-                .env("MESHBRIDGE_LISTEN", &app_ip)
-                .env("MESHBRIDGE_PORTS", ports.join(","))
-                .env("MESHBRIDGE_POD_IP", &ip)
-                .env(
-                    "MESHBRIDGE_OUTBOUND",
-                    format!("http://{ip}:{OUTBOUND_PORT}"),
-                )
-                .stdin(std::process::Stdio::null())
-                .stdout(log("app.log")?)
-                .stderr(log("app.log")?)
-                .kill_on_drop(true);
-            match cmd.spawn() {
-                Ok(c) => programs.push(c),
-                Err(e) => eprintln!(
-                    "meshbridge local: pod {node}: cannot start {:?}: {e}",
-                    argv[0]
-                ),
+        let program_argvs: Vec<Vec<String>> = spec
+            .programs
+            .iter()
+            .map(|(argv, _)| {
+                let mut a = argv.clone();
+                if a[0] == "meshbridge" {
+                    a[0] = self.self_exe.to_string_lossy().into_owned();
+                }
+                a
+            })
+            .collect();
+        let spec_key = format!(
+            "{:016x}",
+            meshbridge_envoy::proto::fnv(format!("{spec:?}|{ip}|{app_ip}").as_bytes())
+        );
+
+        // A sidecar and programs left running by a control plane that was killed: adopt them
+        // when they are exactly what would be started now (same spec, addresses, bootstrap
+        // and command lines); otherwise stop them before starting afresh.
+        let pid_file = PidFile::read(&dir);
+        let same_bootstrap = std::fs::read_to_string(&bs_path).is_ok_and(|b| b == bs);
+        let adopted = match &pid_file {
+            Some(f)
+                if same_bootstrap
+                    && f.spec == spec_key
+                    && f.procs.len() == 1 + program_argvs.len()
+                    && f.procs.first().is_some_and(|(_, a)| *a == envoy_argv)
+                    && f.procs
+                        .iter()
+                        .all(|(pid, argv)| crate::procs::runs(*pid, argv)) =>
+            {
+                Some(f.procs.iter().map(|(pid, _)| *pid).collect::<Vec<u32>>())
             }
-        }
+            Some(f) => {
+                f.stop_all().await;
+                None
+            }
+            None => None,
+        };
+        let (envoy, programs) = match adopted {
+            Some(pids) => {
+                emit(json!({"event": "adopted", "pod": node, "pids": pids}));
+                let mut procs = pids.into_iter().map(Proc::Adopted);
+                let envoy = procs.next().ok_or("empty pid list")?;
+                (envoy, procs.collect())
+            }
+            None => {
+                let xds_cert = self
+                    .ca
+                    .issue_workload(&self.spiffe(&id), Duration::from_secs(30 * 86400))?;
+                std::fs::write(dir.join("xds-cert.pem"), &xds_cert.cert_pem)
+                    .map_err(|e| e.to_string())?;
+                write_private(&dir.join("xds-key.pem"), &xds_cert.key_pem)?;
+                std::fs::write(&bs_path, &bs).map_err(|e| e.to_string())?;
+                let log = |name: &str| -> Result<std::fs::File, String> {
+                    std::fs::OpenOptions::new()
+                        .create(true)
+                        .append(true)
+                        .open(dir.join(name))
+                        .map_err(|e| e.to_string())
+                };
+                let envoy = Command::new(&envoy_argv[0])
+                    .args(&envoy_argv[1..])
+                    .stdin(std::process::Stdio::null())
+                    .stdout(log("envoy.out")?)
+                    .stderr(log("envoy.out")?)
+                    .kill_on_drop(true)
+                    .spawn()
+                    .map_err(|e| format!("{}: {e}", self.envoy_bin.display()))?;
+                let mut recorded = vec![(envoy.id().unwrap_or(0), envoy_argv.clone())];
+                let mut programs = Vec::new();
+                for ((_, env), argv) in spec.programs.iter().zip(&program_argvs) {
+                    let mut cmd = Command::new(&argv[0]);
+                    cmd.args(&argv[1..])
+                        .envs(env.iter().cloned())
+                        .env("MESHBRIDGE_POD", &spec.name)
+                        .env("MESHBRIDGE_NAMESPACE", &spec.namespace)
+                        .env("MESHBRIDGE_SERVICE_ACCOUNT", &spec.service_account)
+                        .env("MESHBRIDGE_LISTEN", &app_ip)
+                        .env("MESHBRIDGE_PORTS", ports.join(","))
+                        .env("MESHBRIDGE_POD_IP", &ip)
+                        .env(
+                            "MESHBRIDGE_OUTBOUND",
+                            format!("http://{ip}:{OUTBOUND_PORT}"),
+                        )
+                        .stdin(std::process::Stdio::null())
+                        .stdout(log("app.log")?)
+                        .stderr(log("app.log")?)
+                        .kill_on_drop(true);
+                    match cmd.spawn() {
+                        Ok(c) => {
+                            recorded.push((c.id().unwrap_or(0), argv.clone()));
+                            programs.push(Proc::Child(c));
+                        }
+                        Err(e) => eprintln!(
+                            "meshbridge local: pod {node}: cannot start {:?}: {e}",
+                            argv[0]
+                        ),
+                    }
+                }
+                // Recorded only when every program started (a partial set is never adopted).
+                if recorded.len() == 1 + program_argvs.len() {
+                    PidFile {
+                        spec: spec_key,
+                        procs: recorded,
+                    }
+                    .write(&dir)?;
+                } else {
+                    let _ = std::fs::remove_file(dir.join("pids.json"));
+                }
+                (Proc::Child(envoy), programs)
+            }
+        };
         emit(json!({
             "pod": node,
             "ip": ip,
@@ -578,10 +643,9 @@ impl Runtime {
     async fn stop_pod(&mut self, node: &str) {
         if let Some(mut p) = self.pods.remove(node) {
             for c in p.programs.iter_mut().chain(std::iter::once(&mut p.envoy)) {
-                let _ = c.start_kill();
-                let _ = tokio::time::timeout(Duration::from_secs(5), c.wait()).await;
+                c.stop().await;
             }
-            let _ = &p.dir;
+            let _ = std::fs::remove_file(p.dir.join("pids.json"));
             emit(json!({"event": "stopped", "pod": node}));
         }
     }
@@ -648,6 +712,7 @@ impl Runtime {
             );
         }
         self.configs = configs;
+        self.save_state();
         self.refresh_certs()?;
         let t2 = Instant::now();
         self.publish()?;
@@ -659,6 +724,32 @@ impl Runtime {
             t2.elapsed().as_secs_f64() * 1e3
         );
         Ok(())
+    }
+
+    /// Records what a successor needs to adopt the running sidecars: the xDS port their
+    /// bootstraps dial and each pod's address index.
+    fn save_state(&self) {
+        let v = json!({"xdsPort": self.xds_port, "index": self.index});
+        let _ = std::fs::write(self.state.join("runtime.json"), v.to_string());
+    }
+
+    /// Stops the processes of pods a killed predecessor left running that are not wanted
+    /// (or were not adoptable) now.
+    async fn reap_orphans(&self) {
+        let Ok(rd) = std::fs::read_dir(self.state.join("pods")) else {
+            return;
+        };
+        let ours: BTreeSet<&Path> = self.pods.values().map(|p| p.dir.as_path()).collect();
+        for e in rd.flatten() {
+            let dir = e.path();
+            if ours.contains(dir.as_path()) {
+                continue;
+            }
+            if let Some(f) = PidFile::read(&dir) {
+                f.stop_all().await;
+                let _ = std::fs::remove_file(dir.join("pids.json"));
+            }
+        }
     }
 
     fn all_synced(&self) -> bool {
@@ -724,6 +815,9 @@ fn default_state_dir(dir: &Path) -> PathBuf {
 
 /// Runs until SIGINT or SIGTERM. SIGUSR1 restarts the control plane (drops every xDS stream
 /// and all server state, then serves again on the same port) while sidecars keep running.
+/// When the process is killed instead, the sidecars and programs keep running with their
+/// last configuration; the next `local up` with the same state directory takes the same
+/// xDS port and addresses and adopts them (see [`crate::procs`]).
 pub async fn up(opts: UpOptions) -> Result<(), String> {
     use tokio::signal::unix::{SignalKind, signal};
     if !opts.dir.is_dir() {
@@ -743,9 +837,25 @@ pub async fn up(opts: UpOptions) -> Result<(), String> {
         key_pem: server_cert.key_pem.clone(),
         client_ca_pem: ca_pem.clone(),
     };
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", opts.xds_port))
-        .await
-        .map_err(|e| format!("xDS port: {e}"))?;
+    // A predecessor's sidecars (if it was killed) dial its xDS port: take the same one.
+    let saved: Value = std::fs::read(state.join("runtime.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or(Value::Null);
+    let saved_port = saved["xdsPort"]
+        .as_u64()
+        .and_then(|p| u16::try_from(p).ok())
+        .filter(|p| *p != 0 && opts.xds_port == 0);
+    let saved_index: BTreeMap<String, u8> =
+        serde_json::from_value(saved["index"].clone()).unwrap_or_default();
+    let listener = match saved_port {
+        Some(p) => match tokio::net::TcpListener::bind(("127.0.0.1", p)).await {
+            Ok(l) => Ok(l),
+            Err(_) => tokio::net::TcpListener::bind(("127.0.0.1", 0)).await,
+        },
+        None => tokio::net::TcpListener::bind(("127.0.0.1", opts.xds_port)).await,
+    }
+    .map_err(|e| format!("xDS port: {e}"))?;
     let xds_port = listener.local_addr().map_err(|e| e.to_string())?.port();
     eprintln!(
         "meshbridge local: xDS (mTLS) on 127.0.0.1:{xds_port}, Envoy {}, state in {}",
@@ -764,7 +874,7 @@ pub async fn up(opts: UpOptions) -> Result<(), String> {
         enc: EncodeCache::default(),
         inputs: Inputs::default(),
         pods: BTreeMap::new(),
-        index: BTreeMap::new(),
+        index: saved_index,
         certs: HashMap::new(),
         configs: vec![],
         xds_port,
@@ -778,6 +888,7 @@ pub async fn up(opts: UpOptions) -> Result<(), String> {
         rt.shutdown().await;
         return Err(e);
     }
+    rt.reap_orphans().await;
     let mut ready = false;
     let mut synced_gen: Option<u64> = Some(rt.generation);
     let mut last_nacks: BTreeMap<String, u64> = BTreeMap::new();
@@ -823,7 +934,7 @@ pub async fn up(opts: UpOptions) -> Result<(), String> {
                     if p.envoy_dead {
                         continue;
                     }
-                    if let Ok(Some(s)) = p.envoy.try_wait() {
+                    if let Some(s) = p.envoy.exited() {
                         p.envoy_dead = true;
                         eprintln!("meshbridge local: Envoy of {node} exited ({s}); see {}", p.dir.join("envoy.log").display());
                         emit(json!({"event": "envoy-exited", "pod": node, "status": s.to_string()}));

@@ -63,6 +63,8 @@ pub struct Local {
     pub child: Child,
     pub dir: PathBuf,
     pub state: PathBuf,
+    /// `--subnet` and the extra arguments (to start a successor).
+    args: (u8, Vec<String>),
     lines: Receiver<String>,
     pub pods: Vec<Value>,
     pub generation: u64,
@@ -84,32 +86,13 @@ impl Local {
         for (f, c) in files {
             std::fs::write(dir.join(f), c).unwrap();
         }
-        let mut child = Command::new(env!("CARGO_BIN_EXE_meshbridge"))
-            .args(["local", "up"])
-            .arg(&dir)
-            .arg("--state-dir")
-            .arg(&state)
-            .args(["--subnet", &subnet.to_string()])
-            .args(extra)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(state.join("runtime.err")).unwrap())
-            .spawn()
-            .expect("start meshbridge local up");
-        let out = child.stdout.take().unwrap();
-        let (tx, rx) = channel();
-        std::thread::spawn(move || {
-            for l in BufReader::new(out).lines() {
-                let Ok(l) = l else { break };
-                if tx.send(l).is_err() {
-                    break;
-                }
-            }
-        });
+        let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        let (child, rx) = spawn(&dir, &state, subnet, &extra);
         let mut me = Local {
             child,
             dir,
             state,
+            args: (subnet, extra),
             lines: rx,
             pods: vec![],
             generation: 0,
@@ -118,6 +101,24 @@ impl Local {
         me.wait_line(Duration::from_secs(90), |l| l == "ready");
         me.wait_synced(1);
         me
+    }
+
+    /// Kills `meshbridge local up` with SIGKILL (no cleanup: its sidecars and programs keep
+    /// running), starts a new one on the same directories and waits for `ready`. Returns
+    /// how long the control plane was down.
+    pub fn kill_and_restart(&mut self, down: Duration) -> Duration {
+        let t = Instant::now();
+        self.signal("KILL");
+        let _ = self.child.wait();
+        std::thread::sleep(down);
+        let (child, rx) = spawn(&self.dir, &self.state, self.args.0, &self.args.1);
+        let elapsed = t.elapsed();
+        self.child = child;
+        self.lines = rx;
+        self.generation = 0;
+        self.wait_line(Duration::from_secs(90), |l| l == "ready");
+        self.wait_synced(1);
+        elapsed
     }
 
     fn stderr_tail(&self) -> String {
@@ -272,12 +273,60 @@ impl Drop for Local {
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
+        // Processes a killed runtime left behind (a test that failed between a kill and
+        // the restart): never leak them.
+        if let Ok(rd) = std::fs::read_dir(self.state.join("pods")) {
+            for e in rd.flatten() {
+                let Some(f) = meshbridge_local::procs::PidFile::read(&e.path()) else {
+                    continue;
+                };
+                for (pid, argv) in &f.procs {
+                    if meshbridge_local::procs::runs(*pid, argv) {
+                        let _ = Command::new("kill")
+                            .arg("-KILL")
+                            .arg(pid.to_string())
+                            .status();
+                    }
+                }
+            }
+        }
         let _ = std::fs::remove_dir_all(&self.dir);
         // Keep the state (Envoy and program logs) of a failed test for inspection.
         if !std::thread::panicking() {
             let _ = std::fs::remove_dir_all(&self.state);
         }
     }
+}
+
+fn spawn(dir: &Path, state: &Path, subnet: u8, extra: &[String]) -> (Child, Receiver<String>) {
+    let err = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(state.join("runtime.err"))
+        .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_meshbridge"))
+        .args(["local", "up"])
+        .arg(dir)
+        .arg("--state-dir")
+        .arg(state)
+        .args(["--subnet", &subnet.to_string()])
+        .args(extra)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(err)
+        .spawn()
+        .expect("start meshbridge local up");
+    let out = child.stdout.take().unwrap();
+    let (tx, rx) = channel();
+    std::thread::spawn(move || {
+        for l in BufReader::new(out).lines() {
+            let Ok(l) = l else { break };
+            if tx.send(l).is_err() {
+                break;
+            }
+        }
+    });
+    (child, rx)
 }
 
 /// One HTTP/1.1 request (Connection: close). Returns (status, body); status 0 = connection
