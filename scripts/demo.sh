@@ -24,7 +24,7 @@ trap 'kill -TERM $PID 2>/dev/null; wait $PID 2>/dev/null; rm -rf "$DIR" "$LOG" "
 for _ in $(seq 600); do grep -qx ready "$LOG" && break; kill -0 $PID 2>/dev/null || { cat "$DIR.err"; exit 1; }; sleep 0.1; done
 grep -qx ready "$LOG" || { echo "meshbridge local did not become ready"; cat "$DIR.err"; exit 1; }
 cat "$LOG"
-OUT="$(grep '"demo/client' "$LOG" | head -1 | python3 -c 'import json,sys; print(json.loads(sys.stdin.readline())["outbound"])')"
+OUT="$(grep -m1 '"demo/client' "$LOG" | python3 -c 'import json,sys; print(json.loads(sys.stdin.readline())["outbound"])')"
 OUT="${OUT#http://}"
 calls() { for _ in $(seq "$1"); do curl -s -o /dev/null -w '%{http_code}\n' -H 'Host: web.demo' "http://$OUT/"; done | sort | uniq -c; }
 echo; echo "== client -> web, no TrafficTarget yet (default deny):"; calls 10

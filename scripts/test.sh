@@ -20,11 +20,14 @@ MESHBRIDGE_ENVOY="$("$TOOLS/venv/bin/python" -c 'import envoy, os; print(os.path
 export MESHBRIDGE_ENVOY
 export PATH="$TOOLS/bin:$TOOLS/venv/bin:$PATH"
 export MESHBRIDGE_SHARED="${MESHBRIDGE_SHARED:-$(cd .. && pwd)/shared}"
-"$MESHBRIDGE_ENVOY" --version | head -1
+# No pipe into `head` here: with pipefail, Envoy writing after `head` exits is SIGPIPE (141).
+envoy_version="$("$MESHBRIDGE_ENVOY" --version 2>&1 || true)"
+echo "envoy: $(echo $envoy_version)"
 
 # Incremental-compilation caches double the size of target/ and buy nothing on a one-shot
 # build; a developer's own `cargo test` keeps them.
 export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
-df -h . | awk 'NR==2 {print "disk: " $4 " free before the build"}'
+disk="$(df -h . 2>/dev/null || true)"
+echo "disk: $(echo "$disk" | awk 'NR==2 {print $4}') free before the build"
 
 exec cargo test --workspace "$@"
