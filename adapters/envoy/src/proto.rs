@@ -54,6 +54,31 @@ pub fn encode(v: &Value) -> Result<Any, String> {
 }
 
 /// Decodes an `Any` to canonical proto3 JSON with `@type` (nested `Any`s too).
+/// Encodes one message of type `name` (e.g. `envoy.config.route.v3.VirtualHost`) from its
+/// proto3 JSON (no `@type`).
+pub fn encode_message(name: &str, v: &Value) -> Result<Vec<u8>, String> {
+    let desc = pool()
+        .get_message_by_name(name)
+        .ok_or_else(|| format!("unknown message type {name}"))?;
+    let msg = DynamicMessage::deserialize(desc, v.clone()).map_err(|e| format!("{name}: {e}"))?;
+    Ok(msg.encode_to_vec())
+}
+
+/// A RouteConfiguration encoded from its parts: the configuration without `virtualHosts`,
+/// then each virtual host's encoding as field 2 (`virtual_hosts`, repeated). Protobuf parsers
+/// read fields in any order and append repeated ones, so this decodes to the same message as
+/// encoding it whole — and lets unchanged virtual hosts keep their encoding across edits.
+pub fn route_configuration(base: &Value, vhosts: &[&[u8]]) -> Result<Any, String> {
+    let mut out = encode(base)?;
+    for vh in vhosts {
+        // Tag: field 2, wire type 2 (length-delimited).
+        out.value.push(0x12);
+        prost::encoding::encode_varint(vh.len() as u64, &mut out.value);
+        out.value.extend_from_slice(vh);
+    }
+    Ok(out)
+}
+
 pub fn to_json(any: &Any) -> Result<Value, String> {
     let name = any
         .type_url
@@ -119,6 +144,33 @@ mod tests {
                 "{t}"
             );
         }
+    }
+
+    #[test]
+    fn a_route_configuration_from_parts_decodes_like_the_whole() {
+        let vh = |n: &str| {
+            serde_json::json!({"name": n, "domains": [n], "routes": [{"match": {"prefix": "/"},
+                "route": {"cluster": format!("{n}|80")}}]})
+        };
+        let whole = serde_json::json!({"@type": ROUTE, "name": "outbound_http",
+            "virtualHosts": [vh("a"), vh("b"), vh("c")], "validateClusters": false});
+        let base = serde_json::json!({"@type": ROUTE, "name": "outbound_http",
+            "validateClusters": false});
+        let parts: Vec<Vec<u8>> = ["a", "b", "c"]
+            .iter()
+            .map(|n| encode_message("envoy.config.route.v3.VirtualHost", &vh(n)).unwrap())
+            .collect();
+        let refs: Vec<&[u8]> = parts.iter().map(Vec::as_slice).collect();
+        let assembled = route_configuration(&base, &refs).unwrap();
+        let a = RouteConfiguration::decode(assembled.value.as_slice()).unwrap();
+        let b = RouteConfiguration::decode(encode(&whole).unwrap().value.as_slice()).unwrap();
+        assert_eq!(a, b);
+        assert_eq!(a.virtual_hosts.len(), 3);
+        assert_eq!(a.virtual_hosts[2].name, "c");
+        assert_eq!(
+            to_json(&assembled).unwrap(),
+            to_json(&encode(&whole).unwrap()).unwrap()
+        );
     }
 
     #[test]

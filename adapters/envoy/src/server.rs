@@ -23,7 +23,7 @@ use envoy_types::pb::envoy::service::discovery::v3::{
     Resource as DeltaResource,
 };
 use envoy_types::pb::google::protobuf::Any;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use tokio::sync::{mpsc, watch};
@@ -1189,10 +1189,60 @@ pub fn snapshot_from_json(
 pub struct EncodeCache {
     map: HashMap<String, (serde_json::Value, Arc<Resource>)>,
     used: BTreeSet<String>,
+    /// Route configurations are encoded per virtual host (an edit to one split re-encodes
+    /// one virtual host of the thousand in an outbound route configuration).
+    vhosts: HashMap<u64, (serde_json::Value, Arc<Vec<u8>>)>,
+    vhosts_used: HashSet<u64>,
 }
+
+/// Route configurations with at least this many virtual hosts are encoded per virtual host.
+const PER_VHOST_MIN: usize = 16;
 
 impl EncodeCache {
     fn encode(&mut self, name: &str, v: &serde_json::Value) -> Result<Arc<Resource>, String> {
+        if v.get("@type").and_then(serde_json::Value::as_str) == Some(crate::proto::ROUTE)
+            && let Some(vhs) = v.get("virtualHosts").and_then(serde_json::Value::as_array)
+            && vhs.len() >= PER_VHOST_MIN
+        {
+            return self.encode_route(name, v, vhs);
+        }
+        self.encode_whole(name, v)
+    }
+
+    fn encode_route(
+        &mut self,
+        name: &str,
+        v: &serde_json::Value,
+        vhs: &[serde_json::Value],
+    ) -> Result<Arc<Resource>, String> {
+        let mut parts: Vec<Arc<Vec<u8>>> = Vec::with_capacity(vhs.len());
+        for vh in vhs {
+            let key = fnv(vh.to_string().as_bytes());
+            self.vhosts_used.insert(key);
+            match self.vhosts.get(&key) {
+                Some((old, bytes)) if old == vh => parts.push(bytes.clone()),
+                _ => {
+                    let bytes = Arc::new(crate::proto::encode_message(
+                        "envoy.config.route.v3.VirtualHost",
+                        vh,
+                    )?);
+                    self.vhosts.insert(key, (vh.clone(), bytes.clone()));
+                    parts.push(bytes);
+                }
+            }
+        }
+        let mut base = v.clone();
+        if let Some(m) = base.as_object_mut() {
+            m.remove("virtualHosts");
+        }
+        let refs: Vec<&[u8]> = parts.iter().map(|p| p.as_slice()).collect();
+        Ok(Arc::new(Resource::new(
+            name,
+            crate::proto::route_configuration(&base, &refs)?,
+        )))
+    }
+
+    fn encode_whole(&mut self, name: &str, v: &serde_json::Value) -> Result<Arc<Resource>, String> {
         // Key: name + compact JSON text (identical content shares one encoding).
         let text = v.to_string();
         let key = format!("{name}\u{0}{:016x}", fnv(text.as_bytes()));
@@ -1211,5 +1261,7 @@ impl EncodeCache {
     pub fn sweep(&mut self) {
         let used = std::mem::take(&mut self.used);
         self.map.retain(|k, _| used.contains(k));
+        let used = std::mem::take(&mut self.vhosts_used);
+        self.vhosts.retain(|k, _| used.contains(k));
     }
 }
