@@ -88,9 +88,11 @@ pub fn main() -> ExitCode {
         }
         Command::Local(args) => meshbridge_local::run_local(args),
         Command::EchoServer => meshbridge_local::run_echo(),
-        Command::Meshes(args) => {
-            meshbridge_discovery::cli::meshes(args, &crate::registry::adapter_for)
-        }
+        Command::Meshes(args) => meshbridge_discovery::cli::meshes(
+            args,
+            &crate::registry::adapter_for,
+            crate::appmesh_api::mesh_lister(),
+        ),
         Command::Install(args) => meshbridge_discovery::cli::install(args),
         Command::Crds => {
             print!("{}", meshbridge_core::crd::all_yaml());

@@ -99,8 +99,13 @@ fn print_meshes(meshes: &[Mesh], capabilities: bool, yaml: bool) {
     }
 }
 
-/// `meshbridge meshes`.
-pub fn meshes(args: MeshesArgs, adapter_for: AdapterFor<'_>) -> ExitCode {
+/// `meshbridge meshes`. `appmesh` lists the App Mesh meshes of the AWS account (given by the
+/// binary when AWS credentials are configured; used with `--discover`).
+pub fn meshes(
+    args: MeshesArgs,
+    adapter_for: AdapterFor<'_>,
+    appmesh: Option<crate::runner::ListAppMeshes>,
+) -> ExitCode {
     let yaml = match args.output.as_str() {
         "table" => false,
         "yaml" => true,
@@ -127,7 +132,7 @@ pub fn meshes(args: MeshesArgs, adapter_for: AdapterFor<'_>) -> ExitCode {
             namespace: args.namespace.clone(),
             ..Config::default()
         };
-        return match discover_in_cluster(&cfg, &caps, args.write) {
+        return match discover_in_cluster(&cfg, &caps, args.write, appmesh.as_ref()) {
             Ok(ms) => {
                 print_meshes(&ms, args.capabilities, yaml);
                 ExitCode::SUCCESS
@@ -211,32 +216,33 @@ fn runtime() -> Result<tokio::runtime::Runtime, String> {
         .map_err(|e| e.to_string())
 }
 
-fn discover_in_cluster(cfg: &Config, caps: CapsFn<'_>, write: bool) -> Result<Vec<Mesh>, String> {
+fn discover_in_cluster(
+    cfg: &Config,
+    caps: CapsFn<'_>,
+    write: bool,
+    appmesh: Option<&crate::runner::ListAppMeshes>,
+) -> Result<Vec<Mesh>, String> {
     runtime()?.block_on(async {
         let client = kube::Client::try_default()
             .await
             .map_err(|e| e.to_string())?;
+        let mut state = crate::kube::read_state(&client, cfg)
+            .await
+            .map_err(|e| e.to_string())?;
+        if let Some(list) = appmesh {
+            match list().await {
+                Ok(m) => state.appmesh_api = Some(m),
+                Err(e) => eprintln!("meshbridge meshes: App Mesh API: cannot list meshes: {e}"),
+            }
+        }
+        let merged = crate::kube::desired(&state, cfg, caps);
         if write {
-            crate::kube::discover_and_write(&client, cfg, caps)
+            crate::kube::write_meshes(&client, cfg, &state.existing, merged)
                 .await
                 .map_err(|e| e.to_string())?;
             return list_cluster_meshes(&client).await;
         }
-        let objects = crate::kube::read_cluster(&client)
-            .await
-            .map_err(|e| e.to_string())?;
-        let api: kube::Api<Mesh> = kube::Api::namespaced(client, &cfg.namespace);
-        let existing = api
-            .list(&kube::api::ListParams::default())
-            .await
-            .map_err(|e| e.to_string())?
-            .items;
-        Ok(crate::merge(
-            &existing,
-            &crate::find_control_planes(&objects),
-            cfg,
-            caps,
-        ))
+        Ok(merged)
     })
 }
 
