@@ -354,3 +354,33 @@ fn control_plane_process_killed_and_restarted_under_traffic() {
     let t = m.tally("app-a", SVC, "/", &[], 10);
     assert_eq!(n(&t, C), 10, "{t:?}");
 }
+
+#[test]
+fn xds_client_certificate_rotates_so_sidecars_reconnect_after_its_expiry() {
+    if envoy_or_skip().is_none() {
+        return;
+    }
+    let started = std::time::Instant::now();
+    let mut m = split_app("xdscert", 38, &["--xds-cert-ttl", "12"]);
+    // Rotated at two thirds of its life (~8 s), through the sidecars' file-based SDS secret.
+    m.wait_line(Duration::from_secs(30), |l| {
+        l.contains("xds-certificates-rotated")
+    });
+    // Past the first certificate's expiry, cut every xDS connection: the sidecars can only
+    // reconnect (the server checks client certificates) with the rotated certificate.
+    let first_expiry = Duration::from_secs(13);
+    if let Some(left) = first_expiry.checked_sub(started.elapsed()) {
+        std::thread::sleep(left);
+    }
+    m.signal("USR1");
+    m.wait_line(Duration::from_secs(10), |l| {
+        l.contains("control-plane-restarted")
+    });
+    m.wait_line(Duration::from_secs(20), |l| l.contains("\"synced\""));
+    m.write(
+        "04-split.yaml",
+        &split(&[("app-b", "0"), ("app-c", "1")], None, "v1alpha4"),
+    );
+    let t = m.tally("app-a", SVC, "/", &[], 10);
+    assert_eq!(n(&t, C), 10, "{t:?}");
+}

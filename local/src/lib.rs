@@ -44,6 +44,10 @@ pub struct UpArgs {
     /// Workload certificate lifetime in seconds (rotated at two thirds).
     #[arg(long, default_value_t = 3600)]
     pub cert_ttl: u64,
+    /// Lifetime of each sidecar's xDS client certificate in seconds (rotated at two thirds
+    /// through a file-based SDS secret the sidecar watches).
+    #[arg(long, default_value_t = 30 * 86400)]
+    pub xds_cert_ttl: u64,
     /// Envoy binary (default: $MESHBRIDGE_ENVOY, else `envoy` on PATH).
     #[arg(long)]
     pub envoy: Option<PathBuf>,
@@ -62,8 +66,8 @@ fn runtime() -> Result<tokio::runtime::Runtime, String> {
 
 pub fn run_local(args: LocalArgs) -> ExitCode {
     let LocalCommand::Up(a) = args.command;
-    if a.cert_ttl < 10 {
-        eprintln!("meshbridge local: --cert-ttl must be at least 10 seconds");
+    if a.cert_ttl < 10 || a.xds_cert_ttl < 10 {
+        eprintln!("meshbridge local: --cert-ttl and --xds-cert-ttl must be at least 10 seconds");
         return ExitCode::from(2);
     }
     let opts = UpOptions {
@@ -73,6 +77,7 @@ pub fn run_local(args: LocalArgs) -> ExitCode {
         subnet: a.subnet,
         delta: a.delta,
         cert_ttl: std::time::Duration::from_secs(a.cert_ttl),
+        xds_cert_ttl: std::time::Duration::from_secs(a.xds_cert_ttl),
         envoy: a.envoy,
         trust_domain: a.trust_domain,
     };

@@ -38,6 +38,9 @@ pub struct UpOptions {
     pub delta: bool,
     /// Lifetime of workload certificates (rotated at two thirds of it).
     pub cert_ttl: Duration,
+    /// Lifetime of each sidecar's xDS client certificate (rotated at two thirds of it,
+    /// through a file-based SDS secret Envoy watches).
+    pub xds_cert_ttl: Duration,
     pub envoy: Option<PathBuf>,
     pub trust_domain: String,
 }
@@ -51,6 +54,7 @@ impl Default for UpOptions {
             subnet: 0,
             delta: false,
             cert_ttl: Duration::from_secs(3600),
+            xds_cert_ttl: Duration::from_secs(30 * 86400),
             envoy: None,
             trust_domain: "cluster.local".into(),
         }
@@ -209,6 +213,8 @@ struct RunningPod {
     envoy: Proc,
     envoy_dead: bool,
     programs: Vec<Proc>,
+    /// Expiry of the sidecar's xDS client certificate (`UNIX_EPOCH`: unknown, rotate now).
+    xds_not_after: SystemTime,
 }
 
 /// The files read from DIR, with the objects of the last good version of each.
@@ -471,20 +477,24 @@ impl Runtime {
         std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         let id = Identity::new(&spec.namespace, &spec.service_account);
         let ca_file = self.state.join("ca.pem");
-        let bs = Bootstrap {
+        let xds_dir = dir.join("xds");
+        std::fs::create_dir_all(&xds_dir).map_err(|e| format!("{}: {e}", xds_dir.display()))?;
+        let (sds_path, cert_path, key_path) = xds_files(&dir);
+        let bootstrap = Bootstrap {
             node_id: &node,
             cluster: &id.to_string(),
             admin_ip: &ip,
             admin_port: ADMIN_PORT,
             xds_ip: "127.0.0.1",
             xds_port: self.xds_port,
-            cert: &dir.join("xds-cert.pem"),
-            key: &dir.join("xds-key.pem"),
+            cert: &cert_path,
+            key: &key_path,
             ca: &ca_file,
             delta: self.opts.delta,
-        }
-        .to_json()
-        .to_string();
+            sds: Some(&sds_path),
+        };
+        let bs = bootstrap.to_json().to_string();
+        let sds_secret = bootstrap.sds_secret().to_string();
         let bs_path = dir.join("bootstrap.json");
         let envoy_argv: Vec<String> = [
             self.envoy_bin.to_string_lossy().into_owned(),
@@ -543,6 +553,7 @@ impl Runtime {
             }
             None => None,
         };
+        let mut xds_not_after = SystemTime::UNIX_EPOCH;
         let (envoy, programs) = match adopted {
             Some(pids) => {
                 emit(json!({"event": "adopted", "pod": node, "pids": pids}));
@@ -551,12 +562,8 @@ impl Runtime {
                 (envoy, procs.collect())
             }
             None => {
-                let xds_cert = self
-                    .ca
-                    .issue_workload(&self.spiffe(&id), Duration::from_secs(30 * 86400))?;
-                std::fs::write(dir.join("xds-cert.pem"), &xds_cert.cert_pem)
-                    .map_err(|e| e.to_string())?;
-                write_private(&dir.join("xds-key.pem"), &xds_cert.key_pem)?;
+                xds_not_after = self.write_xds_cert(&dir, &id)?;
+                std::fs::write(&sds_path, &sds_secret).map_err(|e| e.to_string())?;
                 std::fs::write(&bs_path, &bs).map_err(|e| e.to_string())?;
                 let log = |name: &str| -> Result<std::fs::File, String> {
                     std::fs::OpenOptions::new()
@@ -635,9 +642,64 @@ impl Runtime {
                 envoy,
                 envoy_dead: false,
                 programs,
+                xds_not_after,
             },
         );
         Ok(())
+    }
+
+    /// Issues the sidecar's xDS client certificate and moves it into place (key first,
+    /// then certificate; each move makes Envoy reload the pair, and a half-updated pair is
+    /// refused by Envoy, which keeps the previous one). Returns its expiry.
+    fn write_xds_cert(&self, dir: &Path, id: &Identity) -> Result<SystemTime, String> {
+        let c = self
+            .ca
+            .issue_workload(&self.spiffe(id), self.opts.xds_cert_ttl)?;
+        let (_, cert_path, key_path) = xds_files(dir);
+        let tmp_key = dir.join("xds").join(".key.pem.tmp");
+        let tmp_cert = dir.join("xds").join(".cert.pem.tmp");
+        write_private(&tmp_key, &c.key_pem)?;
+        std::fs::write(&tmp_cert, &c.cert_pem).map_err(|e| e.to_string())?;
+        std::fs::rename(&tmp_key, &key_path).map_err(|e| e.to_string())?;
+        std::fs::rename(&tmp_cert, &cert_path).map_err(|e| e.to_string())?;
+        Ok(c.not_after)
+    }
+
+    /// Rotates every sidecar's xDS client certificate that is past two thirds of its life
+    /// (or of unknown age: adopted sidecars). Returns the pods rotated.
+    fn refresh_xds_certs(&mut self) -> Vec<String> {
+        let now = SystemTime::now();
+        let ttl = self.opts.xds_cert_ttl;
+        let due: Vec<(String, PathBuf, Identity)> = self
+            .pods
+            .iter()
+            .filter(|(_, p)| {
+                p.xds_not_after
+                    .duration_since(now)
+                    .map(|left| left < ttl / 3)
+                    .unwrap_or(true)
+            })
+            .map(|(n, p)| {
+                (
+                    n.clone(),
+                    p.dir.clone(),
+                    Identity::new(&p.spec.namespace, &p.spec.service_account),
+                )
+            })
+            .collect();
+        let mut rotated = Vec::new();
+        for (node, dir, id) in due {
+            match self.write_xds_cert(&dir, &id) {
+                Ok(t) => {
+                    if let Some(p) = self.pods.get_mut(&node) {
+                        p.xds_not_after = t;
+                    }
+                    rotated.push(node);
+                }
+                Err(e) => eprintln!("meshbridge local: pod {node}: xDS certificate: {e}"),
+            }
+        }
+        rotated
     }
 
     async fn stop_pod(&mut self, node: &str) {
@@ -784,6 +846,12 @@ impl Runtime {
             self.stop_pod(&n).await;
         }
     }
+}
+
+/// The SDS secret file, certificate and key of a pod's xDS client certificate.
+fn xds_files(pod_dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    let d = pod_dir.join("xds");
+    (d.join("sds.json"), d.join("cert.pem"), d.join("key.pem"))
 }
 
 fn start_xds(
@@ -979,6 +1047,10 @@ pub async fn up(opts: UpOptions) -> Result<(), String> {
                         }
                         Ok(false) => {}
                         Err(e) => eprintln!("meshbridge local: certificates: {e}"),
+                    }
+                    let rotated = rt.refresh_xds_certs();
+                    if !rotated.is_empty() {
+                        emit(json!({"event": "xds-certificates-rotated", "pods": rotated}));
                     }
                 }
             }

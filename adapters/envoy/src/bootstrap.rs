@@ -1,5 +1,10 @@
 //! Envoy bootstrap for one sidecar: node identity, admin address, and ADS over mTLS to the
 //! control plane (client certificate = the proxy's identity, server name checked).
+//!
+//! With [`Bootstrap::sds`] set, the xDS client certificate comes from a file-based SDS
+//! secret (Envoy's "certificate rotation for xDS gRPC connection"): Envoy watches the
+//! secret's directory and reloads the certificate and key when a new pair is moved in, so
+//! the control plane can rotate the certificate of a running sidecar.
 
 use serde_json::{Value, json};
 use std::path::Path;
@@ -17,11 +22,64 @@ pub struct Bootstrap<'a> {
     pub ca: &'a Path,
     /// Delta (incremental) xDS instead of state of the world.
     pub delta: bool,
+    /// File-based SDS secret (see [`Bootstrap::sds_secret`]) for the client certificate;
+    /// `cert` and `key` must be in the same directory, which Envoy watches.
+    pub sds: Option<&'a Path>,
 }
 
+/// SDS name of the xDS client certificate.
+pub const XDS_CLIENT_SECRET: &str = "xds-client";
+
 impl Bootstrap<'_> {
+    fn watched_dir(&self) -> String {
+        self.cert
+            .parent()
+            .unwrap_or(Path::new("."))
+            .display()
+            .to_string()
+    }
+
+    /// The content of the SDS file: one `Secret` naming the certificate and key files,
+    /// reloaded when a file is moved into their directory.
+    pub fn sds_secret(&self) -> Value {
+        json!({"resources": [{
+            "@type": crate::proto::SECRET,
+            "name": XDS_CLIENT_SECRET,
+            "tlsCertificate": {
+                "certificateChain": {"filename": self.cert.display().to_string()},
+                "privateKey": {"filename": self.key.display().to_string()},
+                "watchedDirectory": {"path": self.watched_dir()},
+            },
+        }]})
+    }
+
     pub fn to_json(&self) -> Value {
         let file = |p: &Path| json!({"filename": p.display().to_string()});
+        let mut tls = json!({
+            "alpnProtocols": ["h2"],
+            "validationContext": {
+                "trustedCa": file(self.ca),
+                "matchTypedSubjectAltNames": [{"sanType": "DNS", "matcher": {"exact": crate::ca::XDS_SERVER_NAME}}],
+            },
+        });
+        match self.sds {
+            Some(sds) => {
+                tls["tlsCertificateSdsSecretConfigs"] = json!([{
+                    "name": XDS_CLIENT_SECRET,
+                    "sdsConfig": {
+                        "pathConfigSource": {
+                            "path": sds.display().to_string(),
+                            "watchedDirectory": {"path": self.watched_dir()},
+                        },
+                        "resourceApiVersion": "V3",
+                    },
+                }]);
+            }
+            None => {
+                tls["tlsCertificates"] =
+                    json!([{"certificateChain": file(self.cert), "privateKey": file(self.key)}]);
+            }
+        }
         json!({
             "node": {"id": self.node_id, "cluster": self.cluster},
             "admin": {"address": {"socketAddress": {"address": self.admin_ip, "portValue": self.admin_port}}},
@@ -52,14 +110,7 @@ impl Bootstrap<'_> {
                 "transportSocket": {"name": "envoy.transport_sockets.tls", "typedConfig": {
                     "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext",
                     "sni": crate::ca::XDS_SERVER_NAME,
-                    "commonTlsContext": {
-                        "alpnProtocols": ["h2"],
-                        "tlsCertificates": [{"certificateChain": file(self.cert), "privateKey": file(self.key)}],
-                        "validationContext": {
-                            "trustedCa": file(self.ca),
-                            "matchTypedSubjectAltNames": [{"sanType": "DNS", "matcher": {"exact": crate::ca::XDS_SERVER_NAME}}],
-                        },
-                    },
+                    "commonTlsContext": tls,
                 }},
             }]},
         })

@@ -217,6 +217,7 @@ async fn trimmed_client(sub: u8, delta: bool) {
         key: &dir.join("key.pem"),
         ca: &dir.join("ca.pem"),
         delta,
+        sds: None,
     }
     .to_json();
     std::fs::write(dir.join("bootstrap.json"), bs.to_string()).unwrap();
