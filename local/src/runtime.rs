@@ -960,7 +960,7 @@ pub async fn up(opts: UpOptions) -> Result<(), String> {
     let mut ready = false;
     let mut synced_gen: Option<u64> = Some(rt.generation);
     let mut last_nacks: BTreeMap<String, u64> = BTreeMap::new();
-    let mut tick = tokio::time::interval(Duration::from_millis(20));
+    let mut tick = tokio::time::interval(Duration::from_millis(5));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_poll = Instant::now();
     let mut changed_at: Option<Instant> = None;
@@ -1021,8 +1021,8 @@ pub async fn up(opts: UpOptions) -> Result<(), String> {
                         eprintln!("meshbridge local: still waiting for every sidecar to acknowledge its config (see the Envoy logs under {})", rt.state.display());
                     }
                 }
-                // Poll DIR; reload once it has been quiet for 15 ms (editors write in steps).
-                if last_poll.elapsed() >= Duration::from_millis(15) {
+                // Poll DIR; reload once it has been quiet for 10 ms (editors write in steps).
+                if last_poll.elapsed() >= Duration::from_millis(10) {
                     last_poll = Instant::now();
                     let now = stamp_of(&rt.opts.dir);
                     if now == rt.inputs.stamp {
@@ -1030,7 +1030,7 @@ pub async fn up(opts: UpOptions) -> Result<(), String> {
                     } else if now != seen {
                         seen = now;
                         changed_at = Some(Instant::now());
-                    } else if changed_at.is_some_and(|t| t.elapsed() >= Duration::from_millis(15)) {
+                    } else if changed_at.is_some_and(|t| t.elapsed() >= Duration::from_millis(10)) {
                         changed_at = None;
                         match rt.reload().await {
                             Ok(()) => synced_gen = Some(rt.generation),
