@@ -19,13 +19,6 @@ pub enum Proc {
 }
 
 impl Proc {
-    pub fn pid(&self) -> Option<u32> {
-        match self {
-            Proc::Child(c) => c.id(),
-            Proc::Adopted(p) => Some(*p),
-        }
-    }
-
     /// `Some(description)` once the process has exited.
     pub fn exited(&mut self) -> Option<String> {
         match self {

@@ -523,27 +523,17 @@ impl<S: SnapshotSource> Sotw<S> {
         !wildcard_type(t) && self.selected(t).is_empty()
     }
 
-    /// Clusters are acknowledged but Envoy has not asked yet for the endpoints of all of them
-    /// (it does right after the CDS ACK): listeners and routes wait, so that no route points
-    /// at a cluster still warming. Not when the clusters were rejected (their endpoints will
-    /// never be asked for).
+    /// See [`endpoints_unrequested`].
     fn endpoints_unrequested(&self) -> bool {
-        let Some(eps) = self.snap.get(ENDPOINT).filter(|m| !m.is_empty()) else {
-            return false;
+        let clusters = self
+            .types
+            .get(CLUSTER)
+            .map(|c| c.nacked.is_some() && c.nacked == c.sent);
+        let eds = match self.types.get(ENDPOINT) {
+            Some(e) if e.subscribed => Some(e.names.as_deref()),
+            _ => None,
         };
-        let Some(c) = self.types.get(CLUSTER) else {
-            return false;
-        };
-        if c.nacked.is_some() && c.nacked == c.sent {
-            return false;
-        }
-        match self.types.get(ENDPOINT) {
-            Some(e) if e.subscribed => e
-                .names
-                .as_ref()
-                .is_some_and(|n| !eps.keys().all(|k| n.contains(k))),
-            _ => true,
-        }
+        endpoints_unrequested(self.snap.get(ENDPOINT), clusters, eds)
     }
 
     /// Sends every subscribed type whose content changed, in make-before-break order.
@@ -748,6 +738,30 @@ async fn sotw_loop<S: SnapshotSource>(
 
 // ---------- delta ----------
 
+/// Clusters are served but Envoy has not asked yet for the endpoints of all of them (it does
+/// right after the CDS ACK): listeners and routes wait, so that no route points at a cluster
+/// still warming. `endpoints`: the snapshot's endpoints; `clusters`: `None` when the stream
+/// has no cluster state yet, else whether the last cluster update was rejected (then the
+/// endpoints will never be asked for); `eds`: the endpoint subscription (`None`: not
+/// subscribed; `Some(None)`: wildcard). The same rule for SotW and delta streams.
+fn endpoints_unrequested(
+    endpoints: Option<&BTreeMap<String, Arc<Resource>>>,
+    clusters: Option<bool>,
+    eds: Option<Option<&BTreeSet<String>>>,
+) -> bool {
+    let Some(eps) = endpoints.filter(|m| !m.is_empty()) else {
+        return false;
+    };
+    match clusters {
+        None | Some(true) => false,
+        Some(false) => match eds {
+            None => true,
+            Some(None) => false,
+            Some(Some(names)) => !eps.keys().all(|k| names.contains(k)),
+        },
+    }
+}
+
 #[derive(Default)]
 struct DeltaType {
     subscribed: bool,
@@ -778,21 +792,14 @@ impl<S: SnapshotSource> Delta<S> {
         self.types.get(t).is_some_and(|s| s.pending)
     }
 
-    /// As [`Sotw::endpoints_unrequested`].
+    /// See [`endpoints_unrequested`].
     fn endpoints_unrequested(&self) -> bool {
-        let Some(eps) = self.snap.get(ENDPOINT).filter(|m| !m.is_empty()) else {
-            return false;
+        let clusters = self.types.get(CLUSTER).map(|c| c.nacked);
+        let eds = match self.types.get(ENDPOINT) {
+            Some(e) if e.subscribed => Some((!e.wildcard).then_some(&e.names)),
+            _ => None,
         };
-        let Some(c) = self.types.get(CLUSTER) else {
-            return false;
-        };
-        if c.nacked {
-            return false;
-        }
-        match self.types.get(ENDPOINT) {
-            Some(e) if e.subscribed => !e.wildcard && !eps.keys().all(|k| e.names.contains(k)),
-            _ => true,
-        }
+        endpoints_unrequested(self.snap.get(ENDPOINT), clusters, eds)
     }
 
     async fn send_diff(&mut self, t: &str, always: bool) -> bool {
