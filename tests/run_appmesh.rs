@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
-use support::{Moto, Proxy};
+use support::{Env, Proxy};
 
 const BIN: &str = env!("CARGO_BIN_EXE_meshbridge");
 const MESH: &str = "shop-mesh";
@@ -57,27 +57,8 @@ fn without_web_split(yaml: &str) -> String {
         .join("\n---\n")
 }
 
-struct Env {
-    _moto: Moto,
-    proxy: Proxy,
-    client: Client,
-}
-
 async fn env() -> Option<Env> {
-    let moto = Moto::start()?;
-    let proxy = Proxy::start(moto.port).await;
-    let client = proxy.client();
-    client
-        .create_mesh()
-        .mesh_name(MESH)
-        .send()
-        .await
-        .expect("create mesh in moto");
-    Some(Env {
-        _moto: moto,
-        proxy,
-        client,
-    })
+    Env::start(MESH).await
 }
 
 /// `meshbridge run` with the AWS chain pointed at the harness (and nothing else: no
@@ -325,7 +306,6 @@ async fn watch_mode_follows_a_file_edit() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_namespace_without_an_app_mesh_mesh_is_reported() {
     let Some(e) = env().await else { return };
-    e.proxy.take_seen(); // the harness's own CreateMesh
     let dir = tmpdir("nomesh");
     let (input, out) = (dir.join("in"), dir.join("out"));
     std::fs::create_dir_all(&input).unwrap();

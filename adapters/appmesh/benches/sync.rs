@@ -42,19 +42,17 @@ fn main() {
         .find(|a| !a.starts_with('-'))
         .and_then(|a| a.parse().ok())
         .unwrap_or(1000);
-    let Some(moto) = support::Moto::start() else {
-        eprintln!("moto is not available; nothing measured");
-        return;
-    };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .expect("runtime");
     rt.block_on(async move {
-        let proxy = support::Proxy::start(moto.port).await;
-        let client = proxy.client();
-        client.create_mesh().mesh_name("bench").send().await.expect("mesh");
+        let Some(env) = support::Env::start("bench").await else {
+            eprintln!("moto is not available; nothing measured");
+            return;
+        };
+        let client = env.client.clone();
         let t = Instant::now();
         let ir = support::ir_of(&input(n));
         let want = desired_state(&ir, &Context::default());
@@ -84,6 +82,6 @@ fn main() {
         }
         assert_eq!(runs[1].mutating_calls, 0, "a no-change sync must not write");
         println!("second sync mutating calls: 0 (as required)");
-        drop(moto);
+        drop(env);
     });
 }

@@ -18,31 +18,12 @@ use meshbridge_appmesh::sync::{SyncReport, route_spec, sync};
 use meshbridge_appmesh::{DesiredState, desired_state};
 use meshbridge_core::Context;
 use serde_json::json;
-use support::{Moto, Proxy, fixture, ir_of};
+use support::{Env, fixture, ir_of};
 
 const MESH: &str = "m";
 
-struct Env {
-    _moto: Moto,
-    proxy: Proxy,
-    client: Client,
-}
-
 async fn env() -> Option<Env> {
-    let moto = Moto::start()?;
-    let proxy = Proxy::start(moto.port).await;
-    let client = proxy.client();
-    client
-        .create_mesh()
-        .mesh_name(MESH)
-        .send()
-        .await
-        .expect("create mesh in moto");
-    Some(Env {
-        _moto: moto,
-        proxy,
-        client,
-    })
+    Env::start(MESH).await
 }
 
 fn desired(yaml: &str) -> DesiredState {

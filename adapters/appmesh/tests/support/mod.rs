@@ -641,6 +641,35 @@ fn parse_moto_time(s: &str) -> Option<i64> {
     Some(days * 86400 + t[0] * 3600 + t[1] * 60 + t[2])
 }
 
+/// A moto server, the harness proxy in front of it, an SDK client through the proxy, and one
+/// App Mesh mesh created in moto (its CreateMesh request is left out of the proxy's log).
+pub struct Env {
+    pub moto: Moto,
+    pub proxy: Proxy,
+    pub client: Client,
+}
+
+impl Env {
+    /// `None` (the test skips) when moto cannot be started outside CI.
+    pub async fn start(mesh: &str) -> Option<Env> {
+        let moto = Moto::start()?;
+        let proxy = Proxy::start(moto.port).await;
+        let client = proxy.client();
+        client
+            .create_mesh()
+            .mesh_name(mesh)
+            .send()
+            .await
+            .expect("create mesh in moto");
+        proxy.take_seen();
+        Some(Env {
+            moto,
+            proxy,
+            client,
+        })
+    }
+}
+
 /// Loads YAML inputs and builds the IR the way `meshbridge translate` does.
 pub fn ir_of(yaml: &str) -> meshbridge_core::Ir {
     let loaded = meshbridge_core::load::load_str("input.yaml", yaml);
