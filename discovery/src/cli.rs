@@ -229,11 +229,8 @@ fn discover_in_cluster(
         let mut state = crate::kube::read_state(&client, cfg)
             .await
             .map_err(|e| e.to_string())?;
-        if let Some(list) = appmesh {
-            match list().await {
-                Ok(m) => state.appmesh_api = Some(m),
-                Err(e) => eprintln!("meshbridge meshes: App Mesh API: cannot list meshes: {e}"),
-            }
+        if let Some(e) = state.list_app_meshes(appmesh).await {
+            eprintln!("meshbridge meshes: {e}");
         }
         let merged = crate::kube::desired(&state, cfg, caps);
         if write {

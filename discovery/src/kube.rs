@@ -455,6 +455,24 @@ pub struct ClusterState {
     pub appmesh_api: Option<Vec<String>>,
 }
 
+impl ClusterState {
+    /// Adds the App Mesh meshes `list` returns (the AWS API). A failure is returned for the
+    /// caller to log, not raised: without the API, Meshes of API-only App Mesh meshes stay as
+    /// they are (neither found nor lost).
+    pub async fn list_app_meshes(
+        &mut self,
+        list: Option<&crate::runner::ListAppMeshes>,
+    ) -> Option<String> {
+        match list?().await {
+            Ok(m) => {
+                self.appmesh_api = Some(m);
+                None
+            }
+            Err(e) => Some(format!("App Mesh API: cannot list meshes: {e}")),
+        }
+    }
+}
+
 /// The reads of a discovery pass ([`read_cluster`] and the Meshes in `cfg.namespace`).
 pub async fn read_state(client: &Client, cfg: &crate::Config) -> Result<ClusterState> {
     use meshbridge_core::api::meshbridge::Mesh;

@@ -93,13 +93,8 @@ pub async fn pass(
     };
     match k::read_state(client, &dcfg).await {
         Ok(mut state) => {
-            if let Some(list) = &cfg.appmesh_meshes {
-                // Not an error of the pass: without the API, API-only meshes stay as
-                // they are (neither found nor lost).
-                match list().await {
-                    Ok(m) => state.appmesh_api = Some(m),
-                    Err(e) => tracing::warn!("App Mesh API: cannot list meshes: {e}"),
-                }
+            if let Some(e) = state.list_app_meshes(cfg.appmesh_meshes.as_ref()).await {
+                tracing::warn!("{e}");
             }
             let merged = k::desired(&state, &dcfg, &**caps);
             match k::write_meshes(client, &dcfg, &state.existing, merged).await {
