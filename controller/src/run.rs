@@ -112,8 +112,6 @@ pub struct TaskContext {
     pub client: Option<kube::Client>,
     /// True while this replica is the leader (only the leader should write).
     pub leader: LeaderFlag,
-    /// Notified when leadership changes.
-    pub leader_changed: Arc<Notify>,
     pub controller_namespace: String,
     /// `--once`: do one pass and return.
     pub once: bool,
@@ -351,7 +349,6 @@ pub async fn run_with(
     let task_cx = TaskContext {
         client: client.clone(),
         leader: leader.clone(),
-        leader_changed: leader_changed.clone(),
         controller_namespace: controller_ns.clone(),
         once: args.once,
         shutdown: shutdown_rx,
