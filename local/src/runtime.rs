@@ -378,6 +378,8 @@ struct Runtime {
     xds_port: u16,
     generation: u64,
     self_exe: PathBuf,
+    /// The content of `runtime.json` as last written.
+    saved_state: String,
 }
 
 impl Runtime {
@@ -790,9 +792,12 @@ impl Runtime {
 
     /// Records what a successor needs to adopt the running sidecars: the xDS port their
     /// bootstraps dial and each pod's address index.
-    fn save_state(&self) {
-        let v = json!({"xdsPort": self.xds_port, "index": self.index});
-        let _ = std::fs::write(self.state.join("runtime.json"), v.to_string());
+    /// (Written only when it changed: not on every edit.)
+    fn save_state(&mut self) {
+        let v = json!({"xdsPort": self.xds_port, "index": self.index}).to_string();
+        if v != self.saved_state && std::fs::write(self.state.join("runtime.json"), &v).is_ok() {
+            self.saved_state = v;
+        }
     }
 
     /// Stops the processes of pods a killed predecessor left running that are not wanted
@@ -948,6 +953,7 @@ pub async fn up(opts: UpOptions) -> Result<(), String> {
         xds_port,
         generation: 0,
         self_exe: std::env::current_exe().map_err(|e| e.to_string())?,
+        saved_state: String::new(),
     };
     let mut sigint = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
     let mut sigterm = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
