@@ -3,6 +3,7 @@
 
 use crate::{Error, Result};
 use kube::Client;
+use kube::api::{DynamicObject, TypeMeta};
 use kube::core::{ApiResource, GroupVersionKind};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -105,5 +106,50 @@ impl Discovery {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(api_version);
+    }
+}
+
+/// An object as JSON, with `apiVersion` and `kind` filled in from the resource it was read
+/// through. A real API server leaves both off the items of a list response (only the list
+/// carries them), and kube-rs watchers hand listed items on as they are; every list and
+/// watch path of the controller reads objects through this.
+pub fn typed_value(obj: &DynamicObject, api: &ApiResource) -> Option<serde_json::Value> {
+    if obj.types.is_some() {
+        return serde_json::to_value(obj).ok();
+    }
+    let mut o = obj.clone();
+    o.types = Some(TypeMeta {
+        api_version: api.api_version.clone(),
+        kind: api.kind.clone(),
+    });
+    serde_json::to_value(&o).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn list_items_get_their_type() {
+        let gvk = GroupVersionKind::gvk("split.smi-spec.io", "v1alpha4", "TrafficSplit");
+        let api = ApiResource::from_gvk_with_plural(&gvk, "trafficsplits");
+        // As a list response item: no apiVersion, no kind.
+        let item: DynamicObject = serde_json::from_value(
+            serde_json::json!({"metadata": {"name": "a", "namespace": "n"}}),
+        )
+        .unwrap();
+        assert!(item.types.is_none());
+        let v = typed_value(&item, &api).unwrap();
+        assert_eq!(v["apiVersion"], "split.smi-spec.io/v1alpha4");
+        assert_eq!(v["kind"], "TrafficSplit");
+        // A watch event's object keeps what it says.
+        let ev: DynamicObject = serde_json::from_value(serde_json::json!({
+            "apiVersion": "split.smi-spec.io/v1alpha1", "kind": "TrafficSplit",
+            "metadata": {"name": "a"}}))
+        .unwrap();
+        assert_eq!(
+            typed_value(&ev, &api).unwrap()["apiVersion"],
+            "split.smi-spec.io/v1alpha1"
+        );
     }
 }

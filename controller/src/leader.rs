@@ -11,10 +11,11 @@
 
 use crate::reconciler::LeaderFlag;
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
+use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::Client;
-use kube::api::{Api, PostParams};
+use kube::api::{Api, ListParams, PostParams};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 use tokio::sync::Notify;
@@ -36,6 +37,7 @@ pub enum Step {
 }
 
 pub struct Elector {
+    client: Client,
     api: Api<Lease>,
     cfg: LeaseConfig,
     /// When our current term ends unless renewed.
@@ -45,7 +47,8 @@ pub struct Elector {
 impl Elector {
     pub fn new(client: Client, cfg: LeaseConfig) -> Elector {
         Elector {
-            api: Api::namespaced(client, &cfg.namespace),
+            api: Api::namespaced(client.clone(), &cfg.namespace),
+            client,
             cfg,
             valid_until: None,
         }
@@ -86,6 +89,51 @@ impl Elector {
                     _ => Step::Follower { holder: None },
                 }
             }
+        }
+    }
+
+    /// The first attempt, at start: like [`Elector::step`], except that a Lease this
+    /// replica may never hold is an error rather than a silent follower: a controller
+    /// namespace that does not exist (a real server answers 403 when the Role granting
+    /// Leases is missing with it, 404 otherwise), or no right to manage the Lease.
+    pub async fn first_step(&mut self) -> Result<Step, crate::Error> {
+        let now = Timestamp::now();
+        match self.try_step(now).await {
+            Err(kube::Error::Api(s)) if s.code == 403 || s.code == 404 => {
+                let (ns, name) = (&self.cfg.namespace, &self.cfg.name);
+                if !self.namespace_exists().await {
+                    return Err(crate::Error::Usage(format!(
+                        "the controller namespace `{ns}` does not exist, so the leader Lease `{name}` cannot be kept there: create it (`kubectl create namespace {ns}`, then the Role and RoleBinding of deploy/) or pass --controller-namespace (default: $POD_NAMESPACE, else meshbridge-system)"
+                    )));
+                }
+                Err(crate::Error::Usage(format!(
+                    "cannot manage the leader Lease `{ns}/{name}`: {} (the Role `meshbridge-leader-election` of deploy/ grants get, create and update on leases in the controller namespace; or pass --leader-elect=false for a single replica)",
+                    s.message
+                )))
+            }
+            Ok(Step::Leader) => {
+                self.valid_until = Some(
+                    now + SignedDuration::try_from(self.cfg.lease_duration)
+                        .unwrap_or(SignedDuration::from_secs(15)),
+                );
+                Ok(Step::Leader)
+            }
+            Ok(s) => Ok(s),
+            Err(e) => {
+                tracing::warn!(error = %e, "leader election: lease update failed");
+                Ok(Step::Follower { holder: None })
+            }
+        }
+    }
+
+    /// Whether the controller namespace exists (through the namespace list the controller
+    /// may read; an unanswerable question counts as "exists").
+    async fn namespace_exists(&self) -> bool {
+        let api: Api<Namespace> = Api::all(self.client.clone());
+        let lp = ListParams::default().fields(&format!("metadata.name={}", self.cfg.namespace));
+        match api.list(&lp).await {
+            Ok(l) => !l.items.is_empty(),
+            Err(_) => true,
         }
     }
 

@@ -40,11 +40,33 @@ pub enum Error {
     Io(String),
     #[error("Kubernetes API: {0}")]
     Kube(String),
+    /// The API server answered with a Status (403 Forbidden, 422 Invalid, 409 Conflict...).
+    #[error("{reason} ({code}): {message}")]
+    Api {
+        code: u16,
+        reason: String,
+        message: String,
+    },
     #[error("{0} is not owned by meshbridge; not touched")]
     NotOwned(String),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl From<kube::Error> for Error {
+    /// A server's answer keeps its code, reason and message (they reach conditions as they
+    /// are); other failures (transport, decoding) are `Kube`.
+    fn from(e: kube::Error) -> Error {
+        match e {
+            kube::Error::Api(s) => Error::Api {
+                code: s.code,
+                reason: s.reason.clone(),
+                message: s.message.clone(),
+            },
+            e => Error::Kube(e.to_string()),
+        }
+    }
+}
 
 /// Runs a future to completion on a fresh current-thread runtime (for tests and tools
 /// of crates that do not depend on tokio themselves).

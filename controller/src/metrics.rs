@@ -35,6 +35,8 @@ pub struct Metrics {
     pub outputs_applied: AtomicU64,
     pub outputs_deleted: AtomicU64,
     pub output_conflicts: AtomicU64,
+    /// Outputs whose last write failed, plus API-programmed meshes whose last sync failed.
+    pub write_failures: AtomicU64,
     pub status_writes: AtomicU64,
     pub errors: AtomicU64,
     pub inputs: AtomicU64,
@@ -104,6 +106,12 @@ impl Metrics {
             "Outputs not written because an object not managed by meshbridge has the name.",
             l(&self.output_conflicts),
         );
+        gauge(
+            &mut s,
+            "meshbridge_output_write_failures",
+            "Outputs whose last write failed (and API-programmed meshes whose last sync failed); /readyz fails while it is not 0.",
+            l(&self.write_failures),
+        );
         counter(
             &mut s,
             "meshbridge_status_writes_total",
@@ -171,7 +179,7 @@ impl Metrics {
 }
 
 /// Serves `/metrics`, `/healthz` (the process is running) and `/readyz` (the initial sync
-/// is done) until the listener fails. A minimal HTTP/1.1 GET responder: no keep-alive.
+/// is done and every output could be written) until the listener fails. A minimal HTTP/1.1 GET responder: no keep-alive.
 pub async fn serve(listener: TcpListener, metrics: std::sync::Arc<Metrics>) {
     loop {
         let Ok((mut sock, _)) = listener.accept().await else {
@@ -226,14 +234,23 @@ fn respond(method: &str, path: &str, m: &Metrics) -> (&'static str, &'static str
         "/metrics" => ("200 OK", "text/plain; version=0.0.4", m.render()),
         "/healthz" | "/livez" => ("200 OK", "text/plain", "ok\n".into()),
         "/readyz" => {
-            if m.synced.load(Ordering::Relaxed) {
-                ("200 OK", "text/plain", "ok\n".into())
-            } else {
+            let failing = m.write_failures.load(Ordering::Relaxed);
+            if !m.synced.load(Ordering::Relaxed) {
                 (
                     "503 Service Unavailable",
                     "text/plain",
                     "initial sync in progress\n".into(),
                 )
+            } else if failing > 0 {
+                (
+                    "503 Service Unavailable",
+                    "text/plain",
+                    format!(
+                        "{failing} output(s) cannot be written (retrying): see the `OutputsWritten` condition of the Mesh objects and the controller log\n"
+                    ),
+                )
+            } else {
+                ("200 OK", "text/plain", "ok\n".into())
             }
         }
         _ => ("404 Not Found", "text/plain", "not found\n".into()),
@@ -275,6 +292,18 @@ mod tests {
         assert!(get("/healthz").await.starts_with("HTTP/1.1 200"));
         assert!(get("/readyz").await.starts_with("HTTP/1.1 503"));
         m.synced.store(true, Ordering::Relaxed);
+        assert!(get("/readyz").await.starts_with("HTTP/1.1 200"));
+        // A sink that cannot write makes the replica unready, saying why.
+        m.write_failures.store(2, Ordering::Relaxed);
+        let r = get("/readyz").await;
+        assert!(r.starts_with("HTTP/1.1 503"), "{r}");
+        assert!(r.contains("2 output(s) cannot be written"), "{r}");
+        assert!(
+            get("/metrics")
+                .await
+                .contains("meshbridge_output_write_failures 2\n")
+        );
+        m.write_failures.store(0, Ordering::Relaxed);
         assert!(get("/readyz").await.starts_with("HTTP/1.1 200"));
         assert!(get("/nope").await.starts_with("HTTP/1.1 404"));
     }

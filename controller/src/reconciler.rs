@@ -56,6 +56,30 @@ impl Report {
     }
 }
 
+/// A failed write of one output.
+#[derive(Clone, Debug, PartialEq)]
+pub struct WriteFailure {
+    /// The backend whose output it is (`None`: a stale output no backend renders now).
+    pub mesh: Option<MeshType>,
+    /// `Forbidden` when the server refused the write (RBAC), else `WriteFailed`.
+    pub reason: &'static str,
+    pub message: String,
+}
+
+impl WriteFailure {
+    fn of(mesh: Option<MeshType>, e: &Error) -> WriteFailure {
+        let reason = match e {
+            Error::Api { code: 403, .. } => "Forbidden",
+            _ => "WriteFailed",
+        };
+        WriteFailure {
+            mesh,
+            reason,
+            message: e.to_string(),
+        }
+    }
+}
+
 /// Whether this replica may write (see [`crate::leader`]).
 pub type LeaderFlag = Arc<std::sync::atomic::AtomicBool>;
 
@@ -68,7 +92,9 @@ pub struct Reconciler {
     pending: BTreeSet<OutKey>,
     pending_status: BTreeSet<ObjectKey>,
     conflicts: BTreeMap<OutKey, String>,
-    /// Parents' statuses as last computed with conflicts folded in.
+    /// Outputs whose last write (apply or delete) failed, with the sink's error: their
+    /// parents are not `Programmed` until a write succeeds.
+    failures: BTreeMap<OutKey, WriteFailure>,
     metrics: Arc<Metrics>,
     leader: LeaderFlag,
     was_leader: bool,
@@ -99,6 +125,7 @@ impl Reconciler {
             pending: BTreeSet::new(),
             pending_status: BTreeSet::new(),
             conflicts: BTreeMap::new(),
+            failures: BTreeMap::new(),
             metrics,
             leader,
             was_leader: false,
@@ -258,6 +285,19 @@ impl Reconciler {
             .fetch_add(report.deleted.len() as u64, Ordering::Relaxed);
         m.output_conflicts
             .store(self.conflicts.len() as u64, Ordering::Relaxed);
+        if !report.not_leader {
+            let api_failing = report
+                .api
+                .iter()
+                .filter(|(_, r)| !r.errors.is_empty())
+                .count();
+            m.write_failures.store(
+                (self.failures.len() + api_failing) as u64,
+                Ordering::Relaxed,
+            );
+        } else {
+            m.write_failures.store(0, Ordering::Relaxed);
+        }
         m.status_writes
             .fetch_add(report.status_writes.len() as u64, Ordering::Relaxed);
         m.inputs.store(self.engine.len() as u64, Ordering::Relaxed);
@@ -319,7 +359,10 @@ impl Reconciler {
         let ns = self.controller_namespace().to_string();
         let mut retry = BTreeSet::new();
         for key in keys {
-            let desired = self.engine.desired().get(&key).map(|d| d.object.clone());
+            let (desired, desired_mesh) = match self.engine.desired().get(&key) {
+                Some(d) => (Some(d.object.clone()), Some(d.mesh)),
+                None => (None, None),
+            };
             let live = self.live.get(&key).cloned();
             match (desired, live) {
                 (Some(d), live) => {
@@ -334,7 +377,8 @@ impl Reconciler {
                         Ok(PutOutcome::Written(v)) => {
                             tracing::info!(output = %key, "applied");
                             self.live.insert(key.clone(), v);
-                            if self.conflicts.remove(&key).is_some() {
+                            let was_conflict = self.conflicts.remove(&key).is_some();
+                            if was_conflict | self.clear_failure(&key) {
                                 self.mark_parents_status(&d.parents);
                             }
                             report.applied.push(key);
@@ -354,6 +398,7 @@ impl Reconciler {
                         Err(e) => {
                             tracing::error!(output = %key, error = %e, "apply failed");
                             report.errors.push(format!("{key}: {e}"));
+                            self.record_failure(&key, desired_mesh, &d.parents, &e);
                             retry.insert(key);
                         }
                     }
@@ -370,20 +415,27 @@ impl Reconciler {
                         Ok(()) => {
                             tracing::info!(output = %key, "deleted");
                             self.live.remove(&key);
+                            self.clear_failure(&key);
                             report.deleted.push(key);
                         }
                         Err(Error::NotOwned(_)) => {
                             self.live.remove(&key);
+                            self.clear_failure(&key);
                         }
                         Err(e) => {
                             tracing::error!(output = %key, error = %e, "delete failed");
                             report.errors.push(format!("{key}: {e}"));
+                            // No parent renders it any more: the failure shows on the Mesh
+                            // of the backend that made it (its `meshbridge.io/mesh` label
+                            // is not kept, so: every Mesh) and in readiness.
+                            self.record_failure(&key, None, &[], &e);
                             retry.insert(key);
                         }
                     }
                 }
                 (None, None) => {
                     self.conflicts.remove(&key);
+                    self.clear_failure(&key);
                 }
             }
         }
@@ -430,38 +482,113 @@ impl Reconciler {
         self.pending_status.extend(parents.iter().cloned());
     }
 
-    /// Conditions to write for `key`: the computed ones, with output conflicts folded into
-    /// the `Programmed/<mesh>` condition of each parent.
+    /// Keys of the Mesh objects whose conditions report the writes of `mesh` (all Meshes
+    /// when the mesh is not known, e.g. a stale output that could not be deleted).
+    fn meshes_of(&self, mesh: Option<MeshType>) -> Vec<ObjectKey> {
+        self.engine
+            .mesh_states()
+            .keys()
+            .filter(|k| mesh.is_none() || self.mesh_type_of(k) == mesh)
+            .cloned()
+            .collect()
+    }
+
+    fn mesh_type_of(&self, key: &ObjectKey) -> Option<MeshType> {
+        match self.engine.object(key)? {
+            meshbridge_core::model::Object::Mesh(m, _) => Some(m.spec.mesh_type),
+            _ => None,
+        }
+    }
+
+    fn record_failure(
+        &mut self,
+        key: &OutKey,
+        mesh: Option<MeshType>,
+        parents: &[ObjectKey],
+        e: &Error,
+    ) {
+        let f = WriteFailure::of(mesh, e);
+        if self.failures.insert(key.clone(), f.clone()).as_ref() != Some(&f) {
+            self.mark_parents_status(parents);
+            let meshes = self.meshes_of(mesh);
+            self.pending_status.extend(meshes);
+        }
+    }
+
+    /// Forgets a failure after a successful write; returns whether there was one.
+    fn clear_failure(&mut self, key: &OutKey) -> bool {
+        let Some(f) = self.failures.remove(key) else {
+            return false;
+        };
+        let meshes = self.meshes_of(f.mesh);
+        self.pending_status.extend(meshes);
+        true
+    }
+
+    /// Current write failures.
+    pub fn failures(&self) -> &BTreeMap<OutKey, WriteFailure> {
+        &self.failures
+    }
+
+    /// The `OutputsWritten` condition of a Mesh: whether every output of its type (and
+    /// every stale output) was written.
+    fn mesh_write_condition(&self, key: &ObjectKey, generation: Option<i64>) -> Option<Condition> {
+        let t = self.mesh_type_of(key)?;
+        let failing: Vec<(&OutKey, &WriteFailure)> = self
+            .failures
+            .iter()
+            .filter(|(_, f)| f.mesh.is_none_or(|m| m == t))
+            .collect();
+        let c = match failing.first() {
+            None => Condition {
+                type_: OUTPUTS_WRITTEN.into(),
+                status: "True".into(),
+                reason: "Written".into(),
+                message: String::new(),
+                observed_generation: generation,
+                last_transition_time: None,
+            },
+            Some((k, f)) => Condition {
+                type_: OUTPUTS_WRITTEN.into(),
+                status: "False".into(),
+                reason: f.reason.into(),
+                message: format!(
+                    "{} output(s) cannot be written; first: {k}: {}",
+                    failing.len(),
+                    f.message
+                ),
+                observed_generation: generation,
+                last_transition_time: None,
+            },
+        };
+        Some(c)
+    }
+
+    /// Conditions to write for `key`: the computed ones, with what the sinks reported folded
+    /// into the `Programmed/<mesh>` condition of each parent (output conflicts, failed
+    /// writes, API sync problems): an object is `Programmed` only once its outputs were
+    /// written. A Mesh also gets `OutputsWritten`.
     pub fn conditions_for(&self, key: &ObjectKey) -> Option<Vec<Condition>> {
         let st = self.engine.state(key)?;
         let mut conds = st.conditions.clone();
+        let g = st.generation;
+        let parents_of = |ok: &OutKey| {
+            self.engine
+                .desired()
+                .get(ok)
+                .filter(|d| d.object.parents.contains(key))
+                .map(|d| d.mesh)
+        };
         for (ok, why) in &self.conflicts {
-            let Some(d) = self.engine.desired().get(ok) else {
-                continue;
-            };
-            if !d.object.parents.contains(key) {
-                continue;
+            if let Some(mesh) = parents_of(ok) {
+                let msg = format!("{ok}: {why}; not overwritten");
+                not_programmed(&mut conds, mesh, "OutputConflict", msg, g);
             }
-            let t = format!("Programmed/{}", d.mesh);
-            let msg = format!("{ok}: {why}; not overwritten");
-            match conds.iter_mut().find(|c| c.type_ == t) {
-                Some(c) => {
-                    if c.reason == "OutputConflict" {
-                        c.message = format!("{}; {msg}", c.message);
-                    } else {
-                        c.status = "False".into();
-                        c.reason = "OutputConflict".into();
-                        c.message = msg;
-                    }
-                }
-                None => conds.push(Condition {
-                    type_: t,
-                    status: "False".into(),
-                    reason: "OutputConflict".into(),
-                    message: msg,
-                    observed_generation: st.generation,
-                    last_transition_time: None,
-                }),
+        }
+        for (ok, f) in &self.failures {
+            if let Some(mesh) = parents_of(ok) {
+                let msg = format!("{ok}: {}", f.message);
+                not_programmed(&mut conds, mesh, f.reason, msg, g);
             }
         }
         for (mesh, objects) in &self.api_problems {
@@ -477,30 +604,15 @@ impl Reconciler {
                 })
                 .collect::<Vec<_>>()
                 .join("; ");
-            let t = format!("Programmed/{mesh}");
             let reason = if failed {
                 "ApiSyncFailed"
             } else {
                 "OutputConflict"
             };
-            match conds.iter_mut().find(|c| c.type_ == t) {
-                Some(c) if c.status == "False" => {
-                    c.message = format!("{}; {msg}", c.message);
-                }
-                Some(c) => {
-                    c.status = "False".into();
-                    c.reason = reason.into();
-                    c.message = msg;
-                }
-                None => conds.push(Condition {
-                    type_: t,
-                    status: "False".into(),
-                    reason: reason.into(),
-                    message: msg,
-                    observed_generation: st.generation,
-                    last_transition_time: None,
-                }),
-            }
+            not_programmed(&mut conds, *mesh, reason, msg, g);
+        }
+        if let Some(c) = self.mesh_write_condition(key, g) {
+            conds.push(c);
         }
         Some(conds)
     }
@@ -557,6 +669,43 @@ impl Reconciler {
     /// Whether writes are still outstanding (errors to retry).
     pub fn has_pending(&self) -> bool {
         !self.pending.is_empty() || !self.pending_status.is_empty() || !self.api_pending.is_empty()
+    }
+}
+
+/// Condition type on Mesh objects: whether the sink could write every output of the mesh.
+pub const OUTPUTS_WRITTEN: &str = "OutputsWritten";
+
+/// Makes `Programmed/<mesh>` False with `reason` (a True one is replaced; a False one keeps
+/// its first reason and gains the message).
+fn not_programmed(
+    conds: &mut Vec<Condition>,
+    mesh: MeshType,
+    reason: &str,
+    msg: String,
+    generation: Option<i64>,
+) {
+    let t = format!("Programmed/{mesh}");
+    match conds.iter_mut().find(|c| c.type_ == t) {
+        Some(c) if c.status == "False" => {
+            c.message = if c.message.is_empty() {
+                msg
+            } else {
+                format!("{}; {msg}", c.message)
+            };
+        }
+        Some(c) => {
+            c.status = "False".into();
+            c.reason = reason.into();
+            c.message = msg;
+        }
+        None => conds.push(Condition {
+            type_: t,
+            status: "False".into(),
+            reason: reason.into(),
+            message: msg,
+            observed_generation: generation,
+            last_transition_time: None,
+        }),
     }
 }
 

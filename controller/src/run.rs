@@ -280,6 +280,21 @@ pub async fn run_with(
     let (tx, rx) = mpsc::unbounded_channel();
     let tracker = SyncTracker::default();
 
+    // Bound first: a taken address is a usage error naming the flag, before any work.
+    let metrics_listener = if args.once || args.metrics_addr == "off" {
+        None
+    } else {
+        Some(
+            tokio::net::TcpListener::bind(&args.metrics_addr)
+                .await
+                .map_err(|e| {
+                    Error::Usage(format!(
+                        "--metrics-addr {}: cannot listen: {e} (choose another address, e.g. --metrics-addr 127.0.0.1:9090, or --metrics-addr off)",
+                        args.metrics_addr
+                    ))
+                })?,
+        )
+    };
     let needs_client = source_ep == Endpoint::Kube || output_ep == Endpoint::Kube;
     let client = if needs_client {
         Some(
@@ -376,10 +391,7 @@ pub async fn run_with(
         return Ok(code);
     }
 
-    if args.metrics_addr != "off" {
-        let listener = tokio::net::TcpListener::bind(&args.metrics_addr)
-            .await
-            .map_err(|e| Error::Io(format!("--metrics-addr {}: {e}", args.metrics_addr)))?;
+    if let Some(listener) = metrics_listener {
         tokio::spawn(crate::metrics::serve(listener, metrics.clone()));
     }
     let stop_election = Arc::new(Notify::new());
@@ -391,7 +403,10 @@ pub async fn run_with(
             lease_duration: Duration::from_secs(args.lease_duration.max(2)),
             renew_every: Duration::from_secs((args.lease_duration / 3).max(1)),
         };
-        let el = crate::leader::Elector::new(c.clone(), cfg);
+        let mut el = crate::leader::Elector::new(c.clone(), cfg);
+        if el.first_step().await? == crate::leader::Step::Leader {
+            leader.store(true, Ordering::SeqCst);
+        }
         Some(tokio::spawn(el.run(
             leader.clone(),
             leader_changed.clone(),

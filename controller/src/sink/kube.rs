@@ -6,7 +6,7 @@
 //! input's CRD has a status subresource, Events otherwise.
 
 use super::{PutOutcome, Sink, ensure_owned, is_owned};
-use crate::discovery::{Discovery, Resource};
+use crate::discovery::{Discovery, Resource, typed_value};
 use crate::reconciler::{HASH_ANNOTATION, contained_in};
 use crate::source::SyncTracker;
 use crate::source::kube::SharedInputResources;
@@ -53,7 +53,7 @@ pub const KNOWN_OUTPUT_KINDS: &[(&str, &str)] = &[
 ];
 
 fn kube_err(e: kube::Error) -> Error {
-    Error::Kube(e.to_string())
+    Error::from(e)
 }
 
 pub struct KubeSink {
@@ -131,13 +131,14 @@ impl KubeSink {
         let cfg = watcher::Config::default().labels(&self.selector());
         let (group, kind) = (group.to_string(), kind.to_string());
         let id = self.sync.register();
+        let ar = res.api.clone();
         tokio::spawn(async move {
             let mut stream = watcher(api, cfg).default_backoff().boxed();
             let mut buffer = Vec::new();
             let mut synced = false;
             while let Some(ev) = stream.next().await {
                 let to_value = |o: &DynamicObject| -> Option<(OutKey, Value)> {
-                    let v = serde_json::to_value(o).ok()?;
+                    let v = typed_value(o, &ar)?;
                     Some((OutKey::of_value(&v)?, v))
                 };
                 let msg = match ev {
@@ -216,7 +217,9 @@ impl Sink for KubeSink {
                 .await
                 .map_err(kube_err)?;
             for o in list.items {
-                let v = serde_json::to_value(&o).map_err(|e| Error::Kube(e.to_string()))?;
+                let Some(v) = typed_value(&o, &res.api) else {
+                    continue;
+                };
                 if let Some(k) = OutKey::of_value(&v)
                     && is_owned(&v, &self.controller_namespace)
                 {
@@ -346,8 +349,7 @@ impl StatusSink for KubeStatusSink {
             .resources
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .watched
-            .get(&target.key.kind)
+            .status_resource(target.key.kind, target.api_version.as_deref())
             .cloned();
         let Some(res) = res else {
             return Err(Error::Kube(format!("{} is not served", target.key.kind)));

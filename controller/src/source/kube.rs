@@ -11,7 +11,7 @@
 
 use super::{Source, SyncTracker, changes_of};
 use crate::Result;
-use crate::discovery::{Discovery, Resource};
+use crate::discovery::{Discovery, Resource, typed_value};
 use crate::types::{Change, Msg};
 use futures::StreamExt;
 use kube::Client;
@@ -61,6 +61,9 @@ pub const CORE_KINDS: &[(&str, Kind)] = &[
 pub struct InputResources {
     pub watched: BTreeMap<Kind, Resource>,
     pub served_versions: BTreeMap<Kind, Vec<String>>,
+    /// Every served version of each custom kind (`Resource` per version: whether that
+    /// version has a status subresource differs between CRDs).
+    pub by_version: BTreeMap<(Kind, String), Resource>,
     /// Kinds whose CRD is not installed.
     pub missing: Vec<Kind>,
 }
@@ -74,6 +77,21 @@ pub struct KubeSource {
     pub resources: SharedInputResources,
 }
 
+impl InputResources {
+    /// The resource to write `kind`'s status through for an object written as
+    /// `api_version`: that version when it is served (its schema is the one the stored
+    /// object satisfies: SMI CRDs serve every version without conversion, so status written
+    /// through another version is validated against a schema the object may not match —
+    /// a v1alpha1 split's quantity weights fail v1alpha4's integers), else the watched one.
+    pub fn status_resource(&self, kind: Kind, api_version: Option<&str>) -> Option<&Resource> {
+        api_version
+            .and_then(|av| av.rsplit_once('/'))
+            .and_then(|(_, v)| self.by_version.get(&(kind, v.to_string())))
+            .filter(|r| api_version == Some(r.api.api_version.as_str()))
+            .or_else(|| self.watched.get(&kind))
+    }
+}
+
 /// Probes which versions of each custom kind are served.
 pub async fn probe(discovery: &Discovery) -> Result<InputResources> {
     let mut out = InputResources::default();
@@ -85,6 +103,7 @@ pub async fn probe(discovery: &Discovery) -> Result<InputResources> {
             };
             for k in *kinds {
                 if let Some(r) = served.get(k.as_str()) {
+                    out.by_version.insert((*k, v.to_string()), r.clone());
                     out.served_versions
                         .entry(*k)
                         .or_default()
@@ -130,9 +149,10 @@ pub fn written_version(v: &Value) -> Option<String> {
         .map(|(_, av)| av.to_string())
 }
 
-/// Converts one API object into changes (an upsert, or an invalid version).
-pub fn convert(kind: Kind, served: &[String], obj: &DynamicObject) -> Vec<Change> {
-    let Ok(mut v) = serde_json::to_value(obj) else {
+/// Converts one API object, read through `res`, into changes (an upsert, or an invalid
+/// version).
+pub fn convert(kind: Kind, res: &Resource, served: &[String], obj: &DynamicObject) -> Vec<Change> {
+    let Some(mut v) = typed_value(obj, &res.api) else {
         return vec![];
     };
     let live_status: Option<Vec<Condition>> = if kind.is_smi() || kind == Kind::Mesh {
@@ -209,7 +229,7 @@ pub async fn watch_kind(
                 continue;
             }
             Ok(watcher::Event::InitApply(o)) => {
-                buffer.extend(convert(kind, &served, &o));
+                buffer.extend(convert(kind, &res, &served, &o));
                 continue;
             }
             Ok(watcher::Event::InitDone) => Msg::Replace {
@@ -217,7 +237,7 @@ pub async fn watch_kind(
                 changes: std::mem::take(&mut buffer),
             },
             Ok(watcher::Event::Apply(o)) => {
-                for c in convert(kind, &served, &o) {
+                for c in convert(kind, &res, &served, &o) {
                     if tx.send(Msg::Input(c)).is_err() {
                         return;
                     }
@@ -254,11 +274,11 @@ pub async fn list_kind(
     let list = api
         .list(&Default::default())
         .await
-        .map_err(|e| crate::Error::Kube(e.to_string()))?;
+        .map_err(crate::Error::from)?;
     Ok(list
         .items
         .iter()
-        .flat_map(|o| convert(kind, served, o))
+        .flat_map(|o| convert(kind, res, served, o))
         .collect())
 }
 
