@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::fake_api::{FakeApi, Req};
+use meshbridge_test_support::{FakeApi, Req};
 use common::*;
 use meshbridge_controller::discovery::Discovery;
 use meshbridge_controller::engine::Backends;
@@ -21,7 +21,7 @@ use std::time::Duration;
 const ROUTES: &str = "/apis/istio.test.meshbridge.io/v1/namespaces/shop/routes";
 
 fn fake() -> FakeApi {
-    let f = FakeApi::new();
+    let f = FakeApi::strict();
     f.serve(
         "istio.test.meshbridge.io/v1",
         vec![

@@ -3,13 +3,11 @@
 //! API server with a listing callback (found → Mesh written; listing unavailable → Mesh
 //! left alone; no longer listed → `Ready=False NotFound`, never deleted).
 
-mod common;
-
-use common::FakeApi;
 use meshbridge_core::api::meshbridge::{MeshSpec, MeshType};
 use meshbridge_core::capability::{Capability, Feature, Level};
 use meshbridge_discovery::runner::{self, ListAppMeshes, RunnerConfig, SharedCaps};
 use meshbridge_discovery::{find_control_planes, read_objects, with_api_meshes};
+use meshbridge_test_support::FakeApi;
 use serde_json::Value;
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
@@ -160,7 +158,7 @@ fn lister(answer: Arc<Mutex<Result<Vec<String>, String>>>) -> ListAppMeshes {
 }
 
 fn ready(f: &FakeApi, name: &str) -> (String, String) {
-    let m = f.get(MESHES, name).expect("the Mesh exists");
+    let m = f.get_at(MESHES, name).expect("the Mesh exists");
     let c = m["status"]["conditions"]
         .as_array()
         .unwrap()
@@ -185,10 +183,10 @@ async fn a_pass_writes_api_meshes_and_marks_them_not_found_only_when_the_api_say
     };
     let leader = AtomicBool::new(true);
 
-    let r = runner::pass(&f.client(), &cfg, &caps(), &leader).await;
+    let r = runner::pass(&f.client("meshbridge"), &cfg, &caps(), &leader).await;
     assert!(r.errors.is_empty(), "{:?}", r.errors);
     assert_eq!(f.names(MESHES), ["appmesh-prod"]);
-    let m = f.get(MESHES, "appmesh-prod").unwrap();
+    let m = f.get_at(MESHES, "appmesh-prod").unwrap();
     assert_eq!(m["spec"]["type"], "appmesh");
     assert_eq!(m["spec"]["appMeshName"], "prod");
     assert_eq!(
@@ -199,7 +197,7 @@ async fn a_pass_writes_api_meshes_and_marks_them_not_found_only_when_the_api_say
     // The API cannot be asked (credentials expired, say): the Mesh is left as it is.
     *answer.lock().unwrap() = Err("ExpiredToken".into());
     f.take_log();
-    let r = runner::pass(&f.client(), &cfg, &caps(), &leader).await;
+    let r = runner::pass(&f.client("meshbridge"), &cfg, &caps(), &leader).await;
     assert!(r.errors.is_empty(), "{:?}", r.errors);
     let writes: Vec<_> = f
         .take_log()
@@ -215,13 +213,13 @@ async fn a_pass_writes_api_meshes_and_marks_them_not_found_only_when_the_api_say
 
     // The API no longer lists it: kept, with Ready=False NotFound.
     *answer.lock().unwrap() = Ok(vec![]);
-    runner::pass(&f.client(), &cfg, &caps(), &leader).await;
+    runner::pass(&f.client("meshbridge"), &cfg, &caps(), &leader).await;
     assert_eq!(f.names(MESHES), ["appmesh-prod"]);
     assert_eq!(
         ready(&f, "appmesh-prod"),
         ("False".into(), "NotFound".into())
     );
-    let m = f.get(MESHES, "appmesh-prod").unwrap();
+    let m = f.get_at(MESHES, "appmesh-prod").unwrap();
     let msg = m["status"]["conditions"]
         .as_array()
         .unwrap()

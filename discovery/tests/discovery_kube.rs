@@ -1,13 +1,11 @@
 //! A discovery pass against a mocked API server: narrow reads, create/patch only what
 //! differs, user fields kept, a vanished control plane marked NotFound (never deleted).
 
-mod common;
-
-use common::FakeApi;
 use meshbridge_core::api::meshbridge::MeshSpec;
 use meshbridge_core::capability::{Capability, Feature, Level};
 use meshbridge_discovery::kube::discover_and_write;
 use meshbridge_discovery::{Config, read_objects};
+use meshbridge_test_support::FakeApi;
 use serde_json::{Value, json};
 use std::path::PathBuf;
 
@@ -49,7 +47,7 @@ async fn discovery_pass_writes_only_differences() {
     let f = FakeApi::new();
     f.not_served("/apis/appmesh.k8s.aws/");
     load(&f, "istio-revisions");
-    let c = f.client();
+    let c = f.client("meshbridge");
     let cfg = Config::default();
 
     let r = discover_and_write(&c, &cfg, &caps).await.unwrap();
@@ -93,7 +91,7 @@ async fn discovery_pass_writes_only_differences() {
             format!("PATCH {MESHES}/istio-1-21/status"),
         ]
     );
-    let m = f.get(MESHES, "istio-1-20").unwrap();
+    let m = f.get_at(MESHES, "istio-1-20").unwrap();
     assert_eq!(m["spec"]["version"], json!("1.20.1"));
     assert_eq!(m["status"]["discovered"]["namespaces"], json!(["orders"]));
     assert_eq!(
@@ -123,7 +121,7 @@ async fn discovery_pass_writes_only_differences() {
             format!("PATCH {MESHES}/istio-1-20/status")
         ]
     );
-    let m = f.get(MESHES, "istio-1-20").unwrap();
+    let m = f.get_at(MESHES, "istio-1-20").unwrap();
     assert_eq!(m["spec"]["version"], json!("1.20.2"));
     assert_eq!(m["spec"]["trustDomain"], json!("user.example"));
     assert_eq!(
@@ -132,12 +130,10 @@ async fn discovery_pass_writes_only_differences() {
     );
 
     // istiod-1-21 is removed: its Mesh stays, Ready=False NotFound.
-    f.lock()
-        .objects
-        .remove(&(DEPLOYS.to_string(), "istiod-1-21".to_string()));
+    f.remove_at(DEPLOYS, "istiod-1-21");
     discover_and_write(&c, &cfg, &caps).await.unwrap();
     assert_eq!(writes(&f), [format!("PATCH {MESHES}/istio-1-21/status")]);
-    let m = f.get(MESHES, "istio-1-21").unwrap();
+    let m = f.get_at(MESHES, "istio-1-21").unwrap();
     let ready = m["status"]["conditions"]
         .as_array()
         .unwrap()

@@ -1,11 +1,9 @@
 //! The Install reconciler against a mocked API server: every request is checked.
 
-mod common;
-
-use common::FakeApi;
 use meshbridge_core::api::meshbridge::Install;
 use meshbridge_discovery::install::FINALIZER;
 use meshbridge_discovery::kube::{Step, reconcile_install};
+use meshbridge_test_support::FakeApi;
 use serde_json::{Value, json};
 
 const NS: &str = "meshbridge-system";
@@ -23,7 +21,7 @@ fn install(name: &str, spec: Value, created: &str) -> Value {
 }
 
 fn read(f: &FakeApi, name: &str) -> Option<Install> {
-    f.get(INSTALLS, name)
+    f.get_at(INSTALLS, name)
         .map(|v| serde_json::from_value(v).unwrap())
 }
 
@@ -39,7 +37,7 @@ async fn step(f: &FakeApi, c: &kube::Client, name: &str) -> Step {
     reconcile_install(c, &i, &all(f)).await.unwrap()
 }
 
-fn lines(log: &[common::Req]) -> Vec<String> {
+fn lines(log: &[meshbridge_test_support::Req]) -> Vec<String> {
     log.iter().map(|r| r.line()).collect()
 }
 
@@ -51,7 +49,7 @@ fn set_job_condition(f: &FakeApi, job: &str, ty: &str, message: &str) {
 }
 
 fn phase(f: &FakeApi, name: &str) -> String {
-    f.get(INSTALLS, name).unwrap()["status"]["phase"]
+    f.get_at(INSTALLS, name).unwrap()["status"]["phase"]
         .as_str()
         .unwrap_or("")
         .to_string()
@@ -60,7 +58,7 @@ fn phase(f: &FakeApi, name: &str) -> String {
 #[tokio::test]
 async fn istio_install_job_status_and_uninstall_on_delete() {
     let f = FakeApi::new();
-    f.insert(
+    f.insert_at(
         INSTALLS,
         install(
             "istio",
@@ -68,7 +66,7 @@ async fn istio_install_job_status_and_uninstall_on_delete() {
             "2026-01-01T00:00:00Z",
         ),
     );
-    let c = f.client();
+    let c = f.client("meshbridge");
 
     // 1. First pass: finalizer, RBAC, Job, status.
     assert_eq!(
@@ -135,11 +133,11 @@ async fn istio_install_job_status_and_uninstall_on_delete() {
             "values.global.istioNamespace=istio-system"
         ])
     );
-    let st = &f.get(INSTALLS, "istio").unwrap()["status"];
+    let st = &f.get_at(INSTALLS, "istio").unwrap()["status"];
     assert_eq!(st["phase"], json!("Installing"));
     assert_eq!(st["job"], json!(job_name));
     assert_eq!(
-        f.get(INSTALLS, "istio").unwrap()["metadata"]["finalizers"],
+        f.get_at(INSTALLS, "istio").unwrap()["metadata"]["finalizers"],
         json!([FINALIZER])
     );
 
@@ -157,7 +155,7 @@ async fn istio_install_job_status_and_uninstall_on_delete() {
     // 3. The Job completes: Installed, with the version.
     set_job_condition(&f, &job_name, "Complete", "");
     assert!(matches!(step(&f, &c, "istio").await, Step::Done(_)));
-    let st = &f.get(INSTALLS, "istio").unwrap()["status"];
+    let st = &f.get_at(INSTALLS, "istio").unwrap()["status"];
     assert_eq!(st["phase"], json!("Installed"));
     assert_eq!(st["installedVersion"], json!("1.21.0"));
     let ready = st["conditions"]
@@ -228,7 +226,7 @@ async fn istio_install_job_status_and_uninstall_on_delete() {
 #[tokio::test]
 async fn second_install_of_a_type_is_rejected_and_never_runs_a_job() {
     let f = FakeApi::new();
-    f.insert(
+    f.insert_at(
         INSTALLS,
         install(
             "linkerd",
@@ -236,7 +234,7 @@ async fn second_install_of_a_type_is_rejected_and_never_runs_a_job() {
             "2026-01-01T00:00:00Z",
         ),
     );
-    f.insert(
+    f.insert_at(
         INSTALLS,
         install(
             "linkerd-again",
@@ -244,7 +242,7 @@ async fn second_install_of_a_type_is_rejected_and_never_runs_a_job() {
             "2026-01-02T00:00:00Z",
         ),
     );
-    let c = f.client();
+    let c = f.client("meshbridge");
     step(&f, &c, "linkerd").await;
     f.take_log();
     let s = step(&f, &c, "linkerd-again").await;
@@ -262,14 +260,14 @@ async fn second_install_of_a_type_is_rejected_and_never_runs_a_job() {
         writes,
         vec![format!("PATCH {INSTALLS}/linkerd-again/status")]
     );
-    let st = &f.get(INSTALLS, "linkerd-again").unwrap()["status"];
+    let st = &f.get_at(INSTALLS, "linkerd-again").unwrap()["status"];
     assert_eq!(st["conditions"][0]["type"], json!("Accepted"));
     assert_eq!(st["conditions"][0]["status"], json!("False"));
     assert_eq!(st["conditions"][0]["reason"], json!("Duplicate"));
-    assert!(f.get(INSTALLS, "linkerd-again").unwrap()["metadata"]["finalizers"].is_null());
+    assert!(f.get_at(INSTALLS, "linkerd-again").unwrap()["metadata"]["finalizers"].is_null());
     assert_eq!(f.names(JOBS).len(), 1);
     // The Linkerd Job: CLI fetched and checked, rendered, applied by kubectl in order.
-    let job = f.get(JOBS, &f.names(JOBS)[0]).unwrap();
+    let job = f.get_at(JOBS, &f.names(JOBS)[0]).unwrap();
     let pod = &job["spec"]["template"]["spec"];
     let init: Vec<&str> = pod["initContainers"]
         .as_array()
@@ -305,11 +303,11 @@ async fn second_install_of_a_type_is_rejected_and_never_runs_a_job() {
 #[tokio::test]
 async fn failed_job_and_disable() {
     let f = FakeApi::new();
-    f.insert(
+    f.insert_at(
         INSTALLS,
         install("istio", json!({"type": "istio"}), "2026-01-01T00:00:00Z"),
     );
-    let c = f.client();
+    let c = f.client("meshbridge");
     step(&f, &c, "istio").await;
     let job = f.names(JOBS).pop().unwrap();
     set_job_condition(
@@ -320,7 +318,7 @@ async fn failed_job_and_disable() {
     );
     assert!(matches!(step(&f, &c, "istio").await, Step::Done(_)));
     assert_eq!(phase(&f, "istio"), "Failed");
-    let st = &f.get(INSTALLS, "istio").unwrap()["status"];
+    let st = &f.get_at(INSTALLS, "istio").unwrap()["status"];
     let ready = st["conditions"]
         .as_array()
         .unwrap()
@@ -342,14 +340,14 @@ async fn failed_job_and_disable() {
         .into_iter()
         .find(|n| n.contains("-uninstall-"))
         .unwrap();
-    let uj = f.get(JOBS, &un).unwrap();
+    let uj = f.get_at(JOBS, &un).unwrap();
     assert_eq!(
         uj["spec"]["template"]["spec"]["containers"][0]["args"],
         json!(["uninstall", "-y", "--revision", "default"])
     );
     set_job_condition(&f, &un, "Complete", "");
     assert!(matches!(step(&f, &c, "istio").await, Step::Done(_)));
-    let v = f.get(INSTALLS, "istio").expect("kept");
+    let v = f.get_at(INSTALLS, "istio").expect("kept");
     assert_eq!(v["status"]["phase"], json!("Uninstalled"));
     assert_eq!(v["metadata"]["finalizers"], json!([]));
     assert!(f.names(JOBS).is_empty());
@@ -358,16 +356,16 @@ async fn failed_job_and_disable() {
 #[tokio::test]
 async fn unsupported_type_is_rejected() {
     let f = FakeApi::new();
-    f.insert(
+    f.insert_at(
         INSTALLS,
         install("am", json!({"type": "appmesh"}), "2026-01-01T00:00:00Z"),
     );
-    let c = f.client();
+    let c = f.client("meshbridge");
     step(&f, &c, "am").await;
     let log = f.take_log();
     assert_eq!(lines(&log), vec![format!("PATCH {INSTALLS}/am/status")]);
     assert_eq!(
-        f.get(INSTALLS, "am").unwrap()["status"]["conditions"][0]["reason"],
+        f.get_at(INSTALLS, "am").unwrap()["status"]["conditions"][0]["reason"],
         json!("Unsupported")
     );
 }
@@ -375,7 +373,7 @@ async fn unsupported_type_is_rejected() {
 #[tokio::test]
 async fn builtin_mesh_is_applied_directly_and_removed_exactly() {
     let f = FakeApi::new();
-    f.insert(
+    f.insert_at(
         INSTALLS,
         install(
             "builtin",
@@ -384,14 +382,14 @@ async fn builtin_mesh_is_applied_directly_and_removed_exactly() {
         ),
     );
     // The controller's own objects, which must never be touched.
-    f.insert(
+    f.insert_at(
         "/apis/apps/v1/namespaces/meshbridge-system/deployments",
         json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "meshbridge", "namespace": NS}}),
     );
-    let c = f.client();
+    let c = f.client("meshbridge");
     assert!(matches!(step(&f, &c, "builtin").await, Step::Done(_)));
     let log = f.take_log();
-    let applied: Vec<&common::Req> = log
+    let applied: Vec<&meshbridge_test_support::Req> = log
         .iter()
         .filter(|r| r.content_type.starts_with("application/apply-patch"))
         .collect();
@@ -440,7 +438,7 @@ async fn builtin_mesh_is_applied_directly_and_removed_exactly() {
         applied.iter().map(|r| r.path.clone()).collect();
     assert_eq!(deleted, applied);
     assert!(
-        f.get(
+        f.get_at(
             "/apis/apps/v1/namespaces/meshbridge-system/deployments",
             "meshbridge"
         )

@@ -5,14 +5,12 @@
 //! granted by `required()`, and every entry of `required()` must have been used.
 //! `tests/run_deploy.rs` checks the chart's ClusterRole against `required()`.
 
-mod common;
-
-use common::{FakeApi, Req};
 use meshbridge_core::api::meshbridge::MeshSpec;
 use meshbridge_core::capability::Capability;
 use meshbridge_discovery::rbac::{Grants, INSTALLER_CLUSTER_ROLE, required};
 use meshbridge_discovery::read_objects;
 use meshbridge_discovery::runner::{self, RunnerConfig, SharedCaps};
+use meshbridge_test_support::{FakeApi, Req};
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -152,7 +150,13 @@ async fn once(f: &FakeApi) {
     let cfg = RunnerConfig::new(NS, Duration::from_secs(60), true);
     tokio::time::timeout(
         Duration::from_secs(5),
-        runner::run(f.client(), Arc::new(AtomicBool::new(true)), rx, cfg, caps()),
+        runner::run(
+            f.client("meshbridge"),
+            Arc::new(AtomicBool::new(true)),
+            rx,
+            cfg,
+            caps(),
+        ),
     )
     .await
     .expect("one pass");
@@ -166,11 +170,11 @@ async fn required_is_exactly_what_discovery_and_install_use() {
     for v in read_objects(&[p]).0 {
         f.insert_object(v);
     }
-    f.insert(
+    f.insert_at(
         INSTALLS,
         install("istio", json!({"type": "istio", "version": "1.22.3"})),
     );
-    f.insert(
+    f.insert_at(
         INSTALLS,
         install(
             "builtin",
@@ -181,7 +185,7 @@ async fn required_is_exactly_what_discovery_and_install_use() {
     // The loop's watches (list + watch of Installs and labelled Jobs).
     let (stop, rx) = tokio::sync::watch::channel(false);
     let h = tokio::spawn(runner::run(
-        f.client(),
+        f.client("meshbridge"),
         Arc::new(AtomicBool::new(true)),
         rx,
         RunnerConfig::new(NS, Duration::from_secs(60), false),
@@ -205,11 +209,11 @@ async fn required_is_exactly_what_discovery_and_install_use() {
     complete_jobs(&f);
     once(&f).await;
     assert_eq!(
-        f.get(INSTALLS, "istio").unwrap()["status"]["phase"],
+        f.get_at(INSTALLS, "istio").unwrap()["status"]["phase"],
         "Installed"
     );
     assert_eq!(
-        f.get(INSTALLS, "builtin").unwrap()["status"]["phase"],
+        f.get_at(INSTALLS, "builtin").unwrap()["status"]["phase"],
         "Installed"
     );
     // Rediscovery patches a Mesh whose discovered spec was lost.
@@ -228,11 +232,11 @@ async fn required_is_exactly_what_discovery_and_install_use() {
     complete_jobs(&f);
     once(&f).await;
     assert_eq!(
-        f.get(INSTALLS, "istio").unwrap()["status"]["phase"],
+        f.get_at(INSTALLS, "istio").unwrap()["status"]["phase"],
         "Uninstalled"
     );
     assert_eq!(
-        f.get(INSTALLS, "builtin").unwrap()["status"]["phase"],
+        f.get_at(INSTALLS, "builtin").unwrap()["status"]["phase"],
         "Uninstalled"
     );
     assert!(f.names(JOBS).is_empty(), "Jobs cleaned up");

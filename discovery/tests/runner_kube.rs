@@ -4,13 +4,11 @@
 //! Install or an installer Job triggers a pass long before the interval; a failed pass is
 //! retried with backoff. Every test is bounded to a few seconds.
 
-mod common;
-
-use common::FakeApi;
 use meshbridge_core::api::meshbridge::MeshSpec;
 use meshbridge_core::capability::{Capability, Feature, Level};
 use meshbridge_discovery::read_objects;
 use meshbridge_discovery::runner::{self, RunnerConfig, SharedCaps};
+use meshbridge_test_support::FakeApi;
 use serde_json::{Value, json};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -77,7 +75,7 @@ struct Running {
 
 fn start(f: &FakeApi, leader: Arc<AtomicBool>, cfg: RunnerConfig) -> Running {
     let (stop, rx) = watch::channel(false);
-    let handle = tokio::spawn(runner::run(f.client(), leader, rx, cfg, caps()));
+    let handle = tokio::spawn(runner::run(f.client("meshbridge"), leader, rx, cfg, caps()));
     Running { stop, handle }
 }
 
@@ -118,7 +116,7 @@ async fn settle(f: &FakeApi, quiet: Duration) {
 }
 
 fn phase(f: &FakeApi, name: &str) -> String {
-    f.get(INSTALLS, name)
+    f.get_at(INSTALLS, name)
         .and_then(|v| v["status"]["phase"].as_str().map(str::to_string))
         .unwrap_or_default()
 }
@@ -126,7 +124,7 @@ fn phase(f: &FakeApi, name: &str) -> String {
 #[tokio::test]
 async fn leader_discovers_writes_meshes_reconciles_installs_and_stops_on_shutdown() {
     let f = cluster();
-    f.insert(
+    f.insert_at(
         INSTALLS,
         install("istio", json!({"type": "istio", "version": "1.22.3"})),
     );
@@ -176,13 +174,13 @@ async fn leader_discovers_writes_meshes_reconciles_installs_and_stops_on_shutdow
             q.line()
         );
     }
-    let mesh = f.get(MESHES, "istio-1-21").unwrap();
+    let mesh = f.get_at(MESHES, "istio-1-21").unwrap();
     assert_eq!(mesh["spec"]["type"], "istio");
     assert_eq!(mesh["spec"]["revision"], "1-21");
     assert_eq!(mesh["status"]["conditions"][0]["type"], "Ready");
     // The Install: finalizer, RBAC by server-side apply (field manager meshbridge-install),
     // the Job.
-    let inst = f.get(INSTALLS, "istio").unwrap();
+    let inst = f.get_at(INSTALLS, "istio").unwrap();
     assert_eq!(
         inst["metadata"]["finalizers"],
         json!(["meshbridge.io/install"])
@@ -224,9 +222,9 @@ async fn leader_discovers_writes_meshes_reconciles_installs_and_stops_on_shutdow
 
     // The Job completes: the Job watch wakes the loop, the Install becomes Installed.
     let job = f.names(JOBS).pop().unwrap();
-    let mut j = f.get(JOBS, &job).unwrap();
+    let mut j = f.get_at(JOBS, &job).unwrap();
     j["status"] = json!({"conditions": [{"type": "Complete", "status": "True"}], "succeeded": 1});
-    f.push_watch_event(j);
+    f.upsert(j);
     until(3, "Installed after the Job completed", || {
         phase(&f, "istio") == "Installed"
     })
@@ -245,7 +243,7 @@ async fn leader_discovers_writes_meshes_reconciles_installs_and_stops_on_shutdow
 #[tokio::test]
 async fn non_leader_makes_no_request_until_it_leads() {
     let f = cluster();
-    f.insert(
+    f.insert_at(
         INSTALLS,
         install("istio", json!({"type": "istio", "version": "1.22.3"})),
     );
@@ -290,7 +288,7 @@ async fn install_watch_event_triggers_a_pass_before_the_interval() {
     assert!(f.names(JOBS).is_empty());
 
     // A new Install (as `kubectl apply` would create it): a pass runs at once, not in 60 s.
-    f.push_watch_event(install(
+    f.upsert(install(
         "linkerd",
         json!({"type": "linkerd", "version": "stable-2.14.10"}),
     ));
@@ -307,7 +305,7 @@ async fn without_events_the_interval_drives_passes() {
     let r = start(&f, leader, config(Duration::from_millis(300)));
     until(5, "first pass", || f.names(MESHES).len() == 2).await;
     // An Install stored without any watch event: only the periodic pass can see it.
-    f.insert(
+    f.insert_at(
         INSTALLS,
         install("istio", json!({"type": "istio", "version": "1.22.3"})),
     );
@@ -342,7 +340,7 @@ async fn failed_pass_is_retried_with_backoff() {
 #[tokio::test]
 async fn once_runs_one_pass_without_watches_and_returns() {
     let f = cluster();
-    f.insert(
+    f.insert_at(
         INSTALLS,
         install("istio", json!({"type": "istio", "version": "1.22.3"})),
     );
@@ -350,7 +348,13 @@ async fn once_runs_one_pass_without_watches_and_returns() {
     let cfg = RunnerConfig::new(NS, Duration::from_secs(60), true);
     tokio::time::timeout(
         Duration::from_secs(5),
-        runner::run(f.client(), Arc::new(AtomicBool::new(true)), rx, cfg, caps()),
+        runner::run(
+            f.client("meshbridge"),
+            Arc::new(AtomicBool::new(true)),
+            rx,
+            cfg,
+            caps(),
+        ),
     )
     .await
     .expect("--once returns after one pass");
@@ -364,7 +368,7 @@ async fn dropped_shutdown_sender_stops_the_loop() {
     let f = cluster();
     let (stop, rx) = watch::channel(false);
     let h = tokio::spawn(runner::run(
-        f.client(),
+        f.client("meshbridge"),
         Arc::new(AtomicBool::new(false)),
         rx,
         config(Duration::from_secs(60)),

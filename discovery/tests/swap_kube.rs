@@ -3,9 +3,6 @@
 //! applied, and no request writes an application object (Deployment, Service, Pod,
 //! ServiceAccount, Namespace).
 
-mod common;
-
-use common::FakeApi;
 use meshbridge_controller::discovery::Discovery;
 use meshbridge_controller::engine::{Backends, Engine, EngineConfig};
 use meshbridge_controller::metrics::Metrics;
@@ -17,6 +14,7 @@ use meshbridge_core::api::meshbridge::{MeshSpec, MeshType};
 use meshbridge_core::capability::Capability;
 use meshbridge_core::{Adapter, Context};
 use meshbridge_discovery::{Config, find_control_planes, merge, read_objects};
+use meshbridge_test_support::FakeApi;
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -234,7 +232,7 @@ fn resource_of(path: &str) -> &str {
     }
 }
 
-fn is_app_write(r: &common::Req) -> bool {
+fn is_app_write(r: &meshbridge_test_support::Req) -> bool {
     r.method != "GET" && APP_PLURALS.contains(&resource_of(&r.path))
 }
 
@@ -259,8 +257,8 @@ async fn istio_to_linkerd_swap_through_the_mocked_cluster() {
     let app_before: Vec<Value> = app
         .iter()
         .map(|v| {
-            f.get(
-                &common::collection_of(v),
+            f.get_at(
+                &meshbridge_test_support::collection_of(v),
                 v["metadata"]["name"].as_str().unwrap(),
             )
             .unwrap()
@@ -285,7 +283,7 @@ async fn istio_to_linkerd_swap_through_the_mocked_cluster() {
             .collect::<Vec<_>>(),
     );
 
-    let client = f.client();
+    let client = f.client("meshbridge");
     let sink = KubeSink::new(
         client.clone(),
         Discovery::new(client.clone()),
@@ -405,8 +403,8 @@ async fn istio_to_linkerd_swap_through_the_mocked_cluster() {
     // Application objects are exactly as before (same resourceVersion).
     for (v, before) in app.iter().zip(&app_before) {
         let now = f
-            .get(
-                &common::collection_of(v),
+            .get_at(
+                &meshbridge_test_support::collection_of(v),
                 v["metadata"]["name"].as_str().unwrap(),
             )
             .unwrap();

@@ -1,8 +1,6 @@
 //! Test fixtures: a tiny adapter, object builders, a reconciler on memory sinks.
 #![allow(dead_code)]
 
-pub mod fake_api;
-
 use meshbridge_controller::engine::{Backends, Engine, EngineConfig};
 use meshbridge_controller::metrics::Metrics;
 use meshbridge_controller::reconciler::Reconciler;
