@@ -170,6 +170,35 @@ fn identity_from_mtls_reaches_the_server_and_cannot_be_forged() {
     assert_ne!(st, 200, "plaintext reached an mTLS-only listener");
 }
 
+/// The trust domain follows the one context rule (flag > Mesh object > default) in `local`
+/// as in `translate` and `run`: a Mesh of type envoy with `trustDomain` names every identity,
+/// in the certificates and in the RBAC principals alike, so access still works.
+#[test]
+fn mesh_trust_domain_names_the_identities() {
+    if envoy_or_skip().is_none() {
+        return;
+    }
+    let mesh = "apiVersion: meshbridge.io/v1alpha1\nkind: Mesh\nmetadata: {name: builtin}\nspec: {type: envoy, trustDomain: shop.example}\n";
+    let files = [
+        ("00-ns.yaml", namespace_yaml()),
+        ("01-mesh.yaml", mesh.to_string()),
+        (
+            "02-install.yaml",
+            suite_file("traffic-access", "02-install.yaml"),
+        ),
+        (
+            "04-install.yaml",
+            suite_file("traffic-access", "04-install.yaml"),
+        ),
+    ];
+    let m = Local::start("trustdomain", 39, &files, &[]);
+    let (st, body) = m.call("app-a", "GET", "app-b.demo:9091", "/who", &[]);
+    assert_eq!(st, 200, "{body}");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["caller"], "spiffe://shop.example/ns/demo/sa/service-a");
+    assert_eq!(m.pod("app-a")["identity"], "spiffe://shop.example/ns/demo/sa/service-a");
+}
+
 #[test]
 fn invalid_edit_keeps_last_good_config_and_nack_keeps_traffic() {
     if envoy_or_skip().is_none() {

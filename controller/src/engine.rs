@@ -681,17 +681,7 @@ impl Engine {
     }
 
     fn context(&self, spec: Option<MeshSpec>) -> Context {
-        let trust_domain = self
-            .cfg
-            .trust_domain
-            .clone()
-            .or_else(|| spec.as_ref().and_then(|s| s.trust_domain.clone()))
-            .unwrap_or_else(|| self.cfg.base.trust_domain.clone());
-        Context {
-            trust_domain,
-            mesh: spec,
-            ..self.cfg.base.clone()
-        }
+        Context::for_mesh(&self.cfg.base, self.cfg.trust_domain.as_deref(), spec)
     }
 
     /// Renders one namespace. `None` when the namespace holds nothing to render.

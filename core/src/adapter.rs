@@ -43,6 +43,24 @@ impl Default for Context {
     }
 }
 
+impl Context {
+    /// The one rule for the context a mesh is translated with, used by every runtime
+    /// (`translate`, `run`, `local`, discovery): an explicit value (a flag) wins, then the
+    /// Mesh object's setting, then `base` (the defaults). The Mesh's settings become
+    /// `mesh` (else `base.mesh` stays).
+    pub fn for_mesh(base: &Context, trust_domain: Option<&str>, spec: Option<MeshSpec>) -> Context {
+        let trust_domain = trust_domain
+            .map(str::to_string)
+            .or_else(|| spec.as_ref().and_then(|s| s.trust_domain.clone()))
+            .unwrap_or_else(|| base.trust_domain.clone());
+        Context {
+            trust_domain,
+            mesh: spec.or_else(|| base.mesh.clone()),
+            ..base.clone()
+        }
+    }
+}
+
 /// One generated object.
 #[derive(Clone, Debug, PartialEq)]
 pub struct OutputObject {

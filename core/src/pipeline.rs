@@ -51,29 +51,15 @@ pub fn snapshot_of(files: Vec<Loaded>) -> (Snapshot, Vec<String>, bool) {
     (snap, lines, failed)
 }
 
-/// The Context for translating `snap` to `mesh`: explicit values win, then the first Mesh
-/// object of that type in the snapshot, then defaults.
+/// The Context for translating `snap` to `mesh` ([`Context::for_mesh`] with the first Mesh
+/// object of that type in the snapshot).
 pub fn context_for(
     snap: &Snapshot,
     mesh: MeshType,
     base: &Context,
     trust_domain: Option<&str>,
 ) -> Context {
-    let spec = snap
-        .meshes
-        .values()
-        .map(|(m, _)| &m.spec)
-        .find(|s| s.mesh_type == mesh)
-        .cloned();
-    let trust_domain = trust_domain
-        .map(str::to_string)
-        .or_else(|| spec.as_ref().and_then(|s| s.trust_domain.clone()))
-        .unwrap_or_else(|| base.trust_domain.clone());
-    Context {
-        trust_domain,
-        mesh: spec.or_else(|| base.mesh.clone()),
-        ..base.clone()
-    }
+    Context::for_mesh(base, trust_domain, snap.mesh_spec(mesh))
 }
 
 /// Translates loaded files with one adapter.

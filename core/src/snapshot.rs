@@ -25,6 +25,18 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
+    /// The settings of the first Mesh object of type `mesh` (by name), if any.
+    pub fn mesh_spec(
+        &self,
+        mesh: crate::api::meshbridge::MeshType,
+    ) -> Option<crate::api::meshbridge::MeshSpec> {
+        self.meshes
+            .values()
+            .map(|(m, _)| &m.spec)
+            .find(|s| s.mesh_type == mesh)
+            .cloned()
+    }
+
     pub fn from_objects(objects: impl IntoIterator<Item = Object>) -> Self {
         let mut s = Snapshot::default();
         for o in objects {

@@ -51,9 +51,10 @@ pub struct UpArgs {
     /// Envoy binary (default: $MESHBRIDGE_ENVOY, else `envoy` on PATH).
     #[arg(long)]
     pub envoy: Option<PathBuf>,
-    /// SPIFFE trust domain.
-    #[arg(long, default_value = "cluster.local")]
-    pub trust_domain: String,
+    /// SPIFFE trust domain of the workload identities (overrides the `envoy` Mesh object's
+    /// `trustDomain`; default: that, else cluster.local).
+    #[arg(long)]
+    pub trust_domain: Option<String>,
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, String> {

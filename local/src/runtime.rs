@@ -2,6 +2,7 @@
 //! and one real Envoy per pod, all on loopback addresses, with live reload of DIR.
 
 use crate::procs::{PidFile, Proc};
+use meshbridge_core::api::meshbridge::MeshType;
 use meshbridge_core::build::build;
 use meshbridge_core::ir::{Identity, Ir};
 use meshbridge_core::load::{Loaded, load_str};
@@ -42,7 +43,8 @@ pub struct UpOptions {
     /// through a file-based SDS secret Envoy watches).
     pub xds_cert_ttl: Duration,
     pub envoy: Option<PathBuf>,
-    pub trust_domain: String,
+    /// Explicit trust domain (`--trust-domain`): wins over the Mesh object's.
+    pub trust_domain: Option<String>,
 }
 
 impl Default for UpOptions {
@@ -56,7 +58,7 @@ impl Default for UpOptions {
             cert_ttl: Duration::from_secs(3600),
             xds_cert_ttl: Duration::from_secs(30 * 86400),
             envoy: None,
-            trust_domain: "cluster.local".into(),
+            trust_domain: None,
         }
     }
 }
@@ -380,6 +382,8 @@ struct Runtime {
     self_exe: PathBuf,
     /// The content of `runtime.json` as last written.
     saved_state: String,
+    /// The translation context of the last reload (trust domain: flag > Mesh > default).
+    cx: Context,
 }
 
 impl Runtime {
@@ -402,15 +406,8 @@ impl Runtime {
         Some(i)
     }
 
-    fn cx(&self) -> Context {
-        Context {
-            trust_domain: self.opts.trust_domain.clone(),
-            ..Context::default()
-        }
-    }
-
     fn spiffe(&self, id: &Identity) -> String {
-        id.spiffe(&self.opts.trust_domain)
+        id.spiffe(&self.cx.trust_domain)
     }
 
     /// Issues or rotates workload certificates; returns whether any changed.
@@ -730,10 +727,22 @@ impl Runtime {
             .into_iter()
             .map(|p| (format!("{}/{}", p.namespace, p.name), p))
             .collect();
+        let cx = Context::for_mesh(
+            &Context::default(),
+            self.opts.trust_domain.as_deref(),
+            snap.mesh_spec(MeshType::Envoy),
+        );
+        // A new trust domain changes every identity: every pod restarts with certificates
+        // (workload and xDS client) of the new domain, as a mesh's trust domain change does.
+        let new_domain = cx.trust_domain != self.cx.trust_domain;
+        if new_domain {
+            self.certs.clear();
+        }
+        self.cx = cx;
         let stale: Vec<String> = self
             .pods
             .iter()
-            .filter(|(k, p)| want.get(*k) != Some(&p.spec))
+            .filter(|(k, p)| new_domain || want.get(*k) != Some(&p.spec))
             .map(|(k, _)| k.clone())
             .collect();
         for k in stale {
@@ -761,7 +770,7 @@ impl Runtime {
             })
             .collect();
         let t1 = Instant::now();
-        let (configs, findings) = translate_all(&ir, &self.cx(), &proxies);
+        let (configs, findings) = translate_all(&ir, &self.cx, &proxies);
         let t_translate = t1.elapsed();
         for f in findings {
             eprintln!(
@@ -954,6 +963,7 @@ pub async fn up(opts: UpOptions) -> Result<(), String> {
         generation: 0,
         self_exe: std::env::current_exe().map_err(|e| e.to_string())?,
         saved_state: String::new(),
+        cx: Context::for_mesh(&Context::default(), opts.trust_domain.as_deref(), None),
     };
     let mut sigint = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
     let mut sigterm = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
