@@ -50,6 +50,10 @@ pub struct ControlPlane {
     pub notes: Vec<String>,
     /// Whether the version could be determined.
     pub version_known: bool,
+    /// Why the control plane serves nothing (its Deployment is not available: no available
+    /// replica, a rollout not observed yet, `Available=False`); `None` when it serves. An
+    /// unavailable control plane is never reported Ready.
+    pub unavailable: Option<String>,
 }
 
 impl ControlPlane {
@@ -245,6 +249,31 @@ pub fn find_control_planes(objects: &[Value]) -> Vec<ControlPlane> {
     out
 }
 
+/// Names of the ConfigMaps discovery reads for `cps` (namespace, name), each got by name:
+/// Istio `istio-<rev>` (a non-default revision) and `istio` in the control-plane namespace,
+/// Linkerd `linkerd-config`. Sorted, no duplicates.
+pub fn config_maps_needed(cps: &[ControlPlane]) -> Vec<(String, String)> {
+    let mut out = BTreeSet::new();
+    for c in cps {
+        let Some(ns) = c.discovered.control_plane_namespace.clone() else {
+            continue;
+        };
+        match c.mesh_type {
+            MeshType::Istio => {
+                if let Some(r) = c.discovered.revision.as_deref().filter(|r| *r != "default") {
+                    out.insert((ns.clone(), format!("istio-{r}")));
+                }
+                out.insert((ns, "istio".to_string()));
+            }
+            MeshType::Linkerd => {
+                out.insert((ns, "linkerd-config".to_string()));
+            }
+            _ => {}
+        }
+    }
+    out.into_iter().collect()
+}
+
 fn namespaces(objects: &[Value]) -> impl Iterator<Item = &Value> {
     objects.iter().filter(|o| kind_of(o) == ("v1", "Namespace"))
 }
@@ -403,6 +432,7 @@ fn istio(objects: &[Value], deployments: &[&Value]) -> Vec<ControlPlane> {
             app_mesh_name: None,
             notes,
             version_known,
+            unavailable: deployment_availability(d).unavailable(),
         });
     }
     out
@@ -465,6 +495,17 @@ fn is_linkerd_cp(d: &Value) -> bool {
         || meta_str(d, "labels", "linkerd.io/control-plane-component").is_some()
 }
 
+/// Destination, identity or the pre-2.x controller: what makes a namespace a control plane.
+fn is_linkerd_core(d: &Value) -> bool {
+    matches!(
+        name(d),
+        "linkerd-destination" | "linkerd-identity" | "linkerd-controller"
+    ) || matches!(
+        meta_str(d, "labels", "linkerd.io/control-plane-component"),
+        Some("destination" | "identity" | "controller")
+    )
+}
+
 fn linkerd(objects: &[Value], deployments: &[&Value]) -> Vec<ControlPlane> {
     let mut by_ns: BTreeMap<&str, Vec<&Value>> = BTreeMap::new();
     for d in deployments.iter().filter(|d| is_linkerd_cp(d)) {
@@ -474,15 +515,7 @@ fn linkerd(objects: &[Value], deployments: &[&Value]) -> Vec<ControlPlane> {
     for (ns, mut ds) in by_ns {
         // Only a namespace with the destination or identity controller is a control plane
         // (extensions such as viz carry control-plane labels too).
-        let core = ds.iter().any(|d| {
-            matches!(
-                name(d),
-                "linkerd-destination" | "linkerd-identity" | "linkerd-controller"
-            ) || matches!(
-                meta_str(d, "labels", "linkerd.io/control-plane-component"),
-                Some("destination" | "identity" | "controller")
-            )
-        });
+        let core = ds.iter().any(|d| is_linkerd_core(d));
         if !core {
             continue;
         }
@@ -596,6 +629,13 @@ fn linkerd(objects: &[Value], deployments: &[&Value]) -> Vec<ControlPlane> {
                 covered.push(namespace(p).to_string());
             }
         }
+        // Serving needs every core component (destination, identity, the pre-2.x
+        // controller) that is deployed to be available.
+        let unavailable: Vec<String> = ds
+            .iter()
+            .filter(|d| is_linkerd_core(d))
+            .filter_map(|d| deployment_availability(d).unavailable())
+            .collect();
         out.push(ControlPlane {
             mesh_type: MeshType::Linkerd,
             discovered: DiscoveredMesh {
@@ -609,6 +649,7 @@ fn linkerd(objects: &[Value], deployments: &[&Value]) -> Vec<ControlPlane> {
             app_mesh_name: None,
             notes,
             version_known,
+            unavailable: (!unavailable.is_empty()).then(|| unavailable.join("; ")),
         });
     }
     out
@@ -666,6 +707,7 @@ pub fn with_api_meshes(mut found: Vec<ControlPlane>, api_meshes: &[String]) -> V
             ],
             app_mesh_name: Some(m),
             version_known: false,
+            unavailable: None,
         });
     }
     found.sort_by_key(|c| c.identity());
@@ -753,6 +795,7 @@ fn appmesh(objects: &[Value], deployments: &[&Value]) -> Vec<ControlPlane> {
             app_mesh_name,
             notes,
             version_known,
+            unavailable: deployment_availability(d).unavailable(),
         });
     }
     out
@@ -843,9 +886,100 @@ fn builtin(objects: &[Value], deployments: &[&Value]) -> Vec<ControlPlane> {
             app_mesh_name: None,
             notes,
             version_known,
+            unavailable: deployment_availability(d).unavailable(),
         });
     }
     out
+}
+
+// ---------------------------------------------------------------- Deployment availability
+
+/// Whether a control plane's Deployment serves, from its status as the Deployment
+/// controller writes it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Availability {
+    /// At least one replica available, the current generation observed, and no
+    /// `Available=False` condition.
+    pub available: bool,
+    /// The rollout gave up (`Progressing=False`, reason `ProgressDeadlineExceeded`).
+    pub failed: bool,
+    /// `Deployment NS/NAME: A/D replicas available (R ready, U updated)` and, when not
+    /// available, why.
+    pub message: String,
+}
+
+impl Availability {
+    /// The message when not available.
+    pub fn unavailable(self) -> Option<String> {
+        (!self.available).then_some(self.message)
+    }
+}
+
+fn int(v: &Value, ptr: &str) -> Option<i64> {
+    v.pointer(ptr).and_then(Value::as_i64)
+}
+
+/// Availability of a Deployment (`apps/v1` JSON): `status.availableReplicas` ≥ 1,
+/// `status.observedGeneration` ≥ `metadata.generation` (when both are known), and the
+/// `Available` condition not `False`. A Deployment without status (never seen by the
+/// Deployment controller) or scaled to 0 is not available: a mesh is never Ready on a
+/// control plane that serves nothing.
+pub fn deployment_availability(d: &Value) -> Availability {
+    let id = format!("Deployment {}/{}", namespace(d), name(d));
+    let desired = int(d, "/spec/replicas").unwrap_or(1);
+    let avail = int(d, "/status/availableReplicas").unwrap_or(0);
+    let ready = int(d, "/status/readyReplicas").unwrap_or(0);
+    let updated = int(d, "/status/updatedReplicas").unwrap_or(0);
+    let counts =
+        format!("{id}: {avail}/{desired} replicas available ({ready} ready, {updated} updated)");
+    let cond = |t: &str| {
+        d.pointer("/status/conditions")
+            .and_then(Value::as_array)
+            .and_then(|cs| cs.iter().find(|c| s(c, "/type") == Some(t)))
+    };
+    let failed = cond("Progressing").is_some_and(|c| {
+        s(c, "/status") == Some("False") && s(c, "/reason") == Some("ProgressDeadlineExceeded")
+    });
+    let why = if d.get("status").is_none_or(|st| !st.is_object()) {
+        Some("no status: not seen by the Deployment controller".to_string())
+    } else if desired == 0 {
+        Some("scaled to 0 replicas".to_string())
+    } else if let (Some(g), og) = (
+        int(d, "/metadata/generation"),
+        int(d, "/status/observedGeneration"),
+    ) && og.is_none_or(|og| og < g)
+    {
+        Some(format!(
+            "generation {g} not observed yet (observedGeneration {})",
+            og.unwrap_or(0)
+        ))
+    } else if let Some(c) = cond("Available").filter(|c| s(c, "/status") == Some("False")) {
+        Some(format!(
+            "Available=False ({}): {}",
+            s(c, "/reason").unwrap_or(""),
+            s(c, "/message").unwrap_or("")
+        ))
+    } else if avail < 1 {
+        Some("no available replica".to_string())
+    } else {
+        None
+    };
+    let mut message = counts;
+    if let Some(w) = &why {
+        message.push_str("; ");
+        message.push_str(w);
+    }
+    if failed && let Some(c) = cond("Progressing") {
+        message.push_str(&format!(
+            "; rollout failed (ProgressDeadlineExceeded): {}",
+            s(c, "/message").unwrap_or("")
+        ));
+    }
+    Availability {
+        available: why.is_none(),
+        failed,
+        message,
+    }
 }
 
 // ---------------------------------------------------------------- Mesh objects
@@ -863,7 +997,18 @@ pub fn condition(type_: &str, ok: bool, reason: &str, message: String) -> Condit
 
 /// Conditions discovery sets on a Mesh it found.
 pub fn found_conditions(cp: &ControlPlane) -> Vec<Condition> {
-    let mut v = vec![condition("Ready", true, "Discovered", cp.notes.join("; "))];
+    let mut v = vec![match &cp.unavailable {
+        None => condition("Ready", true, "Discovered", cp.notes.join("; ")),
+        Some(why) => condition(
+            "Ready",
+            false,
+            "ControlPlaneUnavailable",
+            format!(
+                "control plane serves nothing: {why}; {}",
+                cp.notes.join("; ")
+            ),
+        ),
+    }];
     v.push(if cp.version_known {
         condition(
             "VersionResolved",
