@@ -3,9 +3,12 @@
 //! what the chart renders, every rendered object is valid against the Kubernetes schemas
 //! (strict k8s-openapi round trip: unknown or mistyped fields fail), the controller's
 //! ClusterRole grants exactly what the controller uses — covering every kind the adapters
-//! emit — and the discovery ClusterRole exactly what discovery and the Install reconciler
-//! use (`meshbridge_discovery::rbac::required`, itself checked against the requests the
-//! code makes in discovery/tests/rbac_kube.rs).
+//! emit — and the discovery ClusterRole and Role exactly what discovery and the Install
+//! reconciler use cluster-wide and in the controller namespace
+//! (`meshbridge_discovery::rbac::required_cluster` / `required_in_namespace`, whose union is
+//! checked against the requests the code makes in discovery/tests/rbac_kube.rs), with the
+//! installer and built-in mesh identities rendered only on opt-in. `tests/rbac_can_i.rs`
+//! evaluates the rendered RBAC request by request.
 //!
 //! `UPDATE_DEPLOY=1 cargo test --test run_deploy` rewrites the chart's crds/ and
 //! deploy/meshbridge.yaml.
@@ -210,14 +213,15 @@ fn plain_rendering_is_schema_valid_and_complete() {
             .entry(d["kind"].as_str().unwrap().to_string())
             .or_default() += 1;
     }
-    // The controller's and discovery's.
+    // The controller's and discovery's (ClusterRole + Role each; the installer and the
+    // built-in mesh identities are opt-in and not rendered by default).
     assert_eq!(kinds.get("ClusterRole"), Some(&2), "{kinds:?}");
     assert_eq!(kinds.get("ClusterRoleBinding"), Some(&2), "{kinds:?}");
+    assert_eq!(kinds.get("Role"), Some(&2), "{kinds:?}");
+    assert_eq!(kinds.get("RoleBinding"), Some(&2), "{kinds:?}");
     for k in [
         "Namespace",
         "ServiceAccount",
-        "Role",
-        "RoleBinding",
         "Deployment",
         "PodDisruptionBudget",
         "Service",
@@ -329,7 +333,10 @@ fn cluster_role_is_exactly_what_the_controller_uses() {
         g, expected,
         "ClusterRole differs from what the controller uses"
     );
-    let lease_role = docs.iter().find(|d| d["kind"] == "Role").unwrap();
+    let lease_role = docs
+        .iter()
+        .find(|d| d["kind"] == "Role" && d["metadata"]["name"] == "meshbridge-leader-election")
+        .unwrap();
     assert_eq!(
         grants(lease_role),
         BTreeMap::from([(
@@ -396,17 +403,7 @@ fn args_of(dep: &Value) -> Vec<String> {
         .collect()
 }
 
-#[test]
-fn discovery_cluster_role_is_exactly_what_discovery_and_install_use() {
-    use meshbridge_discovery::install::DISCOVERY_ROLE;
-    use meshbridge_discovery::rbac::{grants_of_role, required};
-    let docs = plain_docs();
-    let role = docs
-        .iter()
-        .find(|d| d["kind"] == "ClusterRole" && d["metadata"]["name"] == DISCOVERY_ROLE)
-        .expect("the discovery ClusterRole");
-    let got = grants_of_role(role);
-    let want = required();
+fn diff(got: &Grants, want: &Grants, what: &str) {
     let extra: Vec<_> = got
         .iter()
         .filter(|(k, v)| want.get(*k) != Some(*v))
@@ -417,39 +414,99 @@ fn discovery_cluster_role_is_exactly_what_discovery_and_install_use() {
         .collect();
     assert!(
         extra.is_empty() && missing.is_empty(),
-        "discovery ClusterRole differs from meshbridge_discovery::rbac::required()\n\
+        "{what} differs from meshbridge_discovery::rbac\n\
          granted but not required (or with other names): {extra:#?}\n\
          required but not granted as such: {missing:#?}"
     );
-    // No wildcard anywhere, and `bind` only on the installer's ClusterRole by name.
-    for r in role["rules"].as_array().unwrap() {
+}
+
+use meshbridge_discovery::rbac::Grants;
+
+/// The discovery ClusterRole and Role of a rendering (ClusterRole, Role).
+fn discovery_roles(docs: &[Value]) -> (&Value, &Value) {
+    use meshbridge_discovery::install::DISCOVERY_ROLE;
+    let find = |kind: &str| {
+        docs.iter()
+            .find(|d| d["kind"] == kind && d["metadata"]["name"] == DISCOVERY_ROLE)
+            .unwrap_or_else(|| panic!("the discovery {kind}"))
+    };
+    (find("ClusterRole"), find("Role"))
+}
+
+#[test]
+fn discovery_cluster_role_is_exactly_what_discovery_and_install_use() {
+    use meshbridge_discovery::install::DISCOVERY_ROLE;
+    use meshbridge_discovery::rbac::{
+        Options, grants_of_role, required_cluster, required_in_namespace,
+    };
+    let docs = plain_docs();
+    let (role, ns_role) = discovery_roles(&docs);
+    diff(
+        &grants_of_role(role),
+        &required_cluster(&Options::default()),
+        "discovery ClusterRole",
+    );
+    diff(
+        &grants_of_role(ns_role),
+        &required_in_namespace(&Options::default()),
+        "discovery Role",
+    );
+    assert_eq!(ns_role["metadata"]["namespace"], "meshbridge-system");
+    // No wildcard anywhere; no bind, escalate or impersonate at all; nothing written on
+    // ServiceAccounts or RBAC objects.
+    for r in role["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(ns_role["rules"].as_array().unwrap())
+    {
         for f in ["apiGroups", "resources", "verbs"] {
             assert!(
                 !r[f].as_array().unwrap().iter().any(|x| x == "*"),
                 "wildcard in {r}"
             );
         }
-        if r["verbs"]
+        let verbs = r["verbs"].as_array().unwrap();
+        assert!(
+            !verbs
+                .iter()
+                .any(|v| v == "bind" || v == "escalate" || v == "impersonate"),
+            "{r}"
+        );
+        assert!(
+            !r["apiGroups"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|g| g == "rbac.authorization.k8s.io"),
+            "{r}"
+        );
+        if r["resources"]
             .as_array()
             .unwrap()
             .iter()
-            .any(|v| v == "bind" || v == "escalate")
+            .any(|x| x == "serviceaccounts" || x == "configmaps")
         {
-            assert!(
-                r["resourceNames"].is_array(),
-                "bind/escalate without resourceNames: {r}"
-            );
+            assert_eq!(r["verbs"], serde_json::json!(["get"]), "{r}");
+            assert!(r["resourceNames"].is_array(), "{r}");
         }
     }
     // Bound to the controller's ServiceAccount.
-    let binding = docs
-        .iter()
-        .find(|d| d["kind"] == "ClusterRoleBinding" && d["metadata"]["name"] == DISCOVERY_ROLE)
-        .expect("the discovery ClusterRoleBinding");
-    assert_eq!(binding["roleRef"]["name"], DISCOVERY_ROLE);
-    assert_eq!(
-        binding["subjects"],
-        serde_json::json!([{"kind": "ServiceAccount", "name": "meshbridge", "namespace": "meshbridge-system"}])
+    for kind in ["ClusterRoleBinding", "RoleBinding"] {
+        let binding = docs
+            .iter()
+            .find(|d| d["kind"] == kind && d["metadata"]["name"] == DISCOVERY_ROLE)
+            .unwrap_or_else(|| panic!("the discovery {kind}"));
+        assert_eq!(binding["roleRef"]["name"], DISCOVERY_ROLE);
+        assert_eq!(
+            binding["subjects"],
+            serde_json::json!([{"kind": "ServiceAccount", "name": "meshbridge", "namespace": "meshbridge-system"}])
+        );
+    }
+    // Nothing bound to cluster-admin by default.
+    assert!(
+        !docs.iter().any(|d| d["roleRef"]["name"] == "cluster-admin"),
+        "a binding to cluster-admin in the default rendering"
     );
     // The controller runs discovery.
     let dep = docs.iter().find(|d| d["kind"] == "Deployment").unwrap();
@@ -462,10 +519,10 @@ fn discovery_cluster_role_is_exactly_what_discovery_and_install_use() {
 }
 
 #[test]
-fn builtin_mesh_copy_gets_neither_discovery_nor_its_role() {
+fn builtin_mesh_copy_is_its_workload_only() {
     use meshbridge_core::api::meshbridge::{InstallSpec, MeshType};
     use meshbridge_discovery::install::{
-        BUILTIN_NAME, DISCOVERY_ROLE, builtin_objects, new_install,
+        BUILTIN_KINDS, BUILTIN_NAME, builtin_objects, new_install,
     };
     let i = new_install(
         "builtin",
@@ -479,19 +536,13 @@ fn builtin_mesh_copy_gets_neither_discovery_nor_its_role() {
         },
     );
     let objs = builtin_objects(&i);
-    let roles: Vec<&str> = objs
-        .iter()
-        .filter(|o| o["kind"] == "ClusterRole")
-        .filter_map(|o| o["metadata"]["name"].as_str())
-        .collect();
-    assert_eq!(roles, [BUILTIN_NAME]);
-    assert!(
-        !objs.iter().any(|o| o["metadata"]["name"]
-            .as_str()
-            .is_some_and(|n| n.contains("discovery"))),
-        "{DISCOVERY_ROLE} copied to the built-in mesh"
-    );
+    let kinds: BTreeSet<&str> = objs.iter().filter_map(|o| o["kind"].as_str()).collect();
+    assert_eq!(kinds, BUILTIN_KINDS.into_iter().collect());
     let dep = objs.iter().find(|o| o["kind"] == "Deployment").unwrap();
+    assert_eq!(
+        dep["spec"]["template"]["spec"]["serviceAccountName"],
+        BUILTIN_NAME
+    );
     let args = args_of(dep);
     assert_eq!(
         args.iter()
@@ -502,13 +553,78 @@ fn builtin_mesh_copy_gets_neither_discovery_nor_its_role() {
 }
 
 #[test]
+fn installer_and_builtin_mesh_identities_are_opt_in() {
+    use meshbridge_discovery::rbac::{
+        Options, grants_of_role, required_cluster, required_in_namespace,
+    };
+    let Some(helm) = require_helm() else { return };
+    let on = docs(&render(
+        &helm,
+        &[
+            "--set",
+            "installer.enabled=true,builtinMesh.enabled=true,installer.serviceAccountName=mesh-installer",
+            "--set",
+            "discovery.istioRevisions={1-20,1-21}",
+        ],
+    ));
+    for d in &on {
+        validate(d);
+    }
+    let sa = |n: &str| {
+        on.iter()
+            .any(|d| d["kind"] == "ServiceAccount" && d["metadata"]["name"] == n)
+    };
+    assert!(sa("mesh-installer") && sa("meshbridge-mesh"));
+    let crb = on
+        .iter()
+        .find(|d| d["kind"] == "ClusterRoleBinding" && d["roleRef"]["name"] == "cluster-admin")
+        .expect("the installer's binding");
+    assert_eq!(
+        crb["subjects"],
+        serde_json::json!([{"kind": "ServiceAccount", "name": "mesh-installer", "namespace": "meshbridge-system"}])
+    );
+    // The built-in mesh gets the controller's own roles, nothing new.
+    let mesh_bindings: Vec<&Value> = on
+        .iter()
+        .filter(|d| d["subjects"][0]["name"] == "meshbridge-mesh")
+        .collect();
+    let refs: BTreeSet<String> = mesh_bindings
+        .iter()
+        .map(|d| {
+            format!(
+                "{}/{}",
+                d["roleRef"]["kind"].as_str().unwrap(),
+                d["roleRef"]["name"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(
+        refs,
+        ["ClusterRole/meshbridge", "Role/meshbridge-leader-election"]
+            .into_iter()
+            .map(str::to_string)
+            .collect()
+    );
+    // The chart's values reach the rules and the flag.
+    let o = Options {
+        istio_revisions: vec!["1-20".into(), "1-21".into()],
+        installer_service_account: "mesh-installer".into(),
+    };
+    let (role, ns_role) = discovery_roles(&on);
+    diff(&grants_of_role(role), &required_cluster(&o), "ClusterRole");
+    diff(&grants_of_role(ns_role), &required_in_namespace(&o), "Role");
+    let dep = on.iter().find(|d| d["kind"] == "Deployment").unwrap();
+    assert!(args_of(dep).contains(&"--installer-service-account=mesh-installer".to_string()));
+}
+
+#[test]
 fn discovery_can_be_disabled_in_the_chart() {
     let Some(helm) = require_helm() else { return };
     let off = docs(&render(&helm, &["--set", "discovery.enabled=false"]));
     assert!(
         !off.iter()
             .any(|d| d["metadata"]["name"] == meshbridge_discovery::install::DISCOVERY_ROLE),
-        "discovery RBAC rendered with discovery.enabled=false"
+        "discovery RBAC (ClusterRole, Role and bindings) rendered with discovery.enabled=false"
     );
     let dep = off.iter().find(|d| d["kind"] == "Deployment").unwrap();
     let args = args_of(dep);

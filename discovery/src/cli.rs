@@ -282,8 +282,9 @@ pub struct InstallArgs {
     /// Namespace of the Install object (the controller namespace).
     #[arg(long, default_value = "meshbridge-system")]
     pub object_namespace: String,
-    /// Also print the installer's ServiceAccount, ClusterRoleBinding and Job (what the
-    /// controller will create), for review.
+    /// Also print the installer Job (what the controller will create; it runs as the
+    /// installer ServiceAccount the Helm chart creates with `installer.enabled=true`), or
+    /// the built-in mesh's objects, for review.
     #[arg(long)]
     pub plan: bool,
     /// Create the Install in the cluster (server-side apply) instead of printing it.
@@ -356,7 +357,6 @@ pub fn install(args: InstallArgs) -> ExitCode {
         if t == MeshType::Envoy {
             docs.extend(install::builtin_objects(&obj));
         } else {
-            docs.extend(install::rbac(&obj));
             docs.extend(install::job(&obj, install::Action::Install));
         }
     }

@@ -190,24 +190,42 @@ fn install_name(i: &Install) -> (String, String) {
 pub fn job_name(i: &Install, action: Action) -> String {
     let (_, n) = install_name(i);
     let s = &i.spec;
-    let h = fnv(&format!(
+    let mut key = format!(
         "{}|{}|{}|{}|{}",
         action.as_str(),
         s.mesh_type,
         version_of(s),
         s.revision.clone().unwrap_or_default(),
         namespace_of(s)
-    ));
+    );
+    // A retry of a failed uninstall is a new Job.
+    let retry = retry_token(i);
+    if action == Action::Uninstall && !retry.is_empty() {
+        key.push('|');
+        key.push_str(&retry);
+    }
+    let h = fnv(&key);
     format!("{}-{}-{h}", short(&n, 40), action.as_str())
 }
 
-pub fn service_account_name(i: &Install) -> String {
-    format!("meshbridge-installer-{}", short(&install_name(i).1, 40))
-}
+/// The ServiceAccount the installer Jobs run as (`meshbridge run
+/// --installer-service-account`; Helm `installer.serviceAccountName`). The Helm chart
+/// creates it, bound to `cluster-admin`, only with `installer.enabled=true`; the controller
+/// never creates ServiceAccounts or bindings itself.
+pub const DEFAULT_INSTALLER_SERVICE_ACCOUNT: &str = "meshbridge-installer";
 
-pub fn binding_name(i: &Install) -> String {
-    let (ns, n) = install_name(i);
-    short(&format!("meshbridge-installer-{ns}-{n}"), 253)
+/// Annotation on an Install whose uninstall failed: a new value (e.g. a timestamp) runs a
+/// new uninstall Job (`kubectl annotate install NAME meshbridge.io/retry-uninstall="$(date
+/// +%s)" --overwrite`).
+pub const RETRY_UNINSTALL_ANNOTATION: &str = "meshbridge.io/retry-uninstall";
+
+fn retry_token(i: &Install) -> String {
+    i.metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(RETRY_UNINSTALL_ANNOTATION))
+        .cloned()
+        .unwrap_or_default()
 }
 
 /// Labels on everything made for `i`.
@@ -218,27 +236,6 @@ pub fn labels(i: &Install) -> Value {
         INSTALL_LABEL: short(&n, 63),
         INSTALL_NS_LABEL: ns,
     })
-}
-
-/// ServiceAccount and ClusterRoleBinding the installer Job runs with. Mesh installers
-/// create CRDs, webhooks, namespaces and cluster roles, so the binding is to `cluster-admin`
-/// (what `istioctl install` / `linkerd install | kubectl apply` need); it exists only while
-/// the Install does.
-pub fn rbac(i: &Install) -> Vec<Value> {
-    let (ns, _) = install_name(i);
-    let sa = service_account_name(i);
-    vec![
-        json!({
-            "apiVersion": "v1", "kind": "ServiceAccount",
-            "metadata": {"name": sa, "namespace": ns, "labels": labels(i)},
-        }),
-        json!({
-            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
-            "metadata": {"name": binding_name(i), "labels": labels(i)},
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin"},
-            "subjects": [{"kind": "ServiceAccount", "name": sa, "namespace": ns}],
-        }),
-    ]
 }
 
 fn container(name: &str, image: &str, command: Option<Vec<String>>, args: Vec<String>) -> Value {
@@ -357,9 +354,15 @@ fn steps(spec: &InstallSpec, action: Action) -> (Vec<Value>, Value) {
     }
 }
 
-/// The installer (or uninstaller) Job; `None` for mesh types installed without a Job
-/// (the built-in mesh) or not installable.
+/// The installer (or uninstaller) Job, run as [`DEFAULT_INSTALLER_SERVICE_ACCOUNT`]; `None`
+/// for mesh types installed without a Job (the built-in mesh) or not installable.
 pub fn job(i: &Install, action: Action) -> Option<Value> {
+    job_as(i, action, DEFAULT_INSTALLER_SERVICE_ACCOUNT)
+}
+
+/// [`job`] run as `service_account` (a ServiceAccount in the Install's namespace, the
+/// controller namespace).
+pub fn job_as(i: &Install, action: Action, service_account: &str) -> Option<Value> {
     if !matches!(i.spec.mesh_type, MeshType::Istio | MeshType::Linkerd) {
         return None;
     }
@@ -368,7 +371,7 @@ pub fn job(i: &Install, action: Action) -> Option<Value> {
     let mut lbl = labels(i);
     lbl[ACTION_LABEL] = json!(action.as_str());
     let mut pod_spec = json!({
-        "serviceAccountName": service_account_name(i),
+        "serviceAccountName": service_account,
         "restartPolicy": "Never",
         "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
         "containers": [main],
@@ -402,8 +405,13 @@ pub fn job(i: &Install, action: Action) -> Option<Value> {
 pub const DISCOVERY_ROLE: &str = "meshbridge-discovery";
 
 /// Name of the built-in mesh's objects (distinct from the controller's own `meshbridge`, so
-/// installing and uninstalling the mesh never touches the running controller).
+/// installing and uninstalling the mesh never touches the running controller). Also the
+/// name of its ServiceAccount, which the Helm chart creates with `builtinMesh.enabled=true`
+/// (bound to the controller's ClusterRole and lease Role).
 pub const BUILTIN_NAME: &str = "meshbridge-mesh";
+
+/// The kinds an `envoy` Install applies (copied from meshbridge's own manifests).
+pub const BUILTIN_KINDS: [&str; 3] = ["Deployment", "PodDisruptionBudget", "Service"];
 
 fn rename(v: &mut Value, ns: &str) {
     match v {
@@ -426,12 +434,13 @@ fn rename(v: &mut Value, ns: &str) {
     }
 }
 
-/// The built-in mesh's objects: meshbridge's own manifests (`deploy/meshbridge.yaml`) as a
-/// second deployment named `meshbridge-mesh` that serves the built-in mesh
-/// (`--backend=envoy`, label `meshbridge.io/builtin-mesh: "true"`), each object labelled for
-/// this Install. CRDs and the Namespace are left out: they belong to meshbridge itself
-/// (which must be installed for an Install to exist), so uninstalling the mesh never
-/// deletes them or the controller.
+/// The built-in mesh's objects: the Deployment, PodDisruptionBudget and Service of
+/// meshbridge's own manifests (`deploy/meshbridge.yaml`) as a second deployment named
+/// `meshbridge-mesh` that serves the built-in mesh (`--backend=envoy`, label
+/// `meshbridge.io/builtin-mesh: "true"`, ServiceAccount `meshbridge-mesh`), each object
+/// labelled for this Install. Its ServiceAccount and RBAC come from the Helm chart
+/// (`builtinMesh.enabled`); CRDs and the Namespace belong to meshbridge itself, so
+/// uninstalling the mesh never deletes them or the controller.
 pub fn builtin_objects(i: &Install) -> Vec<Value> {
     let mut out = Vec::new();
     let version = version_of(&i.spec);
@@ -450,17 +459,13 @@ pub fn builtin_objects(i: &Install) -> Vec<Value> {
             .and_then(Value::as_str)
             .unwrap_or("")
             .to_string();
-        if kind.is_empty() || matches!(kind.as_str(), "CustomResourceDefinition" | "Namespace") {
+        // Only the workload: its ServiceAccount and RBAC are pre-created by the Helm chart
+        // (`builtinMesh.enabled`), so installing the mesh needs neither `bind` nor
+        // `escalate`; CRDs and the Namespace belong to meshbridge itself.
+        if !BUILTIN_KINDS.contains(&kind.as_str()) {
             continue;
         }
         if !v["metadata"].is_object() {
-            continue;
-        }
-        // The controller's discovery/Install permissions: the built-in mesh runs with
-        // `--discovery=false` and gets none of them.
-        if matches!(kind.as_str(), "ClusterRole" | "ClusterRoleBinding")
-            && v.pointer("/metadata/name").and_then(Value::as_str) == Some(DISCOVERY_ROLE)
-        {
             continue;
         }
         rename(&mut v, &ns);
@@ -491,6 +496,7 @@ pub fn builtin_objects(i: &Install) -> Vec<Value> {
                             a.as_str().is_none_or(|s| {
                                 !s.starts_with("--discovery=")
                                     && !s.starts_with("--discovery-interval=")
+                                    && !s.starts_with("--installer-service-account=")
                             })
                         });
                         for a in args.iter_mut() {
@@ -615,23 +621,36 @@ pub fn rejected_status(i: &Install, r: &Rejection) -> InstallStatus {
     )
 }
 
-/// Status for an accepted Install in `phase`.
+/// Status for an accepted Install in `phase` (the `Ready` reason is the phase, `Failed`
+/// for a failure).
 pub fn phase_status(
     i: &Install,
     phase: Phase,
     message: String,
     job: Option<String>,
 ) -> InstallStatus {
+    phase_status_because(i, phase, phase.as_str(), message, job)
+}
+
+/// [`phase_status`] with the `Ready` condition's reason given (e.g. `UninstallFailed`,
+/// `InstallerNotEnabled`, `ControlPlaneUnavailable`).
+pub fn phase_status_because(
+    i: &Install,
+    phase: Phase,
+    reason: &str,
+    message: String,
+    job: Option<String>,
+) -> InstallStatus {
     let ready = matches!(phase, Phase::Installed);
-    let mut conds = vec![
+    let reason = if phase == Phase::Failed && reason == phase.as_str() {
+        "Failed"
+    } else {
+        reason
+    };
+    let conds = vec![
         condition("Accepted", true, "Accepted", String::new()),
-        condition("Ready", ready, phase.as_str(), message),
+        condition("Ready", ready, reason, message),
     ];
-    if phase == Phase::Failed
-        && let Some(c) = conds.last_mut()
-    {
-        c.reason = "Failed".into();
-    }
     let mut st = status_with(i, Some(phase), conds);
     st.job = job;
     if phase == Phase::Installed {

@@ -1,9 +1,10 @@
-//! The Install reconciler against the Kubernetes API: finalizer, installer RBAC, Jobs,
-//! status. One call of [`reconcile_install`] takes one step; call it again on every change
+//! The Install reconciler against the Kubernetes API: finalizer, installer Jobs (run as
+//! the pre-existing installer ServiceAccount), the built-in mesh, status. One call of [`reconcile_install`] takes one step; call it again on every change
 //! of the Install or of its Jobs (or periodically) until it reports [`Step::Done`].
 
 use crate::install::{
-    self, Action, FINALIZER, INSTALL_LABEL, INSTALL_NS_LABEL, Phase, active_of, job_phase,
+    self, ACTION_LABEL, Action, FINALIZER, INSTALL_LABEL, INSTALL_NS_LABEL, Phase, active_of,
+    job_phase,
 };
 use kube::Client;
 use kube::api::{
@@ -72,15 +73,6 @@ fn dyn_api(client: &Client, v: &Value) -> Option<(Api<DynamicObject>, String)> {
     Some((api, name))
 }
 
-async fn apply(client: &Client, v: &Value) -> Result<()> {
-    let Some((api, name)) = dyn_api(client, v) else {
-        return Err(Error("object without apiVersion/kind/metadata.name".into()));
-    };
-    let pp = PatchParams::apply(FIELD_MANAGER).force();
-    api.patch(&name, &pp, &Patch::Apply(v)).await?;
-    Ok(())
-}
-
 async fn delete_if_ours(client: &Client, v: &Value, install_name: &str) -> Result<()> {
     let Some((api, name)) = dyn_api(client, v) else {
         return Ok(());
@@ -113,8 +105,33 @@ fn jobs_api(client: &Client, ns: &str) -> Api<DynamicObject> {
     Api::namespaced_with(client.clone(), ns, &ar("batch/v1", "Job", "jobs"))
 }
 
-async fn ensure_job(client: &Client, i: &Install, action: Action) -> Result<Option<Value>> {
-    let Some(job) = install::job(i, action) else {
+/// Settings of the Install reconciler.
+#[derive(Clone, Debug)]
+pub struct InstallConfig {
+    /// The controller namespace: Installs elsewhere are rejected (`WrongNamespace`); the
+    /// installer Jobs and the built-in mesh run here.
+    pub namespace: String,
+    /// The ServiceAccount installer Jobs run as (created by the Helm chart with
+    /// `installer.enabled=true`; never by the controller).
+    pub installer_service_account: String,
+}
+
+impl InstallConfig {
+    pub fn new(namespace: impl Into<String>) -> InstallConfig {
+        InstallConfig {
+            namespace: namespace.into(),
+            installer_service_account: install::DEFAULT_INSTALLER_SERVICE_ACCOUNT.into(),
+        }
+    }
+}
+
+async fn ensure_job(
+    client: &Client,
+    i: &Install,
+    action: Action,
+    sa: &str,
+) -> Result<Option<Value>> {
+    let Some(job) = install::job_as(i, action, sa) else {
         return Ok(None);
     };
     let ns = job["metadata"]["namespace"]
@@ -135,17 +152,23 @@ async fn ensure_job(client: &Client, i: &Install, action: Action) -> Result<Opti
     ))
 }
 
-/// Removes every Job and the RBAC made for `i`.
+fn install_selector(i: &Install) -> String {
+    let ns = i.metadata.namespace.clone().unwrap_or_default();
+    let name = i.metadata.name.clone().unwrap_or_default();
+    format!("{INSTALL_LABEL}={name},{INSTALL_NS_LABEL}={ns}")
+}
+
+/// Removes every Job made for `i`.
 async fn cleanup(client: &Client, i: &Install) -> Result<()> {
     let ns = i
         .metadata
         .namespace
         .clone()
         .unwrap_or_else(|| "default".into());
-    let name = i.metadata.name.clone().unwrap_or_default();
     let api = jobs_api(client, &ns);
-    let sel = format!("{INSTALL_LABEL}={name},{INSTALL_NS_LABEL}={ns}");
-    let jobs = api.list(&ListParams::default().labels(&sel)).await?;
+    let jobs = api
+        .list(&ListParams::default().labels(&install_selector(i)))
+        .await?;
     let dp = DeleteParams {
         propagation_policy: Some(PropagationPolicy::Background),
         ..DeleteParams::default()
@@ -159,10 +182,90 @@ async fn cleanup(client: &Client, i: &Install) -> Result<()> {
             }
         }
     }
-    for o in install::rbac(i) {
-        delete_if_ours(client, &o, &name).await?;
-    }
     Ok(())
+}
+
+/// Stops the install Jobs of `i` before its uninstall starts: deletes them with
+/// `propagationPolicy: Foreground` (the Job object stays until its pods are gone) and
+/// returns the names of those still present (wait for them).
+async fn stop_install_jobs(client: &Client, i: &Install) -> Result<Vec<String>> {
+    let ns = i
+        .metadata
+        .namespace
+        .clone()
+        .unwrap_or_else(|| "default".into());
+    let api = jobs_api(client, &ns);
+    let sel = format!(
+        "{},{ACTION_LABEL}={}",
+        install_selector(i),
+        Action::Install.as_str()
+    );
+    let jobs = api.list(&ListParams::default().labels(&sel)).await?;
+    let dp = DeleteParams {
+        propagation_policy: Some(PropagationPolicy::Foreground),
+        ..DeleteParams::default()
+    };
+    let mut left = Vec::new();
+    for j in jobs.items {
+        let Some(n) = j.metadata.name.clone() else {
+            continue;
+        };
+        if j.metadata.deletion_timestamp.is_none() {
+            match api.delete(&n, &dp).await {
+                // Foreground: the server answers with the Job, deletionTimestamp set, while
+                // its pods are deleted; without it (or with a Status) the Job is gone.
+                Ok(r) => match r.left() {
+                    Some(o) if o.metadata.deletion_timestamp.is_some() => {}
+                    _ => continue,
+                },
+                Err(kube::Error::Api(e)) if e.code == 404 => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        left.push(n);
+    }
+    Ok(left)
+}
+
+/// Whether ServiceAccount `name` exists in `ns` (the installer's or the built-in mesh's,
+/// both created by the Helm chart on opt-in).
+async fn service_account_exists(client: &Client, ns: &str, name: &str) -> Result<bool> {
+    let api: Api<DynamicObject> = Api::namespaced_with(
+        client.clone(),
+        ns,
+        &ar("v1", "ServiceAccount", "serviceaccounts"),
+    );
+    Ok(api.get_opt(name).await?.is_some())
+}
+
+/// Why an Install cannot run without the opt-in ServiceAccount, and how to enable it.
+fn not_enabled(i: &Install, cfg: &InstallConfig, uninstall: bool) -> (&'static str, String) {
+    let ns = &cfg.namespace;
+    if i.spec.mesh_type == MeshType::Envoy {
+        return (
+            "BuiltinMeshNotEnabled",
+            format!(
+                "ServiceAccount {ns}/{} does not exist: the built-in mesh's identity is created by the Helm chart on opt-in (helm upgrade meshbridge deploy/helm/meshbridge -n {ns} --reuse-values --set builtinMesh.enabled=true)",
+                install::BUILTIN_NAME
+            ),
+        );
+    }
+    let what = if uninstall {
+        format!(
+            "; to give up the uninstall instead, remove the finalizer by hand: kubectl -n {} patch install {} --type json -p '[{{\"op\":\"remove\",\"path\":\"/metadata/finalizers\"}}]'",
+            i.metadata.namespace.clone().unwrap_or_default(),
+            i.metadata.name.clone().unwrap_or_default()
+        )
+    } else {
+        String::new()
+    };
+    (
+        "InstallerNotEnabled",
+        format!(
+            "installer ServiceAccount {ns}/{} does not exist: mesh installers need cluster-admin, which meshbridge gets only when an admin opts in (helm upgrade meshbridge deploy/helm/meshbridge -n {ns} --reuse-values --set installer.enabled=true){what}",
+            cfg.installer_service_account
+        ),
+    )
 }
 
 async fn set_finalizer(api: &Api<Install>, i: &Install, present: bool) -> Result<()> {
@@ -209,9 +312,59 @@ async fn write_status(api: &Api<Install>, i: &Install, st: InstallStatus) -> Res
     Ok(())
 }
 
+/// Applies the built-in mesh's objects and returns its phase from the Deployment's
+/// availability (the server-side apply answers with the live object, status included).
+async fn apply_builtin(client: &Client, i: &Install) -> Result<(Phase, &'static str, String)> {
+    let mut deployment = None;
+    for o in install::builtin_objects(i) {
+        let Some((api, name)) = dyn_api(client, &o) else {
+            continue;
+        };
+        let pp = PatchParams::apply(FIELD_MANAGER).force();
+        let live = api.patch(&name, &pp, &Patch::Apply(&o)).await?;
+        if o["kind"] == "Deployment" {
+            deployment = serde_json::to_value(live).ok();
+        }
+    }
+    let Some(mut d) = deployment else {
+        return Ok((
+            Phase::Failed,
+            "Failed",
+            "no Deployment in the built-in mesh's manifests".into(),
+        ));
+    };
+    d["apiVersion"] = json!("apps/v1");
+    d["kind"] = json!("Deployment");
+    let a = crate::detect::deployment_availability(&d);
+    Ok(if a.available {
+        (Phase::Installed, "Installed", a.message)
+    } else if a.failed {
+        (Phase::Failed, "ControlPlaneUnavailable", a.message)
+    } else {
+        (Phase::Installing, "ControlPlaneUnavailable", a.message)
+    })
+}
+
+/// One reconcile step for `i` with the Install's own namespace as the controller namespace
+/// and the default installer ServiceAccount (see [`reconcile_install_with`]).
+pub async fn reconcile_install(client: &Client, i: &Install, all: &[Install]) -> Result<Step> {
+    let cfg = InstallConfig::new(
+        i.metadata
+            .namespace
+            .clone()
+            .unwrap_or_else(|| "default".into()),
+    );
+    reconcile_install_with(client, i, all, &cfg).await
+}
+
 /// One reconcile step for `i`; `all` are the Installs of the cluster (for the
 /// one-active-Install-per-mesh-type rule).
-pub async fn reconcile_install(client: &Client, i: &Install, all: &[Install]) -> Result<Step> {
+pub async fn reconcile_install_with(
+    client: &Client,
+    i: &Install,
+    all: &[Install],
+    cfg: &InstallConfig,
+) -> Result<Step> {
     let ns = i
         .metadata
         .namespace
@@ -235,22 +388,67 @@ pub async fn reconcile_install(client: &Client, i: &Install, all: &[Install]) ->
             }
             return Ok(Step::Done("nothing installed".into()));
         }
-        let (phase, msg, job) = if i.spec.mesh_type == MeshType::Envoy {
+        let (phase, reason, msg, job) = if i.spec.mesh_type == MeshType::Envoy {
             for o in install::builtin_objects(i).iter().rev() {
                 delete_if_ours(client, o, &name).await?;
             }
             (
                 Phase::Uninstalled,
+                "Uninstalled",
                 "built-in mesh objects deleted".to_string(),
                 None,
             )
         } else {
-            for o in install::rbac(i) {
-                apply(client, &o).await?;
+            // 1. The install Job must not run beside the uninstall Job.
+            let left = stop_install_jobs(client, i).await?;
+            if !left.is_empty() {
+                let msg = format!(
+                    "stopping install Job(s) {} before the uninstall starts",
+                    left.join(", ")
+                );
+                let st = install::phase_status(i, Phase::Uninstalling, msg, None);
+                write_status(&api, i, st).await?;
+                return Ok(Step::Waiting(Phase::Uninstalling));
             }
-            let job = ensure_job(client, i, Action::Uninstall).await?;
+            // 2. The uninstall Job, as the installer ServiceAccount.
+            let job_name = install::job_name(i, Action::Uninstall);
+            let live = jobs_api(client, &ns).get_opt(&job_name).await?;
+            if live.is_none()
+                && !service_account_exists(client, &cfg.namespace, &cfg.installer_service_account)
+                    .await?
+            {
+                let (reason, msg) = not_enabled(i, cfg, true);
+                let st = install::phase_status_because(
+                    i,
+                    Phase::Uninstalling,
+                    reason,
+                    msg.clone(),
+                    None,
+                );
+                write_status(&api, i, st).await?;
+                return Ok(Step::Done(msg));
+            }
+            let job =
+                ensure_job(client, i, Action::Uninstall, &cfg.installer_service_account).await?;
             let (p, m) = job_phase(job.as_ref(), Action::Uninstall);
-            (p, m, Some(install::job_name(i, Action::Uninstall)))
+            if p == Phase::Failed {
+                // 3. A failed uninstall keeps the finalizer (the mesh may still be there)
+                //    and says how to go on.
+                let msg = format!(
+                    "uninstall failed: {m}. Fix the cause, then retry: kubectl -n {ns} annotate install {name} {}=\"$(date +%s)\" --overwrite; or give up the uninstall (the mesh's objects stay): kubectl -n {ns} patch install {name} --type json -p '[{{\"op\":\"remove\",\"path\":\"/metadata/finalizers\"}}]'",
+                    install::RETRY_UNINSTALL_ANNOTATION
+                );
+                let st = install::phase_status_because(
+                    i,
+                    Phase::Failed,
+                    "UninstallFailed",
+                    msg.clone(),
+                    Some(job_name),
+                );
+                write_status(&api, i, st).await?;
+                return Ok(Step::Done(msg));
+            }
+            (p, p.as_str(), m, Some(job_name))
         };
         if phase == Phase::Uninstalled {
             cleanup(client, i).await?;
@@ -261,13 +459,35 @@ pub async fn reconcile_install(client: &Client, i: &Install, all: &[Install]) ->
             }
             return Ok(Step::Done(msg));
         }
-        if !deleting {
-            write_status(&api, i, install::phase_status(i, phase, msg, job)).await?;
-        }
+        let st = install::phase_status_because(i, phase, reason, msg, job);
+        write_status(&api, i, st).await?;
         return Ok(Step::Waiting(phase));
     }
 
+    if ns != cfg.namespace {
+        let r = install::Rejection {
+            reason: "WrongNamespace",
+            message: format!(
+                "Installs are carried out only in the controller namespace {}; create this one there",
+                cfg.namespace
+            ),
+        };
+        write_status(&api, i, install::rejected_status(i, &r)).await?;
+        return Ok(Step::Done(r.message));
+    }
     if let Err(r) = install::validate(&i.spec) {
+        write_status(&api, i, install::rejected_status(i, &r)).await?;
+        return Ok(Step::Done(r.message));
+    }
+    if i.spec.mesh_type == MeshType::Envoy
+        && i.spec.install_namespace.as_ref().is_some_and(|n| *n != ns)
+    {
+        let r = install::Rejection {
+            reason: "InvalidNamespace",
+            message: format!(
+                "the built-in mesh runs in the controller namespace {ns}; drop spec.installNamespace"
+            ),
+        };
         write_status(&api, i, install::rejected_status(i, &r)).await?;
         return Ok(Step::Done(r.message));
     }
@@ -284,28 +504,36 @@ pub async fn reconcile_install(client: &Client, i: &Install, all: &[Install]) ->
         write_status(&api, i, st).await?;
         return Ok(Step::Done(msg));
     }
+    // The opt-in ServiceAccount must exist before anything runs (no finalizer, no Job
+    // otherwise). The installer's is checked only while its Job is not there yet.
+    let sa = if i.spec.mesh_type == MeshType::Envoy {
+        install::BUILTIN_NAME.to_string()
+    } else {
+        cfg.installer_service_account.clone()
+    };
+    let install_job = install::job_name(i, Action::Install);
+    let job_exists = i.spec.mesh_type != MeshType::Envoy
+        && jobs_api(client, &ns).get_opt(&install_job).await?.is_some();
+    if !job_exists && !service_account_exists(client, &cfg.namespace, &sa).await? {
+        let (reason, msg) = not_enabled(i, cfg, false);
+        let st = install::phase_status_because(i, Phase::Pending, reason, msg.clone(), None);
+        write_status(&api, i, st).await?;
+        return Ok(Step::Done(msg));
+    }
     if !has_finalizer {
         // The finalizer goes on before anything is installed, so a delete always uninstalls.
         set_finalizer(&api, i, true).await?;
     }
-    let (phase, msg, job) = if i.spec.mesh_type == MeshType::Envoy {
-        for o in install::builtin_objects(i) {
-            apply(client, &o).await?;
-        }
-        (
-            Phase::Installed,
-            "built-in mesh objects applied".to_string(),
-            None,
-        )
+    let (phase, reason, msg, job) = if i.spec.mesh_type == MeshType::Envoy {
+        let (p, r, m) = apply_builtin(client, i).await?;
+        (p, r, m, None)
     } else {
-        for o in install::rbac(i) {
-            apply(client, &o).await?;
-        }
-        let job = ensure_job(client, i, Action::Install).await?;
+        let job = ensure_job(client, i, Action::Install, &cfg.installer_service_account).await?;
         let (p, m) = job_phase(job.as_ref(), Action::Install);
-        (p, m, Some(install::job_name(i, Action::Install)))
+        (p, p.as_str(), m, Some(install_job))
     };
-    write_status(&api, i, install::phase_status(i, phase, msg.clone(), job)).await?;
+    let st = install::phase_status_because(i, phase, reason, msg.clone(), job);
+    write_status(&api, i, st).await?;
     Ok(match phase {
         Phase::Installed | Phase::Failed => Step::Done(msg),
         p => Step::Waiting(p),
@@ -343,8 +571,9 @@ async fn list_values(
 }
 
 /// Reads what discovery needs from the cluster, keeping reads narrow: every Deployment and
-/// Namespace; ConfigMaps and PeerAuthentications only in namespaces that run a control
-/// plane (and the mesh config's root namespace); only Pods carrying `istio.io/rev` or
+/// Namespace; the mesh-config ConfigMaps by name ([`crate::detect::config_maps_needed`]);
+/// PeerAuthentications only in namespaces that run a control plane (and the mesh config's
+/// root namespace); only Pods carrying `istio.io/rev` or
 /// `linkerd.io/control-plane-ns`; App Mesh `Mesh` objects when that CRD is served.
 pub async fn read_cluster(client: &Client) -> Result<Vec<Value>> {
     let lp = ListParams::default();
@@ -376,30 +605,50 @@ pub async fn read_cluster(client: &Client) -> Result<Vec<Value>> {
         )
         .await?,
     );
-    let mut cp_namespaces: Vec<String> = crate::find_control_planes(&out)
-        .into_iter()
-        .filter_map(|c| c.discovered.control_plane_namespace)
+    let cps = crate::find_control_planes(&out);
+    let mut cp_namespaces: Vec<String> = cps
+        .iter()
+        .filter_map(|c| c.discovered.control_plane_namespace.clone())
         .collect();
     cp_namespaces.sort();
     cp_namespaces.dedup();
     let mut roots = Vec::new();
-    for ns in &cp_namespaces {
-        let cms = list_values(client, &ar("v1", "ConfigMap", "configmaps"), Some(ns), &lp).await?;
-        for cm in &cms {
-            if let Some(root) = cm
-                .pointer("/data/mesh")
-                .and_then(Value::as_str)
-                .and_then(|t| serde_saphyr::from_str::<Value>(t).ok())
-                .and_then(|m| {
-                    m.get("rootNamespace")
-                        .and_then(Value::as_str)
-                        .map(str::to_string)
-                })
-            {
-                roots.push(root);
+    // ConfigMaps by name only (the ClusterRole grants `get` on these names, never a list).
+    let cm = ar("v1", "ConfigMap", "configmaps");
+    for (ns, n) in crate::detect::config_maps_needed(&cps) {
+        let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), &ns, &cm);
+        let obj = match api.get(&n).await {
+            Ok(o) => o,
+            Err(kube::Error::Api(e)) if e.code == 404 => continue,
+            // Not granted (an Istio revision missing from the chart's
+            // `discovery.istioRevisions`): discovery goes on without it.
+            Err(kube::Error::Api(e)) if e.code == 403 => {
+                tracing::warn!(
+                    "discovery: ConfigMap {ns}/{n} is not readable ({}); add its Istio revision to the Helm value discovery.istioRevisions",
+                    e.message
+                );
+                continue;
             }
+            Err(e) => return Err(e.into()),
+        };
+        let Ok(mut v) = serde_json::to_value(obj) else {
+            continue;
+        };
+        v["apiVersion"] = json!("v1");
+        v["kind"] = json!("ConfigMap");
+        if let Some(root) = v
+            .pointer("/data/mesh")
+            .and_then(Value::as_str)
+            .and_then(|t| serde_saphyr::from_str::<Value>(t).ok())
+            .and_then(|m| {
+                m.get("rootNamespace")
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+            })
+        {
+            roots.push(root);
         }
-        out.extend(cms);
+        out.push(v);
     }
     roots.extend(cp_namespaces);
     roots.sort();
@@ -568,8 +817,12 @@ pub async fn discover_and_write(
 }
 
 /// One pass over every Install in the cluster (for a periodic loop or a watch handler in
-/// the controller): each gets one [`reconcile_install`] step. Results by `namespace/name`.
-pub async fn reconcile_all_installs(client: &Client) -> Result<Vec<(String, Result<Step>)>> {
+/// the controller): each gets one [`reconcile_install_with`] step. Results by
+/// `namespace/name`.
+pub async fn reconcile_all_installs(
+    client: &Client,
+    cfg: &InstallConfig,
+) -> Result<Vec<(String, Result<Step>)>> {
     let api: Api<Install> = Api::all(client.clone());
     let all = api.list(&ListParams::default()).await?.items;
     let mut out = Vec::new();
@@ -579,7 +832,7 @@ pub async fn reconcile_all_installs(client: &Client) -> Result<Vec<(String, Resu
             i.metadata.namespace.clone().unwrap_or_default(),
             i.metadata.name.clone().unwrap_or_default()
         );
-        out.push((key, reconcile_install(client, i, &all).await));
+        out.push((key, reconcile_install_with(client, i, &all, cfg).await));
     }
     Ok(out)
 }

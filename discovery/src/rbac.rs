@@ -1,7 +1,10 @@
 //! The Kubernetes permissions discovery and the Install reconciler use — what the
-//! controller's `meshbridge-discovery` ClusterRole (deploy/) grants, no more.
+//! controller's `meshbridge-discovery` ClusterRole ([`required_cluster`]) and Role in the
+//! controller namespace ([`required_in_namespace`]) grant (deploy/), no more.
 //!
-//! `tests/run_deploy.rs` compares the chart's ClusterRole with [`required`], and
+//! `tests/run_deploy.rs` compares the chart's ClusterRole and Role with them, and
+//! `tests/rbac_can_i.rs` evaluates the rendered RBAC against requests that must be allowed
+//! and denied;
 //! `discovery/tests/rbac_kube.rs` runs discovery and every Install flow against a mocked
 //! API server and checks that each recorded request is covered by [`required`] and that
 //! every entry of [`required`] was used.
@@ -15,7 +18,9 @@ use std::collections::{BTreeMap, BTreeSet};
 /// (`None`: any name).
 pub type Grants = BTreeMap<(String, String, String), Option<BTreeSet<String>>>;
 
-/// The ClusterRole the installer Jobs' ServiceAccounts are bound to.
+/// The ClusterRole the Helm chart binds the installer ServiceAccount to (default of
+/// `installer.clusterRole`, only with `installer.enabled=true`). The controller itself never
+/// binds it and holds no `bind` at all.
 pub const INSTALLER_CLUSTER_ROLE: &str = "cluster-admin";
 
 const READ: &[&str] = &["list"];
@@ -23,32 +28,55 @@ const READ: &[&str] = &["list"];
 /// `get` + `delete` of the objects labelled for the Install.
 const APPLIED: &[&str] = &["get", "create", "patch", "delete"];
 
-/// Unnamed rules: (group, resource, verbs).
-const RULES: &[(&str, &str, &[&str])] = &[
-    // discovery reads (`kube::read_cluster`)
+/// Cluster-wide rules (the `meshbridge-discovery` ClusterRole): (group, resource, verbs).
+/// Reads only, plus the status of Installs (an Install outside the controller namespace
+/// gets `Accepted=False WrongNamespace`).
+const CLUSTER_RULES: &[(&str, &str, &[&str])] = &[
+    // discovery reads (`kube::read_cluster`): control planes may run in any namespace
     ("apps", "deployments", READ),
     ("", "namespaces", READ),
     ("", "pods", READ),
-    ("", "configmaps", READ),
     ("security.istio.io", "peerauthentications", READ),
     ("appmesh.k8s.aws", "meshes", READ),
-    // Mesh objects (`kube::write_meshes`)
+    // Installs: listed and watched by the runner in every namespace; status
+    ("meshbridge.io", "installs", &["list", "watch"]),
+    ("meshbridge.io", "installs/status", &["patch"]),
+];
+
+/// Rules in the controller namespace only (the `meshbridge-discovery` Role).
+const NAMESPACED_RULES: &[(&str, &str, &[&str])] = &[
+    // Mesh objects (`kube::write_meshes`), written in the controller namespace
     ("meshbridge.io", "meshes", &["list", "create", "patch"]),
     ("meshbridge.io", "meshes/status", &["patch"]),
-    // Installs: watched by the runner, finalizer (merge patch), status
-    ("meshbridge.io", "installs", &["list", "watch", "patch"]),
-    ("meshbridge.io", "installs/status", &["patch"]),
-    // installer Jobs: get/create (`ensure_job`), list + watch (runner, cleanup), delete
+    // the finalizer of accepted Installs (merge patch); those live here
+    ("meshbridge.io", "installs", &["patch"]),
+    // installer Jobs: get/create (`ensure_job`), list + watch (runner, cleanup, stopping
+    // the install Job), delete
     (
         "batch",
         "jobs",
         &["get", "list", "watch", "create", "delete"],
     ),
-    // installer ServiceAccount and ClusterRoleBinding (`install::rbac`): names follow the
-    // Install's name, so they cannot be limited by name
-    ("", "serviceaccounts", APPLIED),
-    ("rbac.authorization.k8s.io", "clusterrolebindings", APPLIED),
 ];
+
+/// What the chart makes configurable about these rules.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Istio revisions whose ConfigMap `istio-<rev>` discovery may read (Helm
+    /// `discovery.istioRevisions`); other revisions fall back to the `istio` ConfigMap.
+    pub istio_revisions: Vec<String>,
+    /// The installer ServiceAccount (Helm `installer.serviceAccountName`).
+    pub installer_service_account: String,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            istio_revisions: vec![],
+            installer_service_account: install::DEFAULT_INSTALLER_SERVICE_ACCOUNT.into(),
+        }
+    }
+}
 
 fn group_of(api_version: &str) -> &str {
     api_version.rsplit_once('/').map(|(g, _)| g).unwrap_or("")
@@ -79,28 +107,63 @@ fn add(g: &mut Grants, group: &str, resource: &str, verb: &str, name: Option<&st
     }
 }
 
-/// Everything discovery and the Install reconciler need.
-///
-/// Besides [`RULES`]: `bind` on the installer's ClusterRole (`cluster-admin`: the
-/// ClusterRoleBinding of the installer Jobs); for the built-in mesh (`envoy` Install), the
-/// objects of `install::builtin_objects` by name, and `bind` + `escalate` on its leader
-/// election Role (a Role in another namespace than the controller's holds permissions the
-/// controller has only in its own namespace). Its ClusterRole is a copy of the controller's
-/// own, so creating and binding it needs nothing more.
+/// Everything discovery and the Install reconciler need, with the chart's defaults: the
+/// union of [`required_cluster`] and [`required_in_namespace`].
 pub fn required() -> Grants {
+    required_for(&Options::default())
+}
+
+/// [`required`] for other chart values.
+pub fn required_for(o: &Options) -> Grants {
+    let mut g = required_cluster(o);
+    for ((group, res, verb), names) in required_in_namespace(o) {
+        match names {
+            None => add(&mut g, &group, &res, &verb, None),
+            Some(ns) => {
+                for n in ns {
+                    add(&mut g, &group, &res, &verb, Some(&n));
+                }
+            }
+        }
+    }
+    g
+}
+
+/// The cluster-wide part (ClusterRole `meshbridge-discovery`): [`CLUSTER_RULES`] and `get`
+/// on the mesh-config ConfigMaps by name (`istio`, `linkerd-config`, `istio-<rev>` for the
+/// listed revisions) — never a list of ConfigMaps.
+pub fn required_cluster(o: &Options) -> Grants {
     let mut g = Grants::new();
-    for (group, res, verbs) in RULES {
+    for (group, res, verbs) in CLUSTER_RULES {
         for v in *verbs {
             add(&mut g, group, res, v, None);
         }
     }
-    add(
-        &mut g,
-        "rbac.authorization.k8s.io",
-        "clusterroles",
-        "bind",
-        Some(INSTALLER_CLUSTER_ROLE),
-    );
+    for n in ["istio", "linkerd-config"]
+        .into_iter()
+        .map(str::to_string)
+        .chain(o.istio_revisions.iter().map(|r| format!("istio-{r}")))
+    {
+        add(&mut g, "", "configmaps", "get", Some(&n));
+    }
+    g
+}
+
+/// The part in the controller namespace (Role `meshbridge-discovery`): [`NAMESPACED_RULES`],
+/// `get` of the two opt-in ServiceAccounts (the installer's and the built-in mesh's, to
+/// report `InstallerNotEnabled` / `BuiltinMeshNotEnabled` when absent), and the built-in
+/// mesh's objects (`install::builtin_objects`) by name. No ServiceAccount, Role or binding
+/// is ever written: no `bind`, no `escalate`.
+pub fn required_in_namespace(o: &Options) -> Grants {
+    let mut g = Grants::new();
+    for (group, res, verbs) in NAMESPACED_RULES {
+        for v in *verbs {
+            add(&mut g, group, res, v, None);
+        }
+    }
+    for sa in [o.installer_service_account.as_str(), install::BUILTIN_NAME] {
+        add(&mut g, "", "serviceaccounts", "get", Some(sa));
+    }
     let sample = install::new_install(
         "builtin",
         "meshbridge-system",
@@ -112,21 +175,17 @@ pub fn required() -> Grants {
             disabled: false,
         },
     );
-    for o in install::builtin_objects(&sample) {
+    for obj in install::builtin_objects(&sample) {
         let (Some(av), Some(kind), Some(name)) = (
-            o.get("apiVersion").and_then(Value::as_str),
-            o.get("kind").and_then(Value::as_str),
-            o.pointer("/metadata/name").and_then(Value::as_str),
+            obj.get("apiVersion").and_then(Value::as_str),
+            obj.get("kind").and_then(Value::as_str),
+            obj.pointer("/metadata/name").and_then(Value::as_str),
         ) else {
             continue;
         };
         let (group, res) = (group_of(av), plural(kind));
         for v in APPLIED {
             add(&mut g, group, &res, v, Some(name));
-        }
-        if kind == "Role" {
-            add(&mut g, group, &res, "escalate", Some(name));
-            add(&mut g, group, &res, "bind", Some(name));
         }
     }
     g

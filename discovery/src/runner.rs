@@ -53,6 +53,10 @@ pub struct RunnerConfig {
     pub once: bool,
     /// App Mesh meshes through the AWS API, when credentials exist.
     pub appmesh_meshes: Option<ListAppMeshes>,
+    /// The ServiceAccount installer Jobs run as (`meshbridge run
+    /// --installer-service-account`, default `meshbridge-installer`); it must exist in
+    /// `namespace` (the Helm chart creates it with `installer.enabled=true`).
+    pub installer_service_account: String,
 }
 
 impl RunnerConfig {
@@ -64,6 +68,7 @@ impl RunnerConfig {
             leader_poll: Duration::from_secs(1),
             once,
             appmesh_meshes: None,
+            installer_service_account: crate::install::DEFAULT_INSTALLER_SERVICE_ACCOUNT.into(),
         }
     }
 }
@@ -107,7 +112,11 @@ pub async fn pass(
     if !leader.load(Ordering::SeqCst) {
         return report;
     }
-    match k::reconcile_all_installs(client).await {
+    let icfg = k::InstallConfig {
+        namespace: cfg.namespace.clone(),
+        installer_service_account: cfg.installer_service_account.clone(),
+    };
+    match k::reconcile_all_installs(client, &icfg).await {
         Ok(results) => {
             for (key, r) in results {
                 match r {
@@ -147,12 +156,18 @@ pub fn backoff(failures: u32, interval: Duration) -> Duration {
     Duration::from_secs(secs).min(interval)
 }
 
-/// Watches Installs (all namespaces) and installer Jobs (label `meshbridge.io/install`);
-/// every change after the initial list, and the end of each (re)list, wakes the loop.
-fn start_watchers(client: &Client, wake: Arc<Notify>) -> Vec<tokio::task::JoinHandle<()>> {
+/// Watches Installs (all namespaces) and installer Jobs (label `meshbridge.io/install`, in
+/// the controller namespace, the only one where they run); every change after the initial
+/// list, and the end of each (re)list, wakes the loop.
+fn start_watchers(
+    client: &Client,
+    namespace: &str,
+    wake: Arc<Notify>,
+) -> Vec<tokio::task::JoinHandle<()>> {
     let installs: Api<Install> = Api::all(client.clone());
-    let jobs: Api<DynamicObject> = Api::all_with(
+    let jobs: Api<DynamicObject> = Api::namespaced_with(
         client.clone(),
+        namespace,
         &ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("batch", "v1", "Job"), "jobs"),
     );
     let w1 = wake.clone();
@@ -228,7 +243,11 @@ pub async fn run(
         let is_leader = leader.load(Ordering::SeqCst);
         if is_leader {
             if watchers.is_none() && !cfg.once {
-                watchers = Some(Watchers(start_watchers(&client, wake.clone())));
+                watchers = Some(Watchers(start_watchers(
+                    &client,
+                    &cfg.namespace,
+                    wake.clone(),
+                )));
             }
             let report = tokio::select! {
                 r = pass(&client, &cfg, &caps, &leader) => r,
