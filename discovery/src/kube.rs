@@ -691,6 +691,27 @@ fn without_times(v: &Value) -> Value {
     v
 }
 
+/// Sets `status.observedGeneration` and that of the conditions discovery owns to `g`.
+fn observe_generation(status: &mut Value, g: i64) {
+    if !status.is_object() {
+        return;
+    }
+    status["observedGeneration"] = json!(g);
+    for c in status
+        .get_mut("conditions")
+        .and_then(Value::as_array_mut)
+        .into_iter()
+        .flatten()
+    {
+        if c["type"]
+            .as_str()
+            .is_some_and(|t| crate::merge::OWNED_CONDITIONS.contains(&t))
+        {
+            c["observedGeneration"] = json!(g);
+        }
+    }
+}
+
 /// Field manager of the Mesh writes made by discovery (create and patches), so
 /// `managedFields` tell discovery's writes from a user's.
 pub const DISCOVERY_FIELD_MANAGER: &str = "meshbridge-discovery";
@@ -773,14 +794,19 @@ pub async fn write_meshes(
     for m in merged {
         let name = m.metadata.name.clone().unwrap_or_default();
         let before = existing.iter().find(|e| e.metadata.name == m.metadata.name);
-        let status = serde_json::to_value(&m.status).unwrap_or(Value::Null);
+        let mut status = serde_json::to_value(&m.status).unwrap_or(Value::Null);
         let live_status = before.map(|b| serde_json::to_value(&b.status).unwrap_or(Value::Null));
         match before {
             None => {
                 let mut body = m.clone();
                 body.status = None;
                 body.metadata.resource_version = None;
-                api.create(&post, &body).await?;
+                let created = api.create(&post, &body).await?;
+                // The server set the generation: the conditions observe it (as rediscovery's
+                // will, so the next pass has nothing to write).
+                if let Some(g) = created.metadata.generation {
+                    observe_generation(&mut status, g);
+                }
                 report.created.push(name.clone());
             }
             Some(b) => {
@@ -789,7 +815,13 @@ pub async fn write_meshes(
                         "metadata": {"annotations": m.metadata.annotations, "resourceVersion": b.metadata.resource_version},
                         "spec": m.spec,
                     });
-                    api.patch(&name, &pp, &Patch::Merge(&patch)).await?;
+                    let patched = api.patch(&name, &pp, &Patch::Merge(&patch)).await?;
+                    // A spec change is a new generation: discovery's conditions observe it.
+                    if let Some(g) = patched.metadata.generation
+                        && patched.metadata.generation != b.metadata.generation
+                    {
+                        observe_generation(&mut status, g);
+                    }
                     report.updated.push(name.clone());
                 }
             }

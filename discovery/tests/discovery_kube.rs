@@ -72,7 +72,10 @@ async fn discovery_pass_writes_only_differences() {
             "/api/v1/pods istio.io/rev",
             "/api/v1/pods linkerd.io/control-plane-ns",
             "/apis/appmesh.k8s.aws/v1beta2/meshes ",
-            "/api/v1/namespaces/istio-system/configmaps ",
+            // The mesh-config ConfigMaps, by name (RBAC grants get by name, never a list).
+            "/api/v1/namespaces/istio-system/configmaps/istio ",
+            "/api/v1/namespaces/istio-system/configmaps/istio-1-20 ",
+            "/api/v1/namespaces/istio-system/configmaps/istio-1-21 ",
             "/apis/security.istio.io/v1beta1/namespaces/istio-system/peerauthentications ",
             &format!("{MESHES} "),
         ]

@@ -10,6 +10,7 @@ const NS: &str = "meshbridge-system";
 const INSTALLS: &str = "/apis/meshbridge.io/v1alpha1/namespaces/meshbridge-system/installs";
 const JOBS: &str = "/apis/batch/v1/namespaces/meshbridge-system/jobs";
 const SAS: &str = "/api/v1/namespaces/meshbridge-system/serviceaccounts";
+const DEPLOYS: &str = "/apis/apps/v1/namespaces/meshbridge-system/deployments";
 const CRBS: &str = "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings";
 
 fn install(name: &str, spec: Value, created: &str) -> Value {
@@ -18,6 +19,11 @@ fn install(name: &str, spec: Value, created: &str) -> Value {
         "metadata": {"name": name, "namespace": NS, "generation": 1, "creationTimestamp": created},
         "spec": spec,
     })
+}
+
+fn installer_sa() -> Value {
+    json!({"apiVersion": "v1", "kind": "ServiceAccount",
+           "metadata": {"name": "meshbridge-installer", "namespace": NS}})
 }
 
 fn read(f: &FakeApi, name: &str) -> Option<Install> {
@@ -58,6 +64,8 @@ fn phase(f: &FakeApi, name: &str) -> String {
 #[tokio::test]
 async fn istio_install_job_status_and_uninstall_on_delete() {
     let f = FakeApi::new();
+    // The installer ServiceAccount (the chart's, `installer.enabled=true`).
+    f.insert(installer_sa());
     f.insert_at(
         INSTALLS,
         install(
@@ -79,42 +87,23 @@ async fn istio_install_job_status_and_uninstall_on_delete() {
     assert_eq!(
         lines(&log),
         vec![
+            format!("GET {JOBS}/{job_name}"),
+            // The installer ServiceAccount must exist (never created here).
+            format!("GET {SAS}/meshbridge-installer"),
             format!("PATCH {INSTALLS}/istio"),
-            format!("PATCH {SAS}/meshbridge-installer-istio"),
-            format!("PATCH {CRBS}/meshbridge-installer-meshbridge-system-istio"),
             format!("GET {JOBS}/{job_name}"),
             format!("POST {JOBS}"),
             format!("PATCH {INSTALLS}/istio/status"),
         ]
     );
     // Finalizer added with a merge patch guarded by the resourceVersion.
-    assert_eq!(log[0].content_type, "application/merge-patch+json");
-    assert_eq!(log[0].body["metadata"]["finalizers"], json!([FINALIZER]));
-    assert!(log[0].body["metadata"]["resourceVersion"].is_string());
-    // RBAC by server-side apply, bound to the installer ServiceAccount.
-    for r in &log[1..3] {
-        assert_eq!(r.content_type, "application/apply-patch+yaml");
-        assert_eq!(
-            r.query.get("fieldManager").map(String::as_str),
-            Some("meshbridge-install")
-        );
-        assert_eq!(
-            r.body["metadata"]["labels"]["meshbridge.io/install"],
-            json!("istio")
-        );
-    }
-    assert_eq!(log[2].body["roleRef"]["name"], json!("cluster-admin"));
-    assert_eq!(
-        log[2].body["subjects"],
-        json!([{"kind": "ServiceAccount", "name": "meshbridge-installer-istio", "namespace": NS}])
-    );
-    // The Job: pinned istioctl image and the install arguments.
+    assert_eq!(log[2].content_type, "application/merge-patch+json");
+    assert_eq!(log[2].body["metadata"]["finalizers"], json!([FINALIZER]));
+    assert!(log[2].body["metadata"]["resourceVersion"].is_string());
+    // The Job: pinned istioctl image and the install arguments, as the installer SA.
     let job = &log[4].body;
     let pod = &job["spec"]["template"]["spec"];
-    assert_eq!(
-        pod["serviceAccountName"],
-        json!("meshbridge-installer-istio")
-    );
+    assert_eq!(pod["serviceAccountName"], json!("meshbridge-installer"));
     assert_eq!(pod["restartPolicy"], json!("Never"));
     assert_eq!(
         pod["containers"][0]["image"],
@@ -183,10 +172,15 @@ async fn istio_install_job_status_and_uninstall_on_delete() {
         Step::Waiting(meshbridge_discovery::install::Phase::Uninstalling)
     );
     let log = f.take_log();
-    let post = log
+    // The install Job is stopped (Foreground) before the uninstall Job is created.
+    let del = log
         .iter()
-        .find(|r| r.method == "POST")
-        .expect("uninstall Job created");
+        .position(|r| r.method == "DELETE" && r.path == format!("{JOBS}/{job_name}"))
+        .expect("install Job deleted");
+    assert_eq!(log[del].body["propagationPolicy"], json!("Foreground"));
+    let post_at = log.iter().position(|r| r.method == "POST").unwrap();
+    assert!(del < post_at);
+    let post = &log[post_at];
     assert_eq!(
         post.body["spec"]["template"]["spec"]["containers"][0]["args"],
         json!(["uninstall", "-y", "--revision", "1-21"])
@@ -195,7 +189,7 @@ async fn istio_install_job_status_and_uninstall_on_delete() {
     assert!(un.starts_with("istio-uninstall-"));
     assert!(read(&f, "istio").is_some(), "held by the finalizer");
 
-    // 5. Uninstall done: Jobs and RBAC removed, finalizer removed, the object is gone.
+    // 5. Uninstall done: Jobs removed, finalizer removed, the object is gone.
     set_job_condition(&f, &un, "Complete", "");
     assert!(matches!(step(&f, &c, "istio").await, Step::Done(_)));
     let log = f.take_log();
@@ -204,15 +198,7 @@ async fn istio_install_job_status_and_uninstall_on_delete() {
         .filter(|r| r.method == "DELETE")
         .map(|r| r.path.clone())
         .collect();
-    assert_eq!(
-        deletes,
-        vec![
-            format!("{JOBS}/{job_name}"),
-            format!("{JOBS}/{un}"),
-            format!("{SAS}/meshbridge-installer-istio"),
-            format!("{CRBS}/meshbridge-installer-meshbridge-system-istio"),
-        ]
-    );
+    assert_eq!(deletes, vec![format!("{JOBS}/{un}")]);
     let fin = log
         .iter()
         .find(|r| r.method == "PATCH" && r.path == format!("{INSTALLS}/istio"))
@@ -220,12 +206,15 @@ async fn istio_install_job_status_and_uninstall_on_delete() {
     assert_eq!(fin.body["metadata"]["finalizers"], json!([]));
     assert!(read(&f, "istio").is_none());
     assert!(f.names(JOBS).is_empty());
-    assert!(f.names(SAS).is_empty() && f.names(CRBS).is_empty());
+    // No ServiceAccount or binding was ever written; the chart's SA stays.
+    assert_eq!(f.names(SAS), ["meshbridge-installer"]);
+    assert!(f.names(CRBS).is_empty());
 }
 
 #[tokio::test]
 async fn second_install_of_a_type_is_rejected_and_never_runs_a_job() {
     let f = FakeApi::new();
+    f.insert(installer_sa());
     f.insert_at(
         INSTALLS,
         install(
@@ -303,6 +292,7 @@ async fn second_install_of_a_type_is_rejected_and_never_runs_a_job() {
 #[tokio::test]
 async fn failed_job_and_disable() {
     let f = FakeApi::new();
+    f.insert(installer_sa());
     f.insert_at(
         INSTALLS,
         install("istio", json!({"type": "istio"}), "2026-01-01T00:00:00Z"),
@@ -386,8 +376,15 @@ async fn builtin_mesh_is_applied_directly_and_removed_exactly() {
         "/apis/apps/v1/namespaces/meshbridge-system/deployments",
         json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "meshbridge", "namespace": NS}}),
     );
+    // Its ServiceAccount (the chart's, `builtinMesh.enabled=true`).
+    f.insert(json!({"apiVersion": "v1", "kind": "ServiceAccount",
+                    "metadata": {"name": "meshbridge-mesh", "namespace": NS}}));
     let c = f.client("meshbridge");
-    assert!(matches!(step(&f, &c, "builtin").await, Step::Done(_)));
+    // Applied; Installing until its Deployment is available.
+    assert_eq!(
+        step(&f, &c, "builtin").await,
+        Step::Waiting(meshbridge_discovery::install::Phase::Installing)
+    );
     let log = f.take_log();
     let applied: Vec<&meshbridge_test_support::Req> = log
         .iter()
@@ -417,6 +414,12 @@ async fn builtin_mesh_is_applied_directly_and_removed_exactly() {
         log.iter().all(|r| r.method != "POST"),
         "no Job for the built-in mesh"
     );
+    f.edit(DEPLOYS, "meshbridge-mesh", |d| {
+        d["status"] = json!({"observedGeneration": 1, "replicas": 2, "availableReplicas": 2,
+                             "conditions": [{"type": "Available", "status": "True"}]});
+    });
+    assert!(matches!(step(&f, &c, "builtin").await, Step::Done(_)));
+    f.take_log();
     assert_eq!(phase(&f, "builtin"), "Installed");
     // Delete: exactly the applied objects are deleted; the controller's Deployment stays.
     c.request::<Value>(

@@ -7,7 +7,7 @@
 
 use meshbridge_core::api::meshbridge::MeshSpec;
 use meshbridge_core::capability::Capability;
-use meshbridge_discovery::rbac::{Grants, INSTALLER_CLUSTER_ROLE, required};
+use meshbridge_discovery::rbac::{Grants, Options, required_for, required_in_namespace};
 use meshbridge_discovery::read_objects;
 use meshbridge_discovery::runner::{self, RunnerConfig, SharedCaps};
 use meshbridge_test_support::{FakeApi, Req};
@@ -165,22 +165,27 @@ async fn once(f: &FakeApi) {
 #[tokio::test]
 async fn required_is_exactly_what_discovery_and_install_use() {
     let f = FakeApi::new();
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/istio-revisions/cluster.yaml");
-    for v in read_objects(&[p]).0 {
-        f.insert_object(v);
+    // Istio with two revisions (their ConfigMaps are granted through the Helm value
+    // discovery.istioRevisions) and Linkerd (linkerd-config).
+    for case in ["istio-revisions", "linkerd-stable-2.14"] {
+        let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures")
+            .join(case)
+            .join("cluster.yaml");
+        for v in read_objects(&[p]).0 {
+            f.insert_object(v);
+        }
+    }
+    // The opt-in ServiceAccounts the chart creates (installer.enabled, builtinMesh.enabled).
+    for sa in ["meshbridge-installer", "meshbridge-mesh"] {
+        f.insert(json!({"apiVersion": "v1", "kind": "ServiceAccount",
+                        "metadata": {"name": sa, "namespace": NS}}));
     }
     f.insert_at(
         INSTALLS,
         install("istio", json!({"type": "istio", "version": "1.22.3"})),
     );
-    f.insert_at(
-        INSTALLS,
-        install(
-            "builtin",
-            json!({"type": "envoy", "installNamespace": "mesh-system"}),
-        ),
-    );
+    f.insert_at(INSTALLS, install("builtin", json!({"type": "envoy"})));
 
     // The loop's watches (list + watch of Installs and labelled Jobs).
     let (stop, rx) = tokio::sync::watch::channel(false);
@@ -192,9 +197,7 @@ async fn required_is_exactly_what_discovery_and_install_use() {
         caps(),
     ));
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    while f.watching("/apis/batch/v1/jobs") == 0
-        || f.watching("/apis/meshbridge.io/v1alpha1/installs") == 0
-    {
+    while f.watching(JOBS) == 0 || f.watching("/apis/meshbridge.io/v1alpha1/installs") == 0 {
         assert!(tokio::time::Instant::now() < deadline, "watches");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -204,9 +207,14 @@ async fn required_is_exactly_what_discovery_and_install_use() {
         .unwrap()
         .unwrap();
 
-    // Install, then the Jobs complete.
+    // Install, then the Jobs complete and the built-in mesh's Deployment is available.
     once(&f).await;
     complete_jobs(&f);
+    f.edit(
+        "/apis/apps/v1/namespaces/meshbridge-system/deployments",
+        "meshbridge-mesh",
+        |d| d["status"] = json!({"observedGeneration": 1, "availableReplicas": 2}),
+    );
     once(&f).await;
     assert_eq!(
         f.get_at(INSTALLS, "istio").unwrap()["status"]["phase"],
@@ -245,7 +253,11 @@ async fn required_is_exactly_what_discovery_and_install_use() {
     reqs.extend(f.take_watch_log());
     let mut used: Vec<_> = reqs.iter().flat_map(access).collect();
     used.extend(rbac_checks(&reqs));
-    let req = required();
+    let opts = Options {
+        istio_revisions: vec!["1-20".into(), "1-21".into()],
+        ..Options::default()
+    };
+    let req = required_for(&opts);
 
     let missing: BTreeSet<_> = used.iter().filter(|a| !granted(&req, a)).collect();
     assert!(
@@ -276,12 +288,24 @@ async fn required_is_exactly_what_discovery_and_install_use() {
         unused.is_empty(),
         "in rbac::required() but never used: {unused:#?}"
     );
-    assert_eq!(
-        req[&(
-            "rbac.authorization.k8s.io".to_string(),
-            "clusterroles".to_string(),
-            "bind".to_string()
-        )],
-        Some(BTreeSet::from([INSTALLER_CLUSTER_ROLE.to_string()]))
+    // No bind or escalate, nothing on RBAC objects.
+    assert!(
+        !req.keys()
+            .any(|(g, _, v)| g == "rbac.authorization.k8s.io" || v == "bind" || v == "escalate"),
+        "{req:#?}"
     );
+    // What is granted only in the controller namespace is used only there.
+    let ns_only = required_in_namespace(&opts);
+    for r in &reqs {
+        for a in access(r) {
+            let cluster = meshbridge_discovery::rbac::required_cluster(&opts);
+            if granted(&ns_only, &a) && !granted(&cluster, &a) {
+                assert!(
+                    r.path.contains(&format!("/namespaces/{NS}/")),
+                    "{} outside the controller namespace",
+                    r.line()
+                );
+            }
+        }
+    }
 }
