@@ -58,12 +58,14 @@ pub fn main() -> ExitCode {
                 // meshbridge writes to the cluster: `--output dir:` renders without side
                 // effects).
                 let interval = std::time::Duration::from_secs(args.discovery_interval.max(1));
+                let installer_service_account = args.installer_service_account.clone();
                 ext.tasks
                     .push(Box::new(move |cx: meshbridge_controller::TaskContext| {
                         Box::pin(async move {
                             let Some(client) = cx.client else { return };
                             let cfg = meshbridge_discovery::runner::RunnerConfig {
                                 appmesh_meshes: crate::appmesh_api::mesh_lister(),
+                                installer_service_account,
                                 ..meshbridge_discovery::runner::RunnerConfig::new(
                                     cx.controller_namespace,
                                     interval,

@@ -95,6 +95,11 @@ pub struct RunArgs {
     /// a pass at once.
     #[arg(long, default_value_t = 30)]
     pub discovery_interval: u64,
+    /// ServiceAccount, in the controller namespace, that installer Jobs run as (the Helm
+    /// chart creates it, bound to cluster-admin, only with installer.enabled=true; without it
+    /// an Install reports InstallerNotEnabled and runs nothing).
+    #[arg(long, default_value = "meshbridge-installer")]
+    pub installer_service_account: String,
 }
 
 /// A background task `meshbridge run` starts beside the reconciler (e.g. mesh discovery and
