@@ -625,7 +625,17 @@ impl Reconciler {
             let Some(conds) = self.conditions_for(&key) else {
                 continue;
             };
-            let live = self.engine.live_status(&key).cloned();
+            // On a Mesh, discovery's condition types are discovery's to write.
+            let live: Option<Vec<Condition>> = self.engine.live_status(&key).map(|l| {
+                l.iter()
+                    .filter(|c| {
+                        key.kind != Kind::Mesh
+                            || !meshbridge_core::status::DISCOVERY_CONDITIONS
+                                .contains(&c.type_.as_str())
+                    })
+                    .cloned()
+                    .collect()
+            });
             if live.as_ref().is_some_and(|l| same_conditions(l, &conds)) {
                 continue;
             }

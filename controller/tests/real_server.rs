@@ -230,7 +230,17 @@ async fn list_items_without_type_are_read_labels_choose_the_mesh_and_stale_outpu
     assert_eq!(condition(&c, "ResolvedRefs").status, "True", "{c:?}");
     assert_eq!(condition(&c, "Programmed/linkerd").status, "True", "{c:?}");
 
-    // A restart with nothing changed writes nothing.
+    // Discovery writes its own condition types on the Mesh beside the controller's.
+    f.edit(
+        "/apis/meshbridge.io/v1alpha1/namespaces/meshbridge-system/meshes",
+        "lk",
+        |m| {
+            m["status"]["conditions"].as_array_mut().unwrap().push(
+                json!({"type": "Ready", "status": "False", "reason": "NotFound", "message": ""}),
+            );
+        },
+    );
+    // A restart with nothing changed writes nothing (not even over discovery's conditions).
     let (mut again, _) = start(&f, "controller").await;
     f.take_log();
     let r = again.reconcile().await;

@@ -8,6 +8,9 @@ use crate::ir::ObjectStatus;
 
 pub const ACCEPTED: &str = "Accepted";
 pub const RESOLVED_REFS: &str = "ResolvedRefs";
+/// Condition types mesh discovery writes on a Mesh (the controller writes the others:
+/// each writer compares and writes only its own, so the two never rewrite each other's).
+pub const DISCOVERY_CONDITIONS: [&str; 2] = ["Ready", "VersionResolved"];
 
 fn cond(t: &str, ok: bool, reason: &str, message: String, generation: Option<i64>) -> Condition {
     Condition {

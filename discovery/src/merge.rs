@@ -21,7 +21,7 @@ use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// Condition types discovery owns on a Mesh.
-pub const OWNED_CONDITIONS: [&str; 2] = ["Ready", "VersionResolved"];
+pub const OWNED_CONDITIONS: [&str; 2] = meshbridge_core::status::DISCOVERY_CONDITIONS;
 
 /// Mesh types whose control planes discovery looks for (a Mesh of another type, e.g.
 /// `gateway-api`, is never marked NotFound).
