@@ -1,5 +1,6 @@
 //! Command-line definition (flags defined once; help generated from them).
 
+use crate::runtime::Threads;
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
@@ -86,16 +87,45 @@ pub fn main() -> ExitCode {
                         })
                     }));
             }
-            meshbridge_controller::main(args, &crate::registry::adapter_for, ext)
+            crate::runtime::init_tracing(&args.log);
+            let adapters =
+                meshbridge_controller::adapters_for(&args, &crate::registry::adapter_for, &ext);
+            crate::runtime::block_on("run", Threads::Multi(None), async move {
+                let res = meshbridge_controller::run_with(
+                    args,
+                    adapters,
+                    ext,
+                    crate::runtime::shutdown_signal(),
+                )
+                .await;
+                ExitCode::from(meshbridge_controller::exit_code(res))
+            })
         }
-        Command::Local(args) => meshbridge_local::run_local(args),
-        Command::EchoServer => meshbridge_local::run_echo(),
-        Command::Meshes(args) => meshbridge_discovery::cli::meshes(
-            args,
-            &crate::registry::adapter_for,
-            crate::appmesh_api::mesh_lister(),
+        // Two workers: the xDS server and the runtime's own loop; Envoy does the heavy lifting.
+        Command::Local(args) => crate::runtime::block_on(
+            "local",
+            Threads::Multi(Some(2)),
+            meshbridge_local::run_local(args),
         ),
-        Command::Install(args) => meshbridge_discovery::cli::install(args),
+        Command::EchoServer => crate::runtime::block_on(
+            "echo-server",
+            Threads::Multi(Some(2)),
+            meshbridge_local::run_echo(),
+        ),
+        Command::Meshes(args) => crate::runtime::block_on(
+            "meshes",
+            Threads::Current,
+            meshbridge_discovery::cli::meshes(
+                args,
+                &crate::registry::adapter_for,
+                crate::appmesh_api::mesh_lister(),
+            ),
+        ),
+        Command::Install(args) => crate::runtime::block_on(
+            "install",
+            Threads::Current,
+            meshbridge_discovery::cli::install(args),
+        ),
         Command::Crds => {
             print!("{}", meshbridge_core::crd::all_yaml());
             ExitCode::SUCCESS

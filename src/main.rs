@@ -1,4 +1,6 @@
-//! The `meshbridge` binary: CLI and controller wiring. Logic lives in the library crates.
+//! The `meshbridge` binary: CLI, the async runtime and signals (src/runtime.rs: the only
+//! place a runtime is built), and the wiring of sources, engines and sinks. Logic lives in
+//! the library crates.
 
 use std::process::ExitCode;
 
@@ -6,6 +8,7 @@ mod appmesh_api;
 mod cli;
 mod inputs;
 mod registry;
+mod runtime;
 mod translate;
 
 fn main() -> ExitCode {

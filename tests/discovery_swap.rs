@@ -171,9 +171,9 @@ const APP_KINDS: [&str; 8] = [
     "StatefulSet",
 ];
 
-#[test]
-fn istio_to_linkerd_swap() {
-    meshbridge_controller::block_on(async {
+#[tokio::test(flavor = "current_thread")]
+async fn istio_to_linkerd_swap() {
+    {
         // 1. Both meshes run (Istio 1.22 and Linkerd stable-2.14): discovery writes two Meshes.
         let (mut cluster, problems) =
             read_objects(&[fixture("istio-1.22"), fixture("linkerd-stable-2.14")]);
@@ -340,5 +340,5 @@ fn istio_to_linkerd_swap() {
             "outputs unchanged by Istio's removal"
         );
         assert_eq!(sink.objects().keys().cloned().collect::<BTreeSet<_>>(), now);
-    });
+    }
 }

@@ -122,10 +122,10 @@ fn rss_kib() -> Option<u64> {
 
 /// 10,000 SMI objects over 5,000 Services, then 1,000 single-object edits. Run with
 /// `cargo test --release --test run_engine -- --ignored --nocapture bench`.
-#[test]
+#[tokio::test(flavor = "current_thread")]
 #[ignore]
-fn bench_edit_to_applied() {
-    meshbridge_controller::block_on(bench())
+async fn bench_edit_to_applied() {
+    bench().await
 }
 
 async fn bench() {

@@ -26,7 +26,7 @@ pub mod types;
 pub use api::{ApiBackend, ApiReport};
 pub use engine::{Backends, Engine, EngineConfig};
 pub use reconciler::{Reconciler, Report};
-pub use run::{Extensions, RunArgs, Task, TaskContext, main};
+pub use run::{Extensions, RunArgs, Task, TaskContext, adapters_for, exit_code, run_with};
 pub use source::SyncTracker;
 pub use types::{Change, Msg, OutKey};
 
@@ -66,14 +66,4 @@ impl From<kube::Error> for Error {
             e => Error::Kube(e.to_string()),
         }
     }
-}
-
-/// Runs a future to completion on a fresh current-thread runtime (for tests and tools
-/// of crates that do not depend on tokio themselves).
-pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("a current-thread tokio runtime")
-        .block_on(f)
 }

@@ -15,7 +15,6 @@ use meshbridge_core::api::meshbridge::MeshType;
 use meshbridge_core::report::Problem;
 use meshbridge_core::{Adapter, Context};
 use std::path::PathBuf;
-use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -157,18 +156,16 @@ impl Endpoint {
     }
 }
 
-/// Entry point from the CLI. `adapter_for` is the binary's registry; `ext` carries the API
-/// backends and background tasks the binary provides.
-pub fn main(
-    args: RunArgs,
+/// The adapters `meshbridge run` renders with, from the binary's registry: the
+/// Kubernetes-object backends, App Mesh in its CRD form (`--appmesh-mode crd`) and the
+/// meshes of API backends. The built-in Envoy mesh is served by `meshbridge local`.
+pub fn adapters_for(
+    args: &RunArgs,
     adapter_for: &dyn Fn(MeshType) -> Option<Box<dyn Adapter>>,
-    ext: Extensions,
-) -> ExitCode {
-    init_tracing(&args.log);
+    ext: &Extensions,
+) -> Vec<Box<dyn Adapter>> {
     let api_meshes: Vec<MeshType> = ext.api_backends.iter().map(|b| b.mesh_type()).collect();
-    // Kubernetes-object backends, App Mesh in its CRD form, and API backends. The built-in
-    // Envoy mesh is served by `meshbridge local`, not by `run`.
-    let adapters: Vec<Box<dyn Adapter>> = MeshType::ALL
+    MeshType::ALL
         .into_iter()
         .filter(|m| {
             matches!(
@@ -178,38 +175,23 @@ pub fn main(
                 || api_meshes.contains(m)
         })
         .filter_map(adapter_for)
-        .collect();
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("meshbridge run: {e}");
-            return ExitCode::from(3);
-        }
-    };
-    match rt.block_on(run_with(args, adapters, ext)) {
-        Ok(code) => ExitCode::from(code),
-        Err(Error::Usage(e)) => {
-            eprintln!("meshbridge run: {e}");
-            ExitCode::from(2)
-        }
-        Err(e) => {
-            eprintln!("meshbridge run: {e}");
-            ExitCode::from(3)
-        }
-    }
+        .collect()
 }
 
-fn init_tracing(filter: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .or_else(|_| tracing_subscriber::EnvFilter::try_new(filter))
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+/// The process exit code for what [`run_with`] returned (0 done, 1 invalid input or
+/// conflicts, 2 usage, 3 writes or the environment failed), printing the error.
+pub fn exit_code(res: Result<u8>) -> u8 {
+    match res {
+        Ok(code) => code,
+        Err(Error::Usage(e)) => {
+            eprintln!("meshbridge run: {e}");
+            2
+        }
+        Err(e) => {
+            eprintln!("meshbridge run: {e}");
+            3
+        }
+    }
 }
 
 fn identity(args: &RunArgs) -> String {
@@ -265,16 +247,13 @@ pub fn engine_config(args: &RunArgs, available: &[MeshType]) -> Result<EngineCon
     })
 }
 
-/// Runs the controller; returns the exit code.
-pub async fn run(args: RunArgs, adapters: Vec<Box<dyn Adapter>>) -> Result<u8> {
-    run_with(args, adapters, Extensions::default()).await
-}
-
-/// [`run`] with API backends and background tasks.
+/// Runs the controller until `shutdown` completes (the binary passes SIGINT/SIGTERM) or,
+/// with `--once`, after one pass; returns the exit code.
 pub async fn run_with(
     args: RunArgs,
     adapters: Vec<Box<dyn Adapter>>,
     ext: Extensions,
+    shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<u8> {
     let source_ep = Endpoint::parse(&args.source, "--source")?;
     let output_ep = Endpoint::parse(&args.output, "--output")?;
@@ -427,7 +406,7 @@ pub async fn run_with(
         leader_changed,
         Duration::from_millis(args.debounce_ms),
         Duration::from_secs(args.resync_secs.max(1)),
-        shutdown_signal(),
+        shutdown,
     )
     .await;
     let _ = stop_tasks.send(true);
@@ -437,28 +416,6 @@ pub async fn run_with(
         let _ = tokio::time::timeout(Duration::from_secs(5), h).await;
     }
     Ok(code)
-}
-
-async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => {
-                    let _ = tokio::signal::ctrl_c().await;
-                    return;
-                }
-            };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
 }
 
 /// Receives until every stream is synced and the queue is empty.

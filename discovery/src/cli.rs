@@ -55,14 +55,7 @@ pub fn shared_caps(
 fn caps_with(adapter_for: AdapterFor<'_>) -> impl Fn(&MeshSpec) -> Option<Vec<Capability>> + '_ {
     move |spec: &MeshSpec| {
         let a = adapter_for(spec.mesh_type)?;
-        let cx = Context {
-            trust_domain: spec
-                .trust_domain
-                .clone()
-                .unwrap_or_else(|| "cluster.local".into()),
-            mesh: Some(spec.clone()),
-            ..Context::default()
-        };
+        let cx = Context::for_mesh(&Context::default(), None, Some(spec.clone()));
         Some(a.capabilities(&cx).rows().to_vec())
     }
 }
@@ -101,7 +94,7 @@ fn print_meshes(meshes: &[Mesh], capabilities: bool, yaml: bool) {
 
 /// `meshbridge meshes`. `appmesh` lists the App Mesh meshes of the AWS account (given by the
 /// binary when AWS credentials are configured; used with `--discover`).
-pub fn meshes(
+pub async fn meshes(
     args: MeshesArgs,
     adapter_for: AdapterFor<'_>,
     appmesh: Option<crate::runner::ListAppMeshes>,
@@ -132,7 +125,7 @@ pub fn meshes(
             namespace: args.namespace.clone(),
             ..Config::default()
         };
-        return match discover_in_cluster(&cfg, &caps, args.write, appmesh.as_ref()) {
+        return match discover_in_cluster(&cfg, &caps, args.write, appmesh.as_ref()).await {
             Ok(ms) => {
                 print_meshes(&ms, args.capabilities, yaml);
                 ExitCode::SUCCESS
@@ -158,7 +151,7 @@ pub fn meshes(
             print!("{}", crate::table::capability_matrix(&cols));
             return ExitCode::SUCCESS;
         }
-        return match list_cluster_meshes_blocking() {
+        return match list_cluster_meshes_default().await {
             Ok(ms) => {
                 print_meshes(&ms, args.capabilities, yaml);
                 ExitCode::SUCCESS
@@ -209,20 +202,13 @@ pub fn meshes(
     }
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime, String> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| e.to_string())
-}
-
-fn discover_in_cluster(
+async fn discover_in_cluster(
     cfg: &Config,
     caps: CapsFn<'_>,
     write: bool,
     appmesh: Option<&crate::runner::ListAppMeshes>,
 ) -> Result<Vec<Mesh>, String> {
-    runtime()?.block_on(async {
+    {
         let client = kube::Client::try_default()
             .await
             .map_err(|e| e.to_string())?;
@@ -240,7 +226,7 @@ fn discover_in_cluster(
             return list_cluster_meshes(&client).await;
         }
         Ok(merged)
-    })
+    }
 }
 
 async fn list_cluster_meshes(client: &kube::Client) -> Result<Vec<Mesh>, String> {
@@ -254,13 +240,11 @@ async fn list_cluster_meshes(client: &kube::Client) -> Result<Vec<Mesh>, String>
     Ok(v)
 }
 
-fn list_cluster_meshes_blocking() -> Result<Vec<Mesh>, String> {
-    runtime()?.block_on(async {
-        let client = kube::Client::try_default()
-            .await
-            .map_err(|e| e.to_string())?;
-        list_cluster_meshes(&client).await
-    })
+async fn list_cluster_meshes_default() -> Result<Vec<Mesh>, String> {
+    let client = kube::Client::try_default()
+        .await
+        .map_err(|e| e.to_string())?;
+    list_cluster_meshes(&client).await
 }
 
 #[derive(Args, Debug)]
@@ -293,7 +277,7 @@ pub struct InstallArgs {
 }
 
 /// `meshbridge install`.
-pub fn install(args: InstallArgs) -> ExitCode {
+pub async fn install(args: InstallArgs) -> ExitCode {
     let Some(t) = MeshType::parse(&args.mesh) else {
         eprintln!(
             "meshbridge install: unknown mesh `{}` (expected istio, linkerd or envoy)",
@@ -326,18 +310,17 @@ pub fn install(args: InstallArgs) -> ExitCode {
         }
     };
     if args.apply {
-        let r = runtime().and_then(|rt| {
-            rt.block_on(async {
-                let client = kube::Client::try_default()
-                    .await
-                    .map_err(|e| e.to_string())?;
-                let api: kube::Api<Install> = kube::Api::namespaced(client, &args.object_namespace);
-                let pp = kube::api::PatchParams::apply("meshbridge-cli");
-                api.patch(&name, &pp, &kube::api::Patch::Apply(&value))
-                    .await
-                    .map_err(|e| e.to_string())
-            })
-        });
+        let r = async {
+            let client = kube::Client::try_default()
+                .await
+                .map_err(|e| e.to_string())?;
+            let api: kube::Api<Install> = kube::Api::namespaced(client, &args.object_namespace);
+            let pp = kube::api::PatchParams::apply("meshbridge-cli");
+            api.patch(&name, &pp, &kube::api::Patch::Apply(&value))
+                .await
+                .map_err(|e| e.to_string())
+        }
+        .await;
         return match r {
             Ok(_) => {
                 println!(

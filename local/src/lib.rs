@@ -57,15 +57,8 @@ pub struct UpArgs {
     pub trust_domain: Option<String>,
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime, String> {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|e| e.to_string())
-}
-
-pub fn run_local(args: LocalArgs) -> ExitCode {
+/// `meshbridge local up`: runs until SIGINT/SIGTERM (the caller provides the runtime).
+pub async fn run_local(args: LocalArgs) -> ExitCode {
     let LocalCommand::Up(a) = args.command;
     if a.cert_ttl < 10 || a.xds_cert_ttl < 10 {
         eprintln!("meshbridge local: --cert-ttl and --xds-cert-ttl must be at least 10 seconds");
@@ -82,7 +75,7 @@ pub fn run_local(args: LocalArgs) -> ExitCode {
         envoy: a.envoy,
         trust_domain: a.trust_domain,
     };
-    let res = runtime().and_then(|rt| rt.block_on(up(opts)));
+    let res = up(opts).await;
     match res {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -92,9 +85,12 @@ pub fn run_local(args: LocalArgs) -> ExitCode {
     }
 }
 
-pub fn run_echo() -> ExitCode {
-    let res = echo::EchoConfig::from_env()
-        .and_then(|cfg| runtime().and_then(|rt| rt.block_on(echo::serve(cfg))));
+/// `meshbridge echo-server` (the caller provides the runtime).
+pub async fn run_echo() -> ExitCode {
+    let res = match echo::EchoConfig::from_env() {
+        Ok(cfg) => echo::serve(cfg).await,
+        Err(e) => Err(e),
+    };
     match res {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
