@@ -30,8 +30,9 @@ pub struct RunArgs {
     #[arg(long, default_value = "kube")]
     pub output: String,
     /// Backend for namespaces without a `meshbridge.io/mesh` label: `auto` (the only Mesh
-    /// object's type) or a comma-separated list of: istio, linkerd, gateway-api (appmesh and
-    /// envoy are programmed by their own runtimes, not by `run`).
+    /// object's type) or a comma-separated list of: istio, linkerd, gateway-api, appmesh
+    /// (through the App Mesh API, or as App Mesh controller objects with --appmesh-mode crd).
+    /// `envoy` is refused: the built-in mesh runs under `meshbridge local`.
     #[arg(long, default_value = "auto")]
     pub backend: String,
     /// Reconcile once and exit (0: done; 1: some input invalid or an output conflicts with a
