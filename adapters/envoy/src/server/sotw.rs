@@ -1,0 +1,101 @@
+//! State of the world (`StreamAggregatedResources`) over the [stream engine](super::stream):
+//! a request names the whole subscription; an ACK or NACK repeats the last nonce; a request
+//! with an older nonce is stale and ignored; a response carries every resource in scope.
+
+use super::stream::{Next, Payload, Stream, TypeState, Wire};
+use super::{Resource, SnapshotSource, wildcard_type};
+use envoy_types::pb::envoy::service::discovery::v3::{DiscoveryRequest, DiscoveryResponse};
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+pub(super) struct Sotw;
+
+impl Wire for Sotw {
+    type Request = DiscoveryRequest;
+    type Response = DiscoveryResponse;
+    /// A response carries everything in scope: nothing more to track.
+    type Held = ();
+    const DELTA: bool = false;
+
+    fn node_id(req: &DiscoveryRequest) -> Option<&str> {
+        req.node.as_ref().map(|n| n.id.as_str())
+    }
+
+    fn type_url(req: &DiscoveryRequest) -> &str {
+        &req.type_url
+    }
+
+    fn read<S: SnapshotSource>(s: &mut Stream<S, Self>, req: DiscoveryRequest) -> Next {
+        let t = req.type_url;
+        // No names for a wildcard type: every resource.
+        let names: Option<BTreeSet<String>> = if wildcard_type(&t) && req.resource_names.is_empty()
+        {
+            None
+        } else {
+            Some(req.resource_names.into_iter().collect())
+        };
+        if let Some(ns) = &names {
+            s.check_secrets(&t, ns);
+        }
+        let nonce = req.response_nonce;
+        if !nonce.is_empty() && nonce != s.state(&t).nonce {
+            return Next::Nothing; // stale
+        }
+        if let Some(err) = &req.error_detail {
+            s.rejected(&t, req.version_info, &err.message);
+            return Next::Push;
+        }
+        let (first, changed) = s.subscribe(&t, |st| {
+            let (wildcard, names) = (names.is_none(), names.unwrap_or_default());
+            let differ = st.sub.wildcard != wildcard || *st.sub.names != names;
+            if differ {
+                st.sub.wildcard = wildcard;
+                st.sub.names = Arc::new(names);
+            }
+            differ
+        });
+        if !nonce.is_empty() && (first || !changed) {
+            s.acknowledged(&t, &req.version_info);
+            // Envoy re-requests endpoints after clusters (routes after listeners) with the
+            // nonce and version of an ACK: they are resent all the same.
+            if s.state(&t).resend && !s.wants_nothing(&t) {
+                return Next::Resend(t);
+            }
+            return Next::Push;
+        }
+        // A new subscription (or changed names): always answer (in make-before-break order),
+        // unless what we would send is exactly what was rejected.
+        let st = s.state(&t);
+        st.pending = false;
+        st.sent = None;
+        Next::Push
+    }
+
+    fn diff(
+        st: &TypeState<()>,
+        selected: Vec<Arc<Resource>>,
+        version: &str,
+        forced: bool,
+    ) -> Option<Payload> {
+        let current = Some(version);
+        if !forced && (st.sent.as_deref() == current || st.nacked.as_deref() == current) {
+            return None;
+        }
+        Some(Payload {
+            resources: selected,
+            removed: vec![],
+        })
+    }
+
+    fn record(_: &mut (), _: &Payload, _: bool) {}
+
+    fn encode(type_url: &str, version: &str, nonce: &str, p: Payload) -> DiscoveryResponse {
+        DiscoveryResponse {
+            version_info: version.to_string(),
+            resources: p.resources.iter().map(|r| r.any.clone()).collect(),
+            type_url: type_url.to_string(),
+            nonce: nonce.to_string(),
+            ..Default::default()
+        }
+    }
+}
