@@ -1,7 +1,8 @@
-//! Golden conformance cases (conformance/cases/*/*/): every case through `meshbridge
-//! translate` for every mesh this build implements; stdout and stderr compared with the
-//! goldens, and every generated Kubernetes object validated against the official CRD schema
-//! in shared/schemas. `UPDATE_GOLDEN=1 cargo test --test conformance` rewrites the goldens.
+//! Golden conformance cases (conformance/cases/*/*/): every case's IR compared with
+//! `expected/ir.yaml`, then the case through `meshbridge translate` for every mesh this build
+//! implements, stdout and stderr compared with the goldens, and every generated Kubernetes
+//! object validated against the official CRD schema in shared/schemas.
+//! `UPDATE_GOLDEN=1 cargo test --test conformance` rewrites the goldens (docs/conformance.md).
 
 use meshbridge_conformance::cases::{self, Actual};
 use meshbridge_conformance::schema;
@@ -48,6 +49,9 @@ fn golden_cases() {
     let mut failures = Vec::new();
     let mut validated = 0usize;
     for case in &all {
+        if let Err(e) = case.ir().and_then(|ir| case.check_ir(&ir)) {
+            failures.push(e);
+        }
         let mut written = Vec::new();
         for mesh in &meshes {
             let actual = run(case, mesh);

@@ -3,7 +3,9 @@
 //! non-conflicting objects reach it.
 
 use crate::model::ObjectKey;
-use crate::report::Problem;
+use crate::report::{Problem, Severity};
+use serde::ser::SerializeMap;
+use serde::{Serialize, Serializer};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
@@ -64,25 +66,30 @@ impl fmt::Display for Identity {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "UPPERCASE")]
 pub enum Protocol {
     Tcp,
     Udp,
     Sctp,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(untagged)]
 pub enum TargetPort {
     Number(u16),
     Named(String),
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct ServicePort {
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     pub port: u16,
     pub target_port: TargetPort,
     pub protocol: Protocol,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub app_protocol: Option<String>,
 }
 
@@ -118,11 +125,16 @@ pub fn is_http_port_name(name: &str) -> bool {
     n == "http" || n.starts_with("http-") || n.starts_with("http2") || n.starts_with("grpc")
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Service {
+    /// Serialized as the key of [`Ir::services`].
+    #[serde(skip)]
     pub key: SvcKey,
     pub ports: Vec<ServicePort>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub selector: BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub cluster_ip: Option<String>,
 }
 
@@ -133,24 +145,34 @@ impl Service {
 }
 
 /// One pod (or a Deployment's pod template) running as an identity.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct PodInfo {
     pub namespace: String,
     /// Pod name, or `deployment/<name>` for a template.
     pub name: String,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub ip: Option<String>,
+    #[serde(
+        skip_serializing_if = "Vec::is_empty",
+        serialize_with = "ser::container_ports"
+    )]
     pub container_ports: Vec<(Option<String>, u16)>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Workload {
+    /// Serialized as the key of [`Ir::workloads`].
+    #[serde(skip)]
     pub identity: Identity,
     pub pods: Vec<PodInfo>,
 }
 
 /// A path condition: an RE2 regex anchored at the start of the path only.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(transparent)]
 pub struct PathRegex(pub String);
 
 /// What a start-anchored path regex means, for targets without (or with full-match) regex.
@@ -261,7 +283,7 @@ impl PathRegex {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 pub struct HeaderMatch {
     /// Lower-cased header name.
     pub name: String,
@@ -270,15 +292,19 @@ pub struct HeaderMatch {
 }
 
 /// One HTTPRouteGroup match: path AND method AND every header.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct HttpRoute {
     /// The HTTPRouteGroup it came from.
+    #[serde(serialize_with = "ser::display")]
     pub group: ObjectKey,
     /// The match's name (unique in its group).
     pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub path: Option<PathRegex>,
     /// Upper-case methods; empty = any method (`*` is normalised to empty).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub methods: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub headers: Vec<HeaderMatch>,
 }
 
@@ -291,32 +317,40 @@ impl HttpRoute {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Backend {
     pub service: SvcKey,
     /// Relative share (v1alpha1: milli-units; v1alpha2+: as written).
     pub weight: u64,
     /// The backend is the root service itself (its own endpoints).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub is_root: bool,
 }
 
 /// Backends of a split on one root port, after dropping those lacking the port.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct SplitPort {
     pub port: ServicePort,
     /// Indexes into [`Split::backends`] with each backend's target port.
+    #[serde(serialize_with = "ser::split_backends")]
     pub backends: Vec<(usize, TargetPort)>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Split {
+    #[serde(serialize_with = "ser::display")]
     pub parent: ObjectKey,
+    /// Serialized as the key of [`Ir::splits`].
+    #[serde(skip)]
     pub root: SvcKey,
     pub backends: Vec<Backend>,
     /// A/B: only requests matching one of these are split; the rest go to the root.
     /// Empty = every request is split.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub matches: Vec<HttpRoute>,
     /// Per root port (empty when the root Service is not in the snapshot).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub ports: Vec<SplitPort>,
 }
 
@@ -342,7 +376,8 @@ impl Ports {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Traffic {
     /// HTTP requests matching any of these routes.
     Http(Vec<HttpRoute>),
@@ -353,9 +388,11 @@ pub enum Traffic {
 }
 
 /// One allow: `sources` may send `traffic` to the destination on `ports`.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct AccessRule {
     /// The TrafficTarget it came from.
+    #[serde(serialize_with = "ser::display")]
     pub parent: ObjectKey,
     /// Index of the rule in the TrafficTarget (`spec.rules[i]` / `specs[i]`).
     pub rule_index: usize,
@@ -367,25 +404,35 @@ pub struct AccessRule {
 }
 
 /// Every allow for one destination identity. Anything not allowed is denied.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct AccessPolicy {
+    /// Serialized as the key of [`Ir::access`].
+    #[serde(skip)]
     pub destination: Identity,
     pub rules: Vec<AccessRule>,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct NamespaceInfo {
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub annotations: BTreeMap<String, String>,
 }
 
 /// Validation and reference outcome for one input object.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct ObjectStatus {
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub generation: Option<i64>,
     pub accepted: bool,
     pub resolved_refs: bool,
     pub conflicted: bool,
+    #[serde(
+        skip_serializing_if = "Vec::is_empty",
+        serialize_with = "ser::problems"
+    )]
     pub problems: Vec<Problem>,
 }
 
@@ -396,7 +443,11 @@ impl ObjectStatus {
     }
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// Serializes to the stable form of the IR golden (`conformance/cases/*/*/expected/ir.yaml`,
+/// see [`Ir::to_yaml`]): maps in key order, keys as `namespace/name` (services, splits),
+/// `namespace/serviceAccount` (workloads, access) and `Kind/namespace/name` (status), empty
+/// and absent fields left out. Only input data appears: no clock, no addresses in memory.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct Ir {
     pub namespaces: BTreeMap<String, NamespaceInfo>,
     pub services: BTreeMap<SvcKey, Service>,
@@ -405,10 +456,19 @@ pub struct Ir {
     pub splits: BTreeMap<SvcKey, Split>,
     pub access: BTreeMap<Identity, AccessPolicy>,
     /// Every SMI input object's outcome.
+    #[serde(serialize_with = "ser::status")]
     pub status: BTreeMap<ObjectKey, ObjectStatus>,
 }
 
 impl Ir {
+    /// The IR as one deterministic YAML document (the per-stage golden `ir.yaml`): the same
+    /// IR always renders to the same bytes.
+    pub fn to_yaml(&self) -> String {
+        let v = serde_json::to_value(self)
+            .unwrap_or_else(|e| serde_json::Value::String(format!("IR does not serialize: {e}")));
+        crate::yaml::to_yaml(&v)
+    }
+
     /// Every problem, sorted (origin, then object).
     pub fn problems(&self) -> Vec<&Problem> {
         let mut v: Vec<&Problem> = self.status.values().flat_map(|s| &s.problems).collect();
@@ -483,6 +543,101 @@ impl Ir {
     }
 }
 
+// === serialization ===
+
+impl Serialize for SvcKey {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl Serialize for Identity {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// `all`, or the list of ports.
+impl Serialize for Ports {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Ports::All => s.serialize_str("all"),
+            Ports::Only(p) => p.serialize(s),
+        }
+    }
+}
+
+/// `serialize_with` helpers for fields whose types live elsewhere or are tuples.
+mod ser {
+    use super::*;
+
+    pub fn display<T: fmt::Display, S: Serializer>(v: &T, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(v)
+    }
+
+    pub fn container_ports<S: Serializer>(
+        v: &[(Option<String>, u16)],
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct Port<'a> {
+            #[serde(skip_serializing_if = "Option::is_none")]
+            name: Option<&'a str>,
+            port: u16,
+        }
+        s.collect_seq(v.iter().map(|(name, port)| Port {
+            name: name.as_deref(),
+            port: *port,
+        }))
+    }
+
+    pub fn split_backends<S: Serializer>(
+        v: &[(usize, TargetPort)],
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        #[serde(rename_all = "camelCase")]
+        struct PortBackend<'a> {
+            backend: usize,
+            target_port: &'a TargetPort,
+        }
+        s.collect_seq(v.iter().map(|(backend, target_port)| PortBackend {
+            backend: *backend,
+            target_port,
+        }))
+    }
+
+    /// Each problem as its severity, condition reason and the line the CLI prints.
+    pub fn problems<S: Serializer>(v: &[Problem], s: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        #[serde(rename_all = "camelCase")]
+        struct P {
+            severity: &'static str,
+            condition_reason: &'static str,
+            message: String,
+        }
+        s.collect_seq(v.iter().map(|p| P {
+            severity: match p.severity {
+                Severity::Error => "error",
+                Severity::Warning => "warning",
+            },
+            condition_reason: p.condition_reason,
+            message: p.to_string(),
+        }))
+    }
+
+    pub fn status<S: Serializer>(
+        v: &BTreeMap<ObjectKey, ObjectStatus>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(Some(v.len()))?;
+        for (k, st) in v {
+            m.serialize_entry(&k.to_string(), st)?;
+        }
+        m.end()
+    }
+}
+
 /// Whether a (matchLabels) selector selects a label set.
 pub fn selects(selector: &BTreeMap<String, String>, labels: &BTreeMap<String, String>) -> bool {
     selector.iter().all(|(k, v)| labels.get(k) == Some(v))
@@ -519,5 +674,37 @@ mod tests {
         let re = regex::Regex::new(&format!("^{r}$")).unwrap();
         assert!(re.is_match("/ping"));
         assert!(!re.is_match("/ping/x"));
+    }
+
+    #[test]
+    fn yaml_form_is_stable_and_sorted() {
+        use crate::model::Kind;
+        let key = ObjectKey::new(Kind::TrafficTarget, "ns", "t");
+        let mut ir = Ir::default();
+        for sa in ["b", "a"] {
+            let id = Identity::new("ns", sa);
+            ir.access.insert(
+                id.clone(),
+                AccessPolicy {
+                    destination: id,
+                    rules: vec![AccessRule {
+                        parent: key.clone(),
+                        rule_index: 0,
+                        field: "spec.rules[0]".into(),
+                        sources: vec![Identity::new("other", "c")],
+                        ports: if sa == "a" {
+                            Ports::All
+                        } else {
+                            Ports::Only([443, 80].into())
+                        },
+                        traffic: Traffic::Tcp,
+                    }],
+                },
+            );
+        }
+        ir.status.insert(key, ObjectStatus::default());
+        let want = "namespaces: {}\nservices: {}\nworkloads: {}\nsplits: {}\naccess:\n  ns/a:\n    rules:\n    - parent: TrafficTarget/ns/t\n      ruleIndex: 0\n      field: spec.rules[0]\n      sources:\n      - other/c\n      ports: all\n      traffic: tcp\n  ns/b:\n    rules:\n    - parent: TrafficTarget/ns/t\n      ruleIndex: 0\n      field: spec.rules[0]\n      sources:\n      - other/c\n      ports:\n      - 80\n      - 443\n      traffic: tcp\nstatus:\n  TrafficTarget/ns/t:\n    accepted: false\n    resolvedRefs: false\n    conflicted: false\n";
+        assert_eq!(ir.to_yaml(), want);
+        assert_eq!(ir.clone().to_yaml(), ir.to_yaml());
     }
 }
