@@ -228,6 +228,9 @@ impl Reconciler {
     pub async fn reconcile(&mut self) -> Report {
         let start = Instant::now();
         let delta = self.engine.recompute();
+        for (output, partitions) in &delta.shared {
+            tracing::warn!(%output, ?partitions, "output produced by several namespaces; using one");
+        }
         self.pending.extend(delta.outputs.iter().cloned());
         self.pending_status.extend(delta.states.iter().cloned());
         for m in &delta.api {
@@ -719,36 +722,7 @@ fn not_programmed(
     }
 }
 
-/// FNV-1a 64 of the canonical JSON text (stable across runs and versions).
-pub fn hash_value(v: &Value) -> String {
-    let text = canonical(v);
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in text.as_bytes() {
-        h ^= u64::from(*b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    format!("{h:016x}")
-}
-
-/// JSON text with object keys sorted (independent of insertion order).
-fn canonical(v: &Value) -> String {
-    match v {
-        Value::Object(m) => {
-            let mut keys: Vec<&String> = m.keys().collect();
-            keys.sort();
-            let inner: Vec<String> = keys
-                .into_iter()
-                .map(|k| format!("{}:{}", Value::String(k.clone()), canonical(&m[k])))
-                .collect();
-            format!("{{{}}}", inner.join(","))
-        }
-        Value::Array(a) => format!(
-            "[{}]",
-            a.iter().map(canonical).collect::<Vec<_>>().join(",")
-        ),
-        other => other.to_string(),
-    }
-}
+pub use meshbridge_core::engine::hash_value;
 
 fn add_hash(mut body: Value) -> Value {
     let h = hash_value(&body);

@@ -7,8 +7,7 @@ pub mod kube;
 pub mod memory;
 
 use crate::Result;
-use crate::types::{Change, Msg};
-use meshbridge_core::load::Loaded;
+use crate::types::Msg;
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
@@ -59,27 +58,4 @@ pub trait Source: Send {
     ) -> Result<()>;
 }
 
-/// Loaded objects → changes. Problems that name an object become [`Change::Invalid`] (the
-/// object's last good version stays); the rest are returned.
-pub fn changes_of(loaded: Loaded) -> (Vec<Change>, Vec<meshbridge_core::report::Problem>) {
-    let mut changes: Vec<Change> = loaded
-        .objects
-        .into_iter()
-        .map(|o| Change::Upsert {
-            object: Box::new(o),
-            live_status: None,
-        })
-        .collect();
-    let mut other = Vec::new();
-    for p in loaded.problems {
-        match p.object_key() {
-            Some(key) if !key.name.is_empty() => changes.push(Change::Invalid {
-                key,
-                generation: None,
-                problems: vec![p],
-            }),
-            _ => other.push(p),
-        }
-    }
-    (changes, other)
-}
+pub use meshbridge_core::engine::changes_of;
