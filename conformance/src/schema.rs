@@ -5,17 +5,20 @@
 //! schema that lists `properties` without `additionalProperties` or
 //! `x-kubernetes-preserve-unknown-fields` rejects unknown fields — stricter than the API
 //! server, which would silently prune them (pruning a field meshbridge wrote is a bug).
-//! CEL rules (`x-kubernetes-validations`) are not evaluated here; the adapters' own tests
-//! check the rules that apply to what they emit (docs/conformance.md lists them).
+//! CEL rules (`x-kubernetes-validations`) are not evaluated here: [`Registry::cel_rules`]
+//! names the rules an object reaches, and the adapters' own tests check the rules that apply
+//! to what they emit (docs/conformance.md lists them).
 
 use serde_json::{Map, Value, json};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 /// Schemas by (group, version, kind).
 #[derive(Default)]
 pub struct Registry {
     schemas: BTreeMap<(String, String, String), Value>,
+    /// Keep only versions the CRD serves (`served: true`): only those can be applied.
+    served_only: bool,
     compiled:
         std::sync::Mutex<BTreeMap<(String, String, String), std::sync::Arc<jsonschema::Validator>>>,
 }
@@ -29,6 +32,28 @@ impl Registry {
             r.add_path(p)?;
         }
         Ok(r)
+    }
+
+    /// Like [`Registry::load`], keeping only served versions (a later file's served
+    /// version of a kind replaces an earlier one; an unserved one never does).
+    pub fn load_served(paths: &[&Path]) -> Result<Registry, String> {
+        let mut r = Registry {
+            served_only: true,
+            ..Registry::default()
+        };
+        for p in paths {
+            r.add_path(p)?;
+        }
+        Ok(r)
+    }
+
+    /// How many (group, version, kind) schemas are loaded.
+    pub fn len(&self) -> usize {
+        self.schemas.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.schemas.is_empty()
     }
 
     fn add_path(&mut self, p: &Path) -> Result<(), String> {
@@ -76,6 +101,10 @@ impl Registry {
         if let Some(vs) = crd["spec"]["versions"].as_array() {
             for v in vs {
                 let name = v["name"].as_str().unwrap_or_default().to_string();
+                if self.served_only && v["served"] != json!(true) {
+                    versions.push(name);
+                    continue;
+                }
                 let schema = if v["schema"]["openAPIV3Schema"].is_object() {
                     v["schema"]["openAPIV3Schema"].clone()
                 } else {
@@ -89,6 +118,7 @@ impl Registry {
             }
         }
         if let Some(v) = crd["spec"]["version"].as_str()
+            && !self.served_only
             && !versions.iter().any(|x| x == v)
             && common.is_object()
         {
@@ -104,6 +134,19 @@ impl Registry {
     /// The raw OpenAPI schema for a kind at a version.
     pub fn openapi(&self, api_version: &str, kind: &str) -> Option<&Value> {
         self.schemas.get(&gvk(api_version, kind))
+    }
+
+    /// The messages of the CEL rules (`x-kubernetes-validations`) on every schema node `obj`
+    /// reaches (empty when its kind has no schema here).
+    pub fn cel_rules(&self, obj: &Value) -> BTreeSet<String> {
+        let mut rules = BTreeSet::new();
+        if let Some(schema) = self.openapi(
+            obj["apiVersion"].as_str().unwrap_or_default(),
+            obj["kind"].as_str().unwrap_or_default(),
+        ) {
+            collect_cel(schema, obj, &mut rules);
+        }
+        rules
     }
 
     /// Validates an object; errors are `field.path: message` lines.
@@ -153,6 +196,29 @@ impl Registry {
         } else {
             Err(errors)
         }
+    }
+}
+
+fn collect_cel(schema: &Value, v: &Value, out: &mut BTreeSet<String>) {
+    if let Some(rs) = schema["x-kubernetes-validations"].as_array() {
+        for r in rs {
+            out.insert(r["message"].as_str().unwrap_or("").to_string());
+        }
+    }
+    match v {
+        Value::Object(m) => {
+            for (k, child) in m {
+                if let Some(s) = schema["properties"].get(k) {
+                    collect_cel(s, child, out);
+                }
+            }
+        }
+        Value::Array(a) => {
+            for child in a {
+                collect_cel(&schema["items"], child, out);
+            }
+        }
+        _ => {}
     }
 }
 

@@ -122,7 +122,7 @@ fn kinds(t: &Translation) -> Vec<&str> {
     t.objects.iter().map(|o| o.kind.as_str()).collect()
 }
 
-// --- schema validation against /work/shared/schemas/linkerd ---
+// --- schema validation against shared/schemas/linkerd ---
 
 /// The official Linkerd CRDs through the conformance suite's structural-schema validator
 /// (nullable, int-or-string; unknown fields — which Kubernetes would prune — rejected).
@@ -321,8 +321,10 @@ fn split_root_as_own_backend() {
 }
 
 fn golden(file: &str) -> String {
-    let p = format!("/work/shared/smi/golden/linkerd-smi/{file}");
-    std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{p}: {e}"))
+    let p = meshbridge_conformance::shared_dir()
+        .join("smi/golden/linkerd-smi")
+        .join(file);
+    std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }
 
 #[test]

@@ -5,13 +5,13 @@
 
 #![allow(dead_code)]
 
+use meshbridge_conformance::schema::Registry;
 use meshbridge_core::adapter::Adapter;
 use meshbridge_core::api::meshbridge::{MeshSpec, MeshType};
 use meshbridge_core::{CapabilityMatrix, Context, Finding, Ir, Level, Snapshot, Translation};
 use meshbridge_gateway_api::GatewayApiAdapter;
-use serde_json::{Map, Value, json};
-use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
+use serde_json::Value;
+use std::collections::BTreeSet;
 use std::sync::OnceLock;
 
 pub fn ir_of(yaml: &str) -> Ir {
@@ -119,105 +119,37 @@ pub fn kinds(t: &Translation) -> Vec<String> {
 
 // === schema validation ===
 
-fn shared_dir() -> PathBuf {
-    if let Ok(p) = std::env::var("MESHBRIDGE_SHARED") {
-        return PathBuf::from(p);
-    }
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared")
-}
-
-/// (apiVersion, kind) → openAPIV3Schema, from `shared/schemas/gateway-api/`.
-fn schemas() -> &'static BTreeMap<(String, String), Value> {
-    static S: OnceLock<BTreeMap<(String, String), Value>> = OnceLock::new();
+/// The served versions of the official Gateway API CRDs (`shared/schemas/gateway-api/`),
+/// through the conformance suite's structural-schema validator. Only served versions can be
+/// applied (the v1.6.1 TCPRoute CRD no longer serves v1alpha2; the v1.1.1 experimental CRD
+/// does).
+fn schemas() -> &'static Registry {
+    static S: OnceLock<Registry> = OnceLock::new();
     S.get_or_init(|| {
-        let dir = shared_dir().join("schemas/gateway-api");
-        let mut out = BTreeMap::new();
-        let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-            .unwrap_or_else(|e| panic!("{}: {e} (set MESHBRIDGE_SHARED)", dir.display()))
-            .map(|e| e.unwrap().path())
-            .collect();
-        files.sort();
-        for f in files {
-            let text = std::fs::read_to_string(&f).unwrap();
-            let crd = meshbridge_core::load::parse_document(&text)
-                .unwrap()
-                .unwrap();
-            let group = crd["spec"]["group"].as_str().unwrap().to_string();
-            let kind = crd["spec"]["names"]["kind"].as_str().unwrap().to_string();
-            for v in crd["spec"]["versions"].as_array().unwrap() {
-                // Only served versions can be applied (the v1.6.1 TCPRoute CRD no longer
-                // serves v1alpha2; the v1.1.1 experimental CRD does).
-                if v["served"] != json!(true) {
-                    continue;
-                }
-                let name = v["name"].as_str().unwrap();
-                out.insert(
-                    (format!("{group}/{name}"), kind.clone()),
-                    v["schema"]["openAPIV3Schema"].clone(),
-                );
-            }
-        }
-        assert!(out.len() >= 5, "{:?}", out.keys());
-        out
+        let dir = meshbridge_conformance::shared_dir().join("schemas/gateway-api");
+        let r = Registry::load_served(&[dir.as_path()])
+            .unwrap_or_else(|e| panic!("{e} (set MESHBRIDGE_SHARED)"));
+        assert!(
+            r.len() >= 5,
+            "{} served schemas in {}",
+            r.len(),
+            dir.display()
+        );
+        r
     })
 }
 
-/// OpenAPI (structural) → JSON Schema; objects with `properties` reject unknown fields.
-fn to_json_schema(s: &Value) -> Value {
-    let Value::Object(m) = s else {
-        return s.clone();
-    };
-    let mut out = Map::new();
-    for (k, v) in m {
-        match k.as_str() {
-            "properties" => {
-                let props: Map<String, Value> = v
-                    .as_object()
-                    .unwrap()
-                    .iter()
-                    .map(|(pk, pv)| (pk.clone(), to_json_schema(pv)))
-                    .collect();
-                out.insert(k.clone(), Value::Object(props));
-            }
-            "items" | "additionalProperties" if v.is_object() => {
-                out.insert(k.clone(), to_json_schema(v));
-            }
-            "format" | "nullable" => {}
-            k2 if k2.starts_with("x-kubernetes-") => {}
-            _ => {
-                out.insert(k.clone(), v.clone());
-            }
-        }
-    }
-    let preserve = m.get("x-kubernetes-preserve-unknown-fields") == Some(&json!(true));
-    if out.contains_key("properties") && !out.contains_key("additionalProperties") && !preserve {
-        out.insert("additionalProperties".into(), json!(false));
-    }
-    Value::Object(out)
-}
-
+/// The structural schema, then the intent of every CEL rule the object reaches: each must be
+/// one [`check_cel`] implements or one that is vacuous for meshbridge's output.
 pub fn validate(obj: &Value) -> Result<(), Vec<String>> {
-    let key = (
-        obj["apiVersion"].as_str().unwrap_or_default().to_string(),
-        obj["kind"].as_str().unwrap_or_default().to_string(),
-    );
-    let Some(schema) = schemas().get(&key) else {
-        return Err(vec![format!("no served CRD version for {key:?}")]);
-    };
-    let js = to_json_schema(schema);
-    let v = jsonschema::options()
-        .with_draft(jsonschema::Draft::Draft202012)
-        .build(&js)
-        .map_err(|e| vec![format!("schema does not compile: {e}")])?;
-    let mut errors: Vec<String> = v
-        .iter_errors(obj)
-        .map(|e| format!("{}: {e}", e.instance_path()))
-        .collect();
-    // CEL rules: collect the messages of every rule on a schema node the object reaches, and
-    // require each to be one this checker implements or one that is vacuous for us.
-    let mut rules = BTreeSet::new();
-    collect_cel(schema, obj, &mut rules);
-    for r in &rules {
+    let mut errors = schemas().validate(obj).err().unwrap_or_default();
+    if !schemas().has(
+        obj["apiVersion"].as_str().unwrap_or_default(),
+        obj["kind"].as_str().unwrap_or_default(),
+    ) {
+        return Err(errors);
+    }
+    for r in &schemas().cel_rules(obj) {
         if !CHECKED.contains(&r.as_str()) && !VACUOUS.iter().any(|p| r.starts_with(p)) {
             errors.push(format!("CEL rule not covered by the test checker: {r}"));
         }
@@ -232,38 +164,7 @@ pub fn validate(obj: &Value) -> Result<(), Vec<String>> {
 
 /// Messages of the CEL rules on every schema node `obj` reaches.
 pub fn cel_rules_reached(obj: &Value) -> BTreeSet<String> {
-    let key = (
-        obj["apiVersion"].as_str().unwrap_or_default().to_string(),
-        obj["kind"].as_str().unwrap_or_default().to_string(),
-    );
-    let mut rules = BTreeSet::new();
-    if let Some(schema) = schemas().get(&key) {
-        collect_cel(schema, obj, &mut rules);
-    }
-    rules
-}
-
-fn collect_cel(schema: &Value, v: &Value, out: &mut BTreeSet<String>) {
-    if let Some(rs) = schema["x-kubernetes-validations"].as_array() {
-        for r in rs {
-            out.insert(r["message"].as_str().unwrap_or("").to_string());
-        }
-    }
-    match v {
-        Value::Object(m) => {
-            for (k, child) in m {
-                if let Some(s) = schema["properties"].get(k) {
-                    collect_cel(s, child, out);
-                }
-            }
-        }
-        Value::Array(a) => {
-            for child in a {
-                collect_cel(&schema["items"], child, out);
-            }
-        }
-        _ => {}
-    }
+    schemas().cel_rules(obj)
 }
 
 /// CEL rules `check_cel` implements.
