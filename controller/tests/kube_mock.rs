@@ -73,6 +73,8 @@ fn fake() -> FakeApi {
             ("ServiceAccount", "serviceaccounts", true, false),
         ],
     );
+    // Writes are validated against the project's CRD schemas of the version in the URL.
+    f.load_project_crd_schemas();
     f
 }
 

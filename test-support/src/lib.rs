@@ -384,6 +384,41 @@ impl FakeApi {
         self
     }
 
+    /// Registers the schemas of every version of the CRDs in `dir` (e.g. the project's
+    /// `crds/`) without serving anything: for tests that choose what is served themselves.
+    pub fn load_crd_schemas(&self, dir: impl AsRef<Path>) -> &Self {
+        let mut files: Vec<_> = std::fs::read_dir(dir.as_ref())
+            .unwrap_or_else(|e| panic!("{}: {e}", dir.as_ref().display()))
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "yaml" || x == "yml"))
+            .collect();
+        files.sort();
+        for f in files {
+            let text = std::fs::read_to_string(&f).unwrap_or_default();
+            for doc in text.split("\n---") {
+                let Ok(v) = serde_saphyr::from_str::<Value>(doc) else {
+                    continue;
+                };
+                for cv in schema::crd_versions(&v) {
+                    if let Some(s) = cv.schema {
+                        self.register_schema(
+                            &api_version(&cv.group, &cv.version),
+                            &cv.served.kind,
+                            s,
+                        );
+                    }
+                }
+            }
+        }
+        self
+    }
+
+    /// [`FakeApi::load_crd_schemas`] of the project's `crds/`.
+    pub fn load_project_crd_schemas(&self) -> &Self {
+        self.load_crd_schemas(Path::new(env!("CARGO_MANIFEST_DIR")).join("../crds"))
+    }
+
     /// Every CRD in a YAML stream.
     pub fn load_crd_yaml(&self, yaml: &str) -> &Self {
         for doc in yaml.split("\n---") {
