@@ -21,11 +21,15 @@
 //!
 //! App Mesh has no request-level authorization: TrafficTargets are reported, never faked.
 
+#[cfg(feature = "aws")]
+pub mod backend;
 pub mod crd;
 pub mod model;
 pub mod plan;
 #[cfg(feature = "aws")]
 pub mod sync;
+#[cfg(feature = "aws")]
+mod wire;
 
 pub use model::DesiredState;
 pub use plan::desired_state;

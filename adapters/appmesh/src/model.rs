@@ -196,6 +196,19 @@ impl DesiredState {
         ]
     }
 
+    /// Every input object behind some resource of the plan.
+    pub fn parents(&self) -> BTreeSet<ObjectKey> {
+        let nodes = self.virtual_nodes.values().map(|n| &n.parents);
+        let routers = self.virtual_routers.values().map(|r| &r.parents);
+        let services = self.virtual_services.values().map(|s| &s.parents);
+        nodes
+            .chain(routers)
+            .chain(services)
+            .flatten()
+            .cloned()
+            .collect()
+    }
+
     /// Number of App Mesh resources (nodes, routers, routes, services).
     pub fn resource_count(&self) -> usize {
         self.virtual_nodes.len()

@@ -11,38 +11,140 @@
 //!   resources. Phases keep references valid: nodes → routers → routes → services, then
 //!   deletes in reverse order (services, routes, routers, nodes). Within a phase, calls run
 //!   concurrently ([`SyncOptions::concurrency`]).
+//! - Every resource kind goes through the same rules ([`apply`], [`delete`]); what differs
+//!   per kind (the SDK's operations and builders) is the [`Resource`] implementation each kind
+//!   gets from `write_kind!`.
+//! - Every failure and conflict in the [`SyncReport`] names its resource ([`ResourceId`]) and
+//!   carries the input objects behind it (the `parents` of the planned resource; a mesh-wide
+//!   failure: every parent of the plan).
 //! - Credentials, region and endpoint come from the standard AWS chain ([`client_from_env`];
 //!   `AWS_ENDPOINT_URL` / `AWS_ENDPOINT_URL_APP_MESH` override the endpoint). Throttling
 //!   and transient errors are retried with exponential backoff and jitter ([`retry_config`]).
 
-use crate::crd::http_match_json;
 use crate::model::*;
+use crate::wire::*;
 use aws_sdk_appmesh::Client;
 use aws_sdk_appmesh::config::retry::RetryConfig;
 use aws_sdk_appmesh::error::DisplayErrorContext;
 use aws_sdk_appmesh::types as t;
-use serde_json::{Value, json};
+use meshbridge_core::model::ObjectKey;
+use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+pub use crate::wire::{node_spec, route_spec, router_spec, service_spec};
 pub use aws_sdk_appmesh;
+
+/// An App Mesh resource, as sync names it in its report.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ResourceId {
+    /// The mesh itself (the user's: only described, never written).
+    Mesh(String),
+    VirtualNode(String),
+    VirtualRouter(String),
+    Route {
+        router: String,
+        name: String,
+    },
+    VirtualService(String),
+}
+
+impl fmt::Display for ResourceId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ResourceId::Mesh(n) => write!(f, "Mesh/{n}"),
+            ResourceId::VirtualNode(n) => write!(f, "VirtualNode/{n}"),
+            ResourceId::VirtualRouter(n) => write!(f, "VirtualRouter/{n}"),
+            ResourceId::Route { router, name } => write!(f, "Route/{router}/{name}"),
+            ResourceId::VirtualService(n) => write!(f, "VirtualService/{n}"),
+        }
+    }
+}
+
+/// An API operation on one resource.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Op {
+    Describe,
+    Create,
+    Update,
+    Delete,
+}
+
+impl fmt::Display for Op {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Op::Describe => "describe",
+            Op::Create => "create",
+            Op::Update => "update",
+            Op::Delete => "delete",
+        })
+    }
+}
+
+/// Why a resource is not in place.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SyncError {
+    /// An API call outside the per-resource operations failed (the mesh cannot be described,
+    /// meshes cannot be listed).
+    #[error("{0}")]
+    Api(String),
+    /// Listing the mesh's resources or reading their tags failed.
+    #[error("listing resources: {0}")]
+    Inventory(String),
+    /// The desired resource does not form a valid API spec.
+    #[error("{0}")]
+    Spec(String),
+    /// An operation on the resource failed (after the SDK's retries).
+    #[error("{op}: {message}")]
+    Call { op: Op, message: String },
+    /// A route not written because virtual nodes it targets are not in place.
+    #[error("not written: its target virtual nodes are not in place ({})", .0.join(", "))]
+    TargetsNotInPlace(Vec<String>),
+    /// A virtual service not written because its router is not in place.
+    #[error("not written: its virtual router {0} is not in place")]
+    RouterNotInPlace(String),
+    #[error("internal error: sync task failed")]
+    TaskFailed,
+}
+
+/// A resource sync could not put in place (or delete).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{resource}: {error}")]
+pub struct Failure {
+    pub resource: ResourceId,
+    pub error: SyncError,
+    /// The input objects (TrafficSplits, ...) behind the resource: empty for a stale
+    /// resource that failed to delete, every parent of the plan for a mesh-wide failure.
+    pub parents: BTreeSet<ObjectKey>,
+}
+
+/// A desired name held by a resource without meshbridge's tags (left alone).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{resource}: exists without meshbridge's tags ({arn}); left alone")]
+pub struct Conflict {
+    pub resource: ResourceId,
+    pub arn: String,
+    /// The input objects behind the desired resource.
+    pub parents: BTreeSet<ObjectKey>,
+}
 
 /// What one sync did. `is_ok()` when every desired resource is in place.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SyncReport {
-    /// `Kind/name` (routes: `Route/router/name`) of each resource created, updated, deleted.
-    pub created: Vec<String>,
-    pub updated: Vec<String>,
-    pub deleted: Vec<String>,
+    /// Resources created, updated, deleted (sorted).
+    pub created: Vec<ResourceId>,
+    pub updated: Vec<ResourceId>,
+    pub deleted: Vec<ResourceId>,
     /// Desired resources already as wanted.
     pub unchanged: usize,
     /// Desired names held by resources without meshbridge's tags (left alone).
-    pub conflicts: Vec<String>,
+    pub conflicts: Vec<Conflict>,
     /// API errors (after retries) and resources that could not be written.
-    pub errors: Vec<String>,
+    pub errors: Vec<Failure>,
     /// API calls made (each page of a list counts; SDK-internal retries do not).
     pub read_calls: usize,
     pub mutating_calls: usize,
@@ -101,27 +203,17 @@ pub async fn client_from_env() -> Client {
     Client::new(&cfg)
 }
 
-/// Names of the meshes in the client's account and region (`ListMeshes`, every page),
-/// sorted: what discovery reports as App Mesh meshes when credentials exist.
-pub async fn list_meshes(client: &Client) -> Result<Vec<String>, String> {
-    let mut out = Vec::new();
-    let mut next: Option<String> = None;
-    loop {
-        let page = client
-            .list_meshes()
-            .set_next_token(next.take())
-            .send()
-            .await
-            .map_err(err)?;
-        out.extend(page.meshes().iter().map(|m| m.mesh_name().to_string()));
-        match page.next_token() {
-            Some(t) if !t.is_empty() => next = Some(t.to_string()),
-            _ => break,
-        }
-    }
-    out.sort();
-    out.dedup();
-    Ok(out)
+/// Whether AWS credentials are configured for this process without probing instance
+/// metadata: access keys, a profile or shared credentials file, IRSA (web identity), or
+/// ECS/EKS Pod Identity container credentials.
+pub fn credentials_configured() -> bool {
+    let set = |k: &str| std::env::var(k).is_ok_and(|v| !v.is_empty());
+    set("AWS_ACCESS_KEY_ID")
+        || set("AWS_PROFILE")
+        || set("AWS_SHARED_CREDENTIALS_FILE")
+        || (set("AWS_ROLE_ARN") && set("AWS_WEB_IDENTITY_TOKEN_FILE"))
+        || set("AWS_CONTAINER_CREDENTIALS_FULL_URI")
+        || set("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI")
 }
 
 fn err<E>(e: E) -> String
@@ -129,6 +221,70 @@ where
     E: std::error::Error,
 {
     DisplayErrorContext(e).to_string()
+}
+
+/// One API call on the sync's mesh: `send!(cx, operation, setter(value), ...)`.
+macro_rules! send {
+    ($cx:expr, $op:ident $(, $set:ident($v:expr))* $(,)?) => {
+        $cx.client
+            .$op()
+            .mesh_name(&*$cx.mesh)
+            $(.$set($v))*
+            .send()
+            .await
+            .map_err(err)
+    };
+}
+
+/// One page of a list output: (name, arn) of each item, and the next token.
+macro_rules! page {
+    ($out:expr, $items:ident, $name:ident) => {
+        (
+            $out.$items()
+                .iter()
+                .map(|r| (r.$name().to_string(), r.arn().to_string()))
+                .collect::<Vec<_>>(),
+            $out.next_token().map(str::to_string),
+        )
+    };
+}
+
+/// Every page of a paginated call (`page(token)` returns the items and the next token).
+async fn paged<T, F, Fut>(mut page: F) -> Result<Vec<T>, String>
+where
+    F: FnMut(Option<String>) -> Fut,
+    Fut: Future<Output = Result<(Vec<T>, Option<String>), String>>,
+{
+    let mut out = Vec::new();
+    let mut token = None;
+    loop {
+        let (items, next) = page(token).await?;
+        out.extend(items);
+        token = next.filter(|s| !s.is_empty());
+        if token.is_none() {
+            return Ok(out);
+        }
+    }
+}
+
+/// Names of the meshes in the client's account and region (`ListMeshes`, every page),
+/// sorted: what discovery reports as App Mesh meshes when credentials exist.
+pub async fn list_meshes(client: &Client) -> Result<Vec<String>, SyncError> {
+    let out = paged(|token| async move {
+        let o = client
+            .list_meshes()
+            .set_next_token(token)
+            .send()
+            .await
+            .map_err(err)?;
+        Ok(page!(o, meshes, mesh_name))
+    })
+    .await
+    .map_err(SyncError::Api)?;
+    let mut names: Vec<String> = out.into_iter().map(|(name, _)| name).collect();
+    names.sort();
+    names.dedup();
+    Ok(names)
 }
 
 /// Runs futures with at most `limit` in flight (on the current tokio runtime); results in
@@ -161,42 +317,9 @@ struct Ctx {
     client: Client,
     mesh: Arc<str>,
     owner_tags: Arc<Vec<(String, String)>>,
+    limit: usize,
     reads: Arc<AtomicUsize>,
     writes: Arc<AtomicUsize>,
-}
-
-#[derive(Clone, Debug)]
-struct Existing {
-    arn: String,
-    owned: bool,
-}
-
-/// Outcome of one create/update/delete step.
-enum Outcome {
-    Created(String),
-    Updated(String),
-    Deleted(String),
-    Unchanged,
-    Conflict(String),
-    Error(String),
-}
-
-impl Outcome {
-    fn in_place(&self) -> bool {
-        matches!(
-            self,
-            Outcome::Created(_) | Outcome::Updated(_) | Outcome::Unchanged
-        )
-    }
-}
-
-/// The kinds of resource sync manages (routes carry their router).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Kind {
-    Node,
-    Router,
-    Route,
-    Service,
 }
 
 impl Ctx {
@@ -215,400 +338,318 @@ impl Ctx {
             .collect()
     }
 
-    async fn owned(&self, arn: &str) -> Result<bool, String> {
-        let mut found: BTreeMap<String, String> = BTreeMap::new();
-        let mut token: Option<String> = None;
-        loop {
-            self.read();
-            let out = self
-                .client
-                .list_tags_for_resource()
-                .resource_arn(arn)
-                .set_next_token(token.clone())
-                .send()
-                .await
-                .map_err(err)?;
-            for tag in out.tags() {
-                found.insert(tag.key().to_string(), tag.value().to_string());
+    /// Whether the resource carries both of meshbridge's tags with this owner.
+    async fn owned(&self, arn: String) -> Result<bool, String> {
+        let found: BTreeMap<String, String> = paged(|token| {
+            let arn = arn.clone();
+            async move {
+                self.read();
+                let o = self
+                    .client
+                    .list_tags_for_resource()
+                    .resource_arn(arn)
+                    .set_next_token(token)
+                    .send()
+                    .await
+                    .map_err(err)?;
+                let tags = o.tags().iter().map(|t| (t.key().into(), t.value().into()));
+                Ok((tags.collect(), o.next_token().map(str::to_string)))
             }
-            token = out
-                .next_token()
-                .filter(|s| !s.is_empty())
-                .map(str::to_string);
-            if token.is_none() {
-                break;
-            }
-        }
+        })
+        .await?
+        .into_iter()
+        .collect();
         Ok(self.owner_tags.iter().all(|(k, v)| found.get(k) == Some(v)))
     }
 
-    /// Lists (name, arn) of one kind; `router` for routes.
-    async fn list(
-        &self,
-        kind: Kind,
-        router: Option<&str>,
-    ) -> Result<Vec<(String, String)>, String> {
-        let mut v = Vec::new();
-        let mut token: Option<String> = None;
-        let mesh = &*self.mesh;
-        loop {
+    /// (name, arn) of every resource of one listing.
+    async fn list(&self, what: Listing<'_>) -> Result<Vec<(String, String)>, String> {
+        paged(|token| async move {
             self.read();
-            let next = match kind {
-                Kind::Node => {
-                    let out = self
-                        .client
-                        .list_virtual_nodes()
-                        .mesh_name(mesh)
-                        .set_next_token(token.clone())
-                        .send()
-                        .await
-                        .map_err(err)?;
-                    for r in out.virtual_nodes() {
-                        v.push((r.virtual_node_name().to_string(), r.arn().to_string()));
-                    }
-                    out.next_token().map(str::to_string)
+            Ok(match what {
+                Listing::Nodes => {
+                    let o = send!(self, list_virtual_nodes, set_next_token(token))?;
+                    page!(o, virtual_nodes, virtual_node_name)
                 }
-                Kind::Router => {
-                    let out = self
-                        .client
-                        .list_virtual_routers()
-                        .mesh_name(mesh)
-                        .set_next_token(token.clone())
-                        .send()
-                        .await
-                        .map_err(err)?;
-                    for r in out.virtual_routers() {
-                        v.push((r.virtual_router_name().to_string(), r.arn().to_string()));
-                    }
-                    out.next_token().map(str::to_string)
+                Listing::Routers => {
+                    let o = send!(self, list_virtual_routers, set_next_token(token))?;
+                    page!(o, virtual_routers, virtual_router_name)
                 }
-                Kind::Service => {
-                    let out = self
-                        .client
-                        .list_virtual_services()
-                        .mesh_name(mesh)
-                        .set_next_token(token.clone())
-                        .send()
-                        .await
-                        .map_err(err)?;
-                    for r in out.virtual_services() {
-                        v.push((r.virtual_service_name().to_string(), r.arn().to_string()));
-                    }
-                    out.next_token().map(str::to_string)
+                Listing::Services => {
+                    let o = send!(self, list_virtual_services, set_next_token(token))?;
+                    page!(o, virtual_services, virtual_service_name)
                 }
-                Kind::Route => {
-                    let out = self
-                        .client
-                        .list_routes()
-                        .mesh_name(mesh)
-                        .virtual_router_name(router.unwrap_or_default())
-                        .set_next_token(token.clone())
-                        .send()
-                        .await
-                        .map_err(err)?;
-                    for r in out.routes() {
-                        v.push((r.route_name().to_string(), r.arn().to_string()));
-                    }
-                    out.next_token().map(str::to_string)
+                Listing::Routes(router) => {
+                    let o = send!(
+                        self,
+                        list_routes,
+                        virtual_router_name(router),
+                        set_next_token(token)
+                    )?;
+                    page!(o, routes, route_name)
                 }
-            };
-            token = next.filter(|s| !s.is_empty());
-            if token.is_none() {
-                return Ok(v);
+            })
+        })
+        .await
+    }
+
+    /// Runs one phase of calls concurrently (at most `limit` in flight) and records their
+    /// outcomes; returns the resources not in place.
+    async fn phase<F>(&self, report: &mut SyncReport, calls: Vec<(Key, F)>) -> BTreeSet<ResourceId>
+    where
+        F: Future<Output = Outcome> + Send + 'static,
+    {
+        let (keys, futs): (Vec<Key>, Vec<F>) = calls.into_iter().unzip();
+        let outs = run_all(self.limit, futs).await;
+        let mut bad = BTreeSet::new();
+        for ((resource, parents), out) in keys.into_iter().zip(outs) {
+            match out.unwrap_or(Outcome::Failed(SyncError::TaskFailed)) {
+                Outcome::Created => report.created.push(resource),
+                Outcome::Updated => report.updated.push(resource),
+                Outcome::Deleted => report.deleted.push(resource),
+                Outcome::Unchanged => report.unchanged += 1,
+                Outcome::Conflict(arn) => {
+                    bad.insert(resource.clone());
+                    report.conflicts.push(Conflict {
+                        resource,
+                        arn,
+                        parents,
+                    });
+                }
+                Outcome::Failed(error) => {
+                    bad.insert(resource.clone());
+                    report.errors.push(Failure {
+                        resource,
+                        error,
+                        parents,
+                    });
+                }
+            }
+        }
+        bad
+    }
+
+    /// Writes (creates or updates) the planned resources of one kind.
+    async fn apply_all<T: Resource>(
+        &self,
+        report: &mut SyncReport,
+        planned: Vec<Planned<T>>,
+    ) -> BTreeSet<ResourceId> {
+        let calls = planned
+            .into_iter()
+            .map(|p| {
+                let cx = self.clone();
+                let key = (p.id, p.parents);
+                (key, async move { apply(cx, p.def, p.existing).await })
+            })
+            .collect();
+        self.phase(report, calls).await
+    }
+
+    /// Deletes stale owned resources.
+    async fn delete_all(&self, report: &mut SyncReport, stale: Vec<ResourceId>) {
+        let calls = stale
+            .into_iter()
+            .map(|id| {
+                let cx = self.clone();
+                let key = (id.clone(), BTreeSet::new());
+                (key, async move { delete(cx, id).await })
+            })
+            .collect();
+        self.phase(report, calls).await;
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Listing<'a> {
+    Nodes,
+    Routers,
+    Services,
+    Routes(&'a str),
+}
+
+#[derive(Clone, Debug)]
+struct Existing {
+    arn: String,
+    owned: bool,
+}
+
+/// A resource and the input objects behind it.
+type Key = (ResourceId, BTreeSet<ObjectKey>);
+
+/// One desired resource and what holds its name now.
+struct Planned<T> {
+    id: ResourceId,
+    def: T,
+    parents: BTreeSet<ObjectKey>,
+    existing: Option<Existing>,
+}
+
+/// Outcome of one create/update/delete step.
+enum Outcome {
+    Created,
+    Updated,
+    Deleted,
+    Unchanged,
+    /// Held by a resource (this ARN) without meshbridge's tags.
+    Conflict(String),
+    Failed(SyncError),
+}
+
+/// A route with the router it belongs to.
+#[derive(Clone)]
+struct RouteAt {
+    router: String,
+    route: RouteDef,
+}
+
+/// What differs per resource kind: the spec, its comparison form, and the SDK calls.
+trait Resource: Send + Sync + 'static {
+    type Spec: Send;
+    fn spec(&self) -> Result<Self::Spec, String>;
+    /// The comparison form of the desired spec (see [`crate::wire`]).
+    fn wire(&self) -> Value;
+    fn create(&self, cx: &Ctx, spec: Self::Spec)
+    -> impl Future<Output = Result<(), String>> + Send;
+    /// The comparison form of the spec App Mesh holds.
+    fn describe(&self, cx: &Ctx) -> impl Future<Output = Result<Option<Value>, String>> + Send;
+    fn update(&self, cx: &Ctx, spec: Self::Spec)
+    -> impl Future<Output = Result<(), String>> + Send;
+}
+
+/// Implements [`Resource`] for one kind: `$s` names the definition in the expressions; the
+/// name setters address the resource in every call.
+macro_rules! write_kind {
+    ($def:ty as $s:ident => $spec:ty {
+        names: [$($set:ident($v:expr)),+],
+        spec: $to_spec:expr,
+        wire: $desired:expr,
+        calls: $create:ident, $describe:ident, $update:ident,
+        described: $get:ident => $described:path $(,)?
+    }) => {
+        impl Resource for $def {
+            type Spec = $spec;
+            fn spec(&self) -> Result<$spec, String> {
+                let $s = self;
+                $to_spec
+            }
+            fn wire(&self) -> Value {
+                let $s = self;
+                $desired
+            }
+            async fn create(&self, cx: &Ctx, spec: $spec) -> Result<(), String> {
+                let $s = self;
+                let tags = Some(cx.tags());
+                send!(cx, $create, $($set($v),)+ spec(spec), set_tags(tags)).map(drop)
+            }
+            async fn describe(&self, cx: &Ctx) -> Result<Option<Value>, String> {
+                let $s = self;
+                let o = send!(cx, $describe, $($set($v)),+)?;
+                Ok(o.$get().and_then(|d| d.spec()).map($described))
+            }
+            async fn update(&self, cx: &Ctx, spec: $spec) -> Result<(), String> {
+                let $s = self;
+                send!(cx, $update, $($set($v),)+ spec(spec)).map(drop)
+            }
+        }
+    };
+}
+
+write_kind!(VirtualNodeDef as n => t::VirtualNodeSpec {
+    names: [virtual_node_name(&n.names.aws_name)],
+    spec: node_spec(n),
+    wire: node_wire_desired(n),
+    calls: create_virtual_node, describe_virtual_node, update_virtual_node,
+    described: virtual_node => node_wire,
+});
+
+write_kind!(VirtualRouterDef as r => t::VirtualRouterSpec {
+    names: [virtual_router_name(&r.names.aws_name)],
+    spec: router_spec(r),
+    wire: router_wire_desired(r),
+    calls: create_virtual_router, describe_virtual_router, update_virtual_router,
+    described: virtual_router => router_wire,
+});
+
+write_kind!(RouteAt as r => t::RouteSpec {
+    names: [virtual_router_name(&r.router), route_name(&r.route.name)],
+    spec: route_spec(&r.route),
+    wire: route_wire_desired(&r.route),
+    calls: create_route, describe_route, update_route,
+    described: route => route_wire,
+});
+
+write_kind!(VirtualServiceDef as s => t::VirtualServiceSpec {
+    names: [virtual_service_name(&s.names.aws_name)],
+    spec: service_spec(s),
+    wire: service_wire_desired(s),
+    calls: create_virtual_service, describe_virtual_service, update_virtual_service,
+    described: virtual_service => service_wire,
+});
+
+/// The one write rule: a name held by a resource that is not meshbridge's is a conflict
+/// (left alone); a missing resource is created (tagged); an owned one is described and
+/// updated only if it differs from the desired spec.
+async fn apply<T: Resource>(cx: Ctx, def: T, existing: Option<Existing>) -> Outcome {
+    let call = |op, r: Result<(), String>, ok| match r {
+        Ok(()) => ok,
+        Err(message) => Outcome::Failed(SyncError::Call { op, message }),
+    };
+    let spec = match def.spec() {
+        Ok(s) => s,
+        Err(e) => return Outcome::Failed(SyncError::Spec(e)),
+    };
+    match existing {
+        Some(ex) if !ex.owned => Outcome::Conflict(ex.arn),
+        None => {
+            cx.write();
+            call(Op::Create, def.create(&cx, spec).await, Outcome::Created)
+        }
+        Some(_) => {
+            cx.read();
+            match def.describe(&cx).await {
+                Ok(cur) if cur.as_ref() == Some(&def.wire()) => Outcome::Unchanged,
+                Ok(_) => {
+                    cx.write();
+                    call(Op::Update, def.update(&cx, spec).await, Outcome::Updated)
+                }
+                Err(message) => Outcome::Failed(SyncError::Call {
+                    op: Op::Describe,
+                    message,
+                }),
             }
         }
     }
+}
 
-    async fn delete(&self, kind: Kind, router: Option<String>, name: String) -> Outcome {
-        let mesh = &*self.mesh;
-        self.write();
-        let (id, r) = match kind {
-            Kind::Node => (
-                format!("VirtualNode/{name}"),
-                self.client
-                    .delete_virtual_node()
-                    .mesh_name(mesh)
-                    .virtual_node_name(&name)
-                    .send()
-                    .await
-                    .map(|_| ())
-                    .map_err(err),
-            ),
-            Kind::Router => (
-                format!("VirtualRouter/{name}"),
-                self.client
-                    .delete_virtual_router()
-                    .mesh_name(mesh)
-                    .virtual_router_name(&name)
-                    .send()
-                    .await
-                    .map(|_| ())
-                    .map_err(err),
-            ),
-            Kind::Service => (
-                format!("VirtualService/{name}"),
-                self.client
-                    .delete_virtual_service()
-                    .mesh_name(mesh)
-                    .virtual_service_name(&name)
-                    .send()
-                    .await
-                    .map(|_| ())
-                    .map_err(err),
-            ),
-            Kind::Route => {
-                let router = router.unwrap_or_default();
-                (
-                    format!("Route/{router}/{name}"),
-                    self.client
-                        .delete_route()
-                        .mesh_name(mesh)
-                        .virtual_router_name(&router)
-                        .route_name(&name)
-                        .send()
-                        .await
-                        .map(|_| ())
-                        .map_err(err),
-                )
-            }
-        };
-        match r {
-            Ok(()) => Outcome::Deleted(id),
-            Err(e) => Outcome::Error(format!("{id}: delete: {e}")),
+/// Deletes one (stale, owned) resource.
+async fn delete(cx: Ctx, id: ResourceId) -> Outcome {
+    cx.write();
+    let r = match &id {
+        ResourceId::VirtualNode(n) => {
+            send!(cx, delete_virtual_node, virtual_node_name(n)).map(drop)
         }
-    }
-
-    fn conflict(id: &str, ex: &Existing) -> Outcome {
-        Outcome::Conflict(format!(
-            "{id}: exists without meshbridge's tags ({}); left alone",
-            ex.arn
-        ))
-    }
-
-    fn done<E: std::error::Error>(id: String, created: bool, r: Result<(), E>) -> Outcome {
-        match (r, created) {
-            (Ok(()), true) => Outcome::Created(id),
-            (Ok(()), false) => Outcome::Updated(id),
-            (Err(e), c) => Outcome::Error(format!(
-                "{id}: {}: {}",
-                if c { "create" } else { "update" },
-                err(e)
-            )),
+        ResourceId::VirtualRouter(n) => {
+            send!(cx, delete_virtual_router, virtual_router_name(n)).map(drop)
         }
-    }
-
-    async fn apply_node(&self, vn: VirtualNodeDef, ex: Option<Existing>) -> Outcome {
-        let name = vn.names.aws_name.clone();
-        let id = format!("VirtualNode/{name}");
-        let spec = match node_spec(&vn) {
-            Ok(s) => s,
-            Err(e) => return Outcome::Error(format!("{id}: {e}")),
-        };
-        let mesh = &*self.mesh;
-        match ex {
-            Some(ex) if !ex.owned => Self::conflict(&id, &ex),
-            None => {
-                self.write();
-                let r = self
-                    .client
-                    .create_virtual_node()
-                    .mesh_name(mesh)
-                    .virtual_node_name(&name)
-                    .spec(spec)
-                    .set_tags(Some(self.tags()))
-                    .send()
-                    .await;
-                Self::done(id, true, r.map(|_| ()))
-            }
-            Some(_) => {
-                self.read();
-                let cur = match self
-                    .client
-                    .describe_virtual_node()
-                    .mesh_name(mesh)
-                    .virtual_node_name(&name)
-                    .send()
-                    .await
-                {
-                    Ok(o) => o.virtual_node().and_then(|d| d.spec()).map(node_wire),
-                    Err(e) => return Outcome::Error(format!("{id}: describe: {}", err(e))),
-                };
-                if cur.as_ref() == Some(&node_wire_desired(&vn)) {
-                    return Outcome::Unchanged;
-                }
-                self.write();
-                let r = self
-                    .client
-                    .update_virtual_node()
-                    .mesh_name(mesh)
-                    .virtual_node_name(&name)
-                    .spec(spec)
-                    .send()
-                    .await;
-                Self::done(id, false, r.map(|_| ()))
-            }
+        ResourceId::Route { router, name } => send!(
+            cx,
+            delete_route,
+            virtual_router_name(router),
+            route_name(name)
+        )
+        .map(drop),
+        ResourceId::VirtualService(n) => {
+            send!(cx, delete_virtual_service, virtual_service_name(n)).map(drop)
         }
-    }
-
-    async fn apply_router(&self, vr: VirtualRouterDef, ex: Option<Existing>) -> Outcome {
-        let name = vr.names.aws_name.clone();
-        let id = format!("VirtualRouter/{name}");
-        let spec = match router_spec(&vr) {
-            Ok(s) => s,
-            Err(e) => return Outcome::Error(format!("{id}: {e}")),
-        };
-        let mesh = &*self.mesh;
-        match ex {
-            Some(ex) if !ex.owned => Self::conflict(&id, &ex),
-            None => {
-                self.write();
-                let r = self
-                    .client
-                    .create_virtual_router()
-                    .mesh_name(mesh)
-                    .virtual_router_name(&name)
-                    .spec(spec)
-                    .set_tags(Some(self.tags()))
-                    .send()
-                    .await;
-                Self::done(id, true, r.map(|_| ()))
-            }
-            Some(_) => {
-                self.read();
-                let cur = match self
-                    .client
-                    .describe_virtual_router()
-                    .mesh_name(mesh)
-                    .virtual_router_name(&name)
-                    .send()
-                    .await
-                {
-                    Ok(o) => o.virtual_router().and_then(|d| d.spec()).map(router_wire),
-                    Err(e) => return Outcome::Error(format!("{id}: describe: {}", err(e))),
-                };
-                if cur.as_ref() == Some(&router_wire_desired(&vr)) {
-                    return Outcome::Unchanged;
-                }
-                self.write();
-                let r = self
-                    .client
-                    .update_virtual_router()
-                    .mesh_name(mesh)
-                    .virtual_router_name(&name)
-                    .spec(spec)
-                    .send()
-                    .await;
-                Self::done(id, false, r.map(|_| ()))
-            }
-        }
-    }
-
-    async fn apply_route(&self, router: String, r: RouteDef, ex: Option<Existing>) -> Outcome {
-        let id = format!("Route/{router}/{}", r.name);
-        let spec = match route_spec(&r) {
-            Ok(s) => s,
-            Err(e) => return Outcome::Error(format!("{id}: {e}")),
-        };
-        let mesh = &*self.mesh;
-        match ex {
-            Some(ex) if !ex.owned => Self::conflict(&id, &ex),
-            None => {
-                self.write();
-                let res = self
-                    .client
-                    .create_route()
-                    .mesh_name(mesh)
-                    .virtual_router_name(&router)
-                    .route_name(&r.name)
-                    .spec(spec)
-                    .set_tags(Some(self.tags()))
-                    .send()
-                    .await;
-                Self::done(id, true, res.map(|_| ()))
-            }
-            Some(_) => {
-                self.read();
-                let cur = match self
-                    .client
-                    .describe_route()
-                    .mesh_name(mesh)
-                    .virtual_router_name(&router)
-                    .route_name(&r.name)
-                    .send()
-                    .await
-                {
-                    Ok(o) => o.route().and_then(|d| d.spec()).map(route_wire),
-                    Err(e) => return Outcome::Error(format!("{id}: describe: {}", err(e))),
-                };
-                if cur.as_ref() == Some(&route_wire_desired(&r)) {
-                    return Outcome::Unchanged;
-                }
-                self.write();
-                let res = self
-                    .client
-                    .update_route()
-                    .mesh_name(mesh)
-                    .virtual_router_name(&router)
-                    .route_name(&r.name)
-                    .spec(spec)
-                    .send()
-                    .await;
-                Self::done(id, false, res.map(|_| ()))
-            }
-        }
-    }
-
-    async fn apply_service(&self, vs: VirtualServiceDef, ex: Option<Existing>) -> Outcome {
-        let name = vs.names.aws_name.clone();
-        let id = format!("VirtualService/{name}");
-        let spec = match service_spec(&vs) {
-            Ok(s) => s,
-            Err(e) => return Outcome::Error(format!("{id}: {e}")),
-        };
-        let mesh = &*self.mesh;
-        match ex {
-            Some(ex) if !ex.owned => Self::conflict(&id, &ex),
-            None => {
-                self.write();
-                let res = self
-                    .client
-                    .create_virtual_service()
-                    .mesh_name(mesh)
-                    .virtual_service_name(&name)
-                    .spec(spec)
-                    .set_tags(Some(self.tags()))
-                    .send()
-                    .await;
-                Self::done(id, true, res.map(|_| ()))
-            }
-            Some(_) => {
-                self.read();
-                let cur = match self
-                    .client
-                    .describe_virtual_service()
-                    .mesh_name(mesh)
-                    .virtual_service_name(&name)
-                    .send()
-                    .await
-                {
-                    Ok(o) => o.virtual_service().and_then(|d| d.spec()).map(service_wire),
-                    Err(e) => return Outcome::Error(format!("{id}: describe: {}", err(e))),
-                };
-                if cur.as_ref() == Some(&service_wire_desired(&vs)) {
-                    return Outcome::Unchanged;
-                }
-                self.write();
-                let res = self
-                    .client
-                    .update_virtual_service()
-                    .mesh_name(mesh)
-                    .virtual_service_name(&name)
-                    .spec(spec)
-                    .send()
-                    .await;
-                Self::done(id, false, res.map(|_| ()))
-            }
-        }
+        ResourceId::Mesh(_) => Err("meshes are the user's: never deleted".to_string()),
+    };
+    match r {
+        Ok(()) => Outcome::Deleted,
+        Err(message) => Outcome::Failed(SyncError::Call {
+            op: Op::Delete,
+            message,
+        }),
     }
 }
 
@@ -629,74 +670,64 @@ pub async fn sync_with(
         client: client.clone(),
         mesh: Arc::from(mesh_name),
         owner_tags: Arc::new(desired.tags()),
+        limit: opts.concurrency.max(1),
         reads: Arc::new(AtomicUsize::new(0)),
         writes: Arc::new(AtomicUsize::new(0)),
     };
     let mut report = SyncReport::default();
-    run(&cx, desired, opts.concurrency.max(1), &mut report).await;
+    if let Err(error) = run(&cx, desired, &mut report).await {
+        report.errors.push(Failure {
+            resource: ResourceId::Mesh(mesh_name.to_string()),
+            error,
+            parents: desired.parents(),
+        });
+    }
     report.created.sort();
     report.updated.sort();
     report.deleted.sort();
-    report.errors.sort();
-    report.conflicts.sort();
+    report
+        .errors
+        .sort_by_key(|f| (f.resource.clone(), f.to_string()));
+    report.conflicts.sort_by_key(|c| c.resource.clone());
     report.read_calls = cx.reads.load(Ordering::Relaxed);
     report.mutating_calls = cx.writes.load(Ordering::Relaxed);
     report
 }
 
-/// Records outcomes; returns, per input, whether the resource is in place.
-fn record(report: &mut SyncReport, outs: Vec<Option<Outcome>>) -> Vec<bool> {
-    outs.into_iter()
-        .map(|o| {
-            let o = o.unwrap_or_else(|| Outcome::Error("internal error: sync task failed".into()));
-            let ok = o.in_place();
-            match o {
-                Outcome::Created(id) => report.created.push(id),
-                Outcome::Updated(id) => report.updated.push(id),
-                Outcome::Deleted(id) => report.deleted.push(id),
-                Outcome::Unchanged => report.unchanged += 1,
-                Outcome::Conflict(m) => report.conflicts.push(m),
-                Outcome::Error(m) => report.errors.push(m),
-            }
-            ok
-        })
-        .collect()
+/// What the mesh holds now, by name.
+struct Inventory {
+    nodes: BTreeMap<String, Existing>,
+    routers: BTreeMap<String, Existing>,
+    services: BTreeMap<String, Existing>,
+    /// The routes of meshbridge's routers, per router.
+    routes: BTreeMap<String, BTreeMap<String, Existing>>,
 }
 
 /// Reads the tags of every listed resource (concurrently).
-async fn tagged(
+async fn tagged<K: Ord + Send + 'static>(
     cx: &Ctx,
-    limit: usize,
-    listed: Vec<(String, String)>,
-) -> Result<BTreeMap<String, Existing>, String> {
+    listed: Vec<(K, String)>,
+) -> Result<BTreeMap<K, Existing>, String> {
     let futs: Vec<_> = listed
         .iter()
         .map(|(_, arn)| {
-            let cx = cx.clone();
-            let arn = arn.clone();
-            async move { cx.owned(&arn).await }
+            let (cx, arn) = (cx.clone(), arn.clone());
+            async move { cx.owned(arn).await }
         })
         .collect();
-    let outs = run_all(limit, futs).await;
+    let outs = run_all(cx.limit, futs).await;
     let mut m = BTreeMap::new();
-    for ((name, arn), owned) in listed.into_iter().zip(outs) {
+    for ((key, arn), owned) in listed.into_iter().zip(outs) {
         let owned = owned.unwrap_or_else(|| Err("internal error: tag read failed".into()))?;
-        m.insert(name, Existing { arn, owned });
+        m.insert(key, Existing { arn, owned });
     }
     Ok(m)
 }
 
-type Inventory = (
-    BTreeMap<String, Existing>,
-    BTreeMap<String, Existing>,
-    BTreeMap<String, Existing>,
-    BTreeMap<String, BTreeMap<String, Existing>>,
-);
-
-async fn inventory(cx: &Ctx, limit: usize) -> Result<Inventory, String> {
-    let nodes = tagged(cx, limit, cx.list(Kind::Node, None).await?).await?;
-    let routers = tagged(cx, limit, cx.list(Kind::Router, None).await?).await?;
-    let services = tagged(cx, limit, cx.list(Kind::Service, None).await?).await?;
+async fn inventory(cx: &Ctx) -> Result<Inventory, String> {
+    let nodes = tagged(cx, cx.list(Listing::Nodes).await?).await?;
+    let routers = tagged(cx, cx.list(Listing::Routers).await?).await?;
+    let services = tagged(cx, cx.list(Listing::Services).await?).await?;
     let owned_routers: Vec<String> = routers
         .iter()
         .filter(|(_, e)| e.owned)
@@ -705,624 +736,165 @@ async fn inventory(cx: &Ctx, limit: usize) -> Result<Inventory, String> {
     let futs: Vec<_> = owned_routers
         .iter()
         .map(|r| {
-            let cx = cx.clone();
-            let r = r.clone();
-            async move { cx.list(Kind::Route, Some(&r)).await }
+            let (cx, r) = (cx.clone(), r.clone());
+            async move { cx.list(Listing::Routes(&r)).await }
         })
         .collect();
-    let lists = run_all(limit, futs).await;
-    let mut all: Vec<(String, String, String)> = Vec::new();
+    let lists = run_all(cx.limit, futs).await;
+    let mut listed = Vec::new();
     for (router, l) in owned_routers.iter().zip(lists) {
         for (name, arn) in l.unwrap_or_else(|| Err("internal error: route list failed".into()))? {
-            all.push((router.clone(), name, arn));
+            listed.push(((router.clone(), name), arn));
         }
     }
-    let owned = tagged(
-        cx,
-        limit,
-        all.iter()
-            .enumerate()
-            .map(|(i, (_, _, arn))| (i.to_string(), arn.clone()))
-            .collect(),
-    )
-    .await?;
     let mut routes: BTreeMap<String, BTreeMap<String, Existing>> = owned_routers
-        .iter()
-        .map(|r| (r.clone(), BTreeMap::new()))
-        .collect();
-    for (i, (router, name, _)) in all.into_iter().enumerate() {
-        if let Some(ex) = owned.get(&i.to_string()) {
-            routes.entry(router).or_default().insert(name, ex.clone());
-        }
-    }
-    Ok((nodes, routers, services, routes))
-}
-
-async fn run(cx: &Ctx, desired: &DesiredState, limit: usize, report: &mut SyncReport) {
-    cx.read();
-    if let Err(e) = cx.client.describe_mesh().mesh_name(&*cx.mesh).send().await {
-        report.errors.push(format!("Mesh/{}: {}", cx.mesh, err(e)));
-        return;
-    }
-    let (nodes, routers, services, routes) = match inventory(cx, limit).await {
-        Ok(x) => x,
-        Err(e) => {
-            report
-                .errors
-                .push(format!("Mesh/{}: listing resources: {e}", cx.mesh));
-            return;
-        }
-    };
-
-    // 1. Virtual nodes.
-    let names: Vec<&String> = desired.virtual_nodes.keys().collect();
-    let futs: Vec<_> = desired
-        .virtual_nodes
-        .iter()
-        .map(|(name, vn)| {
-            let cx = cx.clone();
-            let (vn, ex) = (vn.clone(), nodes.get(name).cloned());
-            async move { cx.apply_node(vn, ex).await }
-        })
-        .collect();
-    let ok = record(report, run_all(limit, futs).await);
-    let bad_nodes: BTreeSet<&String> = names
         .into_iter()
-        .zip(ok)
-        .filter(|(_, ok)| !ok)
-        .map(|(n, _)| n)
+        .map(|r| (r, BTreeMap::new()))
         .collect();
-
-    // 2. Virtual routers.
-    let names: Vec<&String> = desired.virtual_routers.keys().collect();
-    let futs: Vec<_> = desired
-        .virtual_routers
-        .iter()
-        .map(|(name, vr)| {
-            let cx = cx.clone();
-            let (vr, ex) = (vr.clone(), routers.get(name).cloned());
-            async move { cx.apply_router(vr, ex).await }
-        })
-        .collect();
-    let ok = record(report, run_all(limit, futs).await);
-    let bad_routers: BTreeSet<&String> = names
-        .into_iter()
-        .zip(ok)
-        .filter(|(_, ok)| !ok)
-        .map(|(n, _)| n)
-        .collect();
-
-    // 3. Routes of the routers in place (skipping routes to nodes not in place), then the
-    //    stale owned routes of those routers.
-    let mut futs = Vec::new();
-    let mut stale = Vec::new();
-    for (name, vr) in &desired.virtual_routers {
-        if bad_routers.contains(name) {
-            continue;
-        }
-        let existing = routes.get(name);
-        let wanted: BTreeSet<&String> = vr.routes.iter().map(|r| &r.name).collect();
-        for r in &vr.routes {
-            let missing: Vec<&str> = r
-                .kind
-                .targets()
-                .iter()
-                .filter(|t| bad_nodes.contains(&t.node.aws_name))
-                .map(|t| t.node.aws_name.as_str())
-                .collect();
-            if !missing.is_empty() {
-                report.errors.push(format!(
-                    "Route/{name}/{}: not written: its target virtual nodes are not in place ({})",
-                    r.name,
-                    missing.join(", ")
-                ));
-                continue;
-            }
-            let cx = cx.clone();
-            let (router, r) = (name.clone(), r.clone());
-            let ex = existing.and_then(|m| m.get(&r.name)).cloned();
-            futs.push(async move { cx.apply_route(router, r, ex).await });
-        }
-        for (rname, ex) in existing.into_iter().flatten() {
-            if ex.owned && !wanted.contains(rname) {
-                stale.push((name.clone(), rname.clone()));
-            }
-        }
+    for ((router, name), ex) in tagged(cx, listed).await? {
+        routes.entry(router).or_default().insert(name, ex);
     }
-    record(report, run_all(limit, futs).await);
-    delete_routes(cx, limit, stale, report).await;
-
-    // 4. Virtual services whose router is in place.
-    let mut futs = Vec::new();
-    for (name, vs) in &desired.virtual_services {
-        if bad_routers.contains(&vs.router.aws_name) {
-            report.errors.push(format!(
-                "VirtualService/{name}: not written: its virtual router {} is not in place",
-                vs.router.aws_name
-            ));
-            continue;
-        }
-        let cx = cx.clone();
-        let (vs, ex) = (vs.clone(), services.get(name).cloned());
-        futs.push(async move { cx.apply_service(vs, ex).await });
-    }
-    record(report, run_all(limit, futs).await);
-
-    // 5. Stale owned resources: services, then routers (their routes first), then nodes.
-    let gone = |m: &BTreeMap<String, Existing>, keep: &dyn Fn(&String) -> bool| -> Vec<String> {
-        m.iter()
-            .filter(|(n, e)| e.owned && !keep(n))
-            .map(|(n, _)| n.clone())
-            .collect()
-    };
-    let stale_services = gone(&services, &|n| desired.virtual_services.contains_key(n));
-    delete_all(cx, limit, Kind::Service, stale_services, report).await;
-    let stale_routers = gone(&routers, &|n| desired.virtual_routers.contains_key(n));
-    let stale_routes: Vec<(String, String)> = stale_routers
-        .iter()
-        .flat_map(|r| {
-            routes
-                .get(r)
-                .into_iter()
-                .flatten()
-                .filter(|(_, e)| e.owned)
-                .map(move |(n, _)| (r.clone(), n.clone()))
-        })
-        .collect();
-    delete_routes(cx, limit, stale_routes, report).await;
-    delete_all(cx, limit, Kind::Router, stale_routers, report).await;
-    let stale_nodes = gone(&nodes, &|n| desired.virtual_nodes.contains_key(n));
-    delete_all(cx, limit, Kind::Node, stale_nodes, report).await;
+    Ok(Inventory {
+        nodes,
+        routers,
+        services,
+        routes,
+    })
 }
 
-async fn delete_routes(
-    cx: &Ctx,
-    limit: usize,
-    routes: Vec<(String, String)>,
-    report: &mut SyncReport,
-) {
-    let futs: Vec<_> = routes
-        .into_iter()
-        .map(|(router, name)| {
-            let cx = cx.clone();
-            async move { cx.delete(Kind::Route, Some(router), name).await }
-        })
-        .collect();
-    record(report, run_all(limit, futs).await);
-}
-
-async fn delete_all(
-    cx: &Ctx,
-    limit: usize,
-    kind: Kind,
-    names: Vec<String>,
-    report: &mut SyncReport,
-) {
-    let futs: Vec<_> = names
-        .into_iter()
-        .map(|name| {
-            let cx = cx.clone();
-            async move { cx.delete(kind, None, name).await }
-        })
-        .collect();
-    record(report, run_all(limit, futs).await);
-}
-
-// ---- desired model → SDK specs ----
-
-fn port_mapping(l: &PortMapping) -> Result<t::PortMapping, String> {
-    t::PortMapping::builder()
-        .port(i32::from(l.port))
-        .protocol(t::PortProtocol::from(l.protocol.as_str()))
-        .build()
-        .map_err(|e| e.to_string())
-}
-
-/// The API spec of a virtual node.
-pub fn node_spec(vn: &VirtualNodeDef) -> Result<t::VirtualNodeSpec, String> {
-    let mut b = t::VirtualNodeSpec::builder();
-    for l in &vn.listeners {
-        b = b.listeners(
-            t::Listener::builder()
-                .port_mapping(port_mapping(l)?)
-                .build(),
-        );
-    }
-    let dns = t::DnsServiceDiscovery::builder()
-        .hostname(&vn.hostname)
-        .build()
-        .map_err(|e| e.to_string())?;
-    Ok(b.service_discovery(t::ServiceDiscovery::Dns(dns)).build())
-}
-
-/// The API spec of a virtual router (its routes are separate resources).
-pub fn router_spec(vr: &VirtualRouterDef) -> Result<t::VirtualRouterSpec, String> {
-    let mut b = t::VirtualRouterSpec::builder();
-    for l in &vr.listeners {
-        b = b.listeners(
-            t::VirtualRouterListener::builder()
-                .port_mapping(port_mapping(l)?)
-                .build(),
-        );
-    }
-    Ok(b.build())
-}
-
-fn weighted(ts: &[Target]) -> Result<Vec<t::WeightedTarget>, String> {
-    ts.iter()
-        .map(|tg| {
-            t::WeightedTarget::builder()
-                .virtual_node(&tg.node.aws_name)
-                .weight(i32::from(tg.weight))
-                .set_port(tg.port.map(i32::from))
-                .build()
-                .map_err(|e| e.to_string())
+/// The planned resources of one kind, with what holds each name now.
+fn planned<'a, T: Clone + 'a>(
+    defs: impl IntoIterator<Item = (&'a String, &'a T, &'a BTreeSet<ObjectKey>)>,
+    id: fn(String) -> ResourceId,
+    existing: &BTreeMap<String, Existing>,
+) -> Vec<Planned<T>> {
+    defs.into_iter()
+        .map(|(name, def, parents)| Planned {
+            id: id(name.clone()),
+            def: def.clone(),
+            parents: parents.clone(),
+            existing: existing.get(name).cloned(),
         })
         .collect()
 }
 
-/// The API spec of a route.
-pub fn route_spec(r: &RouteDef) -> Result<t::RouteSpec, String> {
-    let b = t::RouteSpec::builder().priority(i32::from(r.priority));
-    Ok(match &r.kind {
-        RouteKind::Http {
-            http2,
-            r#match,
-            targets,
-        } => {
-            let mut m = t::HttpRouteMatch::builder().set_port(r#match.port.map(i32::from));
-            m = match &r#match.path {
-                PathMatch::Prefix(p) => m.prefix(p),
-                PathMatch::Exact(p) => m.path(t::HttpPathMatch::builder().exact(p).build()),
-                PathMatch::Regex(p) => m.path(t::HttpPathMatch::builder().regex(p).build()),
+/// The sync proper; an `Err` is a mesh-wide failure (nothing was written).
+async fn run(cx: &Ctx, desired: &DesiredState, report: &mut SyncReport) -> Result<(), SyncError> {
+    cx.read();
+    if let Err(e) = cx.client.describe_mesh().mesh_name(&*cx.mesh).send().await {
+        return Err(SyncError::Api(err(e)));
+    }
+    let inv = inventory(cx).await.map_err(SyncError::Inventory)?;
+
+    // 1. Virtual nodes.
+    let nodes = desired
+        .virtual_nodes
+        .iter()
+        .map(|(n, d)| (n, d, &d.parents));
+    let nodes = planned(nodes, ResourceId::VirtualNode, &inv.nodes);
+    let bad_nodes = cx.apply_all(report, nodes).await;
+
+    // 2. Virtual routers.
+    let routers = desired
+        .virtual_routers
+        .iter()
+        .map(|(n, d)| (n, d, &d.parents));
+    let routers = planned(routers, ResourceId::VirtualRouter, &inv.routers);
+    let bad_routers = cx.apply_all(report, routers).await;
+
+    // 3. Routes of the routers in place (skipping routes to nodes not in place), then the
+    //    stale owned routes of those routers.
+    let mut routes = Vec::new();
+    let mut stale = Vec::new();
+    for (router, vr) in &desired.virtual_routers {
+        if bad_routers.contains(&ResourceId::VirtualRouter(router.clone())) {
+            continue;
+        }
+        let existing = inv.routes.get(router);
+        for r in &vr.routes {
+            let id = ResourceId::Route {
+                router: router.clone(),
+                name: r.name.clone(),
             };
-            if let Some(meth) = &r#match.method {
-                m = m.method(t::HttpMethod::from(meth.as_str()));
-            }
-            for h in &r#match.headers {
-                let mm = match &h.value {
-                    HeaderValue::Exact(v) => t::HeaderMatchMethod::Exact(v.clone()),
-                    HeaderValue::Regex(v) => t::HeaderMatchMethod::Regex(v.clone()),
-                };
-                m = m.headers(
-                    t::HttpRouteHeader::builder()
-                        .name(&h.name)
-                        .r#match(mm)
-                        .build()
-                        .map_err(|e| e.to_string())?,
-                );
-            }
-            let action = t::HttpRouteAction::builder()
-                .set_weighted_targets(Some(weighted(targets)?))
-                .build()
-                .map_err(|e| e.to_string())?;
-            let hr = t::HttpRoute::builder()
-                .r#match(m.build())
-                .action(action)
-                .build();
-            if *http2 {
-                b.http2_route(hr).build()
-            } else {
-                b.http_route(hr).build()
-            }
-        }
-        RouteKind::Tcp { port, targets } => {
-            let action = t::TcpRouteAction::builder()
-                .set_weighted_targets(Some(weighted(targets)?))
-                .build()
-                .map_err(|e| e.to_string())?;
-            let mut tr = t::TcpRoute::builder().action(action);
-            if let Some(p) = port {
-                tr = tr.r#match(t::TcpRouteMatch::builder().port(i32::from(*p)).build());
-            }
-            b.tcp_route(tr.build()).build()
-        }
-    })
-}
-
-/// The API spec of a virtual service.
-pub fn service_spec(vs: &VirtualServiceDef) -> Result<t::VirtualServiceSpec, String> {
-    let p = t::VirtualRouterServiceProvider::builder()
-        .virtual_router_name(&vs.router.aws_name)
-        .build()
-        .map_err(|e| e.to_string())?;
-    Ok(t::VirtualServiceSpec::builder()
-        .provider(t::VirtualServiceProvider::VirtualRouter(p))
-        .build())
-}
-
-// ---- comparison: desired and described specs in one canonical JSON shape ----
-// Fields meshbridge never sets make the described form differ (`"extra": true`), so an
-// edit adding them is reverted too.
-
-fn mapping_wire(port: i32, protocol: &str) -> Value {
-    json!({"port": port, "protocol": protocol})
-}
-
-fn sorted(mut v: Vec<Value>) -> Value {
-    v.sort_by_key(|x| x.to_string());
-    Value::Array(v)
-}
-
-fn node_wire_desired(vn: &VirtualNodeDef) -> Value {
-    json!({
-        "listeners": sorted(vn.listeners.iter().map(|l| mapping_wire(i32::from(l.port), l.protocol.as_str())).collect()),
-        "dns": vn.hostname,
-        "extra": false,
-    })
-}
-
-fn node_wire(s: &t::VirtualNodeSpec) -> Value {
-    let mut extra =
-        s.backend_defaults().is_some() || !s.backends().is_empty() || s.logging().is_some();
-    let mut ls = Vec::new();
-    for l in s.listeners() {
-        extra |= l.tls().is_some()
-            || l.health_check().is_some()
-            || l.timeout().is_some()
-            || l.outlier_detection().is_some()
-            || l.connection_pool().is_some();
-        match l.port_mapping() {
-            Some(pm) => ls.push(mapping_wire(pm.port(), pm.protocol().as_str())),
-            None => extra = true,
-        }
-    }
-    let dns = match s.service_discovery() {
-        Some(t::ServiceDiscovery::Dns(d)) => {
-            extra |= d.ip_preference().is_some()
-                || d.response_type()
-                    .is_some_and(|r| *r != t::DnsResponseType::Loadbalancer);
-            json!(d.hostname())
-        }
-        Some(_) => json!({"other": true}),
-        None => Value::Null,
-    };
-    json!({"listeners": sorted(ls), "dns": dns, "extra": extra})
-}
-
-fn router_wire_desired(vr: &VirtualRouterDef) -> Value {
-    sorted(
-        vr.listeners
-            .iter()
-            .map(|l| mapping_wire(i32::from(l.port), l.protocol.as_str()))
-            .collect(),
-    )
-}
-
-fn router_wire(s: &t::VirtualRouterSpec) -> Value {
-    sorted(
-        s.listeners()
-            .iter()
-            .map(|l| match l.port_mapping() {
-                Some(pm) => mapping_wire(pm.port(), pm.protocol().as_str()),
-                None => Value::Null,
-            })
-            .collect(),
-    )
-}
-
-fn targets_wire_desired(ts: &[Target]) -> Value {
-    Value::Array(
-        ts.iter()
-            .map(
-                |tg| json!({"virtualNode": tg.node.aws_name, "weight": tg.weight, "port": tg.port}),
-            )
-            .collect(),
-    )
-}
-
-fn targets_wire(ts: &[t::WeightedTarget]) -> Value {
-    Value::Array(
-        ts.iter()
-            .map(|tg| json!({"virtualNode": tg.virtual_node(), "weight": tg.weight(), "port": tg.port()}))
-            .collect(),
-    )
-}
-
-fn route_wire_desired(r: &RouteDef) -> Value {
-    match &r.kind {
-        RouteKind::Http {
-            http2,
-            r#match,
-            targets,
-        } => json!({
-            "priority": r.priority,
-            "type": if *http2 { "http2" } else { "http" },
-            "match": http_match_json(r#match),
-            "targets": targets_wire_desired(targets),
-            "extra": false,
-        }),
-        RouteKind::Tcp { port, targets } => json!({
-            "priority": r.priority,
-            "type": "tcp",
-            "match": {"port": port},
-            "targets": targets_wire_desired(targets),
-            "extra": false,
-        }),
-    }
-}
-
-fn http_route_wire(h: &t::HttpRoute, extra: &mut bool) -> (Value, Value) {
-    *extra |= h.retry_policy().is_some() || h.timeout().is_some();
-    let mut m = serde_json::Map::new();
-    if let Some(hm) = h.r#match() {
-        *extra |= !hm.query_parameters().is_empty() || hm.scheme().is_some();
-        if let Some(p) = hm.prefix() {
-            m.insert("prefix".into(), json!(p));
-        }
-        if let Some(p) = hm.path() {
-            let mut pm = serde_json::Map::new();
-            if let Some(e) = p.exact() {
-                pm.insert("exact".into(), json!(e));
-            }
-            if let Some(r) = p.regex() {
-                pm.insert("regex".into(), json!(r));
-            }
-            m.insert("path".into(), Value::Object(pm));
-        }
-        if let Some(meth) = hm.method() {
-            m.insert("method".into(), json!(meth.as_str()));
-        }
-        if !hm.headers().is_empty() {
-            let hs: Vec<Value> = hm
-                .headers()
+            let missing: Vec<String> = r
+                .kind
+                .targets()
                 .iter()
-                .map(|hd| {
-                    *extra |= hd.invert() == Some(true);
-                    let mm = match hd.r#match() {
-                        Some(t::HeaderMatchMethod::Exact(v)) => json!({"exact": v}),
-                        Some(t::HeaderMatchMethod::Regex(v)) => json!({"regex": v}),
-                        Some(_) => json!({"other": true}),
-                        None => Value::Null,
-                    };
-                    json!({"name": hd.name(), "match": mm})
-                })
+                .map(|t| t.node.aws_name.clone())
+                .filter(|n| bad_nodes.contains(&ResourceId::VirtualNode(n.clone())))
                 .collect();
-            m.insert("headers".into(), Value::Array(hs));
-        }
-        if let Some(p) = hm.port() {
-            m.insert("port".into(), json!(p));
-        }
-    }
-    let targets = h
-        .action()
-        .map(|a| targets_wire(a.weighted_targets()))
-        .unwrap_or(Value::Null);
-    (Value::Object(m), targets)
-}
-
-fn route_wire(s: &t::RouteSpec) -> Value {
-    let mut extra = s.grpc_route().is_some();
-    let priority = s.priority();
-    if let Some(h) = s.http_route() {
-        extra |= s.http2_route().is_some() || s.tcp_route().is_some();
-        let (m, targets) = http_route_wire(h, &mut extra);
-        return json!({"priority": priority, "type": "http", "match": m, "targets": targets, "extra": extra});
-    }
-    if let Some(h) = s.http2_route() {
-        extra |= s.tcp_route().is_some();
-        let (m, targets) = http_route_wire(h, &mut extra);
-        return json!({"priority": priority, "type": "http2", "match": m, "targets": targets, "extra": extra});
-    }
-    if let Some(tr) = s.tcp_route() {
-        extra |= tr.timeout().is_some();
-        let targets = tr
-            .action()
-            .map(|a| targets_wire(a.weighted_targets()))
-            .unwrap_or(Value::Null);
-        let port = tr.r#match().and_then(|m| m.port());
-        return json!({"priority": priority, "type": "tcp", "match": {"port": port}, "targets": targets, "extra": extra});
-    }
-    json!({"priority": priority, "type": "other", "extra": true})
-}
-
-fn service_wire_desired(vs: &VirtualServiceDef) -> Value {
-    json!({"router": vs.router.aws_name})
-}
-
-fn service_wire(s: &t::VirtualServiceSpec) -> Value {
-    match s.provider() {
-        Some(t::VirtualServiceProvider::VirtualRouter(r)) => {
-            json!({"router": r.virtual_router_name()})
-        }
-        Some(t::VirtualServiceProvider::VirtualNode(n)) => json!({"node": n.virtual_node_name()}),
-        _ => Value::Null,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn names(n: &str) -> Names {
-        Names {
-            namespace: "ns".into(),
-            k8s_name: n.into(),
-            aws_name: format!("{n}_ns"),
-        }
-    }
-
-    /// A spec built for the API reads back (describe) as equal to the desired form.
-    #[test]
-    fn wire_forms_round_trip() {
-        let r = RouteDef {
-            name: "p80-m0-get".into(),
-            priority: 1,
-            kind: RouteKind::Http {
-                http2: false,
-                r#match: HttpMatch {
-                    path: PathMatch::Regex("(?:/v[0-9]).*".into()),
-                    method: Some("GET".into()),
-                    headers: vec![HeaderDef {
-                        name: "x-canary".into(),
-                        value: HeaderValue::Exact("1".into()),
-                    }],
-                    port: None,
+            if !missing.is_empty() {
+                report.errors.push(Failure {
+                    resource: id,
+                    error: SyncError::TargetsNotInPlace(missing),
+                    parents: vr.parents.clone(),
+                });
+                continue;
+            }
+            routes.push(Planned {
+                id,
+                def: RouteAt {
+                    router: router.clone(),
+                    route: r.clone(),
                 },
-                targets: vec![
-                    Target {
-                        node: names("a"),
-                        weight: 67,
-                        port: None,
-                    },
-                    Target {
-                        node: names("b"),
-                        weight: 33,
-                        port: None,
-                    },
-                ],
-            },
-        };
-        let spec = route_spec(&r).unwrap();
-        assert_eq!(route_wire(&spec), route_wire_desired(&r));
-        let mut r2 = r.clone();
-        r2.priority = 2;
-        assert_ne!(route_wire(&spec), route_wire_desired(&r2));
-        let tcp = RouteDef {
-            name: "p5432-tcp".into(),
-            priority: 1000,
-            kind: RouteKind::Tcp {
-                port: Some(5432),
-                targets: vec![Target {
-                    node: names("db"),
-                    weight: 100,
-                    port: Some(5432),
-                }],
-            },
-        };
-        assert_eq!(
-            route_wire(&route_spec(&tcp).unwrap()),
-            route_wire_desired(&tcp)
-        );
-        let vn = VirtualNodeDef {
-            names: names("a"),
-            hostname: "a.ns.svc.cluster.local".into(),
-            listeners: vec![PortMapping {
-                port: 8080,
-                protocol: PortProtocol::Http,
-            }],
-            pod_selector: None,
-            parents: Default::default(),
-        };
-        assert_eq!(node_wire(&node_spec(&vn).unwrap()), node_wire_desired(&vn));
-        let vr = VirtualRouterDef {
-            names: names("r"),
-            listeners: vn.listeners.clone(),
-            routes: vec![],
-            parents: Default::default(),
-        };
-        assert_eq!(
-            router_wire(&router_spec(&vr).unwrap()),
-            router_wire_desired(&vr)
-        );
-        let vs = VirtualServiceDef {
-            names: names("r"),
-            router: names("r"),
-            parents: Default::default(),
-        };
-        assert_eq!(
-            service_wire(&service_spec(&vs).unwrap()),
-            service_wire_desired(&vs)
-        );
+                parents: vr.parents.clone(),
+                existing: existing.and_then(|m| m.get(&r.name)).cloned(),
+            });
+        }
+        for (name, ex) in existing.into_iter().flatten() {
+            if ex.owned && !vr.routes.iter().any(|r| &r.name == name) {
+                stale.push(ResourceId::Route {
+                    router: router.clone(),
+                    name: name.clone(),
+                });
+            }
+        }
     }
+    cx.apply_all(report, routes).await;
+    cx.delete_all(report, stale).await;
+
+    // 4. Virtual services whose router is in place.
+    let mut services = Vec::new();
+    for (n, vs) in &desired.virtual_services {
+        let router = &vs.router.aws_name;
+        if bad_routers.contains(&ResourceId::VirtualRouter(router.clone())) {
+            report.errors.push(Failure {
+                resource: ResourceId::VirtualService(n.clone()),
+                error: SyncError::RouterNotInPlace(router.clone()),
+                parents: vs.parents.clone(),
+            });
+            continue;
+        }
+        services.push((n, vs, &vs.parents));
+    }
+    let services = planned(services, ResourceId::VirtualService, &inv.services);
+    cx.apply_all(report, services).await;
+
+    // 5. Stale owned resources: services, then routers (their routes first), then nodes.
+    let stale = |have: &BTreeMap<String, Existing>, want: &dyn Fn(&String) -> bool| {
+        have.iter()
+            .filter(|(n, e)| e.owned && !want(n))
+            .map(|(n, _)| n.clone())
+            .collect::<Vec<_>>()
+    };
+    let services = stale(&inv.services, &|n| desired.virtual_services.contains_key(n));
+    let services = services.into_iter().map(ResourceId::VirtualService);
+    cx.delete_all(report, services.collect()).await;
+    let routers = stale(&inv.routers, &|n| desired.virtual_routers.contains_key(n));
+    let routes = routers.iter().flat_map(|router| {
+        let owned = inv.routes.get(router).into_iter().flatten();
+        owned
+            .filter(|(_, e)| e.owned)
+            .map(|(name, _)| ResourceId::Route {
+                router: router.clone(),
+                name: name.clone(),
+            })
+    });
+    cx.delete_all(report, routes.collect()).await;
+    let routers = routers.into_iter().map(ResourceId::VirtualRouter);
+    cx.delete_all(report, routers.collect()).await;
+    let nodes = stale(&inv.nodes, &|n| desired.virtual_nodes.contains_key(n));
+    let nodes = nodes.into_iter().map(ResourceId::VirtualNode);
+    cx.delete_all(report, nodes.collect()).await;
+    Ok(())
 }

@@ -14,9 +14,10 @@ mod support;
 
 use meshbridge_appmesh::model::{RouteDef, RouteKind};
 use meshbridge_appmesh::sync::aws_sdk_appmesh::{Client, types as t};
-use meshbridge_appmesh::sync::{SyncReport, route_spec, sync};
+use meshbridge_appmesh::sync::{ResourceId, SyncError, SyncReport, route_spec, sync};
 use meshbridge_appmesh::{DesiredState, desired_state};
 use meshbridge_core::Context;
+use meshbridge_core::model::{Kind, ObjectKey};
 use serde_json::json;
 use support::{Env, fixture, ir_of};
 
@@ -34,7 +35,19 @@ fn assert_ok(r: &SyncReport) {
     assert!(r.is_ok(), "{r:#?}");
 }
 
-async fn route_targets(c: &Client, router: &str, route: &str) -> (Option<i32>, Vec<(String, i32)>) {
+fn route(router: &str, name: &str) -> ResourceId {
+    ResourceId::Route {
+        router: router.into(),
+        name: name.into(),
+    }
+}
+
+fn split(name: &str) -> ObjectKey {
+    ObjectKey::new(Kind::TrafficSplit, "shop", name)
+}
+
+/// The spec moto holds for a route.
+async fn route_spec_of(c: &Client, router: &str, route: &str) -> t::RouteSpec {
     let out = c
         .describe_route()
         .mesh_name(MESH)
@@ -43,11 +56,21 @@ async fn route_targets(c: &Client, router: &str, route: &str) -> (Option<i32>, V
         .send()
         .await
         .expect("describe route");
-    let spec = out
-        .route()
+    out.route()
         .and_then(|r| r.spec())
         .expect("route spec")
-        .clone();
+        .clone()
+}
+
+/// The HTTP match moto holds for a route.
+async fn http_match_of(c: &Client, router: &str, route: &str) -> t::HttpRouteMatch {
+    let spec = route_spec_of(c, router, route).await;
+    let hr = spec.http_route().expect("an HTTP route");
+    hr.r#match().expect("a match").clone()
+}
+
+async fn route_targets(c: &Client, router: &str, route: &str) -> (Option<i32>, Vec<(String, i32)>) {
+    let spec = route_spec_of(c, router, route).await;
     let action = spec
         .http_route()
         .or(spec.http2_route())
@@ -77,10 +100,7 @@ async fn create_then_nothing_to_do() {
     assert_ok(&r);
     assert_eq!(r.created.len(), 19, "{r:#?}");
     assert_eq!(r.mutating_calls, 19);
-    assert!(
-        r.created
-            .contains(&"Route/api_shop/p9080-m1-post".to_string())
-    );
+    assert!(r.created.contains(&route("api_shop", "p9080-m1-post")));
 
     // What moto holds.
     assert_eq!(
@@ -170,11 +190,7 @@ async fn weight_change_updates_only_that_route() {
     assert_ne!(changed, yaml);
     let r = sync(&e.client, MESH, &desired(&changed)).await;
     assert_ok(&r);
-    assert_eq!(
-        r.updated,
-        vec!["Route/web_shop/p8080-split".to_string()],
-        "{r:#?}"
-    );
+    assert_eq!(r.updated, vec![route("web_shop", "p8080-split")], "{r:#?}");
     assert_eq!(r.mutating_calls, 1);
     assert!(r.created.is_empty() && r.deleted.is_empty());
     assert_eq!(
@@ -210,25 +226,7 @@ async fn ab_routes_have_priorities_and_follow_match_changes() {
         (Some(1000), vec![("api_shop".into(), 100)])
     );
     // Header and path matches as moto stored them.
-    let out = e
-        .client
-        .describe_route()
-        .mesh_name(MESH)
-        .virtual_router_name("api_shop")
-        .route_name("p9080-m0")
-        .send()
-        .await
-        .unwrap();
-    let m = out
-        .route()
-        .unwrap()
-        .spec()
-        .unwrap()
-        .http_route()
-        .unwrap()
-        .r#match()
-        .unwrap()
-        .clone();
+    let m = http_match_of(&e.client, "api_shop", "p9080-m0").await;
     assert_eq!(m.prefix(), Some("/"));
     let hs: Vec<(&str, Option<&t::HeaderMatchMethod>)> = m
         .headers()
@@ -245,25 +243,7 @@ async fn ab_routes_have_priorities_and_follow_match_changes() {
             ("x-canary", Some(&t::HeaderMatchMethod::Exact("1".into()))),
         ]
     );
-    let out = e
-        .client
-        .describe_route()
-        .mesh_name(MESH)
-        .virtual_router_name("api_shop")
-        .route_name("p9080-m1-post")
-        .send()
-        .await
-        .unwrap();
-    let m = out
-        .route()
-        .unwrap()
-        .spec()
-        .unwrap()
-        .http_route()
-        .unwrap()
-        .r#match()
-        .unwrap()
-        .clone();
+    let m = http_match_of(&e.client, "api_shop", "p9080-m1-post").await;
     assert_eq!(
         m.path().and_then(|p| p.regex()),
         Some("(?:/v[0-9]+/orders).*")
@@ -275,11 +255,7 @@ async fn ab_routes_have_priorities_and_follow_match_changes() {
     assert_ne!(fewer, yaml);
     let r = sync(&e.client, MESH, &desired(&fewer)).await;
     assert_ok(&r);
-    assert_eq!(
-        r.deleted,
-        vec!["Route/api_shop/p9080-m2".to_string()],
-        "{r:#?}"
-    );
+    assert_eq!(r.deleted, vec![route("api_shop", "p9080-m2")], "{r:#?}");
     assert_eq!(r.mutating_calls, 1);
 }
 
@@ -339,15 +315,32 @@ async fn delete_removes_only_meshbridges_resources() {
     let r = sync(c, MESH, &want).await;
     assert!(!r.is_ok());
     assert_eq!(r.conflicts.len(), 1, "{r:#?}");
+    let conflict = &r.conflicts[0];
+    assert_eq!(
+        conflict.resource,
+        ResourceId::VirtualNode("web-v1_shop".into())
+    );
+    assert_eq!(conflict.parents, [split("web-canary")].into());
     assert!(
-        r.conflicts[0].starts_with("VirtualNode/web-v1_shop: exists without meshbridge's tags")
+        conflict
+            .to_string()
+            .starts_with("VirtualNode/web-v1_shop: exists without meshbridge's tags (arn:"),
+        "{conflict}"
     );
     // The route that would target the foreign node is not written; the rest is.
+    assert_eq!(r.errors.len(), 1, "{r:#?}");
+    let failure = &r.errors[0];
+    assert_eq!(failure.resource, route("web_shop", "p8080-split"));
+    assert_eq!(
+        failure.error,
+        SyncError::TargetsNotInPlace(vec!["web-v1_shop".into()])
+    );
+    assert_eq!(failure.parents, [split("web-canary")].into());
     assert!(
-        r.errors
-            .iter()
-            .any(|x| x.starts_with("Route/web_shop/p8080-split: not written")),
-        "{r:#?}"
+        failure
+            .to_string()
+            .starts_with("Route/web_shop/p8080-split: not written"),
+        "{failure}"
     );
     assert_eq!(r.created.len(), 17, "{r:#?}");
     let foreign = c
@@ -487,9 +480,9 @@ async fn drift_is_restored() {
     let r = sync(&e.client, MESH, &want).await;
     assert_ok(&r);
     let mut expect = vec![
-        "Route/web_shop/p8080-split".to_string(),
-        format!("Route/api_shop/{api_route}"),
-        "VirtualService/db.shop.svc.cluster.local".to_string(),
+        route("web_shop", "p8080-split"),
+        route("api_shop", &api_route),
+        ResourceId::VirtualService("db.shop.svc.cluster.local".into()),
     ];
     expect.sort();
     assert_eq!(r.updated, expect, "{r:#?}");
@@ -544,5 +537,12 @@ async fn missing_mesh_is_an_error_not_a_panic() {
     let r = sync(&e.client, "no-such-mesh", &desired(&fixture("shop.yaml"))).await;
     assert!(!r.is_ok());
     assert_eq!(r.mutating_calls, 0);
-    assert!(r.errors[0].starts_with("Mesh/no-such-mesh"), "{r:#?}");
+    // A mesh-wide failure, attributed to every input object of the plan.
+    assert_eq!(r.errors.len(), 1, "{r:#?}");
+    let failure = &r.errors[0];
+    assert_eq!(failure.resource, ResourceId::Mesh("no-such-mesh".into()));
+    assert!(matches!(failure.error, SyncError::Api(_)), "{failure:?}");
+    let splits = ["api-ab", "db-move", "web-canary"].map(split);
+    assert_eq!(failure.parents, splits.into());
+    assert!(failure.to_string().starts_with("Mesh/no-such-mesh"));
 }
