@@ -1,0 +1,345 @@
+//! One proxy's configuration, built in steps with one job each: its outbound scope (which
+//! service ports it keeps), the outbound HTTP listener and route configuration, the outbound
+//! TCP listeners, the outbound clusters and their endpoints, then per container port the
+//! inbound access rules, local cluster, route configuration (HTTP) and listener.
+
+use super::{
+    ADMIN_PORT, Mesh, OUTBOUND_PORT, OUTBOUND_ROUTE, Proxy, ProxyConfig, RBAC_EARLY_DATA_BYTES,
+    ROOT_CA_SECRET, ads, cluster_name, rbac_policies, router, socket,
+};
+use crate::proto::{CLUSTER, ENDPOINT, LISTENER, ROUTE};
+use meshbridge_core::Finding;
+use meshbridge_core::capability::{Feature, Level};
+use meshbridge_core::ir::{AccessRule, Protocol, Service, Traffic};
+use meshbridge_core::model::ObjectKey;
+use serde_json::{Value, json};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// A proxy's configuration while it is built.
+struct Build<'p> {
+    proxy: &'p Proxy,
+    /// The proxy's SPIFFE URI (its certificate's SDS name).
+    own: String,
+    /// Address its listeners bind.
+    bind: String,
+    parents: BTreeSet<ObjectKey>,
+    listeners: BTreeMap<String, Value>,
+    routes: BTreeMap<String, Value>,
+    clusters: BTreeMap<String, Value>,
+    endpoints: BTreeMap<String, Value>,
+}
+
+/// Which service ports a proxy keeps (see [`Mesh::scope`]).
+struct Scope {
+    /// Root clusters of the ports kept.
+    kept: BTreeSet<String>,
+    /// Clusters (with endpoints) the proxy is sent.
+    send: BTreeSet<String>,
+}
+
+impl Build<'_> {
+    fn listener(&mut self, name: &str, port: u16, filter_chain: Value) {
+        self.listeners.insert(
+            name.to_string(),
+            json!({
+                "@type": LISTENER,
+                "name": name,
+                "address": socket(&self.bind, port),
+                "filterChains": [filter_chain]
+            }),
+        );
+    }
+
+    fn finish(self) -> ProxyConfig {
+        let mut resources = BTreeMap::new();
+        resources.insert(LISTENER, self.listeners);
+        resources.insert(ROUTE, self.routes);
+        resources.insert(CLUSTER, self.clusters);
+        resources.insert(ENDPOINT, self.endpoints);
+        ProxyConfig {
+            node_id: self.proxy.node_id(),
+            identity: self.proxy.identity.clone(),
+            spiffe: self.own.clone(),
+            resources,
+            secrets: vec![ROOT_CA_SECRET.to_string(), self.own],
+            parents: self.parents,
+        }
+    }
+}
+
+impl Mesh<'_> {
+    /// Builds one proxy's configuration. Proxy-specific findings go to `findings`.
+    pub fn proxy(&self, proxy: &Proxy, findings: &mut Vec<Finding>) -> ProxyConfig {
+        let mut b = Build {
+            proxy,
+            own: proxy.identity.spiffe(&self.cx.trust_domain),
+            bind: proxy.ip.clone().unwrap_or_else(|| "0.0.0.0".into()),
+            parents: BTreeSet::new(),
+            listeners: BTreeMap::new(),
+            routes: BTreeMap::new(),
+            clusters: BTreeMap::new(),
+            endpoints: BTreeMap::new(),
+        };
+        let scope = self.outbound_scope(&mut b);
+        self.outbound_http(&mut b, &scope.kept);
+        self.outbound_tcp(&mut b, &scope.kept, findings);
+        self.outbound_clusters(&mut b, &scope.send);
+        self.inbound(&mut b, findings);
+        b.finish()
+    }
+
+    /// Which service ports this proxy keeps (with their clusters) and which it answers itself
+    /// with the destinations' refusal.
+    fn outbound_scope(&self, b: &mut Build) -> Scope {
+        let mut kept = BTreeSet::new();
+        let mut send = BTreeSet::new();
+        for s in self.ir.services.values() {
+            for p in &s.ports {
+                if p.protocol != Protocol::Tcp {
+                    continue;
+                }
+                if let Some(cs) =
+                    self.scope(&b.proxy.identity, s, p.port, p.is_http(), &mut b.parents)
+                {
+                    kept.insert(cluster_name(&s.key, p.port));
+                    send.extend(cs);
+                }
+            }
+        }
+        Scope { kept, send }
+    }
+
+    /// The outbound HTTP listener and its route configuration.
+    fn outbound_http(&self, b: &mut Build, kept: &BTreeSet<String>) {
+        b.listener(
+            OUTBOUND_ROUTE,
+            OUTBOUND_PORT,
+            json!({"filters": [{
+                "name": "envoy.filters.network.http_connection_manager",
+                "typedConfig": {
+                    "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+                    "statPrefix": "outbound_http",
+                    "rds": {"configSource": ads(), "routeConfigName": OUTBOUND_ROUTE},
+                    "httpFilters": [router()],
+                }
+            }]}),
+        );
+        let routes = self.outbound_routes(&b.proxy.namespace, kept, &mut b.parents);
+        b.routes.insert(OUTBOUND_ROUTE.to_string(), routes);
+    }
+
+    /// The outbound TCP service ports, one per port number: a port another service already
+    /// uses, or the pod itself (or the sidecar), gets no listener (a finding says so).
+    fn tcp_ports(&self, proxy: &Proxy, findings: &mut Vec<Finding>) -> BTreeMap<u16, &Service> {
+        let inbound_ports: BTreeSet<u16> = proxy.container_ports.iter().map(|(_, p)| *p).collect();
+        let mut tcp_ports: BTreeMap<u16, &Service> = BTreeMap::new();
+        for s in self.ir.services.values() {
+            for p in &s.ports {
+                if p.is_http() || p.protocol != Protocol::Tcp {
+                    continue;
+                }
+                if let Some(other) = tcp_ports.get(&p.port) {
+                    self.tcp_conflict(
+                        s,
+                        p.port,
+                        &format!("{} already uses it", other.key),
+                        findings,
+                    );
+                    continue;
+                }
+                if inbound_ports.contains(&p.port)
+                    || p.port == OUTBOUND_PORT
+                    || p.port == ADMIN_PORT
+                {
+                    self.tcp_conflict(
+                        s,
+                        p.port,
+                        &format!("pod {} uses the port itself", proxy.node_id()),
+                        findings,
+                    );
+                    continue;
+                }
+                tcp_ports.insert(p.port, s);
+            }
+        }
+        tcp_ports
+    }
+
+    /// One outbound TCP listener per TCP service port (see [`Mesh::tcp_ports`]).
+    fn outbound_tcp(&self, b: &mut Build, kept: &BTreeSet<String>, findings: &mut Vec<Finding>) {
+        for (port, s) in self.tcp_ports(b.proxy, findings) {
+            let (targets, split) = self.targets(s, port);
+            if let Some(split) = split {
+                b.parents.insert(split.parent.clone());
+            }
+            let mut tp = json!({
+                "@type": "type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy",
+                "statPrefix": format!("outbound_tcp_{port}"),
+            });
+            if targets.len() == 1 {
+                tp["cluster"] = json!(targets[0].0);
+            } else {
+                tp["weightedClusters"] = json!({"clusters": targets.iter().map(|(c, w)| json!({"name": c, "weight": w})).collect::<Vec<_>>()});
+            }
+            let name = format!("outbound_tcp_{port}");
+            let mut filters =
+                vec![json!({"name": "envoy.filters.network.tcp_proxy", "typedConfig": tp})];
+            if !kept.contains(&cluster_name(&s.key, port)) {
+                // Trimmed: no destination of the port lets this proxy in, and each would close
+                // the connection with its network RBAC (checked on the first byte). Do the
+                // same here: a deny-all network RBAC, and a TCP proxy that would connect only
+                // once data arrives — which the RBAC never lets through — so the client sees
+                // an accepted connection closed on its first byte, as before, and no cluster
+                // is needed.
+                filters[0]["typedConfig"]["upstreamConnectMode"] = json!("ON_DOWNSTREAM_DATA");
+                filters[0]["typedConfig"]["maxEarlyDataBytes"] = json!(RBAC_EARLY_DATA_BYTES);
+                filters.insert(
+                    0,
+                    json!({"name": "envoy.filters.network.rbac", "typedConfig": {
+                        "@type": "type.googleapis.com/envoy.extensions.filters.network.rbac.v3.RBAC",
+                        "statPrefix": name,
+                        "rules": {"action": "ALLOW", "policies": {}},
+                    }}),
+                );
+            }
+            b.listener(&name, port, json!({"filters": filters}));
+        }
+    }
+
+    /// The clusters in scope, with their endpoints.
+    fn outbound_clusters(&self, b: &mut Build, send: &BTreeSet<String>) {
+        for name in send {
+            if let Some(info) = self.clusters.get(name) {
+                b.clusters.insert(name.clone(), self.cluster(name, &b.own));
+                b.endpoints.insert(name.clone(), info.endpoints.clone());
+            }
+        }
+    }
+
+    /// Per container port: the access rules, the local cluster, the listener (and the route
+    /// configuration of an HTTP port).
+    fn inbound(&self, b: &mut Build, findings: &mut Vec<Finding>) {
+        let inbound_ports: BTreeSet<u16> =
+            b.proxy.container_ports.iter().map(|(_, p)| *p).collect();
+        for port in inbound_ports {
+            let http = self.port_is_http(b.proxy, port);
+            let rules = self.inbound_rules(b, port, http, findings);
+            let policies = rbac_policies(&rules, http, &self.cx.trust_domain);
+            let local = format!("inbound|{port}");
+            b.clusters.insert(
+                local.clone(),
+                json!({
+                    "@type": CLUSTER,
+                    "name": local,
+                    "type": "STATIC",
+                    "connectTimeout": "1s",
+                    "loadAssignment": {"clusterName": local, "endpoints": [{"lbEndpoints": [{"endpoint": {"address": socket(&b.proxy.app_ip, port)}}]}]},
+                }),
+            );
+            let name = format!("inbound_{port}");
+            let filters = if http {
+                inbound_http(b, &name, &local, policies)
+            } else {
+                inbound_tcp(&name, &local, policies)
+            };
+            let chain = json!({
+                "filters": filters,
+                "transportSocket": {"name": "envoy.transport_sockets.tls", "typedConfig": {
+                    "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext",
+                    "requireClientCertificate": true,
+                    "commonTlsContext": self.tls_common(&b.own),
+                }},
+            });
+            b.listener(&name, port, chain);
+        }
+    }
+
+    /// The access rules of the proxy's identity that cover `port` (and their objects among the
+    /// parents); HTTP rules on a port that is not HTTP allow nothing, which a finding says.
+    fn inbound_rules(
+        &self,
+        b: &mut Build,
+        port: u16,
+        http: bool,
+        findings: &mut Vec<Finding>,
+    ) -> Vec<&AccessRule> {
+        let rules: Vec<&AccessRule> = self
+            .ir
+            .access
+            .get(&b.proxy.identity)
+            .map(|p| p.rules.iter().filter(|r| r.ports.contains(port)).collect())
+            .unwrap_or_default();
+        for r in &rules {
+            b.parents.insert(r.parent.clone());
+            if let Traffic::Http(rs) = &r.traffic {
+                for h in rs {
+                    b.parents.insert(h.group.clone());
+                }
+                if !http && let meshbridge_core::ir::Ports::Only(_) = r.ports {
+                    findings.push(Finding {
+                            feature: Feature::HttpAccess,
+                            level: Level::Partial,
+                            object: r.parent.clone(),
+                            field: r.field.clone(),
+                            reason: format!("port {port} of {} is not HTTP: HTTP rules cannot be checked there and allow nothing", b.proxy.node_id()),
+                        });
+                }
+            }
+        }
+        rules
+    }
+}
+
+/// An inbound HTTP port: its route configuration (one route to the local cluster, carrying
+/// the RBAC policies) and its filters (HCM with XFCC, RBAC denying by default, router).
+fn inbound_http(b: &mut Build, name: &str, local: &str, policies: Value) -> Value {
+    b.routes.insert(
+        name.to_string(),
+        json!({
+            "@type": ROUTE,
+            "name": name,
+            "virtualHosts": [{"name": "inbound", "domains": ["*"], "routes": [{
+                "name": "inbound",
+                "match": {"prefix": "/"},
+                "route": {"cluster": local, "timeout": "0s"},
+                "typedPerFilterConfig": {"envoy.filters.http.rbac": {
+                    "@type": "type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBACPerRoute",
+                    "rbac": {"rules": {"action": "ALLOW", "policies": policies}},
+                }},
+            }]}],
+        }),
+    );
+    json!([{
+        "name": "envoy.filters.network.http_connection_manager",
+        "typedConfig": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+            "statPrefix": name,
+            "rds": {"configSource": ads(), "routeConfigName": name},
+            "forwardClientCertDetails": "SANITIZE_SET",
+            "setCurrentClientCertDetails": {"uri": true},
+            "httpFilters": [
+                {"name": "envoy.filters.http.rbac", "typedConfig": {
+                    "@type": "type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC",
+                    "rules": {"action": "ALLOW"},
+                }},
+                router(),
+            ],
+        }
+    }])
+}
+
+/// An inbound TCP port's filters: network RBAC, then a TCP proxy to the local cluster.
+fn inbound_tcp(name: &str, local: &str, policies: Value) -> Value {
+    json!([
+        {"name": "envoy.filters.network.rbac", "typedConfig": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.network.rbac.v3.RBAC",
+            "statPrefix": name,
+            "rules": {"action": "ALLOW", "policies": policies},
+        }},
+        {"name": "envoy.filters.network.tcp_proxy", "typedConfig": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy",
+            "statPrefix": name,
+            "cluster": local,
+        }},
+    ])
+}
