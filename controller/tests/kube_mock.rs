@@ -2,7 +2,6 @@
 
 mod common;
 
-use meshbridge_test_support::{FakeApi, Req};
 use common::*;
 use meshbridge_controller::discovery::Discovery;
 use meshbridge_controller::engine::Backends;
@@ -13,6 +12,7 @@ use meshbridge_controller::source::kube::{SharedInputResources, probe};
 use meshbridge_controller::{Reconciler, SyncTracker};
 use meshbridge_core::api::meshbridge::MeshType;
 use meshbridge_core::model::Kind;
+use meshbridge_test_support::{FakeApi, Req};
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
