@@ -652,8 +652,17 @@ async fn kube_source_probes_versions_and_reads_objects_as_written() {
         "spec": {"service": "web", "backends": "nope"}
     }))
     .unwrap();
+    let split_res = meshbridge_controller::discovery::Resource {
+        api: kube::core::ApiResource::from_gvk_with_plural(
+            &kube::core::GroupVersionKind::gvk("split.smi-spec.io", "v1alpha4", "TrafficSplit"),
+            "trafficsplits",
+        ),
+        namespaced: true,
+        has_status: true,
+    };
     let c = meshbridge_controller::source::kube::convert(
         Kind::TrafficSplit,
+        &split_res,
         &["v1alpha4".into()],
         &bad,
     );
