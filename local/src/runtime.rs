@@ -4,9 +4,9 @@
 use crate::procs::{PidFile, Proc};
 use meshbridge_core::api::meshbridge::MeshType;
 use meshbridge_core::build::build;
+use meshbridge_core::engine::{Backends, Engine, EngineConfig, last_good_line};
 use meshbridge_core::ir::{Identity, Ir};
-use meshbridge_core::load::{Loaded, load_str};
-use meshbridge_core::model::{Object, ObjectKey};
+use meshbridge_core::source::dir::{DirReader, Stamp, scan};
 use meshbridge_core::{Context, Snapshot};
 use meshbridge_envoy::bootstrap::Bootstrap;
 use meshbridge_envoy::ca::{Ca, Issued, write_private};
@@ -219,144 +219,79 @@ struct RunningPod {
     xds_not_after: SystemTime,
 }
 
-/// The files read from DIR, with the objects of the last good version of each.
-#[derive(Default)]
-struct Inputs {
-    stamp: Vec<(PathBuf, u64, SystemTime)>,
-    files: BTreeMap<PathBuf, Vec<Object>>,
-    /// Problem lines of each file as last read (files whose size and mtime did not change
-    /// are not read again).
-    file_problems: BTreeMap<PathBuf, Vec<String>>,
-    last_good: BTreeMap<ObjectKey, Object>,
-}
-
-fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(rd) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for e in rd.flatten() {
-        let p = e.path();
-        let Ok(ft) = e.file_type() else { continue };
-        if ft.is_dir() {
-            if !p
-                .file_name()
-                .is_some_and(|n| n.to_string_lossy().starts_with('.'))
-            {
-                walk(&p, out);
-            }
-        } else if matches!(
-            p.extension().and_then(|e| e.to_str()),
-            Some("yaml" | "yml" | "json")
-        ) {
-            out.push(p);
-        }
-    }
-}
-
-fn stamp_of(dir: &Path) -> Vec<(PathBuf, u64, SystemTime)> {
-    let mut files = Vec::new();
-    walk(dir, &mut files);
-    files.sort();
-    files
-        .into_iter()
-        .filter_map(|p| {
-            let md = std::fs::metadata(&p).ok()?;
-            Some((p, md.len(), md.modified().ok()?))
-        })
-        .collect()
+/// DIR as core's engine sees it: core's directory reader feeds its files' objects into the
+/// engine as changes (the same reader and engine as `meshbridge run --source dir`), and the
+/// objects in use — each at its current version, or its last accepted one while the current
+/// is invalid — are translated per proxy with the envoy adapter.
+pub struct Inputs {
+    reader: DirReader,
+    engine: Engine,
+    /// The stamps of DIR's files as last read.
+    stamp: BTreeMap<PathBuf, Stamp>,
 }
 
 impl Inputs {
-    /// Re-reads DIR. Returns the snapshot to use and problem lines. A file that fails to parse
-    /// keeps its previous objects; an invalid SMI object is replaced by its last valid version.
-    fn reload(&mut self, dir: &Path) -> (Snapshot, Ir, Vec<String>) {
-        let prev: BTreeMap<PathBuf, (u64, SystemTime)> = self
-            .stamp
-            .iter()
-            .map(|(p, l, t)| (p.clone(), (*l, *t)))
-            .collect();
-        self.stamp = stamp_of(dir);
+    pub fn new(trust_domain: Option<String>) -> Inputs {
+        let mut engine = Engine::new(
+            EngineConfig {
+                base: Context::default(),
+                trust_domain,
+                backends: Backends::List(vec![MeshType::Envoy]),
+            },
+            vec![],
+        );
+        // The built-in mesh is translated here, per proxy, from the objects in use.
+        engine.set_api_meshes([MeshType::Envoy]);
+        Inputs {
+            reader: DirReader::default(),
+            engine,
+            stamp: BTreeMap::new(),
+        }
+    }
+
+    /// Re-reads DIR's changed files into the engine. Returns the objects in use, their IR
+    /// and the problem lines (the engine's rules: a file or document that cannot be read
+    /// keeps its previous objects; an invalid object keeps its last accepted version).
+    pub fn reload(&mut self, dir: &Path) -> (Snapshot, Ir, Vec<String>) {
         let mut problems = Vec::new();
-        let mut files = BTreeMap::new();
-        let mut file_problems = BTreeMap::new();
-        for (p, len, mtime) in &self.stamp {
-            if prev.get(p) == Some(&(*len, *mtime))
-                && let Some(objs) = self.files.get(p)
-            {
-                let ps = self.file_problems.get(p).cloned().unwrap_or_default();
-                problems.extend(ps.iter().cloned());
-                file_problems.insert(p.clone(), ps);
-                files.insert(p.clone(), objs.clone());
-                continue;
-            }
-            let before = problems.len();
-            let text = match std::fs::read_to_string(p) {
-                Ok(t) => t,
-                Err(e) => {
-                    problems.push(format!("{}: {e}", p.display()));
-                    if let Some(prev) = self.files.get(p) {
-                        files.insert(p.clone(), prev.clone());
-                    }
-                    file_problems.insert(p.clone(), problems[before..].to_vec());
-                    continue;
+        match scan(dir) {
+            Ok(now) => {
+                let (changes, _) = self.reader.refresh(&now);
+                for c in changes {
+                    self.engine.apply(c);
                 }
-            };
-            let Loaded {
-                objects,
-                problems: ps,
-                ..
-            } = load_str(&p.to_string_lossy(), &text);
-            let parse_failed = ps.iter().any(|x| x.kind == "Document");
-            problems.extend(ps.iter().map(|x| x.to_string()));
-            if parse_failed && let Some(prev) = self.files.get(p) {
-                problems.push(format!(
-                    "{}: keeping the last readable version of this file",
-                    p.display()
-                ));
-                files.insert(p.clone(), prev.clone());
-                file_problems.insert(p.clone(), problems[before..].to_vec());
-                continue;
+                self.stamp = now;
             }
-            files.insert(p.clone(), objects);
-            file_problems.insert(p.clone(), problems[before..].to_vec());
+            Err(e) => problems.push(format!("{}: {e}", dir.display())),
         }
-        self.files = files;
-        self.file_problems = file_problems;
-        let all: Vec<Object> = self.files.values().flatten().cloned().collect();
-        let mut snap = Snapshot::from_objects(all.clone());
-        let mut ir = build(&snap);
-        let mut substituted = BTreeSet::new();
-        for (key, st) in &ir.status {
-            if !st.usable()
-                && let Some(good) = self.last_good.get(key)
-            {
-                snap.apply(good.clone());
-                substituted.insert(key.clone());
-            }
+        self.engine.recompute();
+        problems.extend(self.reader.problems().iter().map(|p| p.to_string()));
+        for p in self.reader.kept() {
+            problems.push(format!(
+                "{}: keeping the last readable version of this file",
+                p.display()
+            ));
         }
-        for p in ir.problems() {
-            problems.push(p.to_string());
-        }
-        if !substituted.is_empty() {
-            for k in &substituted {
-                problems.push(format!(
-                    "{k}: invalid; its last valid version stays in force"
-                ));
-            }
-            ir = build(&snap);
-        }
-        let present: BTreeSet<ObjectKey> = all.iter().map(|o| o.key()).collect();
-        self.last_good.retain(|k, _| present.contains(k));
-        for o in all {
-            let k = o.key();
-            if k.kind.is_smi()
-                && !substituted.contains(&k)
-                && ir.status.get(&k).is_some_and(|s| s.usable())
-            {
-                self.last_good.insert(k, o);
-            }
-        }
+        problems.extend(self.engine.problems().iter().map(|p| p.to_string()));
+        problems.extend(
+            self.engine
+                .using_last_good()
+                .into_iter()
+                .map(last_good_line),
+        );
+        let snap = self.engine.snapshot_in_use();
+        let ir = build(&snap);
         (snap, ir, problems)
+    }
+
+    /// The engine (statuses, problems, the objects in use).
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// DIR's files now (unchanged when DIR cannot be listed).
+    fn scan(&self, dir: &Path) -> BTreeMap<PathBuf, Stamp> {
+        scan(dir).unwrap_or_else(|_| self.stamp.clone())
     }
 }
 
@@ -727,11 +662,7 @@ impl Runtime {
             .into_iter()
             .map(|p| (format!("{}/{}", p.namespace, p.name), p))
             .collect();
-        let cx = Context::for_mesh(
-            &Context::default(),
-            self.opts.trust_domain.as_deref(),
-            snap.mesh_spec(MeshType::Envoy),
-        );
+        let cx = self.inputs.engine.context(snap.mesh_spec(MeshType::Envoy));
         // A new trust domain changes every identity: every pod restarts with certificates
         // (workload and xDS client) of the new domain, as a mesh's trust domain change does.
         let new_domain = cx.trust_domain != self.cx.trust_domain;
@@ -954,7 +885,7 @@ pub async fn up(opts: UpOptions) -> Result<(), String> {
         ca,
         cache,
         enc: EncodeCache::default(),
-        inputs: Inputs::default(),
+        inputs: Inputs::new(opts.trust_domain.clone()),
         pods: BTreeMap::new(),
         index: saved_index,
         certs: HashMap::new(),
@@ -1040,7 +971,7 @@ pub async fn up(opts: UpOptions) -> Result<(), String> {
                 // Poll DIR; reload once it has been quiet for 10 ms (editors write in steps).
                 if last_poll.elapsed() >= Duration::from_millis(10) {
                     last_poll = Instant::now();
-                    let now = stamp_of(&rt.opts.dir);
+                    let now = rt.inputs.scan(&rt.opts.dir);
                     if now == rt.inputs.stamp {
                         changed_at = None;
                     } else if now != seen {
