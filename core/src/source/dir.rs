@@ -239,3 +239,123 @@ impl DirReader {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Kind;
+
+    fn tmp(tag: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("mb-dir-{}-{tag}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    fn svc(name: &str, port: u16) -> String {
+        format!(
+            "apiVersion: v1\nkind: Service\nmetadata: {{name: {name}, namespace: shop}}\nspec: {{ports: [{{port: {port}}}]}}\n"
+        )
+    }
+
+    fn summary(changes: &[Change]) -> Vec<String> {
+        changes
+            .iter()
+            .map(|c| match c {
+                Change::Upsert { object, .. } => match object.as_ref() {
+                    crate::model::Object::Service(s, _) => format!(
+                        "upsert {} {}",
+                        object.key().name,
+                        s.spec.as_ref().unwrap().ports.as_ref().unwrap()[0].port
+                    ),
+                    o => format!("upsert {}", o.key()),
+                },
+                Change::Delete(k) => format!("delete {}", k.name),
+                Change::Invalid { key, .. } => format!("invalid {}", key.name),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn walks_inputs_recursively_sorted_skipping_hidden_entries() {
+        let d = tmp("walk");
+        for f in [
+            "b.yaml",
+            "a/c.yml",
+            "a/d.json",
+            "e.txt",
+            ".hidden.yaml",
+            ".git/x.yaml",
+        ] {
+            let p = d.join(f);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, "").unwrap();
+        }
+        let got: Vec<String> = walk(&d)
+            .unwrap()
+            .iter()
+            .map(|p| p.strip_prefix(&d).unwrap().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(got, ["a/c.yml", "a/d.json", "b.yaml"]);
+        assert!(walk(&d.join("missing")).is_err());
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn reader_keeps_objects_of_unreadable_documents_and_falls_back_to_other_files() {
+        let d = tmp("reader");
+        std::fs::write(d.join("1.yaml"), svc("web", 80)).unwrap();
+        std::fs::write(
+            d.join("2.yaml"),
+            format!("{}---\n{}", svc("web", 81), svc("api", 90)),
+        )
+        .unwrap();
+        let mut r = DirReader::default();
+        let (c, p) = r.refresh(&scan(&d).unwrap());
+        // The later file wins for `web`.
+        assert_eq!(summary(&c), ["upsert api 90", "upsert web 81"]);
+        assert!(p.is_empty());
+
+        // One document of 2.yaml broken, the other edited: the edit applies, what the
+        // broken document may have held stays.
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        std::fs::write(
+            d.join("2.yaml"),
+            format!("{}---\nkind: [x\n", svc("api", 91)),
+        )
+        .unwrap();
+        let (c, p) = r.refresh(&scan(&d).unwrap());
+        assert_eq!(summary(&c), ["upsert api 91", "upsert web 81"]);
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert_eq!(r.problems().len(), 1);
+        assert_eq!(r.kept(), [d.join("2.yaml").as_path()]);
+
+        // 2.yaml gone: `web` comes back from 1.yaml, `api` is deleted.
+        std::fs::remove_file(d.join("2.yaml")).unwrap();
+        let (c, p) = r.refresh(&scan(&d).unwrap());
+        assert_eq!(summary(&c), ["delete api", "upsert web 80"]);
+        assert!(p.is_empty() && r.problems().is_empty() && r.kept().is_empty());
+
+        // Not UTF-8: a file problem, the objects stay.
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        std::fs::write(d.join("1.yaml"), [0xff, 0xfe, 0x00]).unwrap();
+        let (c, p) = r.refresh(&scan(&d).unwrap());
+        assert_eq!(summary(&c), ["upsert web 80"]);
+        assert!(p[0].to_string().contains("not UTF-8"), "{p:?}");
+
+        // A field of the wrong type: the object's change says it cannot be read.
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        std::fs::write(
+            d.join("1.yaml"),
+            "apiVersion: v1\nkind: Service\nmetadata: {name: web, namespace: shop}\nspec: {ports: 7}\n",
+        )
+        .unwrap();
+        let (c, _) = r.refresh(&scan(&d).unwrap());
+        assert_eq!(summary(&c), ["invalid web"]);
+        assert_eq!(c[0].key(), ObjectKey::new(Kind::Service, "shop", "web"));
+        // Nothing changed on disk: nothing to do.
+        let (c, p) = r.refresh(&scan(&d).unwrap());
+        assert!(c.is_empty() && p.is_empty());
+        let _ = std::fs::remove_dir_all(&d);
+    }
+}
