@@ -4,6 +4,7 @@
 //! extensions) — see `docs/conformance.md`.
 
 pub mod cases;
+pub mod fixtures;
 pub mod schema;
 
 use std::path::PathBuf;

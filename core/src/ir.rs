@@ -309,6 +309,30 @@ pub struct HttpRoute {
 }
 
 impl HttpRoute {
+    /// A match of `group` named `name`: an optional path regex, methods (upper case, empty =
+    /// any) and `(lower-case name, value regex)` headers.
+    pub fn new(
+        group: ObjectKey,
+        name: impl Into<String>,
+        path: Option<&str>,
+        methods: &[&str],
+        headers: &[(&str, &str)],
+    ) -> HttpRoute {
+        HttpRoute {
+            group,
+            name: name.into(),
+            path: path.map(|p| PathRegex(p.into())),
+            methods: methods.iter().map(|m| m.to_string()).collect(),
+            headers: headers
+                .iter()
+                .map(|(n, r)| HeaderMatch {
+                    name: n.to_string(),
+                    regex: r.to_string(),
+                })
+                .collect(),
+        }
+    }
+
     /// True when the route matches every request.
     pub fn is_catch_all(&self) -> bool {
         self.methods.is_empty()

@@ -527,14 +527,8 @@ mod unit {
     fn tcp_route_versions() {
         let cx = |v: Option<&str>| Context {
             mesh: Some(meshbridge_core::api::meshbridge::MeshSpec {
-                mesh_type: MeshType::GatewayApi,
-                version: None,
-                revision: None,
-                trust_domain: None,
-                control_plane_namespace: None,
-                linkerd_split_mode: None,
                 tcp_route_version: v.map(str::to_string),
-                app_mesh_name: None,
+                ..meshbridge_core::api::meshbridge::MeshSpec::of(MeshType::GatewayApi)
             }),
             ..Context::default()
         };

@@ -355,19 +355,8 @@ mod tests {
     use meshbridge_core::model::{Kind, ObjectKey};
 
     fn route(path: Option<&str>, methods: &[&str], headers: &[(&str, &str)]) -> HttpRoute {
-        HttpRoute {
-            group: ObjectKey::new(Kind::HTTPRouteGroup, "ns", "g"),
-            name: "m".into(),
-            path: path.map(|p| PathRegex(p.into())),
-            methods: methods.iter().map(|m| m.to_string()).collect(),
-            headers: headers
-                .iter()
-                .map(|(n, r)| HeaderMatch {
-                    name: n.to_string(),
-                    regex: r.to_string(),
-                })
-                .collect(),
-        }
+        let group = ObjectKey::new(Kind::HTTPRouteGroup, "ns", "g");
+        HttpRoute::new(group, "m", path, methods, headers)
     }
 
     fn full(re: &str) -> regex::Regex {

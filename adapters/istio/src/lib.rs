@@ -171,14 +171,8 @@ mod tests {
     fn cx_with(version: Option<&str>) -> Context {
         Context {
             mesh: Some(MeshSpec {
-                mesh_type: MeshType::Istio,
                 version: version.map(str::to_string),
-                revision: None,
-                trust_domain: None,
-                control_plane_namespace: None,
-                linkerd_split_mode: None,
-                tcp_route_version: None,
-                app_mesh_name: None,
+                ..MeshSpec::of(MeshType::Istio)
             }),
             ..Context::default()
         }

@@ -505,14 +505,8 @@ spec:
 fn istio_before_1_13_and_1_22() {
     let cx = Context {
         mesh: Some(MeshSpec {
-            mesh_type: MeshType::Istio,
             version: Some("1.12".into()),
-            revision: None,
-            trust_domain: None,
-            control_plane_namespace: None,
-            linkerd_split_mode: None,
-            tcp_route_version: None,
-            app_mesh_name: None,
+            ..MeshSpec::of(MeshType::Istio)
         }),
         ..Context::default()
     };

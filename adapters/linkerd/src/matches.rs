@@ -208,23 +208,11 @@ pub fn disjoint(a: &Value, b: &Value) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use meshbridge_core::ir::{HeaderMatch, PathRegex};
     use meshbridge_core::model::{Kind, ObjectKey};
 
     fn route(path: Option<&str>, methods: &[&str], headers: &[(&str, &str)]) -> HttpRoute {
-        HttpRoute {
-            group: ObjectKey::new(Kind::HTTPRouteGroup, "ns", "g"),
-            name: "m".into(),
-            path: path.map(|p| PathRegex(p.into())),
-            methods: methods.iter().map(|m| m.to_string()).collect(),
-            headers: headers
-                .iter()
-                .map(|(n, r)| HeaderMatch {
-                    name: n.to_string(),
-                    regex: r.to_string(),
-                })
-                .collect(),
-        }
+        let group = ObjectKey::new(Kind::HTTPRouteGroup, "ns", "g");
+        HttpRoute::new(group, "m", path, methods, headers)
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! every output validated against the official Linkerd CRD schemas.
 
 use super::*;
+use meshbridge_conformance::fixtures::valid_ir_of;
 use meshbridge_core::api::meshbridge::MeshSpec;
 use meshbridge_core::build::build;
 use meshbridge_core::load::load_str;
@@ -11,24 +12,6 @@ use serde_json::{Value, json};
 use std::sync::OnceLock;
 
 // === helpers ===
-
-fn ir_of(yaml: &str) -> Ir {
-    let loaded = load_str("test.yaml", yaml);
-    assert!(
-        loaded.problems.is_empty(),
-        "load problems: {:?}",
-        loaded.problems
-    );
-    let ir = build(&Snapshot::from_objects(loaded.objects));
-    let errors: Vec<String> = ir
-        .problems()
-        .iter()
-        .filter(|p| p.is_error())
-        .map(|p| p.to_string())
-        .collect();
-    assert!(errors.is_empty(), "IR errors: {errors:#?}");
-    ir
-}
 
 fn cx() -> Context {
     Context::default()
@@ -40,14 +23,10 @@ fn mesh(
     cp_ns: Option<&str>,
 ) -> Option<MeshSpec> {
     Some(MeshSpec {
-        mesh_type: MeshType::Linkerd,
         version: version.map(str::to_string),
-        revision: None,
-        trust_domain: None,
         control_plane_namespace: cp_ns.map(str::to_string),
         linkerd_split_mode: mode,
-        tcp_route_version: None,
-        app_mesh_name: None,
+        ..MeshSpec::of(MeshType::Linkerd)
     })
 }
 
@@ -62,7 +41,7 @@ fn cx_http_route() -> Context {
 /// objects, no field unknown to the schema, findings backed by a non-Full matrix row,
 /// ownership metadata, and determinism.
 fn run(yaml: &str, cx: &Context) -> Translation {
-    check(&ir_of(yaml), cx)
+    check(&valid_ir_of(yaml), cx)
 }
 
 /// The invariants of [`run`] on any IR.

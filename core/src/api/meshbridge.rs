@@ -109,6 +109,22 @@ pub struct MeshSpec {
     pub app_mesh_name: Option<String>,
 }
 
+impl MeshSpec {
+    /// A Mesh of `mesh_type` with every setting left to discovery or its default.
+    pub fn of(mesh_type: MeshType) -> MeshSpec {
+        MeshSpec {
+            mesh_type,
+            version: None,
+            revision: None,
+            trust_domain: None,
+            control_plane_namespace: None,
+            linkerd_split_mode: None,
+            tcp_route_version: None,
+            app_mesh_name: None,
+        }
+    }
+}
+
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MeshStatus {

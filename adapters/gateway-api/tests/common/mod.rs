@@ -8,38 +8,19 @@
 use meshbridge_conformance::schema::Registry;
 use meshbridge_core::adapter::Adapter;
 use meshbridge_core::api::meshbridge::{MeshSpec, MeshType};
-use meshbridge_core::{CapabilityMatrix, Context, Finding, Ir, Level, Snapshot, Translation};
+use meshbridge_core::{CapabilityMatrix, Context, Finding, Level, Translation};
 use meshbridge_gateway_api::GatewayApiAdapter;
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::sync::OnceLock;
 
-pub fn ir_of(yaml: &str) -> Ir {
-    let loaded = meshbridge_core::load::load_str("test.yaml", yaml);
-    assert!(loaded.problems.is_empty(), "{:?}", loaded.problems);
-    let snap = Snapshot::from_objects(loaded.objects);
-    let ir = meshbridge_core::build::build(&snap);
-    let errors: Vec<String> = ir
-        .problems()
-        .iter()
-        .filter(|p| p.is_error())
-        .map(|p| p.to_string())
-        .collect();
-    assert!(errors.is_empty(), "invalid test input: {errors:?}");
-    ir
-}
+pub use meshbridge_conformance::fixtures::valid_ir_of as ir_of;
 
 pub fn mesh_cx(tcp_route_version: Option<&str>) -> Context {
     Context {
         mesh: Some(MeshSpec {
-            mesh_type: MeshType::GatewayApi,
-            version: None,
-            revision: None,
-            trust_domain: None,
-            control_plane_namespace: None,
-            linkerd_split_mode: None,
             tcp_route_version: tcp_route_version.map(str::to_string),
-            app_mesh_name: None,
+            ..MeshSpec::of(MeshType::GatewayApi)
         }),
         ..Context::default()
     }

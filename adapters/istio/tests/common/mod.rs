@@ -1,17 +1,10 @@
 #![allow(dead_code)]
 
-use meshbridge_core::load::load_str;
-use meshbridge_core::snapshot::Snapshot;
-use meshbridge_core::{Adapter, Context, Feature, Finding, Ir, Level, Translation};
+use meshbridge_core::{Adapter, Context, Feature, Finding, Level, Translation};
 use meshbridge_istio::IstioAdapter;
 use serde_json::Value;
 
-/// YAML → IR, asserting the documents load without problems.
-pub fn ir_of(yaml: &str) -> Ir {
-    let loaded = load_str("test.yaml", yaml);
-    assert!(loaded.problems.is_empty(), "{:?}", loaded.problems);
-    meshbridge_core::build::build(&Snapshot::from_objects(loaded.objects))
-}
+pub use meshbridge_conformance::fixtures::ir_of;
 
 pub fn translate(yaml: &str) -> Translation {
     translate_cx(yaml, &Context::default())
