@@ -86,46 +86,47 @@ fn split_90_10() {
     );
 }
 
-#[test]
-fn v1alpha1_quantities_are_milli_units() {
-    let t = translate(
-        &(services(&["web", "web-v1", "web-v2"], HTTP80)
-            + &split("v1alpha1", &[("web-v1", "1"), ("web-v2", "500m")], &[])),
-    );
-    assert_eq!(
-        spec(&t, "HTTPRoute", "web-80")["rules"][0]["backendRefs"],
-        json!([backend("web-v1", 80, 1000), backend("web-v2", 80, 500)])
-    );
-    assert!(t.findings.is_empty());
-}
+/// (TrafficSplit version, backends with weights as written, the backendRefs' weights).
+type WeightCase = (
+    &'static str,
+    &'static [(&'static str, &'static str)],
+    &'static [(&'static str, u64)],
+);
 
 #[test]
-fn relative_weights_are_copied() {
-    let t = translate(
-        &(services(&["web", "a", "b", "c"], HTTP80)
-            + &split("v1alpha2", &[("a", "1"), ("b", "2"), ("c", "3")], &[])),
-    );
-    assert_eq!(
-        spec(&t, "HTTPRoute", "web-80")["rules"][0]["backendRefs"],
-        json!([
-            backend("a", 80, 1),
-            backend("b", 80, 2),
-            backend("c", 80, 3)
-        ])
-    );
-}
-
-#[test]
-fn zero_weight_backend_keeps_weight_zero() {
-    let t = translate(
-        &(services(&["web", "web-v1", "web-v2"], HTTP80)
-            + &split("v1alpha4", &[("web-v1", "100"), ("web-v2", "0")], &[])),
-    );
-    assert_eq!(
-        spec(&t, "HTTPRoute", "web-80")["rules"][0]["backendRefs"],
-        json!([backend("web-v1", 80, 100), backend("web-v2", 80, 0)])
-    );
-    assert!(t.findings.is_empty());
+fn weights_are_copied_as_relative_shares() {
+    const CASES: &[WeightCase] = &[
+        // v1alpha1 quantities are milli-units.
+        (
+            "v1alpha1",
+            &[("web-v1", "1"), ("web-v2", "500m")],
+            &[("web-v1", 1000), ("web-v2", 500)],
+        ),
+        (
+            "v1alpha2",
+            &[("a", "1"), ("b", "2"), ("c", "3")],
+            &[("a", 1), ("b", 2), ("c", 3)],
+        ),
+        // A zero-weight backend keeps weight 0.
+        (
+            "v1alpha4",
+            &[("web-v1", "100"), ("web-v2", "0")],
+            &[("web-v1", 100), ("web-v2", 0)],
+        ),
+    ];
+    for (version, backends, want) in CASES {
+        let names: Vec<&str> = std::iter::once("web")
+            .chain(backends.iter().map(|(b, _)| *b))
+            .collect();
+        let t = translate(&(services(&names, HTTP80) + &split(version, backends, &[])));
+        let want: Vec<Value> = want.iter().map(|(b, w)| backend(b, 80, *w)).collect();
+        assert_eq!(
+            spec(&t, "HTTPRoute", "web-80")["rules"][0]["backendRefs"],
+            json!(want),
+            "{version} {backends:?}"
+        );
+        assert!(t.findings.is_empty(), "{:?}", t.findings);
+    }
 }
 
 #[test]

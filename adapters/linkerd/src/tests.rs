@@ -229,74 +229,45 @@ spec:
     );
 }
 
-#[test]
-fn split_remainders_total_exactly_1000m() {
-    let t = run(
-        &with(
-            SHOP,
-            &split_v1alpha2(&[("web-v1", 1), ("web-v2", 2), ("web-v3", 3)]),
-        ),
-        &cx(),
-    );
-    assert_eq!(
-        dst_overrides(&t),
-        json!([
-            ov("web-v1", "167m"),
-            ov("web-v2", "333m"),
-            ov("web-v3", "500m")
-        ])
-    );
-    let t = run(
-        &with(
-            SHOP,
-            &split_v1alpha2(&[("web-v1", 1), ("web-v2", 1), ("web-v3", 1)]),
-        ),
-        &cx(),
-    );
-    assert_eq!(
-        dst_overrides(&t),
-        json!([
-            ov("web-v1", "334m"),
-            ov("web-v2", "333m"),
-            ov("web-v3", "333m")
-        ])
-    );
-    // Huge weights would overflow Linkerd's uint32 decimilli: normalised anyway.
-    let t = run(
-        &with(
-            SHOP,
-            &split_v1alpha2(&[("web-v1", 4_000_000_000), ("web-v2", 1_000_000_000)]),
-        ),
-        &cx(),
-    );
-    assert_eq!(
-        dst_overrides(&t),
-        json!([ov("web-v1", "800m"), ov("web-v2", "200m")])
-    );
-}
+/// (backend weights, the `dstOverrides` weights they become), all v1alpha2 splits of `web`.
+type WeightCase = (
+    &'static [(&'static str, u64)],
+    &'static [(&'static str, &'static str)],
+);
 
 #[test]
-fn split_zero_weight_backend_gets_0m() {
-    let t = run(
-        &with(SHOP, &split_v1alpha2(&[("web-v1", 100), ("web-v2", 0)])),
-        &cx(),
-    );
-    assert_eq!(
-        dst_overrides(&t),
-        json!([ov("web-v1", "1000m"), ov("web-v2", "0m")])
-    );
-}
-
-#[test]
-fn split_root_as_own_backend() {
-    let t = run(
-        &with(SHOP, &split_v1alpha2(&[("web", 50), ("web-v2", 50)])),
-        &cx(),
-    );
-    assert_eq!(
-        dst_overrides(&t),
-        json!([ov("web", "500m"), ov("web-v2", "500m")])
-    );
+fn split_weights_become_shares_of_1000m() {
+    const CASES: &[WeightCase] = &[
+        // Largest remainders: the total is exactly 1000m.
+        (
+            &[("web-v1", 1), ("web-v2", 2), ("web-v3", 3)],
+            &[("web-v1", "167m"), ("web-v2", "333m"), ("web-v3", "500m")],
+        ),
+        (
+            &[("web-v1", 1), ("web-v2", 1), ("web-v3", 1)],
+            &[("web-v1", "334m"), ("web-v2", "333m"), ("web-v3", "333m")],
+        ),
+        // Huge weights would overflow Linkerd's uint32 decimilli: normalised anyway.
+        (
+            &[("web-v1", 4_000_000_000), ("web-v2", 1_000_000_000)],
+            &[("web-v1", "800m"), ("web-v2", "200m")],
+        ),
+        // A zero-weight backend gets 0m.
+        (
+            &[("web-v1", 100), ("web-v2", 0)],
+            &[("web-v1", "1000m"), ("web-v2", "0m")],
+        ),
+        // The root as its own backend.
+        (
+            &[("web", 50), ("web-v2", 50)],
+            &[("web", "500m"), ("web-v2", "500m")],
+        ),
+    ];
+    for (weights, want) in CASES {
+        let t = run(&with(SHOP, &split_v1alpha2(weights)), &cx());
+        let want: Vec<Value> = want.iter().map(|(svc, w)| ov(svc, w)).collect();
+        assert_eq!(dst_overrides(&t), json!(want), "weights {weights:?}");
+    }
 }
 
 fn golden(file: &str) -> String {
