@@ -10,7 +10,7 @@
 #[path = "../adapters/appmesh/tests/support/mod.rs"]
 mod support;
 
-use meshbridge_appmesh::sync::aws_sdk_appmesh::Client;
+use meshbridge_appmesh::sync::aws_sdk_appmesh::{Client, types::RouteSpec};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -30,6 +30,16 @@ fn tmpdir(tag: &str) -> PathBuf {
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
     d
+}
+
+/// A fresh test directory with `in/shop.yaml` (the fixture) and an `out` path:
+/// (dir, in, out).
+fn workdir(tag: &str) -> (PathBuf, PathBuf, PathBuf) {
+    let dir = tmpdir(tag);
+    let (input, out) = (dir.join("in"), dir.join("out"));
+    std::fs::create_dir_all(&input).unwrap();
+    std::fs::write(input.join("shop.yaml"), fixture()).unwrap();
+    (dir, input, out)
 }
 
 fn fixture() -> String {
@@ -111,7 +121,8 @@ fn mutating(proxy: &Proxy) -> Vec<String> {
         .collect()
 }
 
-async fn web_weights(c: &Client) -> Option<Vec<(String, i32)>> {
+/// The spec App Mesh holds for the web-canary split's route.
+async fn web_route(c: &Client) -> Option<RouteSpec> {
     let out = c
         .describe_route()
         .mesh_name(MESH)
@@ -120,7 +131,11 @@ async fn web_weights(c: &Client) -> Option<Vec<(String, i32)>> {
         .send()
         .await
         .ok()?;
-    let spec = out.route()?.spec()?.clone();
+    out.route()?.spec().cloned()
+}
+
+async fn web_weights(c: &Client) -> Option<Vec<(String, i32)>> {
+    let spec = web_route(c).await?;
     let action = spec.http_route()?.action()?.clone();
     Some(
         action
@@ -138,10 +153,7 @@ fn w(v1: i32, v2: i32) -> Option<Vec<(String, i32)>> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn once_creates_then_only_changes_then_cleans_up() {
     let Some(e) = env().await else { return };
-    let dir = tmpdir("once");
-    let (input, out) = (dir.join("in"), dir.join("out"));
-    std::fs::create_dir_all(&input).unwrap();
-    std::fs::write(input.join("shop.yaml"), fixture()).unwrap();
+    let (dir, input, out) = workdir("once");
     let mesh_flag = format!("--appmesh-mesh={MESH}");
 
     // 1. Create.
@@ -182,16 +194,7 @@ async fn once_creates_then_only_changes_then_cleans_up() {
     );
 
     // 4. Drift behind meshbridge's back is restored.
-    let route = e
-        .client
-        .describe_route()
-        .mesh_name(MESH)
-        .virtual_router_name("web_shop")
-        .route_name("p8080-split")
-        .send()
-        .await
-        .unwrap();
-    let mut spec = route.route().unwrap().spec().unwrap().clone();
+    let mut spec = web_route(&e.client).await.expect("the web route");
     let hr = spec.http_route.take().unwrap();
     let action = hr.action().unwrap().clone();
     let targets: Vec<_> = action
@@ -254,10 +257,7 @@ async fn once_creates_then_only_changes_then_cleans_up() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn watch_mode_follows_a_file_edit() {
     let Some(e) = env().await else { return };
-    let dir = tmpdir("watch");
-    let (input, out) = (dir.join("in"), dir.join("out"));
-    std::fs::create_dir_all(&input).unwrap();
-    std::fs::write(input.join("shop.yaml"), fixture()).unwrap();
+    let (dir, input, out) = workdir("watch");
     let mut child = command(
         &e.proxy,
         &dir,
@@ -306,10 +306,7 @@ async fn watch_mode_follows_a_file_edit() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_namespace_without_an_app_mesh_mesh_is_reported() {
     let Some(e) = env().await else { return };
-    let dir = tmpdir("nomesh");
-    let (input, out) = (dir.join("in"), dir.join("out"));
-    std::fs::create_dir_all(&input).unwrap();
-    std::fs::write(input.join("shop.yaml"), fixture()).unwrap();
+    let (dir, input, out) = workdir("nomesh");
     let o = run_once(&e, &input, &out, &[]).await;
     assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
     assert!(
@@ -323,10 +320,7 @@ async fn a_namespace_without_an_app_mesh_mesh_is_reported() {
 
 #[test]
 fn crd_mode_writes_app_mesh_controller_objects() {
-    let dir = tmpdir("crd");
-    let (input, out) = (dir.join("in"), dir.join("out"));
-    std::fs::create_dir_all(&input).unwrap();
-    std::fs::write(input.join("shop.yaml"), fixture()).unwrap();
+    let (dir, input, out) = workdir("crd");
     let o = Command::new(BIN)
         .args([
             "run",

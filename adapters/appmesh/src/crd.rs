@@ -14,8 +14,25 @@ use std::collections::BTreeSet;
 
 pub const API_VERSION: &str = "appmesh.k8s.aws/v1beta2";
 
-fn parents(p: &BTreeSet<ObjectKey>) -> Vec<ObjectKey> {
-    p.iter().cloned().collect()
+/// One App Mesh controller object of `kind` (named by `names`, with `spec`).
+fn object(
+    cx: &Context,
+    kind: &str,
+    names: &Names,
+    parents: &BTreeSet<ObjectKey>,
+    spec: Value,
+) -> OutputObject {
+    let parents = parents.iter().cloned().collect();
+    let body = json!({ "spec": spec });
+    OutputObject::new(
+        cx,
+        API_VERSION,
+        kind,
+        Some(&names.namespace),
+        &names.k8s_name,
+        parents,
+        body,
+    )
 }
 
 fn listener(l: &PortMapping) -> Value {
@@ -114,15 +131,8 @@ pub fn render(st: &DesiredState, cx: &Context) -> Translation {
         if let Some(sel) = &vn.pod_selector {
             spec["podSelector"] = json!({"matchLabels": sel});
         }
-        t.objects.push(OutputObject::new(
-            cx,
-            API_VERSION,
-            "VirtualNode",
-            Some(&vn.names.namespace),
-            &vn.names.k8s_name,
-            parents(&vn.parents),
-            json!({ "spec": spec }),
-        ));
+        t.objects
+            .push(object(cx, "VirtualNode", &vn.names, &vn.parents, spec));
     }
     for vr in st.virtual_routers.values() {
         let spec = json!({
@@ -130,15 +140,8 @@ pub fn render(st: &DesiredState, cx: &Context) -> Translation {
             "listeners": vr.listeners.iter().map(listener).collect::<Vec<_>>(),
             "routes": vr.routes.iter().map(|r| route(r, &vr.names.namespace)).collect::<Vec<_>>(),
         });
-        t.objects.push(OutputObject::new(
-            cx,
-            API_VERSION,
-            "VirtualRouter",
-            Some(&vr.names.namespace),
-            &vr.names.k8s_name,
-            parents(&vr.parents),
-            json!({ "spec": spec }),
-        ));
+        t.objects
+            .push(object(cx, "VirtualRouter", &vr.names, &vr.parents, spec));
     }
     for vs in st.virtual_services.values() {
         let mut r = json!({"name": vs.router.k8s_name});
@@ -149,15 +152,8 @@ pub fn render(st: &DesiredState, cx: &Context) -> Translation {
             "awsName": vs.names.aws_name,
             "provider": {"virtualRouter": {"virtualRouterRef": r}},
         });
-        t.objects.push(OutputObject::new(
-            cx,
-            API_VERSION,
-            "VirtualService",
-            Some(&vs.names.namespace),
-            &vs.names.k8s_name,
-            parents(&vs.parents),
-            json!({ "spec": spec }),
-        ));
+        t.objects
+            .push(object(cx, "VirtualService", &vs.names, &vs.parents, spec));
     }
     t.findings = st.findings.clone();
     t.finish()

@@ -323,20 +323,8 @@ impl Planner<'_> {
             let http2 = proto != PortProtocol::Http;
             let port_match = multi.then_some(port);
             if split.matches.is_empty() {
-                routes.push(RouteDef {
-                    name: format!("p{port}-split"),
-                    priority: CATCH_ALL_PRIORITY,
-                    kind: RouteKind::Http {
-                        http2,
-                        r#match: HttpMatch {
-                            path: PathMatch::Prefix("/".into()),
-                            method: None,
-                            headers: vec![],
-                            port: port_match,
-                        },
-                        targets,
-                    },
-                });
+                let name = format!("p{port}-split");
+                routes.push(catch_all(name, http2, port_match, targets));
                 continue;
             }
             // A/B: one route per (match, method) in SMI order, explicit priorities, then
@@ -369,20 +357,8 @@ impl Planner<'_> {
                     priority += 1;
                 }
             }
-            routes.push(RouteDef {
-                name: format!("p{port}-default"),
-                priority: CATCH_ALL_PRIORITY,
-                kind: RouteKind::Http {
-                    http2,
-                    r#match: HttpMatch {
-                        path: PathMatch::Prefix("/".into()),
-                        method: None,
-                        headers: vec![],
-                        port: port_match,
-                    },
-                    targets: root_only,
-                },
-            });
+            let name = format!("p{port}-default");
+            routes.push(catch_all(name, http2, port_match, root_only));
         }
         if listeners.is_empty() {
             return;
@@ -682,6 +658,24 @@ impl Planner<'_> {
             ));
         }
         out
+    }
+}
+
+/// The lowest-priority HTTP route of a port: every request (`prefix: /`) to `targets`.
+fn catch_all(name: String, http2: bool, port: Option<u16>, targets: Vec<Target>) -> RouteDef {
+    RouteDef {
+        name,
+        priority: CATCH_ALL_PRIORITY,
+        kind: RouteKind::Http {
+            http2,
+            r#match: HttpMatch {
+                path: PathMatch::Prefix("/".into()),
+                method: None,
+                headers: vec![],
+                port,
+            },
+            targets,
+        },
     }
 }
 

@@ -7,13 +7,12 @@
 mod support;
 
 use meshbridge_appmesh::backend::{Action, Backend, BackendError, ObjectProblem, Part};
-use meshbridge_appmesh::sync::aws_sdk_appmesh::types as t;
 use meshbridge_appmesh::sync::{ResourceId, SyncError};
 use meshbridge_core::api::meshbridge::MeshSpec;
 use meshbridge_core::model::{Kind, ObjectKey};
 use meshbridge_core::{Context, Ir};
 use std::sync::Arc;
-use support::{Env, fixture, ir_of};
+use support::{Env, create_node, fixture, ir_of};
 
 const MESH: &str = "m";
 const OWNER: &str = "meshbridge-system";
@@ -63,22 +62,7 @@ async fn failures_and_conflicts_reach_exactly_their_input_objects() {
         return;
     };
     // Someone else's node holds a name the web-canary split needs.
-    let dns = t::DnsServiceDiscovery::builder()
-        .hostname("mine.example")
-        .build()
-        .unwrap();
-    e.client
-        .create_virtual_node()
-        .mesh_name(MESH)
-        .virtual_node_name("web-v1_shop")
-        .spec(
-            t::VirtualNodeSpec::builder()
-                .service_discovery(t::ServiceDiscovery::Dns(dns))
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
+    create_node(&e.client, MESH, "web-v1_shop", "mine.example", &[]).await;
     // shop → the default mesh; blog → a mesh that does not exist.
     let (shop, blog) = (shop(), canary("blog"));
     let (default_cx, missing_cx) = (Context::default(), in_mesh("no-such-mesh"));

@@ -19,7 +19,7 @@ use meshbridge_appmesh::{DesiredState, desired_state};
 use meshbridge_core::Context;
 use meshbridge_core::model::{Kind, ObjectKey};
 use serde_json::json;
-use support::{Env, fixture, ir_of};
+use support::{Env, create_node, fixture, ir_of};
 
 const MESH: &str = "m";
 
@@ -263,53 +263,15 @@ async fn ab_routes_have_priorities_and_follow_match_changes() {
 async fn delete_removes_only_meshbridges_resources() {
     let Some(e) = env().await else { return };
     let c = &e.client;
-    let dns = |h: &str| {
-        t::VirtualNodeSpec::builder()
-            .service_discovery(t::ServiceDiscovery::Dns(
-                t::DnsServiceDiscovery::builder()
-                    .hostname(h)
-                    .build()
-                    .unwrap(),
-            ))
-            .build()
-    };
     // Someone else's node holding a name meshbridge wants, an unrelated untagged node, and
     // a node tagged by another meshbridge controller (other owner).
-    c.create_virtual_node()
-        .mesh_name(MESH)
-        .virtual_node_name("web-v1_shop")
-        .spec(dns("mine.example"))
-        .send()
-        .await
-        .unwrap();
-    c.create_virtual_node()
-        .mesh_name(MESH)
-        .virtual_node_name("keep_shop")
-        .spec(dns("keep.example"))
-        .send()
-        .await
-        .unwrap();
-    c.create_virtual_node()
-        .mesh_name(MESH)
-        .virtual_node_name("other_shop")
-        .spec(dns("other.example"))
-        .tags(
-            t::TagRef::builder()
-                .key("app.kubernetes.io/managed-by")
-                .value("meshbridge")
-                .build()
-                .unwrap(),
-        )
-        .tags(
-            t::TagRef::builder()
-                .key("meshbridge.io/owner")
-                .value("another-namespace")
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .unwrap();
+    create_node(c, MESH, "web-v1_shop", "mine.example", &[]).await;
+    create_node(c, MESH, "keep_shop", "keep.example", &[]).await;
+    let other = [
+        ("app.kubernetes.io/managed-by", "meshbridge"),
+        ("meshbridge.io/owner", "another-namespace"),
+    ];
+    create_node(c, MESH, "other_shop", "other.example", &other).await;
 
     let want = desired(&fixture("shop.yaml"));
     let r = sync(c, MESH, &want).await;

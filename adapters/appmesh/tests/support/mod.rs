@@ -670,6 +670,38 @@ impl Env {
     }
 }
 
+/// Creates virtual node `name` (DNS discovery `hostname`, these tags) in `mesh` directly,
+/// not through meshbridge: someone else's resource.
+pub async fn create_node(
+    client: &Client,
+    mesh: &str,
+    name: &str,
+    hostname: &str,
+    tags: &[(&str, &str)],
+) {
+    use sdk::types as t;
+    let dns = t::DnsServiceDiscovery::builder()
+        .hostname(hostname)
+        .build()
+        .expect("DNS discovery");
+    let spec = t::VirtualNodeSpec::builder()
+        .service_discovery(t::ServiceDiscovery::Dns(dns))
+        .build();
+    let tags: Vec<t::TagRef> = tags
+        .iter()
+        .map(|(k, v)| t::TagRef::builder().key(*k).value(*v).build().expect("tag"))
+        .collect();
+    client
+        .create_virtual_node()
+        .mesh_name(mesh)
+        .virtual_node_name(name)
+        .spec(spec)
+        .set_tags((!tags.is_empty()).then_some(tags))
+        .send()
+        .await
+        .expect("create virtual node");
+}
+
 /// Loads YAML inputs and builds the IR the way `meshbridge translate` does.
 pub fn ir_of(yaml: &str) -> meshbridge_core::Ir {
     let loaded = meshbridge_core::load::load_str("input.yaml", yaml);
