@@ -9,7 +9,8 @@
 //! - [`context`]: settings, backend selection per namespace and the adapter context rule;
 //! - [`partition`]: rendering one namespace;
 //! - [`status`]: per-object status (SMI objects and Meshes);
-//! - [`change`]: what flows in ([`Change`]) and the key of what flows out ([`OutKey`]).
+//! - [`change`]: what flows in ([`Change`]) and the key of what flows out ([`OutKey`]);
+//! - [`output`]: what is rendered ([`Desired`] outputs, [`ApiPart`]s).
 //!
 //! **Why per namespace**: every SMI object and every output it produces live in one
 //! namespace (a TrafficSplit's root and backends, a TrafficTarget's destination), so a
@@ -36,6 +37,7 @@
 pub mod change;
 pub mod context;
 pub mod key;
+pub mod output;
 mod partition;
 pub mod status;
 mod store;
@@ -43,37 +45,18 @@ mod store;
 pub use change::{Change, OutKey, changes_of, group_of};
 pub use context::{Backends, EngineConfig};
 pub use key::{ClusterId, Key};
+pub use output::{ApiPart, Desired};
 pub use status::{LAST_GOOD_NOTE, ObjectState, hash_value, last_good_line};
 
 use crate::api::common::Condition;
 use crate::api::meshbridge::{MeshSpec, MeshType};
-use crate::ir::Ir;
 use crate::model::{Kind, Object, ObjectKey};
 use crate::report::Problem;
-use crate::{Adapter, Context, Finding, OutputObject, Snapshot};
+use crate::{Adapter, Context, Finding, Snapshot};
 use partition::{Partition, Renderers};
-use status::state_of;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use store::Store;
-
-/// A desired output object and where it came from.
-#[derive(Clone, Debug)]
-pub struct Desired {
-    pub object: Arc<OutputObject>,
-    pub mesh: MeshType,
-    /// The partition (namespace) that produced it.
-    pub partition: String,
-}
-
-/// What a mesh programmed outside the engine (an API backend, or the built-in Envoy mesh)
-/// gets for one namespace: the namespace's IR and the adapter context of its mesh.
-#[derive(Clone, Debug, PartialEq)]
-pub struct ApiPart {
-    pub mesh: MeshType,
-    pub ir: Arc<Ir>,
-    pub cx: Context,
-}
 
 /// What one [`Engine::recompute`] changed.
 #[derive(Clone, Debug, Default, PartialEq)]

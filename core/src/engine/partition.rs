@@ -3,11 +3,11 @@
 //! as sources) → validate → IR (with last-known-good substitution) → the namespace's
 //! adapters → desired outputs, findings and per-object status.
 
+use super::change::OutKey;
 use super::context::EngineConfig;
-use super::state_of;
-use super::status::ObjectState;
+use super::output::{ApiPart, Desired};
+use super::status::{ObjectState, state_of};
 use super::store::Store;
-use super::{ApiPart, Desired, OutKey};
 use crate::api::meshbridge::MeshType;
 use crate::ir::ObjectStatus;
 use crate::model::{Kind, Object, ObjectKey};
