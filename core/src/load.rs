@@ -527,51 +527,19 @@ fn build(kind: Kind, version: &str, v: Value, mut meta: Meta) -> Result<Object, 
             let (service, backends, matches) = match version {
                 "v1alpha1" => {
                     let o: split::v1alpha1::TrafficSplit = typed(v)?;
-                    let b = o
-                        .spec
-                        .backends
-                        .into_iter()
-                        .map(|b| SplitBackend {
-                            service: b.service,
-                            weight: RawWeight::Quantity(b.weight),
-                        })
-                        .collect();
+                    let b = o.spec.backends.into_iter().map(Into::into).collect();
                     (o.spec.service, b, vec![])
                 }
                 "v1alpha2" => {
                     let o: split::v1alpha2::TrafficSplit = typed(v)?;
-                    let b = o
-                        .spec
-                        .backends
-                        .into_iter()
-                        .map(|b| SplitBackend {
-                            service: b.service,
-                            weight: RawWeight::Number(b.weight),
-                        })
-                        .collect();
+                    let b = o.spec.backends.into_iter().map(Into::into).collect();
                     (o.spec.service, b, vec![])
                 }
                 "v1alpha3" | "v1alpha4" => {
                     // v1alpha3 and v1alpha4 have identical schemas.
                     let o: split::v1alpha4::TrafficSplit = typed(v)?;
-                    let b = o
-                        .spec
-                        .backends
-                        .into_iter()
-                        .map(|b| SplitBackend {
-                            service: b.service,
-                            weight: RawWeight::Number(b.weight),
-                        })
-                        .collect();
-                    let m = o
-                        .spec
-                        .matches
-                        .into_iter()
-                        .map(|m| TypedRef {
-                            kind: m.kind,
-                            name: m.name,
-                        })
-                        .collect();
+                    let b = o.spec.backends.into_iter().map(Into::into).collect();
+                    let m = o.spec.matches.into_iter().map(Into::into).collect();
                     (o.spec.service, b, m)
                 }
                 other => return Err(unsupported(kind, other, "v1alpha1–v1alpha4")),
@@ -583,65 +551,45 @@ fn build(kind: Kind, version: &str, v: Value, mut meta: Meta) -> Result<Object, 
                 matches,
             })
         }
-        Kind::TrafficTarget => {
-            let conv_rule = |r: access::TrafficTargetRule| TargetRule {
-                kind: r.kind,
-                name: r.name,
-                matches: r.matches,
-            };
-            let conv_sub = |s: access::IdentityRef| Subject {
-                kind: s.kind,
-                name: s.name,
-                namespace: s.namespace,
-            };
-            match version {
-                "v1alpha1" => {
-                    let o: access::v1alpha1::TrafficTarget = typed(v)?;
-                    meta.prefix = "";
-                    Object::TrafficTarget(TrafficTarget {
-                        meta,
-                        destination: Subject {
-                            kind: o.destination.kind,
-                            name: o.destination.name,
-                            namespace: o.destination.namespace,
-                        },
-                        port: o.destination.port,
-                        rules_field: "specs",
-                        rules: o.specs.into_iter().map(conv_rule).collect(),
-                        sources: o.sources.into_iter().map(conv_sub).collect(),
-                    })
-                }
-                "v1alpha2" => {
-                    let o: access::v1alpha2::TrafficTarget = typed(v)?;
-                    meta.prefix = "spec.";
-                    Object::TrafficTarget(TrafficTarget {
-                        meta,
-                        destination: Subject {
-                            kind: o.spec.destination.kind,
-                            name: o.spec.destination.name,
-                            namespace: o.spec.destination.namespace,
-                        },
-                        port: o.spec.destination.port,
-                        rules_field: "rules",
-                        rules: o.spec.rules.into_iter().map(conv_rule).collect(),
-                        sources: o.spec.sources.into_iter().map(conv_sub).collect(),
-                    })
-                }
-                "v1alpha3" => {
-                    let o: access::v1alpha3::TrafficTarget = typed(v)?;
-                    meta.prefix = "spec.";
-                    Object::TrafficTarget(TrafficTarget {
-                        meta,
-                        destination: conv_sub(o.spec.destination),
-                        port: None,
-                        rules_field: "rules",
-                        rules: o.spec.rules.into_iter().map(conv_rule).collect(),
-                        sources: o.spec.sources.into_iter().map(conv_sub).collect(),
-                    })
-                }
-                other => return Err(unsupported(kind, other, "v1alpha1–v1alpha3")),
+        Kind::TrafficTarget => match version {
+            "v1alpha1" => {
+                let o: access::v1alpha1::TrafficTarget = typed(v)?;
+                meta.prefix = "";
+                Object::TrafficTarget(TrafficTarget {
+                    meta,
+                    destination: Subject::from(&o.destination),
+                    port: o.destination.port,
+                    rules_field: "specs",
+                    rules: o.specs.into_iter().map(Into::into).collect(),
+                    sources: o.sources.into_iter().map(Into::into).collect(),
+                })
             }
-        }
+            "v1alpha2" => {
+                let o: access::v1alpha2::TrafficTarget = typed(v)?;
+                meta.prefix = "spec.";
+                Object::TrafficTarget(TrafficTarget {
+                    meta,
+                    destination: Subject::from(&o.spec.destination),
+                    port: o.spec.destination.port,
+                    rules_field: "rules",
+                    rules: o.spec.rules.into_iter().map(Into::into).collect(),
+                    sources: o.spec.sources.into_iter().map(Into::into).collect(),
+                })
+            }
+            "v1alpha3" => {
+                let o: access::v1alpha3::TrafficTarget = typed(v)?;
+                meta.prefix = "spec.";
+                Object::TrafficTarget(TrafficTarget {
+                    meta,
+                    destination: o.spec.destination.into(),
+                    port: None,
+                    rules_field: "rules",
+                    rules: o.spec.rules.into_iter().map(Into::into).collect(),
+                    sources: o.spec.sources.into_iter().map(Into::into).collect(),
+                })
+            }
+            other => return Err(unsupported(kind, other, "v1alpha1–v1alpha3")),
+        },
         Kind::HTTPRouteGroup => {
             let (matches, prefix) = match version {
                 "v1alpha1" => (typed::<specs::v1alpha1::HTTPRouteGroup>(v)?.matches, ""),

@@ -103,3 +103,36 @@ pub mod v1alpha3 {
         pub sources: Vec<IdentityRef>,
     }
 }
+
+// === conversions to the version-neutral model (core/src/model.rs) ===
+
+impl From<IdentityRef> for crate::model::Subject {
+    fn from(s: IdentityRef) -> Self {
+        crate::model::Subject {
+            kind: s.kind,
+            name: s.name,
+            namespace: s.namespace,
+        }
+    }
+}
+
+/// The identity only; the port is read on its own.
+impl From<&DestinationWithPort> for crate::model::Subject {
+    fn from(d: &DestinationWithPort) -> Self {
+        crate::model::Subject {
+            kind: d.kind.clone(),
+            name: d.name.clone(),
+            namespace: d.namespace.clone(),
+        }
+    }
+}
+
+impl From<TrafficTargetRule> for crate::model::TargetRule {
+    fn from(r: TrafficTargetRule) -> Self {
+        crate::model::TargetRule {
+            kind: r.kind,
+            name: r.name,
+            matches: r.matches,
+        }
+    }
+}

@@ -109,3 +109,40 @@ macro_rules! split_with_matches {
 
 split_with_matches!(v1alpha3, "v1alpha3");
 split_with_matches!(v1alpha4, "v1alpha4");
+
+// === conversions to the version-neutral model (core/src/model.rs) ===
+
+use crate::model::{RawWeight, SplitBackend, TypedRef};
+
+impl From<v1alpha1::TrafficSplitBackend> for SplitBackend {
+    fn from(b: v1alpha1::TrafficSplitBackend) -> Self {
+        SplitBackend {
+            service: b.service,
+            weight: RawWeight::Quantity(b.weight),
+        }
+    }
+}
+
+macro_rules! number_backend {
+    ($($ver:ident),*) => {$(
+        impl From<$ver::TrafficSplitBackend> for SplitBackend {
+            fn from(b: $ver::TrafficSplitBackend) -> Self {
+                SplitBackend {
+                    service: b.service,
+                    weight: RawWeight::Number(b.weight),
+                }
+            }
+        }
+    )*};
+}
+
+number_backend!(v1alpha2, v1alpha3, v1alpha4);
+
+impl From<v1alpha4::TrafficSplitMatch> for TypedRef {
+    fn from(m: v1alpha4::TrafficSplitMatch) -> Self {
+        TypedRef {
+            kind: m.kind,
+            name: m.name,
+        }
+    }
+}
