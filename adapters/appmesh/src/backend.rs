@@ -13,7 +13,7 @@
 //!   namespace uses any more is synced once with an empty plan (meshbridge's resources
 //!   there are deleted).
 //! - Failures and conflicts reach input objects through the parents every planned resource
-//!   carries through [`sync`](crate::sync) ([`Failure::parents`], [`Conflict::parents`]).
+//!   carries through [`sync`] ([`Failure::parents`], [`Conflict::parents`]).
 
 use crate::desired_state;
 use crate::model::DesiredState;

@@ -6,8 +6,10 @@
 //!   (`appmesh.k8s.aws/v1beta2` VirtualNode, VirtualRouter with inline routes,
 //!   VirtualService) — what `meshbridge translate --mesh appmesh` prints;
 //! - [`sync`] (cargo feature `aws`, on by default): the same resources driven straight
-//!   through the App Mesh API with `aws-sdk-appmesh` — what `meshbridge run --backend
-//!   appmesh` uses.
+//!   through the App Mesh API with `aws-sdk-appmesh`, one mesh at a time;
+//! - [`backend`] (feature `aws`): the API backend `meshbridge run --backend appmesh` uses —
+//!   every App Mesh namespace's IR in, each App Mesh mesh synced, a typed report out (per
+//!   remote resource what changed, per input object what failed or conflicted).
 //!
 //! Mapping, per TrafficSplit root (`svc` in `ns`):
 //! - VirtualService `svc.ns.svc.<cluster domain>` provided by VirtualRouter `svc_ns`, one
@@ -40,13 +42,8 @@ use meshbridge_core::{Adapter, CapabilityMatrix, Context, Feature, Ir, Level, Tr
 #[derive(Clone, Debug, Default)]
 pub struct AppMeshAdapter;
 
-/// The App Mesh mesh to program: the `Mesh` object's `appMeshName`, if set.
-///
-/// The controller's `run --backend appmesh` loop is, per reconcile:
-/// `let want = desired_state(&ir, &cx);` then
-/// `sync::sync(&client, mesh_name(&cx).unwrap_or(default), &want).await` with a client from
-/// `sync::client_from_env().await` (created once); `want.findings` are the same findings
-/// `translate` reports, and the `SyncReport` says what was written or failed.
+/// The App Mesh mesh to program: the `Mesh` object's `appMeshName`, if set (else the
+/// backend's default mesh, `--appmesh-mesh`).
 pub fn mesh_name(cx: &Context) -> Option<&str> {
     cx.mesh.as_ref().and_then(|m| m.app_mesh_name.as_deref())
 }

@@ -11,8 +11,8 @@
 //!   resources. Phases keep references valid: nodes → routers → routes → services, then
 //!   deletes in reverse order (services, routes, routers, nodes). Within a phase, calls run
 //!   concurrently ([`SyncOptions::concurrency`]).
-//! - Every resource kind goes through the same rules ([`apply`], [`delete`]); what differs
-//!   per kind (the SDK's operations and builders) is the [`Resource`] implementation each kind
+//! - Every resource kind goes through the same rules (`apply`, `delete`); what differs
+//!   per kind (the SDK's operations and builders) is the `Resource` implementation each kind
 //!   gets from `write_kind!`.
 //! - Every failure and conflict in the [`SyncReport`] names its resource ([`ResourceId`]) and
 //!   carries the input objects behind it (the `parents` of the planned resource; a mesh-wide
