@@ -17,6 +17,14 @@ fn td(trust_domain: &str) -> Context {
     }
 }
 
+/// A v1alpha3 TrafficTarget `name` in namespace `ns`: `client` may send `kind` `route` traffic
+/// to ServiceAccount `dest`.
+fn target(name: &str, dest: &str, kind: &str, route: &str) -> String {
+    format!(
+        "---\napiVersion: access.smi-spec.io/v1alpha3\nkind: TrafficTarget\nmetadata: {{name: {name}, namespace: ns}}\nspec:\n  destination: {{kind: ServiceAccount, name: {dest}, namespace: ns}}\n  rules: [{{kind: {kind}, name: {route}}}]\n  sources: [{{kind: ServiceAccount, name: client, namespace: ns}}]\n"
+    )
+}
+
 fn pod(ns: &str, name: &str, sa: &str, labels: &str) -> String {
     format!(
         "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}, namespace: {ns}, labels: {labels}}}\nspec:\n  serviceAccountName: {sa}\n  containers: [{{name: c, image: x}}]\n---\n"
@@ -220,16 +228,8 @@ spec:
   - {name: present, headers: {x-debug: ".*"}}
   - {name: by-host, headers: {host: "example\\.com"}}
   - {name: twice, headers: [{x-a: "1"}, {x-a: "2"}]}
----
-apiVersion: access.smi-spec.io/v1alpha3
-kind: TrafficTarget
-metadata: {name: tt, namespace: ns}
-spec:
-  destination: {kind: ServiceAccount, name: web, namespace: ns}
-  rules: [{kind: HTTPRouteGroup, name: g}]
-  sources: [{kind: ServiceAccount, name: client, namespace: ns}]
-"#
-    );
+"#,
+    ) + &target("tt", "web", "HTTPRouteGroup", "g");
     let t = translate(&yaml);
     assert_istio_rules(&t);
     assert_eq!(
@@ -266,24 +266,9 @@ kind: TCPRoute
 metadata: {name: all, namespace: ns}
 spec:
   matches: {ports: []}
----
-apiVersion: access.smi-spec.io/v1alpha3
-kind: TrafficTarget
-metadata: {name: tt, namespace: ns}
-spec:
-  destination: {kind: ServiceAccount, name: web, namespace: ns}
-  rules: [{kind: TCPRoute, name: all}]
-  sources: [{kind: ServiceAccount, name: client, namespace: ns}]
----
-apiVersion: access.smi-spec.io/v1alpha3
-kind: TrafficTarget
-metadata: {name: to-ghost, namespace: ns}
-spec:
-  destination: {kind: ServiceAccount, name: ghost, namespace: ns}
-  rules: [{kind: TCPRoute, name: all}]
-  sources: [{kind: ServiceAccount, name: client, namespace: ns}]
-"#
-    );
+"#,
+    ) + &target("tt", "web", "TCPRoute", "all")
+        + &target("to-ghost", "ghost", "TCPRoute", "all");
     let t = translate(&yaml);
     assert_istio_rules(&t);
     // Default deny still holds for the namespace.
