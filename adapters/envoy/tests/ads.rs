@@ -118,6 +118,24 @@ impl Stream {
         self.tx.send(r).await.unwrap();
     }
 
+    /// A request with no nonce (a new subscription) for `names` of type `t`.
+    async fn ask(&self, node: Option<&str>, t: &str, names: &[&str]) {
+        self.send(req(node, t, names, "", "", false)).await;
+    }
+
+    /// Acknowledges `r` (its version and nonce), still subscribed to `names`.
+    async fn ack(&self, r: &DiscoveryResponse, names: &[&str]) {
+        self.send(req(
+            None,
+            &r.type_url,
+            names,
+            &r.version_info,
+            &r.nonce,
+            false,
+        ))
+        .await;
+    }
+
     async fn recv(&mut self) -> Result<DiscoveryResponse, tonic::Status> {
         match tokio::time::timeout(Duration::from_secs(5), self.rx.message()).await {
             Ok(Ok(Some(r))) => Ok(r),
@@ -152,6 +170,19 @@ async fn tls_channel(
         .await
 }
 
+/// Whether a client with this certificate (or none) fails to connect, to open a stream, or
+/// to get an answer for demo/a's secret.
+async fn gets_nothing(port: u16, ca: &Ca, client: Option<(&str, &str)>) -> bool {
+    let Ok(ch) = tls_channel(port, ca, client).await else {
+        return true;
+    };
+    let Ok(mut s) = Stream::open(ch).await else {
+        return true;
+    };
+    s.ask(Some("demo/a"), SECRET, &[A]).await;
+    s.recv().await.is_err()
+}
+
 fn names(r: &DiscoveryResponse) -> Vec<String> {
     r.resources
         .iter()
@@ -181,15 +212,13 @@ async fn a_proxy_cannot_obtain_another_identitys_secret() {
         .await
         .unwrap();
     let mut s = Stream::open(ch.clone()).await.unwrap();
-    s.send(req(Some("demo/b"), SECRET, &[B], "", "", false))
-        .await;
+    s.ask(Some("demo/b"), SECRET, &[B]).await;
     let e = s.recv().await.unwrap_err();
     assert_eq!(e.code(), tonic::Code::PermissionDenied, "{e}");
 
     // A's certificate, A's node, asking for both secrets: only A's comes back.
     let mut s = Stream::open(ch.clone()).await.unwrap();
-    s.send(req(Some("demo/a"), SECRET, &[A, B], "", "", false))
-        .await;
+    s.ask(Some("demo/a"), SECRET, &[A, B]).await;
     let r = s.recv().await.unwrap();
     assert_eq!(names(&r), vec![A.to_string()]);
     assert!(cache.status()["demo/a"].denied >= 1);
@@ -222,34 +251,18 @@ async fn a_proxy_cannot_obtain_another_identitys_secret() {
     assert_eq!(got, vec![A]);
 
     // No client certificate: no stream.
-    let no_cert = match tls_channel(port, &ca, None).await {
-        Err(_) => true,
-        Ok(ch) => match Stream::open(ch).await {
-            Err(_) => true,
-            Ok(mut s) => {
-                s.send(req(Some("demo/a"), SECRET, &[A], "", "", false))
-                    .await;
-                s.recv().await.is_err()
-            }
-        },
-    };
-    assert!(no_cert, "a client without certificate got an answer");
+    assert!(
+        gets_nothing(port, &ca, None).await,
+        "a client without certificate got an answer"
+    );
 
     // A certificate from another CA: refused at the handshake.
     let other = Ca::generate().unwrap();
     let forged = other.issue_workload(A, Duration::from_secs(600)).unwrap();
-    let refused = match tls_channel(port, &ca, Some((&forged.cert_pem, &forged.key_pem))).await {
-        Err(_) => true,
-        Ok(ch) => match Stream::open(ch).await {
-            Err(_) => true,
-            Ok(mut s) => {
-                s.send(req(Some("demo/a"), SECRET, &[A], "", "", false))
-                    .await;
-                s.recv().await.is_err()
-            }
-        },
-    };
-    assert!(refused, "a certificate from another CA was accepted");
+    assert!(
+        gets_nothing(port, &ca, Some((&forged.cert_pem, &forged.key_pem))).await,
+        "a certificate from another CA was accepted"
+    );
 }
 
 async fn plain(port: u16) -> Channel {
@@ -266,61 +279,29 @@ async fn sotw_ack_nack_stale_and_eds_after_cds() {
     let mut s = Stream::open(plain(port).await).await.unwrap();
     let n = Some("demo/a");
     // Listeners wait until clusters and endpoints are acknowledged.
-    s.send(req(n, CLUSTER, &[], "", "", false)).await;
+    s.ask(n, CLUSTER, &[]).await;
     let cds = s.recv().await.unwrap();
     assert_eq!(cds.type_url, CLUSTER);
-    s.send(req(None, LISTENER, &[], "", "", false)).await;
-    s.send(req(None, ENDPOINT, &["c1"], "", "", false)).await;
+    s.ask(None, LISTENER, &[]).await;
+    s.ask(None, ENDPOINT, &["c1"]).await;
     let eds = s.recv().await.unwrap();
     assert_eq!(
         eds.type_url, ENDPOINT,
         "listeners must wait for clusters and endpoints"
     );
-    s.send(req(
-        None,
-        CLUSTER,
-        &[],
-        &cds.version_info,
-        &cds.nonce,
-        false,
-    ))
-    .await;
+    s.ack(&cds, &[]).await;
     assert!(
         s.silent(200).await,
         "listeners sent before endpoints were acknowledged"
     );
-    s.send(req(
-        None,
-        ENDPOINT,
-        &["c1"],
-        &eds.version_info,
-        &eds.nonce,
-        false,
-    ))
-    .await;
+    s.ack(&eds, &["c1"]).await;
     let lds = s.recv().await.unwrap();
     assert_eq!(lds.type_url, LISTENER);
-    s.send(req(
-        None,
-        LISTENER,
-        &[],
-        &lds.version_info,
-        &lds.nonce,
-        false,
-    ))
-    .await;
-    s.send(req(None, ROUTE, &["r1"], "", "", false)).await;
+    s.ack(&lds, &[]).await;
+    s.ask(None, ROUTE, &["r1"]).await;
     let rds = s.recv().await.unwrap();
     assert_eq!(rds.type_url, ROUTE);
-    s.send(req(
-        None,
-        ROUTE,
-        &["r1"],
-        &rds.version_info,
-        &rds.nonce,
-        false,
-    ))
-    .await;
+    s.ack(&rds, &["r1"]).await;
     assert!(s.silent(200).await);
     assert_eq!(
         cache.status()["demo/a"].acked.get(CLUSTER),
@@ -334,15 +315,7 @@ async fn sotw_ack_nack_stale_and_eds_after_cds() {
     let cds2 = s.recv().await.unwrap();
     assert_eq!(cds2.type_url, CLUSTER);
     assert_ne!(cds2.version_info, cds.version_info);
-    s.send(req(
-        None,
-        ENDPOINT,
-        &["c1"],
-        &eds.version_info,
-        &eds.nonce,
-        false,
-    ))
-    .await;
+    s.ack(&eds, &["c1"]).await;
     let eds2 = s.recv().await.unwrap();
     assert_eq!(eds2.type_url, ENDPOINT);
     assert_eq!(
@@ -351,15 +324,7 @@ async fn sotw_ack_nack_stale_and_eds_after_cds() {
     );
 
     // A stale nonce is ignored.
-    s.send(req(
-        None,
-        CLUSTER,
-        &[],
-        &cds.version_info,
-        &cds.nonce,
-        false,
-    ))
-    .await;
+    s.ack(&cds, &[]).await;
     assert!(s.silent(200).await);
     // A NACK is recorded and the rejected config is not resent.
     s.send(req(
@@ -393,8 +358,7 @@ async fn sotw_ack_nack_stale_and_eds_after_cds() {
 async fn unknown_node_is_refused() {
     let (_, port, _) = start(None).await;
     let mut s = Stream::open(plain(port).await).await.unwrap();
-    s.send(req(Some("demo/nobody"), CLUSTER, &[], "", "", false))
-        .await;
+    s.ask(Some("demo/nobody"), CLUSTER, &[]).await;
     assert_eq!(s.recv().await.unwrap_err().code(), tonic::Code::NotFound);
 }
 
@@ -403,61 +367,29 @@ async fn listeners_wait_until_the_endpoints_of_every_cluster_are_requested() {
     let (cache, port, _) = start(None).await;
     let mut s = Stream::open(plain(port).await).await.unwrap();
     let n = Some("demo/a");
-    s.send(req(n, CLUSTER, &[], "", "", false)).await;
+    s.ask(n, CLUSTER, &[]).await;
     let cds = s.recv().await.unwrap();
     assert_eq!(cds.type_url, CLUSTER);
-    s.send(req(None, LISTENER, &[], "", "", false)).await;
+    s.ask(None, LISTENER, &[]).await;
     // CDS acknowledged, but c1's endpoints not asked for yet: listeners (and routes behind
     // them) would point at a warming cluster.
-    s.send(req(
-        None,
-        CLUSTER,
-        &[],
-        &cds.version_info,
-        &cds.nonce,
-        false,
-    ))
-    .await;
+    s.ack(&cds, &[]).await;
     assert!(
         s.silent(300).await,
         "listeners sent before the endpoints were requested"
     );
     assert!(!cache.in_sync("demo/a"));
-    s.send(req(None, ENDPOINT, &["c1"], "", "", false)).await;
+    s.ask(None, ENDPOINT, &["c1"]).await;
     let eds = s.recv().await.unwrap();
     assert_eq!(eds.type_url, ENDPOINT);
-    s.send(req(
-        None,
-        ENDPOINT,
-        &["c1"],
-        &eds.version_info,
-        &eds.nonce,
-        false,
-    ))
-    .await;
+    s.ack(&eds, &["c1"]).await;
     let lds = s.recv().await.unwrap();
     assert_eq!(lds.type_url, LISTENER);
-    s.send(req(
-        None,
-        LISTENER,
-        &[],
-        &lds.version_info,
-        &lds.nonce,
-        false,
-    ))
-    .await;
-    s.send(req(None, ROUTE, &["r1"], "", "", false)).await;
+    s.ack(&lds, &[]).await;
+    s.ask(None, ROUTE, &["r1"]).await;
     let rds = s.recv().await.unwrap();
     assert!(!cache.in_sync("demo/a"), "routes not acknowledged yet");
-    s.send(req(
-        None,
-        ROUTE,
-        &["r1"],
-        &rds.version_info,
-        &rds.nonce,
-        false,
-    ))
-    .await;
+    s.ack(&rds, &["r1"]).await;
     // The proxy never asked for a secret (nothing of its references one): nothing to wait
     // for, it is in sync.
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
@@ -476,21 +408,13 @@ async fn removing_the_last_clusters_sends_no_endpoints_and_converges() {
     let (cache, port, _) = start(None).await;
     let mut s = Stream::open(plain(port).await).await.unwrap();
     let n = Some("demo/a");
-    s.send(req(n, CLUSTER, &[], "", "", false)).await;
+    s.ask(n, CLUSTER, &[]).await;
     let cds = s.recv().await.unwrap();
-    s.send(req(None, ENDPOINT, &["c1"], "", "", false)).await;
+    s.ask(None, ENDPOINT, &["c1"]).await;
     let eds = s.recv().await.unwrap();
     for r in [&cds, &eds] {
         let names: &[&str] = if r.type_url == ENDPOINT { &["c1"] } else { &[] };
-        s.send(req(
-            None,
-            &r.type_url,
-            names,
-            &r.version_info,
-            &r.nonce,
-            false,
-        ))
-        .await;
+        s.ack(r, names).await;
     }
     assert!(s.silent(200).await);
     // The snapshot loses its only cluster (and its endpoints).
@@ -508,24 +432,8 @@ async fn removing_the_last_clusters_sends_no_endpoints_and_converges() {
     // drop such an answer unacknowledged.
     assert!(s.silent(200).await, "endpoints sent for removed clusters");
     // Envoy unsubscribes (same nonce: not stale) and acknowledges the clusters: done.
-    s.send(req(
-        None,
-        ENDPOINT,
-        &[],
-        &eds.version_info,
-        &eds.nonce,
-        false,
-    ))
-    .await;
-    s.send(req(
-        None,
-        CLUSTER,
-        &[],
-        &cds2.version_info,
-        &cds2.nonce,
-        false,
-    ))
-    .await;
+    s.ack(&eds, &[]).await;
+    s.ack(&cds2, &[]).await;
     assert!(s.silent(200).await, "an answer to an empty subscription");
     let st = cache.status();
     assert_eq!(st["demo/a"].acked.get(CLUSTER), Some(&cds2.version_info));
@@ -533,4 +441,90 @@ async fn removing_the_last_clusters_sends_no_endpoints_and_converges() {
         st["demo/a"].subscribed.get(ENDPOINT),
         Some(&Some(Arc::new(BTreeSet::new())))
     );
+}
+
+fn delta_req(
+    node: Option<&str>,
+    t: &str,
+    subscribe: &[&str],
+    nonce: &str,
+    nack: bool,
+) -> DeltaDiscoveryRequest {
+    DeltaDiscoveryRequest {
+        node: node.map(|n| Node {
+            id: n.into(),
+            ..Default::default()
+        }),
+        type_url: t.into(),
+        resource_names_subscribe: subscribe.iter().map(|s| s.to_string()).collect(),
+        response_nonce: nonce.into(),
+        error_detail: nack.then(|| RpcStatus {
+            code: 3,
+            message: "bad config".into(),
+            details: vec![],
+        }),
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn delta_ack_nack_and_endpoints_resent_after_clusters() {
+    let (cache, port, _) = start(None).await;
+    let (tx, rx) = mpsc::channel(16);
+    let mut c = AggregatedDiscoveryServiceClient::new(plain(port).await);
+    let mut d = c
+        .delta_aggregated_resources(ReceiverStream::new(rx))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut recv = async || {
+        tokio::time::timeout(Duration::from_secs(5), d.message())
+            .await
+            .expect("no response")
+            .unwrap()
+            .unwrap()
+    };
+    let send = async |r| tx.send(r).await.unwrap();
+    send(delta_req(Some("demo/a"), CLUSTER, &[], "", false)).await;
+    let cds = recv().await;
+    assert_eq!(cds.type_url, CLUSTER);
+    send(delta_req(None, LISTENER, &[], "", false)).await;
+    send(delta_req(None, ENDPOINT, &["c1"], "", false)).await;
+    let eds = recv().await;
+    assert_eq!(
+        eds.type_url, ENDPOINT,
+        "listeners wait for clusters and endpoints"
+    );
+    send(delta_req(None, CLUSTER, &[], &cds.nonce, false)).await;
+    send(delta_req(None, ENDPOINT, &[], &eds.nonce, false)).await;
+    let lds = recv().await;
+    assert_eq!(lds.type_url, LISTENER);
+    assert_eq!(
+        cache.status()["demo/a"].acked.get(CLUSTER),
+        Some(&cds.system_version_info)
+    );
+    send(delta_req(None, LISTENER, &[], &lds.nonce, false)).await;
+
+    // A cluster change: the changed cluster, then every endpoint again (same content).
+    let mut enc = EncodeCache::default();
+    cache.set("demo/a", A, snap(A, "2s", &mut enc));
+    let cds2 = recv().await;
+    assert_eq!(cds2.type_url, CLUSTER);
+    let eds2 = recv().await;
+    assert_eq!(eds2.type_url, ENDPOINT);
+    assert_eq!(eds2.resources.len(), 1);
+    assert_eq!(eds2.system_version_info, eds.system_version_info);
+    // A NACK of the clusters: reported, the last good version stays acknowledged, and the
+    // rejected clusters are not sent again.
+    send(delta_req(None, ENDPOINT, &[], &eds2.nonce, false)).await;
+    send(delta_req(None, CLUSTER, &[], &cds2.nonce, true)).await;
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), d.message())
+            .await
+            .is_err(),
+        "a NACKed config was resent"
+    );
+    let st = &cache.status()["demo/a"];
+    assert_eq!(st.nacks, 1);
+    assert_eq!(st.acked.get(CLUSTER), Some(&cds.system_version_info));
 }
