@@ -6,9 +6,9 @@
 use meshbridge_appmesh::backend::{Backend, ObjectProblem, Part};
 use meshbridge_appmesh::sync;
 use meshbridge_controller::api::ApiProblem;
-use meshbridge_controller::engine::ApiPart;
 use meshbridge_controller::{ApiBackend, ApiReport};
 use meshbridge_core::api::meshbridge::MeshType;
+use meshbridge_core::engine::ApiPart;
 
 pub struct AppMeshApi(Backend);
 
