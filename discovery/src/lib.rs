@@ -82,21 +82,9 @@ fn collect(p: &std::path::Path, files: &mut Vec<std::path::PathBuf>, problems: &
         return;
     }
     match std::fs::metadata(p) {
-        Ok(md) if md.is_dir() => match std::fs::read_dir(p) {
-            Ok(rd) => {
-                for e in rd.flatten() {
-                    let path = e.path();
-                    if path.is_dir() {
-                        collect(&path, files, problems);
-                    } else if path
-                        .extension()
-                        .and_then(|x| x.to_str())
-                        .is_some_and(|x| matches!(x, "yaml" | "yml" | "json"))
-                    {
-                        files.push(path);
-                    }
-                }
-            }
+        // The one directory walker (recursive, *.yaml|*.yml|*.json, hidden entries skipped).
+        Ok(md) if md.is_dir() => match meshbridge_core::source::dir::walk(p) {
+            Ok(found) => files.extend(found),
             Err(e) => problems.push(format!("{}: {e}", p.display())),
         },
         Ok(_) => files.push(p.to_path_buf()),
