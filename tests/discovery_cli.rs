@@ -283,7 +283,10 @@ fn install_prints_the_object_and_plan() {
     assert!(text.contains("kind: Job"));
     assert!(text.contains("--linkerd-namespace l5d"));
     // The Job runs as the chart's installer ServiceAccount; no RBAC is planned or made.
-    assert!(text.contains("serviceAccountName: meshbridge-installer"), "{text}");
+    assert!(
+        text.contains("serviceAccountName: meshbridge-installer"),
+        "{text}"
+    );
     assert!(!text.contains("kind: ClusterRoleBinding"));
     for bad in [
         vec!["install", "consul"],

@@ -196,7 +196,10 @@ fn mesh_trust_domain_names_the_identities() {
     assert_eq!(st, 200, "{body}");
     let v: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(v["caller"], "spiffe://shop.example/ns/demo/sa/service-a");
-    assert_eq!(m.pod("app-a")["identity"], "spiffe://shop.example/ns/demo/sa/service-a");
+    assert_eq!(
+        m.pod("app-a")["identity"],
+        "spiffe://shop.example/ns/demo/sa/service-a"
+    );
 }
 
 #[test]
