@@ -79,36 +79,23 @@ fn prefix(_parent: &ObjectKey, _out: &Out) -> String {
 }
 
 fn unsupported_protocol(split: &Split, sp: &SplitPort, out: &mut Out) -> bool {
+    let (feature, level, proto) = match sp.port.protocol {
+        Protocol::Tcp => return false,
+        Protocol::Udp => (Feature::UdpRoutes, Level::None, "UDP"),
+        Protocol::Sctp => (Feature::TcpRoutes, Level::Partial, "SCTP"),
+    };
     let p = prefix(&split.parent, out);
-    match sp.port.protocol {
-        Protocol::Tcp => false,
-        Protocol::Udp => {
-            out.finding(
-                Feature::UdpRoutes,
-                Level::None,
-                &split.parent,
-                &format!("{p}service"),
-                format!(
-                    "port {}/UDP of {}: Linkerd does not proxy UDP, so it is not split",
-                    sp.port.port, split.root
-                ),
-            );
-            true
-        }
-        Protocol::Sctp => {
-            out.finding(
-                Feature::TcpRoutes,
-                Level::Partial,
-                &split.parent,
-                &format!("{p}service"),
-                format!(
-                    "port {}/SCTP of {}: Linkerd does not proxy SCTP, so it is not split",
-                    sp.port.port, split.root
-                ),
-            );
-            true
-        }
-    }
+    out.finding(
+        feature,
+        level,
+        &split.parent,
+        &format!("{p}service"),
+        format!(
+            "port {}/{proto} of {}: Linkerd does not proxy {proto}, so it is not split",
+            sp.port.port, split.root
+        ),
+    );
+    true
 }
 
 fn http_routes(split: &Split, out: &mut Out) {
