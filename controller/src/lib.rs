@@ -5,8 +5,8 @@
 //! writing only differences.
 //!
 //! This crate depends on `meshbridge-core` and on no adapter crate: the binary passes the
-//! adapters in. Layout: [`engine`] (sans-IO: store, partitions, last-known-good),
-//! [`reconciler`] (diff and write), [`source`], [`sink`], [`status`], [`leader`],
+//! adapters in. Layout: [`engine`] (core's sans-IO engine, re-exported: store, partitions,
+//! last-known-good), [`reconciler`] (diff and write), [`source`], [`sink`], [`status`], [`leader`],
 //! [`metrics`], [`api`] (backends programmed through an API), [`run`] (flags, the event
 //! loop, background tasks).
 
