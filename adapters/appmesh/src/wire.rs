@@ -16,16 +16,23 @@ fn port_mapping(l: &PortMapping) -> Result<t::PortMapping, String> {
         .map_err(|e| e.to_string())
 }
 
+/// One listener per port mapping (`None` when there are none, as the builder leaves it).
+fn listeners<L>(
+    ls: &[PortMapping],
+    listener: impl Fn(t::PortMapping) -> L,
+) -> Result<Option<Vec<L>>, String> {
+    let v: Vec<L> = ls
+        .iter()
+        .map(|l| port_mapping(l).map(&listener))
+        .collect::<Result<_, _>>()?;
+    Ok(Some(v).filter(|v| !v.is_empty()))
+}
+
 /// The API spec of a virtual node.
 pub fn node_spec(vn: &VirtualNodeDef) -> Result<t::VirtualNodeSpec, String> {
-    let mut b = t::VirtualNodeSpec::builder();
-    for l in &vn.listeners {
-        b = b.listeners(
-            t::Listener::builder()
-                .port_mapping(port_mapping(l)?)
-                .build(),
-        );
-    }
+    let b = t::VirtualNodeSpec::builder().set_listeners(listeners(&vn.listeners, |pm| {
+        t::Listener::builder().port_mapping(pm).build()
+    })?);
     let dns = t::DnsServiceDiscovery::builder()
         .hostname(&vn.hostname)
         .build()
@@ -35,15 +42,10 @@ pub fn node_spec(vn: &VirtualNodeDef) -> Result<t::VirtualNodeSpec, String> {
 
 /// The API spec of a virtual router (its routes are separate resources).
 pub fn router_spec(vr: &VirtualRouterDef) -> Result<t::VirtualRouterSpec, String> {
-    let mut b = t::VirtualRouterSpec::builder();
-    for l in &vr.listeners {
-        b = b.listeners(
-            t::VirtualRouterListener::builder()
-                .port_mapping(port_mapping(l)?)
-                .build(),
-        );
-    }
-    Ok(b.build())
+    let ls = listeners(&vr.listeners, |pm| {
+        t::VirtualRouterListener::builder().port_mapping(pm).build()
+    })?;
+    Ok(t::VirtualRouterSpec::builder().set_listeners(ls).build())
 }
 
 fn weighted(ts: &[Target]) -> Result<Vec<t::WeightedTarget>, String> {
