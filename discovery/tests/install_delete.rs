@@ -204,7 +204,7 @@ async fn failed_uninstall_is_a_condition_with_a_way_out_and_retry_runs_a_new_job
     );
     // Reconciling again changes nothing (no new Job).
     step(&f, "linkerd").await;
-    assert_eq!(f.names(JOBS), [un.clone()]);
+    assert_eq!(f.names(JOBS), std::slice::from_ref(&un));
 
     // The documented retry: a new annotation value → a new uninstall Job.
     f.edit(INSTALLS, "linkerd", |i| {

@@ -48,7 +48,7 @@ fn fixture(case: &str) -> PathBuf {
 fn serve_all(f: &FakeApi) {
     f.serve(
         "networking.istio.io/v1",
-        &[
+        [
             ("VirtualService", "virtualservices", true),
             ("DestinationRule", "destinationrules", true),
             ("ServiceEntry", "serviceentries", true),
@@ -57,19 +57,19 @@ fn serve_all(f: &FakeApi) {
     );
     f.serve(
         "security.istio.io/v1",
-        &[
+        [
             ("AuthorizationPolicy", "authorizationpolicies", true),
             ("PeerAuthentication", "peerauthentications", true),
         ],
     );
     f.serve(
         "linkerd.io/v1alpha2",
-        &[("ServiceProfile", "serviceprofiles", true)],
+        [("ServiceProfile", "serviceprofiles", true)],
     );
     for v in ["v1beta1", "v1beta2", "v1beta3"] {
         f.serve(
             &format!("policy.linkerd.io/{v}"),
-            &[
+            [
                 ("Server", "servers", true),
                 ("HTTPRoute", "httproutes", true),
                 ("ServerAuthorization", "serverauthorizations", true),
@@ -78,7 +78,7 @@ fn serve_all(f: &FakeApi) {
     }
     f.serve(
         "policy.linkerd.io/v1alpha1",
-        &[
+        [
             ("AuthorizationPolicy", "authorizationpolicies", true),
             ("MeshTLSAuthentication", "meshtlsauthentications", true),
             ("NetworkAuthentication", "networkauthentications", true),
@@ -89,10 +89,10 @@ fn serve_all(f: &FakeApi) {
             ),
         ],
     );
-    f.serve("apps/v1", &[("Deployment", "deployments", true)]);
+    f.serve("apps/v1", [("Deployment", "deployments", true)]);
     f.serve(
         "v1",
-        &[
+        [
             ("Namespace", "namespaces", false),
             ("Service", "services", true),
             ("ServiceAccount", "serviceaccounts", true),
