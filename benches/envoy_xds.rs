@@ -140,6 +140,34 @@ fn build_snapshot(n: usize, report: bool) -> NodeSnapshot {
     snap_out
 }
 
+/// The outbound route with its first virtual host renamed `flip-N` (a route-only change).
+fn flipped_route(
+    r: &meshbridge_envoy::server::Resource,
+    n: u32,
+) -> envoy_types::pb::google::protobuf::Any {
+    let mut json = meshbridge_envoy::proto::to_json(&r.any).unwrap();
+    json["virtualHosts"][0]["name"] = serde_json::json!(format!("flip-{n}"));
+    meshbridge_envoy::proto::encode(&json).unwrap()
+}
+
+/// `snap` after the `n`th route-only change (see [`flipped_route`]).
+fn flipped(snap: &NodeSnapshot, n: u32) -> NodeSnapshot {
+    let mut s = snap.clone();
+    if let Some(routes) = s.types.get_mut(ROUTE)
+        && let Some(r) = routes.get("outbound_http").cloned()
+    {
+        let any = flipped_route(&r, n);
+        routes.insert(
+            "outbound_http".into(),
+            Arc::new(meshbridge_envoy::server::Resource::new(
+                "outbound_http",
+                any,
+            )),
+        );
+    }
+    s
+}
+
 fn rss_kb(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
@@ -196,21 +224,7 @@ fn serve_child(n: usize) {
         while lines.recv().await.is_some() {
             flips += 1;
             // A route-only change: new weights on the client's outbound route.
-            let mut s = (*snap).clone();
-            if let Some(routes) = s.types.get_mut(ROUTE)
-                && let Some(r) = routes.get("outbound_http").cloned()
-            {
-                let mut json = meshbridge_envoy::proto::to_json(&r.any).unwrap();
-                json["virtualHosts"][0]["name"] = serde_json::json!(format!("flip-{flips}"));
-                let any = meshbridge_envoy::proto::encode(&json).unwrap();
-                routes.insert(
-                    "outbound_http".into(),
-                    Arc::new(meshbridge_envoy::server::Resource::new(
-                        "outbound_http",
-                        any,
-                    )),
-                );
-            }
+            let s = flipped(&snap, flips);
             set(&Arc::new(s));
             println!("flipped");
         }
@@ -345,10 +359,7 @@ fn dump_for_peer(
             .unwrap();
         }
     }
-    let r = &snap.get(ROUTE).unwrap()["outbound_http"];
-    let mut json = meshbridge_envoy::proto::to_json(&r.any).unwrap();
-    json["virtualHosts"][0]["name"] = serde_json::json!("flip-1");
-    let any = meshbridge_envoy::proto::encode(&json).unwrap();
+    let any = flipped_route(&snap.get(ROUTE).unwrap()["outbound_http"], 1);
     let mut f = std::fs::File::create(&b).unwrap();
     writeln!(
         f,
@@ -763,22 +774,7 @@ fn serve_mesh_child(n: usize, k: usize) {
         while lines.recv().await.is_some() {
             flips += 1;
             for s in snaps.iter_mut() {
-                let mut x = (**s).clone();
-                if let Some(routes) = x.types.get_mut(ROUTE)
-                    && let Some(r) = routes.get("outbound_http").cloned()
-                {
-                    let mut json = meshbridge_envoy::proto::to_json(&r.any).unwrap();
-                    json["virtualHosts"][0]["name"] = serde_json::json!(format!("flip-{flips}"));
-                    let any = meshbridge_envoy::proto::encode(&json).unwrap();
-                    routes.insert(
-                        "outbound_http".into(),
-                        Arc::new(meshbridge_envoy::server::Resource::new(
-                            "outbound_http",
-                            any,
-                        )),
-                    );
-                }
-                *s = Arc::new(x);
+                *s = Arc::new(flipped(s, flips));
             }
             set(&snaps);
             println!("flipped");
