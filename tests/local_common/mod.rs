@@ -31,15 +31,8 @@ pub fn envoy_or_skip() -> Option<PathBuf> {
     }
 }
 
-pub fn shared_dir() -> PathBuf {
-    std::env::var_os("MESHBRIDGE_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("..")
-                .join("shared")
-        })
-}
+/// `$MESHBRIDGE_SHARED`, else `shared/` beside the checkout (one rule for every crate).
+pub use meshbridge_conformance::shared_dir;
 
 /// A learn-layer5 manifest with the namespace filled in and the image replaced by the echo
 /// server.

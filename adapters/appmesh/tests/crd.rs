@@ -11,7 +11,7 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 
 fn schemas_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/schemas/appmesh")
+    meshbridge_conformance::shared_dir().join("schemas/appmesh")
 }
 
 /// The official App Mesh controller CRDs, through the conformance suite's structural-schema
@@ -438,7 +438,7 @@ fn multi_port_root_uses_port_matches() {
 #[test]
 fn smi_spec_examples_translate_validly() {
     // Each SMI spec example directory (all its files together) validates.
-    let base = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/smi/examples");
+    let base = meshbridge_conformance::shared_dir().join("smi/examples");
     let mut dirs = Vec::new();
     let mut stack = vec![base];
     while let Some(d) = stack.pop() {
