@@ -70,6 +70,22 @@ async fn start(tls: Option<ServerTls>) -> (Arc<Cache>, u16, Connections) {
     (cache, port, conns)
 }
 
+fn node_of(id: Option<&str>) -> Option<Node> {
+    id.map(|n| Node {
+        id: n.into(),
+        ..Default::default()
+    })
+}
+
+/// What a NACK carries.
+fn bad_config() -> RpcStatus {
+    RpcStatus {
+        code: 3,
+        message: "bad config".into(),
+        details: vec![],
+    }
+}
+
 fn req(
     node: Option<&str>,
     t: &str,
@@ -79,19 +95,12 @@ fn req(
     nack: bool,
 ) -> DiscoveryRequest {
     DiscoveryRequest {
-        node: node.map(|n| Node {
-            id: n.into(),
-            ..Default::default()
-        }),
+        node: node_of(node),
         type_url: t.into(),
         resource_names: names.iter().map(|s| s.to_string()).collect(),
         version_info: version.into(),
         response_nonce: nonce.into(),
-        error_detail: nack.then(|| RpcStatus {
-            code: 3,
-            message: "bad config".into(),
-            details: vec![],
-        }),
+        error_detail: nack.then(bad_config),
         ..Default::default()
     }
 }
@@ -451,18 +460,11 @@ fn delta_req(
     nack: bool,
 ) -> DeltaDiscoveryRequest {
     DeltaDiscoveryRequest {
-        node: node.map(|n| Node {
-            id: n.into(),
-            ..Default::default()
-        }),
+        node: node_of(node),
         type_url: t.into(),
         resource_names_subscribe: subscribe.iter().map(|s| s.to_string()).collect(),
         response_nonce: nonce.into(),
-        error_detail: nack.then(|| RpcStatus {
-            code: 3,
-            message: "bad config".into(),
-            details: vec![],
-        }),
+        error_detail: nack.then(bad_config),
         ..Default::default()
     }
 }
