@@ -15,6 +15,8 @@ pub struct Cli {
     pub command: Command,
 }
 
+// Built once per process: the size of the `run` flags does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Translate SMI objects (and the Kubernetes objects they refer to) into a mesh's objects.
