@@ -295,8 +295,20 @@ impl Inputs {
     }
 }
 
+/// One event line on stdout. Output to a closed pipe (`meshbridge local up DIR | head -1`)
+/// never stops the mesh: write errors are ignored, and said once on stderr.
 fn emit(v: Value) {
-    println!("{v}");
+    use std::io::Write;
+    static CLOSED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    let mut out = std::io::stdout().lock();
+    if writeln!(out, "{v}").and_then(|()| out.flush()).is_err()
+        && !CLOSED.swap(true, std::sync::atomic::Ordering::Relaxed)
+    {
+        let _ = writeln!(
+            std::io::stderr(),
+            "meshbridge local: standard output is closed; events are no longer printed (the mesh keeps running)"
+        );
+    }
 }
 
 struct Runtime {
@@ -461,7 +473,7 @@ impl Runtime {
             .collect();
         let spec_key = format!(
             "{:016x}",
-            meshbridge_envoy::proto::fnv(format!("{spec:?}|{ip}|{app_ip}").as_bytes())
+            meshbridge_core::hash::fnv1a64(format!("{spec:?}|{ip}|{app_ip}").as_bytes())
         );
 
         // A sidecar and programs left running by a control plane that was killed: adopt them
@@ -822,7 +834,7 @@ fn start_xds(
 
 fn default_state_dir(dir: &Path) -> PathBuf {
     let canon = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
-    let h = meshbridge_envoy::proto::fnv(canon.to_string_lossy().as_bytes());
+    let h = meshbridge_core::hash::fnv1a64(canon.to_string_lossy().as_bytes());
     std::env::temp_dir().join(format!("meshbridge-local-{h:016x}"))
 }
 
