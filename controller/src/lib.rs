@@ -22,6 +22,7 @@ pub mod source;
 pub mod status;
 pub mod synthetic;
 pub mod types;
+mod watch;
 
 pub use api::{ApiBackend, ApiReport};
 pub use engine::{Backends, Engine, EngineConfig};

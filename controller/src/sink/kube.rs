@@ -12,13 +12,13 @@ use crate::source::SyncTracker;
 use crate::source::kube::SharedInputResources;
 use crate::status::{StatusSink, StatusTarget};
 use crate::types::{Msg, OutKey, group_of};
+use crate::watch::WatchMessages;
 use crate::{Error, Result};
-use futures::StreamExt;
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::Client;
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, Preconditions};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::watcher;
 use meshbridge_core::adapter::OWNER_LABEL;
 use meshbridge_core::api::common::Condition;
 use serde_json::{Value, json};
@@ -129,55 +129,60 @@ impl KubeSink {
         }
         let api: Api<DynamicObject> = Api::all_with(self.client.clone(), &res.api);
         let cfg = watcher::Config::default().labels(&self.selector());
-        let (group, kind) = (group.to_string(), kind.to_string());
+        let outputs = OutputEvents {
+            group: group.to_string(),
+            kind: kind.to_string(),
+            api: res.api.clone(),
+        };
         let id = self.sync.register();
-        let ar = res.api.clone();
-        tokio::spawn(async move {
-            let mut stream = watcher(api, cfg).default_backoff().boxed();
-            let mut buffer = Vec::new();
-            let mut synced = false;
-            while let Some(ev) = stream.next().await {
-                let to_value = |o: &DynamicObject| -> Option<(OutKey, Value)> {
-                    let v = typed_value(o, &ar)?;
-                    Some((OutKey::of_value(&v)?, v))
-                };
-                let msg = match ev {
-                    Ok(watcher::Event::Init) => {
-                        buffer.clear();
-                        continue;
-                    }
-                    Ok(watcher::Event::InitApply(o)) => {
-                        buffer.extend(to_value(&o));
-                        continue;
-                    }
-                    Ok(watcher::Event::InitDone) => Msg::LiveReplace {
-                        group: group.clone(),
-                        kind: kind.clone(),
-                        objects: std::mem::take(&mut buffer),
-                    },
-                    Ok(watcher::Event::Apply(o)) => match to_value(&o) {
-                        Some((k, v)) => Msg::LiveUpsert(k, Box::new(v)),
-                        None => continue,
-                    },
-                    Ok(watcher::Event::Delete(o)) => match to_value(&o) {
-                        Some((k, _)) => Msg::LiveDelete(k),
-                        None => continue,
-                    },
-                    Err(e) => {
-                        tracing::warn!(%kind, error = %e, "output watch error; retrying");
-                        continue;
-                    }
-                };
-                let init = matches!(msg, Msg::LiveReplace { .. });
-                if tx.send(msg).is_err() {
-                    return;
-                }
-                if init && !synced {
-                    synced = true;
-                    let _ = tx.send(Msg::Synced(id));
-                }
-            }
-        });
+        tokio::spawn(crate::watch::forward(
+            api,
+            cfg,
+            "output watch",
+            outputs,
+            tx,
+            id,
+        ));
+    }
+}
+
+/// An owned output kind's watch events: live objects, replacing the kind after each listing.
+struct OutputEvents {
+    group: String,
+    kind: String,
+    api: kube::core::ApiResource,
+}
+
+impl OutputEvents {
+    fn to_value(&self, o: &DynamicObject) -> Option<(OutKey, Value)> {
+        let v = typed_value(o, &self.api)?;
+        Some((OutKey::of_value(&v)?, v))
+    }
+}
+
+impl WatchMessages for OutputEvents {
+    type Listed = (OutKey, Value);
+    fn kind(&self) -> &dyn std::fmt::Display {
+        &self.kind
+    }
+    fn listed(&self, o: &DynamicObject) -> Vec<(OutKey, Value)> {
+        self.to_value(o).into_iter().collect()
+    }
+    fn replace(&self, objects: Vec<(OutKey, Value)>) -> Msg {
+        Msg::LiveReplace {
+            group: self.group.clone(),
+            kind: self.kind.clone(),
+            objects,
+        }
+    }
+    fn applied(&self, o: &DynamicObject) -> Vec<Msg> {
+        self.to_value(o)
+            .map(|(k, v)| Msg::LiveUpsert(k, Box::new(v)))
+            .into_iter()
+            .collect()
+    }
+    fn deleted(&self, o: &DynamicObject) -> Option<Msg> {
+        self.to_value(o).map(|(k, _)| Msg::LiveDelete(k))
     }
 }
 

@@ -13,10 +13,9 @@ use super::{Source, SyncTracker, changes_of};
 use crate::Result;
 use crate::discovery::{Discovery, Resource, typed_value};
 use crate::types::{Change, Msg};
-use futures::StreamExt;
+use crate::watch::WatchMessages;
 use kube::Client;
 use kube::api::{Api, DynamicObject};
-use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher;
 use meshbridge_core::api::common::Condition;
 use meshbridge_core::load::Loaded;
@@ -217,49 +216,44 @@ pub async fn watch_kind(
     sync_id: usize,
 ) {
     let api: Api<DynamicObject> = Api::all_with(client, &res.api);
-    let mut stream = watcher(api, watcher::Config::default())
-        .default_backoff()
-        .boxed();
-    let mut buffer: Vec<Change> = Vec::new();
-    let mut synced = false;
-    while let Some(ev) = stream.next().await {
-        let msg = match ev {
-            Ok(watcher::Event::Init) => {
-                buffer.clear();
-                continue;
-            }
-            Ok(watcher::Event::InitApply(o)) => {
-                buffer.extend(convert(kind, &res, &served, &o));
-                continue;
-            }
-            Ok(watcher::Event::InitDone) => Msg::Replace {
-                kinds: vec![kind],
-                changes: std::mem::take(&mut buffer),
-            },
-            Ok(watcher::Event::Apply(o)) => {
-                for c in convert(kind, &res, &served, &o) {
-                    if tx.send(Msg::Input(c)).is_err() {
-                        return;
-                    }
-                }
-                continue;
-            }
-            Ok(watcher::Event::Delete(o)) => Msg::Input(Change::Delete(key_of(kind, &o))),
-            Err(e) => {
-                tracing::warn!(kind = %kind, error = %e, "watch error; retrying");
-                continue;
-            }
-        };
-        let init_done = matches!(msg, Msg::Replace { .. });
-        if tx.send(msg).is_err() {
-            return;
+    let inputs = InputEvents { kind, res, served };
+    crate::watch::forward(
+        api,
+        watcher::Config::default(),
+        "watch",
+        inputs,
+        tx,
+        sync_id,
+    )
+    .await;
+}
+
+/// An input kind's watch events: loaded objects, replacing the kind after each listing.
+struct InputEvents {
+    kind: Kind,
+    res: Resource,
+    served: Vec<String>,
+}
+
+impl WatchMessages for InputEvents {
+    type Listed = Change;
+    fn kind(&self) -> &dyn std::fmt::Display {
+        &self.kind
+    }
+    fn listed(&self, o: &DynamicObject) -> Vec<Change> {
+        convert(self.kind, &self.res, &self.served, o)
+    }
+    fn replace(&self, changes: Vec<Change>) -> Msg {
+        Msg::Replace {
+            kinds: vec![self.kind],
+            changes,
         }
-        if init_done && !synced {
-            synced = true;
-            if tx.send(Msg::Synced(sync_id)).is_err() {
-                return;
-            }
-        }
+    }
+    fn applied(&self, o: &DynamicObject) -> Vec<Msg> {
+        self.listed(o).into_iter().map(Msg::Input).collect()
+    }
+    fn deleted(&self, o: &DynamicObject) -> Option<Msg> {
+        Some(Msg::Input(Change::Delete(key_of(self.kind, o))))
     }
 }
 
