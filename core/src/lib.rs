@@ -11,6 +11,7 @@ pub mod build;
 pub mod capability;
 pub mod crd;
 pub mod engine;
+pub mod hash;
 pub mod ir;
 pub mod load;
 pub mod model;

@@ -160,15 +160,6 @@ pub fn namespace_of(spec: &InstallSpec) -> String {
         .unwrap_or_else(|| default_namespace(spec.mesh_type).to_string())
 }
 
-fn fnv(s: &str) -> String {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in s.as_bytes() {
-        h ^= u64::from(*b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    format!("{:08x}", h as u32)
-}
-
 fn short(s: &str, max: usize) -> String {
     let mut s = s.to_string();
     s.truncate(max);
@@ -204,7 +195,7 @@ pub fn job_name(i: &Install, action: Action) -> String {
         key.push('|');
         key.push_str(&retry);
     }
-    let h = fnv(&key);
+    let h = meshbridge_core::hash::short_hash(&key);
     format!("{}-{}-{h}", short(&n, 40), action.as_str())
 }
 

@@ -108,17 +108,6 @@ pub fn canonical(v: &Value) -> Result<Value, String> {
     to_json(&encode(v)?)
 }
 
-/// Stable 64-bit FNV-1a hash (resource and type versions; same input → same version across
-/// restarts and builds).
-pub fn fnv(bytes: &[u8]) -> u64 {
-    let mut h: u64 = 0xcbf29ce484222325;
-    for b in bytes {
-        h ^= *b as u64;
-        h = h.wrapping_mul(0x100000001b3);
-    }
-    h
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

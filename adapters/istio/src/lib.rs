@@ -149,12 +149,7 @@ pub fn object_name(prefix: &str, name: &str) -> String {
     if full.len() <= 253 {
         return full;
     }
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in full.bytes() {
-        h ^= b as u64;
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    let hash = format!("{:08x}", h & 0xffff_ffff);
+    let hash = meshbridge_core::hash::short_hash(&full);
     let mut cut = 253 - 1 - hash.len();
     while !full.is_char_boundary(cut) {
         cut -= 1;

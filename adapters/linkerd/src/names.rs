@@ -5,20 +5,8 @@ use std::collections::BTreeSet;
 /// Longest generated name; leaves room for Linkerd's own derived names and labels.
 const MAX_NAME: usize = 63;
 
-/// FNV-1a, 64-bit: a stable hash for name suffixes (no randomness, no dependency).
-pub fn fnv64(s: &str) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in s.as_bytes() {
-        h ^= u64::from(*b);
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    h
-}
-
-/// Eight hex digits of [`fnv64`].
-pub fn short_hash(s: &str) -> String {
-    format!("{:08x}", fnv64(s) & 0xffff_ffff)
-}
+/// Eight hex digits of FNV-1a 64: the stable suffix of shortened names.
+pub use meshbridge_core::hash::short_hash;
 
 /// Joins `parts` with `-` into a valid name: lower-case `[a-z0-9.-]`, starting and ending
 /// alphanumerically, at most 63 characters (longer names keep a prefix plus a hash of the

@@ -135,33 +135,4 @@ pub fn last_good_line(key: &ObjectKey) -> String {
     format!("{key}: invalid; {LAST_GOOD_NOTE}")
 }
 
-/// FNV-1a 64 of the canonical JSON text (stable across runs and versions).
-pub fn hash_value(v: &Value) -> String {
-    let text = canonical(v);
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in text.as_bytes() {
-        h ^= u64::from(*b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    format!("{h:016x}")
-}
-
-/// JSON text with object keys sorted (independent of insertion order).
-fn canonical(v: &Value) -> String {
-    match v {
-        Value::Object(m) => {
-            let mut keys: Vec<&String> = m.keys().collect();
-            keys.sort();
-            let inner: Vec<String> = keys
-                .into_iter()
-                .map(|k| format!("{}:{}", Value::String(k.clone()), canonical(&m[k])))
-                .collect();
-            format!("{{{}}}", inner.join(","))
-        }
-        Value::Array(a) => format!(
-            "[{}]",
-            a.iter().map(canonical).collect::<Vec<_>>().join(",")
-        ),
-        other => other.to_string(),
-    }
-}
+pub use crate::hash::hash_value;

@@ -3,7 +3,8 @@
 //! configurations) are not encoded again on every edit.
 
 use super::{NodeSnapshot, Resource};
-use crate::proto::{SECRET, TYPES, fnv};
+use crate::proto::{SECRET, TYPES};
+use meshbridge_core::hash::fnv1a64;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
@@ -65,7 +66,7 @@ impl EncodeCache {
     ) -> Result<Arc<Resource>, String> {
         let mut parts: Vec<Arc<Vec<u8>>> = Vec::with_capacity(vhs.len());
         for vh in vhs {
-            let key = fnv(vh.to_string().as_bytes());
+            let key = fnv1a64(vh.to_string().as_bytes());
             self.vhosts_used.insert(key);
             match self.vhosts.get(&key) {
                 Some((old, bytes)) if old == vh => parts.push(bytes.clone()),
@@ -93,7 +94,7 @@ impl EncodeCache {
     fn encode_whole(&mut self, name: &str, v: &serde_json::Value) -> Result<Arc<Resource>, String> {
         // Key: name + compact JSON text (identical content shares one encoding).
         let text = v.to_string();
-        let key = format!("{name}\u{0}{:016x}", fnv(text.as_bytes()));
+        let key = format!("{name}\u{0}{:016x}", fnv1a64(text.as_bytes()));
         self.used.insert(key.clone());
         if let Some((old, r)) = self.map.get(&key)
             && old == v

@@ -29,7 +29,7 @@ mod stream;
 pub use cache::{Cache, Metrics, NodeStatus};
 pub use encode::{EncodeCache, snapshot_from_json};
 
-use crate::proto::{CLUSTER, LISTENER, fnv};
+use crate::proto::{CLUSTER, LISTENER};
 use envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service_server::{
     AggregatedDiscoveryService, AggregatedDiscoveryServiceServer,
 };
@@ -37,6 +37,7 @@ use envoy_types::pb::envoy::service::discovery::v3::{
     DeltaDiscoveryRequest, DeltaDiscoveryResponse, DiscoveryRequest, DiscoveryResponse,
 };
 use envoy_types::pb::google::protobuf::Any;
+use meshbridge_core::hash::{OFFSET_BASIS, fnv1a64, fnv1a64_extend};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, watch};
@@ -54,7 +55,7 @@ pub struct Resource {
 
 impl Resource {
     pub fn new(name: impl Into<String>, any: Any) -> Self {
-        let version = format!("{:016x}", fnv(&any.value));
+        let version = format!("{:016x}", fnv1a64(&any.value));
         Resource {
             name: name.into(),
             version,
@@ -71,13 +72,10 @@ pub struct NodeSnapshot {
 
 /// Version of a set of resources (hash of names and versions).
 fn version_of<'a>(items: impl Iterator<Item = &'a Arc<Resource>>) -> String {
-    let mut h: u64 = 0xcbf29ce484222325;
-    for r in items {
-        for b in r.name.bytes().chain([0u8]).chain(r.version.bytes()) {
-            h ^= b as u64;
-            h = h.wrapping_mul(0x100000001b3);
-        }
-    }
+    let h = items.fold(OFFSET_BASIS, |h, r| {
+        let h = fnv1a64_extend(h, r.name.as_bytes());
+        fnv1a64_extend(fnv1a64_extend(h, &[0]), r.version.as_bytes())
+    });
     format!("{h:016x}")
 }
 
