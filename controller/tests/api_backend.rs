@@ -7,13 +7,10 @@ mod common;
 
 use common::*;
 use meshbridge_controller::api::ApiProblem;
-use meshbridge_controller::engine::{ApiPart, Backends, Engine, EngineConfig};
-use meshbridge_controller::metrics::Metrics;
+use meshbridge_controller::engine::{ApiPart, Backends};
 use meshbridge_controller::reconciler::Reconciler;
 use meshbridge_controller::sink::memory::{MemorySink, Write};
-use meshbridge_controller::status::LogStatusSink;
 use meshbridge_controller::{ApiBackend, ApiReport, OutKey};
-use meshbridge_core::Context;
 use meshbridge_core::api::meshbridge::MeshType;
 use meshbridge_core::model::{Kind, ObjectKey};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -103,27 +100,9 @@ fn label(mesh: &str) -> String {
 }
 
 fn setup() -> (Reconciler, MemorySink, Recorder, Arc<AtomicBool>) {
-    let engine = Engine::new(
-        EngineConfig {
-            base: Context {
-                controller_namespace: CONTROLLER_NS.into(),
-                ..Context::default()
-            },
-            trust_domain: None,
-            backends: Backends::Auto,
-        },
-        vec![
-            Box::new(TinyAdapter(MeshType::Istio)),
-            Box::new(TinyAdapter(MeshType::AppMesh)),
-        ],
-    );
-    let sink = MemorySink::new(CONTROLLER_NS);
     let leader = Arc::new(AtomicBool::new(true));
-    let mut rec = Reconciler::new(
-        engine,
-        Box::new(sink.clone()),
-        Box::new(LogStatusSink::default()),
-        Arc::new(Metrics::default()),
+    let (mut rec, sink) = memory_reconciler_with(
+        engine_with(Backends::Auto, &[MeshType::Istio, MeshType::AppMesh]),
         leader.clone(),
     );
     let recorder = Recorder::default();
@@ -132,14 +111,7 @@ fn setup() -> (Reconciler, MemorySink, Recorder, Arc<AtomicBool>) {
         .into_iter()
         .chain(upsert_yaml(MESHES))
         .chain(upsert_yaml(&label("aws")))
-        .chain(upsert_yaml(&split(
-            "web-split",
-            "web",
-            "web-v1",
-            90,
-            "web-v2",
-            10,
-        )))
+        .chain(upsert_yaml(&web_split()))
     {
         rec.handle(m);
     }

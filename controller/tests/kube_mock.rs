@@ -20,59 +20,56 @@ use std::time::Duration;
 
 const ROUTES: &str = "/apis/istio.test.meshbridge.io/v1/namespaces/shop/routes";
 
-fn fake() -> FakeApi {
-    let f = FakeApi::strict();
-    f.serve(
-        "istio.test.meshbridge.io/v1",
-        vec![
-            ("Route", "routes", true, false),
-            ("Policy", "policies", true, false),
-        ],
-    );
-    f.serve(
-        "linkerd.test.meshbridge.io/v1",
-        vec![
-            ("Route", "routes", true, false),
-            ("Policy", "policies", true, false),
-        ],
-    );
-    // meshbridge's own SMI CRDs have a status subresource; this TrafficTarget CRD does not.
-    f.serve(
+/// Kinds of one group/version: (kind, plural, namespaced, has a status subresource).
+type Kinds = &'static [(&'static str, &'static str, bool, bool)];
+
+/// What the fake serves besides the test adapters' outputs. meshbridge's own SMI CRDs have a
+/// status subresource; this TrafficTarget CRD does not.
+const SERVED: &[(&str, Kinds)] = &[
+    (
         "split.smi-spec.io/v1alpha4",
-        vec![("TrafficSplit", "trafficsplits", true, true)],
-    );
-    f.serve(
+        &[("TrafficSplit", "trafficsplits", true, true)],
+    ),
+    (
         "split.smi-spec.io/v1alpha1",
-        vec![("TrafficSplit", "trafficsplits", true, true)],
-    );
-    f.serve(
+        &[("TrafficSplit", "trafficsplits", true, true)],
+    ),
+    (
         "access.smi-spec.io/v1alpha3",
-        vec![("TrafficTarget", "traffictargets", true, false)],
-    );
-    f.serve(
+        &[("TrafficTarget", "traffictargets", true, false)],
+    ),
+    (
         "specs.smi-spec.io/v1alpha4",
-        vec![("TCPRoute", "tcproutes", true, true)],
-    );
-    f.serve(
+        &[("TCPRoute", "tcproutes", true, true)],
+    ),
+    (
         "meshbridge.io/v1alpha1",
-        vec![
+        &[
             ("Mesh", "meshes", true, true),
             ("Install", "installs", true, true),
         ],
-    );
-    f.serve("events.k8s.io/v1", vec![("Event", "events", true, false)]);
-    f.serve(
+    ),
+    ("events.k8s.io/v1", &[("Event", "events", true, false)]),
+    (
         "coordination.k8s.io/v1",
-        vec![("Lease", "leases", true, false)],
-    );
-    f.serve(
+        &[("Lease", "leases", true, false)],
+    ),
+    (
         "v1",
-        vec![
+        &[
             ("Namespace", "namespaces", false, false),
             ("Service", "services", true, false),
             ("ServiceAccount", "serviceaccounts", true, false),
         ],
-    );
+    ),
+];
+
+fn fake() -> FakeApi {
+    let f = FakeApi::strict();
+    serve_test_outputs(&f);
+    for (av, kinds) in SERVED {
+        f.serve(av, kinds.iter().copied());
+    }
     // Writes are validated against the project's CRD schemas of the version in the URL.
     f.load_project_crd_schemas();
     f
@@ -88,17 +85,7 @@ async fn kube_reconciler(
     let discovery = Discovery::new(client.clone());
     let resources = SharedInputResources::default();
     *resources.lock().unwrap() = probe(&discovery).await.unwrap();
-    let mut sink = KubeSink::new(
-        client.clone(),
-        discovery,
-        CONTROLLER_NS,
-        None,
-        SyncTracker::default(),
-    );
-    sink.add_output_kind("istio.test.meshbridge.io/v1", "Route");
-    sink.add_output_kind("istio.test.meshbridge.io/v1", "Policy");
-    sink.add_output_kind("linkerd.test.meshbridge.io/v1", "Route");
-    sink.add_output_kind("linkerd.test.meshbridge.io/v1", "Policy");
+    let sink = test_output_sink(client.clone(), discovery);
     let status = KubeStatusSink::new(client, resources, Some(client_name.into()));
     Reconciler::new(
         engine(backends),
@@ -116,10 +103,7 @@ fn with_uid(yaml: &str, uid: &str) -> String {
 fn inputs() -> Vec<meshbridge_controller::Msg> {
     upsert_yaml(BASE)
         .into_iter()
-        .chain(upsert_yaml(&with_uid(
-            &split("web-split", "web", "web-v1", 90, "web-v2", 10),
-            "split-uid",
-        )))
+        .chain(upsert_yaml(&with_uid(&web_split(), "split-uid")))
         .chain(upsert_yaml(&with_uid(TARGET, "tt-uid")))
         .collect()
 }
@@ -443,10 +427,7 @@ fn lease_cfg(id: &str) -> LeaseConfig {
 fn seed_cluster(f: &FakeApi) {
     let text = format!(
         "{BASE}---\n{}---\n{TARGET}",
-        with_uid(
-            &split("web-split", "web", "web-v1", 90, "web-v2", 10),
-            "split-uid"
-        )
+        with_uid(&web_split(), "split-uid")
     );
     for (_, doc) in meshbridge_core::load::split_documents(&text) {
         if let Some(v) = meshbridge_core::load::parse_document(&doc).unwrap() {
@@ -904,11 +885,7 @@ async fn event_loop_with_watches() {
     .await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     let log = f.take_log();
-    let writes: Vec<String> = log
-        .iter()
-        .filter(|r| r.method != "GET")
-        .map(Req::line)
-        .collect();
+    let writes = write_lines(&log);
     assert!(
         writes.contains(&format!("PATCH {ROUTES}/web")),
         "{writes:?}"

@@ -19,7 +19,7 @@ use meshbridge_controller::engine::Backends;
 use meshbridge_controller::leader::{Elector, LeaseConfig};
 use meshbridge_controller::metrics::Metrics;
 use meshbridge_controller::reconciler::OUTPUTS_WRITTEN;
-use meshbridge_controller::sink::kube::{KubeSink, KubeStatusSink};
+use meshbridge_controller::sink::kube::KubeStatusSink;
 use meshbridge_controller::source::Source;
 use meshbridge_controller::source::kube::{KubeSource, SharedInputResources};
 use meshbridge_controller::{Reconciler, SyncTracker};
@@ -37,15 +37,7 @@ use std::time::Duration;
 fn cluster() -> FakeApi {
     let f = FakeApi::strict();
     f.serve_builtin().load_project_crds();
-    for mesh in ["istio", "linkerd"] {
-        f.serve(
-            &format!("{mesh}.test.meshbridge.io/v1"),
-            vec![
-                ("Route", "routes", true, false),
-                ("Policy", "policies", true, false),
-            ],
-        );
-    }
+    serve_test_outputs(&f);
     f
 }
 
@@ -83,49 +75,15 @@ fn plural_of(kind: &str) -> String {
     }
 }
 
-const INPUTS: &str = r#"
-apiVersion: v1
-kind: Namespace
-metadata: {name: shop, labels: {meshbridge.io/mesh: lk}}
----
-apiVersion: v1
-kind: Namespace
-metadata: {name: meshbridge-system}
----
-apiVersion: meshbridge.io/v1alpha1
-kind: Mesh
-metadata: {name: lk, namespace: meshbridge-system}
-spec: {type: linkerd}
----
-apiVersion: meshbridge.io/v1alpha1
-kind: Mesh
-metadata: {name: is, namespace: meshbridge-system}
-spec: {type: istio}
----
-apiVersion: v1
-kind: Service
-metadata: {name: web, namespace: shop}
-spec: {selector: {app: web}, ports: [{port: 80, name: http}]}
----
-apiVersion: v1
-kind: Service
-metadata: {name: web-v1, namespace: shop}
-spec: {selector: {app: web, v: "1"}, ports: [{port: 80, name: http}]}
----
-apiVersion: v1
-kind: Service
-metadata: {name: web-v2, namespace: shop}
-spec: {selector: {app: web, v: "2"}, ports: [{port: 80, name: http}]}
----
-apiVersion: split.smi-spec.io/v1alpha1
-kind: TrafficSplit
-metadata: {name: web, namespace: shop}
-spec:
-  service: web
-  backends:
-  - {service: web-v1, weight: 900m}
-  - {service: web-v2, weight: 100m}
-"#;
+/// The cluster's inputs: `shop` labelled for the linkerd Mesh `lk` (an istio Mesh beside it),
+/// the web Services, and a v1alpha1 split (quantity weights).
+const INPUTS: &str = concat!(
+    include_str!("common/fixtures/labelled_shop_and_meshes.yaml"),
+    "---\n",
+    include_str!("common/fixtures/web_services.yaml"),
+    "---\n",
+    include_str!("common/fixtures/v1alpha1_web_split.yaml"),
+);
 
 /// A reconciler on the fake as `user`, its inputs read by the kube source (a full listing,
 /// as at start).
@@ -143,17 +101,7 @@ async fn start(f: &FakeApi, user: &str) -> (Reconciler, Arc<Metrics>) {
         .start(tx, SyncTracker::default(), false)
         .await
         .unwrap();
-    let mut sink = KubeSink::new(
-        client.clone(),
-        discovery,
-        CONTROLLER_NS,
-        None,
-        SyncTracker::default(),
-    );
-    for mesh in ["istio", "linkerd"] {
-        sink.add_output_kind(&format!("{mesh}.test.meshbridge.io/v1"), "Route");
-        sink.add_output_kind(&format!("{mesh}.test.meshbridge.io/v1"), "Policy");
-    }
+    let sink = test_output_sink(client.clone(), discovery);
     let metrics = Arc::new(Metrics::default());
     let mut rec = Reconciler::new(
         engine(Backends::Auto),
@@ -245,12 +193,7 @@ async fn list_items_without_type_are_read_labels_choose_the_mesh_and_stale_outpu
     f.take_log();
     let r = again.reconcile().await;
     assert!(r.errors.is_empty(), "{:?}", r.errors);
-    let writes: Vec<String> = f
-        .take_log()
-        .iter()
-        .filter(|r| r.method != "GET")
-        .map(|r| r.line())
-        .collect();
+    let writes = write_lines(&f.take_log());
     assert!(writes.is_empty(), "{writes:#?}");
 }
 

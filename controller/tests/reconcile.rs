@@ -24,16 +24,8 @@ async fn setup() -> (
     meshbridge_controller::sink::memory::MemorySink,
 ) {
     let (mut rec, sink) = memory_reconciler(Backends::List(vec![MeshType::Istio]));
-    for m in upsert_yaml(BASE)
+    for m in base_with_web_split()
         .into_iter()
-        .chain(upsert_yaml(&split(
-            "web-split",
-            "web",
-            "web-v1",
-            90,
-            "web-v2",
-            10,
-        )))
         .chain(upsert_yaml(&split(
             "api-split",
             "api",
@@ -77,7 +69,7 @@ async fn first_pass_writes_everything_then_nothing() {
     assert_eq!(r.writes(), 0);
     assert!(r.status_writes.is_empty(), "{:?}", r.status_writes);
     // Re-applying identical objects (a resync) changes nothing either.
-    for m in upsert_yaml(&split("web-split", "web", "web-v1", 90, "web-v2", 10)) {
+    for m in upsert_yaml(&web_split()) {
         rec.handle(m);
     }
     let r = rec.reconcile().await;
@@ -208,7 +200,7 @@ spec: {type: linkerd}
     for m in upsert_yaml(BASE)
         .into_iter()
         .chain(upsert_yaml(meshes))
-        .chain(upsert_yaml(&split("web-split", "web", "web-v1", 90, "web-v2", 10)))
+        .chain(upsert_yaml(&web_split()))
         .chain(upsert_yaml("apiVersion: v1\nkind: Namespace\nmetadata: {name: shop, labels: {meshbridge.io/mesh: istio}}\n"))
     {
         rec.handle(m);
@@ -270,14 +262,7 @@ async fn hand_written_objects_are_never_touched() {
     });
     sink.insert_foreign(theirs.clone());
     sink.insert_foreign(other.clone());
-    for m in upsert_yaml(BASE).into_iter().chain(upsert_yaml(&split(
-        "web-split",
-        "web",
-        "web-v1",
-        90,
-        "web-v2",
-        10,
-    ))) {
+    for m in base_with_web_split() {
         rec.handle(m);
     }
     let r = rec.reconcile().await;
@@ -337,23 +322,12 @@ async fn drift_on_owned_objects_is_reverted() {
 #[tokio::test]
 async fn a_follower_renders_but_does_not_write() {
     use std::sync::atomic::Ordering;
-    let sink = meshbridge_controller::sink::memory::MemorySink::new(CONTROLLER_NS);
     let leader = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let mut rec = meshbridge_controller::Reconciler::new(
+    let (mut rec, sink) = memory_reconciler_with(
         engine(Backends::List(vec![MeshType::Istio])),
-        Box::new(sink.clone()),
-        Box::new(meshbridge_controller::status::LogStatusSink::default()),
-        Default::default(),
         leader.clone(),
     );
-    for m in upsert_yaml(BASE).into_iter().chain(upsert_yaml(&split(
-        "web-split",
-        "web",
-        "web-v1",
-        90,
-        "web-v2",
-        10,
-    ))) {
+    for m in base_with_web_split() {
         rec.handle(m);
     }
     let r = rec.reconcile().await;
@@ -408,8 +382,7 @@ spec:
 async fn a_status_echo_does_not_rerender() {
     let (mut rec, sink) = setup().await;
     sink.take_writes();
-    let text = split("web-split", "web", "web-v1", 90, "web-v2", 10)
-        .replace("generation: 1}", "generation: 1, uid: u1}");
+    let text = web_split().replace("generation: 1}", "generation: 1, uid: u1}");
     for o in objects(&text) {
         rec.handle(meshbridge_controller::Msg::Input(
             meshbridge_controller::Change::Upsert {
@@ -464,14 +437,7 @@ async fn a_conflict_clears_once_the_foreign_object_is_gone() {
         "apiVersion": "istio.test.meshbridge.io/v1", "kind": "Route",
         "metadata": {"name": "web", "namespace": "shop"}, "spec": {}
     }));
-    for m in upsert_yaml(BASE).into_iter().chain(upsert_yaml(&split(
-        "web-split",
-        "web",
-        "web-v1",
-        90,
-        "web-v2",
-        10,
-    ))) {
+    for m in base_with_web_split() {
         rec.handle(m);
     }
     assert_eq!(rec.reconcile().await.conflicts.len(), 1);

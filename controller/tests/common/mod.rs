@@ -1,9 +1,12 @@
 //! Test fixtures: a tiny adapter, object builders, a reconciler on memory sinks.
 #![allow(dead_code)]
 
+use meshbridge_controller::SyncTracker;
+use meshbridge_controller::discovery::Discovery;
 use meshbridge_controller::engine::{Backends, Engine, EngineConfig};
 use meshbridge_controller::metrics::Metrics;
 use meshbridge_controller::reconciler::Reconciler;
+use meshbridge_controller::sink::kube::KubeSink;
 use meshbridge_controller::sink::memory::MemorySink;
 use meshbridge_controller::status::LogStatusSink;
 use meshbridge_controller::{Change, Msg};
@@ -12,6 +15,7 @@ use meshbridge_core::capability::CapabilityMatrix;
 use meshbridge_core::ir::Ir;
 use meshbridge_core::model::{Kind, Object, ObjectKey};
 use meshbridge_core::{Adapter, Context, OutputObject, Translation};
+use meshbridge_test_support::{FakeApi, Req};
 use serde_json::json;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -91,7 +95,13 @@ pub fn delete(kind: Kind, ns: &str, name: &str) -> Msg {
     Msg::Input(Change::Delete(ObjectKey::new(kind, ns, name)))
 }
 
+/// An engine with the tiny adapter for istio and linkerd.
 pub fn engine(backends: Backends) -> Engine {
+    engine_with(backends, &[MeshType::Istio, MeshType::Linkerd])
+}
+
+/// An engine with the tiny adapter for each of `meshes`.
+pub fn engine_with(backends: Backends, meshes: &[MeshType]) -> Engine {
     let cfg = EngineConfig {
         base: Context {
             controller_namespace: CONTROLLER_NS.into(),
@@ -100,66 +110,39 @@ pub fn engine(backends: Backends) -> Engine {
         trust_domain: None,
         backends,
     };
-    Engine::new(
-        cfg,
-        vec![
-            Box::new(TinyAdapter(MeshType::Istio)),
-            Box::new(TinyAdapter(MeshType::Linkerd)),
-        ],
-    )
+    let adapters: Vec<Box<dyn Adapter>> = meshes
+        .iter()
+        .map(|m| Box::new(TinyAdapter(*m)) as Box<dyn Adapter>)
+        .collect();
+    Engine::new(cfg, adapters)
 }
 
 pub fn memory_reconciler(backends: Backends) -> (Reconciler, MemorySink) {
+    memory_reconciler_with(engine(backends), Arc::new(AtomicBool::new(true)))
+}
+
+/// A reconciler over `engine` on a memory sink, the leader while `leader` is set.
+pub fn memory_reconciler_with(engine: Engine, leader: Arc<AtomicBool>) -> (Reconciler, MemorySink) {
     let sink = MemorySink::new(CONTROLLER_NS);
     let rec = Reconciler::new(
-        engine(backends),
+        engine,
         Box::new(sink.clone()),
         Box::new(LogStatusSink::default()),
         Arc::new(Metrics::default()),
-        Arc::new(AtomicBool::new(true)),
+        leader,
     );
     (rec, sink)
 }
 
-pub const BASE: &str = r#"
-apiVersion: v1
-kind: Namespace
-metadata: {name: shop}
----
-apiVersion: v1
-kind: Service
-metadata: {name: web, namespace: shop}
-spec: {selector: {app: web}, ports: [{port: 80, name: http}]}
----
-apiVersion: v1
-kind: Service
-metadata: {name: web-v1, namespace: shop}
-spec: {selector: {app: web, v: "1"}, ports: [{port: 80, name: http}]}
----
-apiVersion: v1
-kind: Service
-metadata: {name: web-v2, namespace: shop}
-spec: {selector: {app: web, v: "2"}, ports: [{port: 80, name: http}]}
----
-apiVersion: v1
-kind: Service
-metadata: {name: api, namespace: shop}
-spec: {selector: {app: api}, ports: [{port: 80, name: http}]}
----
-apiVersion: v1
-kind: Service
-metadata: {name: api-v2, namespace: shop}
-spec: {selector: {app: api, v: "2"}, ports: [{port: 80, name: http}]}
----
-apiVersion: v1
-kind: ServiceAccount
-metadata: {name: web, namespace: shop}
----
-apiVersion: v1
-kind: ServiceAccount
-metadata: {name: api, namespace: shop}
-"#;
-
+/// The `shop` namespace: the web and api Services (web and api with versions) and the web
+/// and api ServiceAccounts.
+pub const BASE: &str = concat!(
+    include_str!("fixtures/shop_namespace.yaml"),
+    "---\n",
+    include_str!("fixtures/web_services.yaml"),
+    "---\n",
+    include_str!("fixtures/api_services_and_accounts.yaml"),
+);
 pub fn split(name: &str, root: &str, b1: &str, w1: i64, b2: &str, w2: i64) -> String {
     format!(
         r#"
@@ -175,19 +158,60 @@ spec:
     )
 }
 
-pub const TARGET: &str = r#"
-apiVersion: access.smi-spec.io/v1alpha3
-kind: TrafficTarget
-metadata: {name: web-to-api, namespace: shop, generation: 1}
-spec:
-  destination: {kind: ServiceAccount, name: api, namespace: shop}
-  sources:
-  - {kind: ServiceAccount, name: web, namespace: shop}
-  rules:
-  - {kind: TCPRoute, name: all}
----
-apiVersion: specs.smi-spec.io/v1alpha4
-kind: TCPRoute
-metadata: {name: all, namespace: shop}
-spec: {}
-"#;
+/// `web-split`: web to web-v1 (90) and web-v2 (10).
+pub fn web_split() -> String {
+    split("web-split", "web", "web-v1", 90, "web-v2", 10)
+}
+
+/// BASE and `web-split`, as input messages.
+pub fn base_with_web_split() -> Vec<Msg> {
+    upsert_yaml(BASE)
+        .into_iter()
+        .chain(upsert_yaml(&web_split()))
+        .collect()
+}
+
+/// TrafficTarget `web-to-api` (generation 1) and its TCPRoute `all`.
+pub const TARGET: &str = include_str!("fixtures/target.yaml");
+/// The output kinds of the tiny adapters (`Route`, `Policy` in `<mesh>.test.meshbridge.io/v1`).
+pub const TEST_OUTPUT_VERSIONS: [&str; 2] = [
+    "istio.test.meshbridge.io/v1",
+    "linkerd.test.meshbridge.io/v1",
+];
+
+/// Serves the tiny adapters' output kinds on the fake.
+pub fn serve_test_outputs(f: &FakeApi) {
+    for av in TEST_OUTPUT_VERSIONS {
+        f.serve(
+            av,
+            vec![
+                ("Route", "routes", true, false),
+                ("Policy", "policies", true, false),
+            ],
+        );
+    }
+}
+
+/// A kube sink writing the tiny adapters' output kinds.
+pub fn test_output_sink(client: kube::Client, discovery: Discovery) -> KubeSink {
+    let mut sink = KubeSink::new(
+        client,
+        discovery,
+        CONTROLLER_NS,
+        None,
+        SyncTracker::default(),
+    );
+    for av in TEST_OUTPUT_VERSIONS {
+        sink.add_output_kind(av, "Route");
+        sink.add_output_kind(av, "Policy");
+    }
+    sink
+}
+
+/// The requests of `log` other than reads, as `METHOD path` lines.
+pub fn write_lines(log: &[Req]) -> Vec<String> {
+    log.iter()
+        .filter(|r| r.method != "GET")
+        .map(Req::line)
+        .collect()
+}
