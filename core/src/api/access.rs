@@ -1,7 +1,6 @@
 //! `access.smi-spec.io` TrafficTarget, v1alpha1–v1alpha3.
 
 use super::common::{IntOrString, SmiStatus};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -41,22 +40,16 @@ pub struct TrafficTargetRule {
 pub mod v1alpha1 {
     use super::*;
 
-    #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
-    #[serde(rename_all = "camelCase")]
-    pub struct TrafficTarget {
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        pub api_version: Option<String>,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        pub kind: Option<String>,
-        #[serde(default)]
-        pub metadata: ObjectMeta,
-        pub destination: DestinationWithPort,
-        #[serde(default)]
-        pub specs: Vec<TrafficTargetRule>,
-        #[serde(default)]
-        pub sources: Vec<IdentityRef>,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        pub status: Option<SmiStatus>,
+    toplevel_object! {
+        pub struct TrafficTarget {
+            pub destination: DestinationWithPort,
+            #[serde(default)]
+            pub specs: Vec<TrafficTargetRule>,
+            #[serde(default)]
+            pub sources: Vec<IdentityRef>,
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            pub status: Option<SmiStatus>,
+        }
     }
 }
 
@@ -64,22 +57,15 @@ pub mod v1alpha1 {
 pub mod v1alpha2 {
     use super::*;
 
-    #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
-    #[kube(
-        group = "access.smi-spec.io",
-        version = "v1alpha2",
-        kind = "TrafficTarget",
-        namespaced,
-        shortname = "tt",
-        category = "smi",
-        status = "SmiStatus"
-    )]
-    pub struct TrafficTargetSpec {
-        pub destination: DestinationWithPort,
-        #[serde(default)]
-        pub rules: Vec<TrafficTargetRule>,
-        #[serde(default)]
-        pub sources: Vec<IdentityRef>,
+    smi_resource! {
+        "access.smi-spec.io", "v1alpha2", "TrafficTarget", "tt";
+        pub struct TrafficTargetSpec {
+            pub destination: DestinationWithPort,
+            #[serde(default)]
+            pub rules: Vec<TrafficTargetRule>,
+            #[serde(default)]
+            pub sources: Vec<IdentityRef>,
+        }
     }
 }
 
@@ -87,20 +73,13 @@ pub mod v1alpha2 {
 pub mod v1alpha3 {
     use super::*;
 
-    #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
-    #[kube(
-        group = "access.smi-spec.io",
-        version = "v1alpha3",
-        kind = "TrafficTarget",
-        namespaced,
-        shortname = "tt",
-        category = "smi",
-        status = "SmiStatus"
-    )]
-    pub struct TrafficTargetSpec {
-        pub destination: IdentityRef,
-        pub rules: Vec<TrafficTargetRule>,
-        pub sources: Vec<IdentityRef>,
+    smi_resource! {
+        "access.smi-spec.io", "v1alpha3", "TrafficTarget", "tt";
+        pub struct TrafficTargetSpec {
+            pub destination: IdentityRef,
+            pub rules: Vec<TrafficTargetRule>,
+            pub sources: Vec<IdentityRef>,
+        }
     }
 }
 

@@ -2,7 +2,7 @@
 //! aggregated APIService (read-only), not a CRD, so these types have no CRD.
 
 use k8s_openapi::api::core::v1::ObjectReference;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -11,25 +11,19 @@ pub const GROUP: &str = "metrics.smi-spec.io";
 pub mod v1alpha1 {
     use super::*;
 
-    #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
-    #[serde(rename_all = "camelCase")]
-    pub struct TrafficMetrics {
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        pub api_version: Option<String>,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        pub kind: Option<String>,
-        #[serde(default)]
-        pub metadata: ObjectMeta,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        pub resource: Option<ObjectReference>,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        pub edge: Option<Edge>,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        pub timestamp: Option<String>,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        pub window: Option<String>,
-        #[serde(default)]
-        pub metrics: Vec<Metric>,
+    toplevel_object! {
+        pub struct TrafficMetrics {
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            pub resource: Option<ObjectReference>,
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            pub edge: Option<Edge>,
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            pub timestamp: Option<String>,
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            pub window: Option<String>,
+            #[serde(default)]
+            pub metrics: Vec<Metric>,
+        }
     }
 
     #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]

@@ -2,7 +2,6 @@
 //! and UDPRoute (v1alpha4).
 
 use super::common::{Headers, IntOrString, SmiStatus};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -42,34 +41,22 @@ macro_rules! toplevel_route_group {
         pub mod $ver {
             use super::*;
 
-            /// HTTPRouteGroup with `matches` at the top level (no `spec`).
-            #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
-            #[serde(rename_all = "camelCase")]
-            pub struct HTTPRouteGroup {
-                #[serde(default, skip_serializing_if = "Option::is_none")]
-                pub api_version: Option<String>,
-                #[serde(default, skip_serializing_if = "Option::is_none")]
-                pub kind: Option<String>,
-                #[serde(default)]
-                pub metadata: ObjectMeta,
-                #[serde(default)]
-                pub matches: Vec<HttpMatch>,
-                #[serde(default, skip_serializing_if = "Option::is_none")]
-                pub status: Option<SmiStatus>,
+            toplevel_object! {
+                /// HTTPRouteGroup with `matches` at the top level (no `spec`).
+                pub struct HTTPRouteGroup {
+                    #[serde(default)]
+                    pub matches: Vec<HttpMatch>,
+                    #[serde(default, skip_serializing_if = "Option::is_none")]
+                    pub status: Option<SmiStatus>,
+                }
             }
 
-            /// TCPRoute without fields.
-            #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
-            #[serde(rename_all = "camelCase")]
-            pub struct TCPRoute {
-                #[serde(default, skip_serializing_if = "Option::is_none")]
-                pub api_version: Option<String>,
-                #[serde(default, skip_serializing_if = "Option::is_none")]
-                pub kind: Option<String>,
-                #[serde(default)]
-                pub metadata: ObjectMeta,
-                #[serde(default, skip_serializing_if = "Option::is_none")]
-                pub status: Option<SmiStatus>,
+            toplevel_object! {
+                /// TCPRoute without fields.
+                pub struct TCPRoute {
+                    #[serde(default, skip_serializing_if = "Option::is_none")]
+                    pub status: Option<SmiStatus>,
+                }
             }
         }
     };
@@ -80,85 +67,47 @@ toplevel_route_group!(v1alpha2);
 
 pub mod v1alpha3 {
     use super::*;
-    #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
-    #[kube(
-        group = "specs.smi-spec.io",
-        version = "v1alpha3",
-        kind = "HTTPRouteGroup",
-        namespaced,
-        shortname = "htr",
-        category = "smi",
-        status = "SmiStatus"
-    )]
-    pub struct HTTPRouteGroupSpec {
-        #[serde(default)]
-        pub matches: Vec<HttpMatch>,
+    smi_resource! {
+        "specs.smi-spec.io", "v1alpha3", "HTTPRouteGroup", "htr";
+        pub struct HTTPRouteGroupSpec {
+            #[serde(default)]
+            pub matches: Vec<HttpMatch>,
+        }
     }
 
-    /// TCPRoute with an empty spec.
-    #[derive(
-        CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema,
-    )]
-    #[kube(
-        group = "specs.smi-spec.io",
-        version = "v1alpha3",
-        kind = "TCPRoute",
-        namespaced,
-        shortname = "tr",
-        category = "smi",
-        status = "SmiStatus"
-    )]
-    pub struct TCPRouteSpec {}
+    smi_resource! {
+        "specs.smi-spec.io", "v1alpha3", "TCPRoute", "tr";
+        /// TCPRoute with an empty spec.
+        #[derive(Default)]
+        pub struct TCPRouteSpec {}
+    }
 }
 
 pub mod v1alpha4 {
     use super::*;
-    #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
-    #[kube(
-        group = "specs.smi-spec.io",
-        version = "v1alpha4",
-        kind = "HTTPRouteGroup",
-        namespaced,
-        shortname = "htr",
-        category = "smi",
-        status = "SmiStatus"
-    )]
-    pub struct HTTPRouteGroupSpec {
-        #[serde(default)]
-        pub matches: Vec<HttpMatch>,
+    smi_resource! {
+        "specs.smi-spec.io", "v1alpha4", "HTTPRouteGroup", "htr";
+        pub struct HTTPRouteGroupSpec {
+            #[serde(default)]
+            pub matches: Vec<HttpMatch>,
+        }
     }
 
-    #[derive(
-        CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema,
-    )]
-    #[kube(
-        group = "specs.smi-spec.io",
-        version = "v1alpha4",
-        kind = "TCPRoute",
-        namespaced,
-        shortname = "tr",
-        category = "smi",
-        status = "SmiStatus"
-    )]
-    pub struct TCPRouteSpec {
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        pub matches: Option<PortMatch>,
+    smi_resource! {
+        "specs.smi-spec.io", "v1alpha4", "TCPRoute", "tr";
+        #[derive(Default)]
+        pub struct TCPRouteSpec {
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            pub matches: Option<PortMatch>,
+        }
     }
 
-    #[derive(
-        CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema,
-    )]
-    #[kube(
-        group = "specs.smi-spec.io",
-        version = "v1alpha4",
-        kind = "UDPRoute",
-        namespaced,
-        shortname = "ur",
-        category = "smi",
-        status = "SmiStatus"
-    )]
-    pub struct UDPRouteSpec {
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        pub matches: Option<PortMatch>,
+    smi_resource! {
+        "specs.smi-spec.io", "v1alpha4", "UDPRoute", "ur";
+        #[derive(Default)]
+        pub struct UDPRouteSpec {
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            pub matches: Option<PortMatch>,
+        }
     }
 }

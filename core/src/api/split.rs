@@ -11,21 +11,14 @@ pub const GROUP: &str = "split.smi-spec.io";
 pub mod v1alpha1 {
     use super::*;
 
-    #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
-    #[kube(
-        group = "split.smi-spec.io",
-        version = "v1alpha1",
-        kind = "TrafficSplit",
-        namespaced,
-        shortname = "ts",
-        category = "smi",
-        status = "SmiStatus",
-        printcolumn = r#"{"name":"Service","type":"string","jsonPath":".spec.service"}"#
-    )]
-    pub struct TrafficSplitSpec {
-        /// Root service clients use: `name`, `name.namespace` or an FQDN.
-        pub service: String,
-        pub backends: Vec<TrafficSplitBackend>,
+    smi_resource! {
+        "split.smi-spec.io", "v1alpha1", "TrafficSplit", "ts",
+        printcolumn = r#"{"name":"Service","type":"string","jsonPath":".spec.service"}"#;
+        pub struct TrafficSplitSpec {
+            /// Root service clients use: `name`, `name.namespace` or an FQDN.
+            pub service: String,
+            pub backends: Vec<TrafficSplitBackend>,
+        }
     }
 
     #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
@@ -39,20 +32,13 @@ pub mod v1alpha1 {
 pub mod v1alpha2 {
     use super::*;
 
-    #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
-    #[kube(
-        group = "split.smi-spec.io",
-        version = "v1alpha2",
-        kind = "TrafficSplit",
-        namespaced,
-        shortname = "ts",
-        category = "smi",
-        status = "SmiStatus",
-        printcolumn = r#"{"name":"Service","type":"string","jsonPath":".spec.service"}"#
-    )]
-    pub struct TrafficSplitSpec {
-        pub service: String,
-        pub backends: Vec<TrafficSplitBackend>,
+    smi_resource! {
+        "split.smi-spec.io", "v1alpha2", "TrafficSplit", "ts",
+        printcolumn = r#"{"name":"Service","type":"string","jsonPath":".spec.service"}"#;
+        pub struct TrafficSplitSpec {
+            pub service: String,
+            pub backends: Vec<TrafficSplitBackend>,
+        }
     }
 
     /// Weight is a JSON number so that negative or fractional values reach validation
@@ -69,24 +55,17 @@ macro_rules! split_with_matches {
         pub mod $ver {
             use super::*;
 
-            #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
-            #[kube(
-                group = "split.smi-spec.io",
-                version = $vs,
-                kind = "TrafficSplit",
-                namespaced,
-                shortname = "ts",
-                category = "smi",
-                status = "SmiStatus",
-                printcolumn = r#"{"name":"Service","type":"string","jsonPath":".spec.service"}"#
-            )]
-            pub struct TrafficSplitSpec {
-                pub service: String,
-                pub backends: Vec<TrafficSplitBackend>,
-                /// HTTPRouteGroups whose matches select the requests that are split; the rest go
-                /// to the root service.
-                #[serde(default, skip_serializing_if = "Vec::is_empty")]
-                pub matches: Vec<TrafficSplitMatch>,
+            smi_resource! {
+                "split.smi-spec.io", $vs, "TrafficSplit", "ts",
+                printcolumn = r#"{"name":"Service","type":"string","jsonPath":".spec.service"}"#;
+                pub struct TrafficSplitSpec {
+                    pub service: String,
+                    pub backends: Vec<TrafficSplitBackend>,
+                    /// HTTPRouteGroups whose matches select the requests that are split; the rest go
+                    /// to the root service.
+                    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+                    pub matches: Vec<TrafficSplitMatch>,
+                }
             }
 
             #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
