@@ -9,7 +9,7 @@ use meshbridge_controller::leader::{Elector, LeaseConfig, Step};
 use meshbridge_controller::metrics::Metrics;
 use meshbridge_controller::sink::kube::{KubeSink, KubeStatusSink};
 use meshbridge_controller::source::kube::{SharedInputResources, probe};
-use meshbridge_controller::{Reconciler, SyncTracker};
+use meshbridge_controller::{Reconciler, Report, SyncTracker};
 use meshbridge_core::api::meshbridge::MeshType;
 use meshbridge_core::model::Kind;
 use meshbridge_test_support::{FakeApi, Req};
@@ -115,7 +115,9 @@ fn writes_and_reads(log: &[Req]) -> Vec<&Req> {
         .collect()
 }
 
-async fn first_pass(f: &FakeApi) -> Reconciler {
+/// An istio reconciler as "a" (the leader) that handled `inputs()` and reconciled once,
+/// with the fake's log cleared before.
+async fn reconcile_inputs(f: &FakeApi) -> (Reconciler, Report) {
     let mut rec = kube_reconciler(
         f,
         "a",
@@ -128,6 +130,11 @@ async fn first_pass(f: &FakeApi) -> Reconciler {
         rec.handle(m);
     }
     let r = rec.reconcile().await;
+    (rec, r)
+}
+
+async fn first_pass(f: &FakeApi) -> Reconciler {
+    let (rec, r) = reconcile_inputs(f).await;
     assert!(r.errors.is_empty(), "{:?}", r.errors);
     rec
 }
@@ -332,18 +339,7 @@ async fn hand_written_object_is_reported_not_overwritten() {
         json!({"apiVersion": "istio.test.meshbridge.io/v1", "kind": "Route",
         "metadata": {"name": "web", "namespace": "shop"}, "spec": {"mine": true}}),
     );
-    let mut rec = kube_reconciler(
-        &f,
-        "a",
-        Backends::List(vec![MeshType::Istio]),
-        Arc::new(AtomicBool::new(true)),
-    )
-    .await;
-    f.take_log();
-    for m in inputs() {
-        rec.handle(m);
-    }
-    let r = rec.reconcile().await;
+    let (_rec, r) = reconcile_inputs(&f).await;
     assert_eq!(r.conflicts.len(), 1);
     let log = f.take_log();
     assert!(

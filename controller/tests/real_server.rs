@@ -121,6 +121,17 @@ fn conditions(f: &FakeApi, av: &str, plural: &str, ns: &str, name: &str) -> Vec<
     serde_json::from_value(v["status"]["conditions"].clone()).unwrap_or_default()
 }
 
+/// The conditions of the v1alpha1 split `shop/web` of INPUTS.
+fn split_conditions(f: &FakeApi) -> Vec<Condition> {
+    conditions(
+        f,
+        "split.smi-spec.io/v1alpha1",
+        "trafficsplits",
+        "shop",
+        "web",
+    )
+}
+
 fn condition<'a>(c: &'a [Condition], t: &str) -> &'a Condition {
     c.iter()
         .find(|c| c.type_ == t)
@@ -168,13 +179,7 @@ async fn list_items_without_type_are_read_labels_choose_the_mesh_and_stale_outpu
         vec!["Route.istio.test.meshbridge.io shop/web"]
     );
     // Services that exist resolve.
-    let c = conditions(
-        &f,
-        "split.smi-spec.io/v1alpha1",
-        "trafficsplits",
-        "shop",
-        "web",
-    );
+    let c = split_conditions(&f);
     assert_eq!(condition(&c, "ResolvedRefs").status, "True", "{c:?}");
     assert_eq!(condition(&c, "Programmed/linkerd").status, "True", "{c:?}");
 
@@ -241,13 +246,7 @@ async fn a_v1alpha1_split_gets_its_status_through_v1alpha1() {
         status_writes,
         vec!["PATCH /apis/split.smi-spec.io/v1alpha1/namespaces/shop/trafficsplits/web/status"]
     );
-    let c = conditions(
-        &f,
-        "split.smi-spec.io/v1alpha1",
-        "trafficsplits",
-        "shop",
-        "web",
-    );
+    let c = split_conditions(&f);
     assert_eq!(condition(&c, "Accepted").status, "True", "{c:?}");
     // The spec was left as written.
     let v = f
@@ -273,13 +272,7 @@ async fn a_forbidden_write_is_not_programmed_and_makes_the_replica_unready() {
     let r = rec.reconcile().await;
     assert_eq!(r.errors.len(), 1, "{:?}", r.errors);
     assert!(r.applied.is_empty(), "{:?}", r.applied);
-    let c = conditions(
-        &f,
-        "split.smi-spec.io/v1alpha1",
-        "trafficsplits",
-        "shop",
-        "web",
-    );
+    let c = split_conditions(&f);
     let p = condition(&c, "Programmed/linkerd");
     assert_eq!(
         (p.status.as_str(), p.reason.as_str()),
@@ -317,13 +310,7 @@ async fn a_forbidden_write_is_not_programmed_and_makes_the_replica_unready() {
     let r = rec.reconcile().await;
     assert!(r.errors.is_empty(), "{:?}", r.errors);
     assert_eq!(r.applied.len(), 1);
-    let c = conditions(
-        &f,
-        "split.smi-spec.io/v1alpha1",
-        "trafficsplits",
-        "shop",
-        "web",
-    );
+    let c = split_conditions(&f);
     assert_eq!(condition(&c, "Programmed/linkerd").status, "True", "{c:?}");
     let m = conditions(&f, "meshbridge.io/v1alpha1", "meshes", CONTROLLER_NS, "lk");
     assert_eq!(condition(&m, OUTPUTS_WRITTEN).status, "True", "{m:?}");
