@@ -387,14 +387,7 @@ impl FakeApi {
     /// Registers the schemas of every version of the CRDs in `dir` (e.g. the project's
     /// `crds/`) without serving anything: for tests that choose what is served themselves.
     pub fn load_crd_schemas(&self, dir: impl AsRef<Path>) -> &Self {
-        let mut files: Vec<_> = std::fs::read_dir(dir.as_ref())
-            .unwrap_or_else(|e| panic!("{}: {e}", dir.as_ref().display()))
-            .filter_map(Result::ok)
-            .map(|e| e.path())
-            .filter(|p| p.extension().is_some_and(|x| x == "yaml" || x == "yml"))
-            .collect();
-        files.sort();
-        for f in files {
+        for f in yaml_files(dir.as_ref()) {
             let text = std::fs::read_to_string(&f).unwrap_or_default();
             for doc in text.split("\n---") {
                 let Ok(v) = serde_saphyr::from_str::<Value>(doc) else {
@@ -439,14 +432,7 @@ impl FakeApi {
 
     /// Every `*.yaml` CRD in a directory (e.g. the project's `crds/`).
     pub fn load_crds_dir(&self, dir: impl AsRef<Path>) -> &Self {
-        let mut files: Vec<_> = std::fs::read_dir(dir.as_ref())
-            .unwrap_or_else(|e| panic!("{}: {e}", dir.as_ref().display()))
-            .filter_map(Result::ok)
-            .map(|e| e.path())
-            .filter(|p| p.extension().is_some_and(|x| x == "yaml" || x == "yml"))
-            .collect();
-        files.sort();
-        for f in files {
+        for f in yaml_files(dir.as_ref()) {
             self.load_crd_file(f);
         }
         self
@@ -800,4 +786,16 @@ fn insert_locked(
         v["kind"] = json!(kind);
     }
     st.commit(&key, Some(v), notify.unwrap_or(""), notify.is_none());
+}
+
+/// The `*.yaml` and `*.yml` files in `dir`, sorted (panics if it cannot be read).
+fn yaml_files(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "yaml" || x == "yml"))
+        .collect();
+    files.sort();
+    files
 }

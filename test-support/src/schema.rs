@@ -90,15 +90,8 @@ fn smd(s: &Value, v: &Value, path: &str, errs: &mut Vec<String>) {
                 errs.push(format!("{path}: expected map, got {}", smd_type(v)));
                 return;
             };
-            let props = s.get("properties").and_then(Value::as_object);
-            let addl = s.get("additionalProperties").filter(|a| a.is_object());
-            for (k, x) in o {
-                let sub = format!("{path}.{k}");
-                if let Some(ps) = props.and_then(|p| p.get(k)) {
-                    smd(ps, x, &sub, errs);
-                } else if let Some(a) = addl {
-                    smd(a, x, &sub, errs);
-                }
+            for (sub_schema, x, sub) in members(s, o, path) {
+                smd(sub_schema, x, &sub, errs);
             }
         }
         Some("array") => {
@@ -106,10 +99,8 @@ fn smd(s: &Value, v: &Value, path: &str, errs: &mut Vec<String>) {
                 errs.push(format!("{path}: expected list, got {}", smd_type(v)));
                 return;
             };
-            if let Some(items) = s.get("items") {
-                for (i, x) in a.iter().enumerate() {
-                    smd(items, x, &format!("{path}[{i}]"), errs);
-                }
+            for (items, x, sub) in items(s, a, path) {
+                smd(items, x, &sub, errs);
             }
         }
         Some("integer") | Some("number") if !v.is_number() => errs.push(format!(
@@ -212,15 +203,8 @@ fn openapi(s: &Value, v: &Value, path: &str, out: &mut Vec<Cause>) {
                         out.push(required(&format!("{path}.{r}")));
                     }
                 }
-                let props = s.get("properties").and_then(Value::as_object);
-                let addl = s.get("additionalProperties").filter(|a| a.is_object());
-                for (k, x) in o {
-                    let sub = format!("{path}.{k}");
-                    if let Some(ps) = props.and_then(|p| p.get(k)) {
-                        openapi(ps, x, &sub, out);
-                    } else if let Some(a) = addl {
-                        openapi(a, x, &sub, out);
-                    }
+                for (sub_schema, x, sub) in members(s, o, path) {
+                    openapi(sub_schema, x, &sub, out);
                 }
             }
             Some("array") => {
@@ -228,10 +212,8 @@ fn openapi(s: &Value, v: &Value, path: &str, out: &mut Vec<Cause>) {
                     out.push(type_error(path, v, "array"));
                     return;
                 };
-                if let Some(items) = s.get("items") {
-                    for (i, x) in a.iter().enumerate() {
-                        openapi(items, x, &format!("{path}[{i}]"), out);
-                    }
+                for (items, x, sub) in items(s, a, path) {
+                    openapi(items, x, &sub, out);
                 }
             }
             Some("integer") if !(v.is_i64() || v.is_u64()) => {
@@ -371,4 +353,31 @@ pub fn invalid(kind: &str, group: &str, name: &str, causes: &[Cause]) -> (u16, V
             Some(json!({"name": name, "group": group, "kind": kind, "causes": causes})),
         ),
     )
+}
+
+/// Each member of the map `o` with the schema that checks it (its property's, else an
+/// `additionalProperties` schema; none: not checked) and its path.
+fn members<'a>(
+    s: &'a Value,
+    o: &'a serde_json::Map<String, Value>,
+    path: &'a str,
+) -> impl Iterator<Item = (&'a Value, &'a Value, String)> {
+    let props = s.get("properties").and_then(Value::as_object);
+    let addl = s.get("additionalProperties").filter(|a| a.is_object());
+    o.iter().filter_map(move |(k, x)| {
+        let sub_schema = props.and_then(|p| p.get(k)).or(addl)?;
+        Some((sub_schema, x, format!("{path}.{k}")))
+    })
+}
+
+/// Each item of the list `a` with the `items` schema (none: not checked) and its path.
+fn items<'a>(
+    s: &'a Value,
+    a: &'a [Value],
+    path: &'a str,
+) -> impl Iterator<Item = (&'a Value, &'a Value, String)> {
+    let schema = s.get("items");
+    a.iter()
+        .enumerate()
+        .filter_map(move |(i, x)| Some((schema?, x, format!("{path}[{i}]"))))
 }

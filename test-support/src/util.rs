@@ -112,16 +112,24 @@ fn unescape(s: &str) -> String {
     s.replace("~1", "/").replace("~0", "~")
 }
 
+/// The parent path of JSON pointer `path`, the value there and the last (unescaped) token.
+fn parent_of<'a, 'p>(
+    target: &'a mut Value,
+    path: &'p str,
+) -> Result<(&'p str, &'a mut Value, String), String> {
+    let (parent, last) = path.rsplit_once('/').ok_or("bad path")?;
+    let p = target
+        .pointer_mut(parent)
+        .ok_or_else(|| format!("missing parent of {path}"))?;
+    Ok((parent, p, unescape(last)))
+}
+
 fn ptr_add(target: &mut Value, path: &str, v: Value) -> Result<(), String> {
     if path.is_empty() {
         *target = v;
         return Ok(());
     }
-    let (parent, last) = path.rsplit_once('/').ok_or("bad path")?;
-    let last = unescape(last);
-    let p = target
-        .pointer_mut(parent)
-        .ok_or_else(|| format!("missing parent of {path}"))?;
+    let (parent, p, last) = parent_of(target, path)?;
     match p {
         Value::Object(m) => {
             m.insert(last, v);
@@ -143,11 +151,7 @@ fn ptr_add(target: &mut Value, path: &str, v: Value) -> Result<(), String> {
 }
 
 fn ptr_remove(target: &mut Value, path: &str) -> Result<Value, String> {
-    let (parent, last) = path.rsplit_once('/').ok_or("bad path")?;
-    let last = unescape(last);
-    let p = target
-        .pointer_mut(parent)
-        .ok_or_else(|| format!("missing parent of {path}"))?;
+    let (parent, p, last) = parent_of(target, path)?;
     match p {
         Value::Object(m) => m.remove(&last).ok_or_else(|| format!("missing {path}")),
         Value::Array(a) => {
