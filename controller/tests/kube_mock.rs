@@ -409,6 +409,17 @@ async fn namespace_label_flip_moves_outputs_between_meshes() {
     );
 }
 
+/// The controller's Lease as stored.
+fn stored_lease(f: &FakeApi) -> Value {
+    f.get(
+        "coordination.k8s.io/v1",
+        "leases",
+        CONTROLLER_NS,
+        "meshbridge-controller",
+    )
+    .unwrap()
+}
+
 fn lease_cfg(id: &str) -> LeaseConfig {
     LeaseConfig {
         namespace: CONTROLLER_NS.into(),
@@ -519,14 +530,7 @@ async fn two_replicas_only_the_leader_writes() {
     // against the cluster and finds nothing to apply or delete, and no status to patch.
     tokio::time::sleep(Duration::from_millis(1200)).await;
     assert_eq!(el_b.step().await, Step::Leader);
-    let lease = f
-        .get(
-            "coordination.k8s.io/v1",
-            "leases",
-            CONTROLLER_NS,
-            "meshbridge-controller",
-        )
-        .unwrap();
+    let lease = stored_lease(&f);
     assert_eq!(lease["spec"]["holderIdentity"], json!("b"));
     assert_eq!(lease["spec"]["leaseTransitions"], json!(1));
     flag_a.store(false, std::sync::atomic::Ordering::SeqCst);
@@ -547,14 +551,7 @@ async fn two_replicas_only_the_leader_writes() {
     assert!(f.take_log().is_empty());
     // Graceful release: the holder gives the lease up and the other takes it at once.
     el_b.release().await;
-    let lease = f
-        .get(
-            "coordination.k8s.io/v1",
-            "leases",
-            CONTROLLER_NS,
-            "meshbridge-controller",
-        )
-        .unwrap();
+    let lease = stored_lease(&f);
     assert!(lease["spec"]["holderIdentity"].is_null());
     assert_eq!(el_a.step().await, Step::Leader);
 }
