@@ -216,6 +216,17 @@ impl State {
     }
 
     /// Remembers what an object written in open mode says about its resource.
+    /// The resource of a whole object (by its apiVersion, kind and namespace, which it must
+    /// have if namespaced; learned as [`State::learn`] does) and its namespace.
+    pub(crate) fn resource_of(&mut self, v: &Value) -> (Res, Option<String>) {
+        let av = v["apiVersion"].as_str().expect("apiVersion");
+        let kind = v["kind"].as_str().expect("kind");
+        let ns = meta_str(v, "namespace").map(str::to_string);
+        let res = self.resolve_kind(av, kind, ns.is_some());
+        self.learn(&res, kind, ns.is_some());
+        (res, ns)
+    }
+
     pub(crate) fn learn(&mut self, res: &Res, kind: &str, namespaced: bool) {
         if res.guessed && !self.strict {
             let s = Served {
@@ -483,11 +494,7 @@ impl FakeApi {
     /// and namespace name (fills uid and resourceVersion; no watch event).
     pub fn insert(&self, v: Value) {
         let mut st = self.lock();
-        let av = v["apiVersion"].as_str().expect("apiVersion").to_string();
-        let kind = v["kind"].as_str().expect("kind").to_string();
-        let ns = meta_str(&v, "namespace").map(str::to_string);
-        let res = st.resolve_kind(&av, &kind, ns.is_some());
-        st.learn(&res, &kind, ns.is_some());
+        let (res, ns) = st.resource_of(&v);
         insert_locked(&mut st, &res, ns, v, None);
     }
 
@@ -574,11 +581,7 @@ impl FakeApi {
     /// `ty` is ADDED, MODIFIED or DELETED.
     pub fn push_watch_event(&self, ty: &str, obj: Value) {
         let mut st = self.lock();
-        let av = obj["apiVersion"].as_str().expect("apiVersion").to_string();
-        let kind = obj["kind"].as_str().expect("kind").to_string();
-        let ns = meta_str(&obj, "namespace").map(str::to_string);
-        let res = st.resolve_kind(&av, &kind, ns.is_some());
-        st.learn(&res, &kind, ns.is_some());
+        let (res, ns) = st.resource_of(&obj);
         let name = meta_str(&obj, "name").expect("name").to_string();
         let key = (
             res.group.clone(),

@@ -133,16 +133,8 @@ pub fn validate(schema: &Value, obj: &Value) -> Vec<Cause> {
         return out;
     };
     let props = schema.get("properties").and_then(Value::as_object);
-    for r in schema
-        .get("required")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
-    {
-        if !o.contains_key(r) {
-            out.push(required(r));
-        }
+    for r in missing_required(schema, o) {
+        out.push(required(r));
     }
     for (k, v) in o {
         if matches!(k.as_str(), "apiVersion" | "kind" | "metadata") {
@@ -192,16 +184,8 @@ fn openapi(s: &Value, v: &Value, path: &str, out: &mut Vec<Cause>) {
                     out.push(type_error(path, v, "object"));
                     return;
                 };
-                for r in s
-                    .get("required")
-                    .and_then(Value::as_array)
-                    .into_iter()
-                    .flatten()
-                    .filter_map(Value::as_str)
-                {
-                    if !o.contains_key(r) {
-                        out.push(required(&format!("{path}.{r}")));
-                    }
+                for r in missing_required(s, o) {
+                    out.push(required(&format!("{path}.{r}")));
                 }
                 for (sub_schema, x, sub) in members(s, o, path) {
                     openapi(sub_schema, x, &sub, out);
@@ -380,4 +364,17 @@ fn items<'a>(
     a.iter()
         .enumerate()
         .filter_map(move |(i, x)| Some((schema?, x, format!("{path}[{i}]"))))
+}
+
+/// The `required` properties of `s` that the map `o` lacks, in the schema's order.
+fn missing_required<'a>(
+    s: &'a Value,
+    o: &'a serde_json::Map<String, Value>,
+) -> impl Iterator<Item = &'a str> {
+    s.get("required")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .filter(|r| !o.contains_key(*r))
 }
