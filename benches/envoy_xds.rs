@@ -6,8 +6,8 @@
 //! cargo build --release && MESHBRIDGE_ENVOY=... \
 //!   cargo bench -p meshbridge-envoy --bench envoy_xds -- edit     # file edit → route applied by real Envoy
 //! ```
-//! `build`: DIR-shaped YAML with N services (one pod each, a TrafficTarget each, a split on
-//! every tenth) → load + validate (IR) → one client proxy's resources (JSON) → encoded
+//! `build`: DIR-shaped YAML with N services (`bench_mesh`: one pod each, the client allowed
+//! to call each, N/10 splits) → load + validate (IR) → one client proxy's resources (JSON) → encoded
 //! protobuf. `push`: a server process (this binary, `serve N`) holding an N-service snapshot;
 //! K synthetic ADS clients (envoy-types' client, SotW, ACK at once) over K/100 HTTP/2
 //! connections; time until all K have ACKed everything, then a route-only change until all
@@ -31,6 +31,7 @@ use envoy_types::pb::envoy::config::core::v3::Node;
 use envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service_client::AggregatedDiscoveryServiceClient;
 use envoy_types::pb::envoy::service::discovery::v3::{DiscoveryRequest, DiscoveryResponse};
 use meshbridge_core::load::load_str;
+use meshbridge_core::synth::{Synth, Workloads};
 use meshbridge_core::{Context, build::build, pipeline::snapshot_of};
 use meshbridge_envoy::proto::{CLUSTER, ENDPOINT, LISTENER, ROUTE};
 use meshbridge_envoy::server::{
@@ -43,29 +44,16 @@ use std::io::{BufRead, Read, Write};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-fn manifests(n: usize, with_pods: bool, split_weights: (u32, u32)) -> String {
-    let mut s = String::from(
-        "apiVersion: v1\nkind: Namespace\nmetadata: {name: bench}\n---\napiVersion: specs.smi-spec.io/v1alpha4\nkind: HTTPRouteGroup\nmetadata: {name: rg, namespace: bench}\nspec:\n  matches:\n  - {name: api, pathRegex: /api, methods: [GET, POST]}\n  - {name: health, pathRegex: /healthz$}\n",
-    );
-    s.push_str("---\napiVersion: v1\nkind: Pod\nmetadata: {name: client, namespace: bench, labels: {app: client}}\nspec: {serviceAccountName: client, containers: [{name: c}]}\nstatus: {podIP: 10.255.0.1}\n");
-    for i in 0..n {
-        s.push_str(&format!("---\napiVersion: v1\nkind: Service\nmetadata: {{name: svc-{i}, namespace: bench}}\nspec: {{selector: {{app: svc-{i}}}, ports: [{{name: http, port: 80, targetPort: 8080}}]}}\n"));
-        if with_pods {
-            s.push_str(&format!("---\napiVersion: v1\nkind: Pod\nmetadata: {{name: svc-{i}-0, namespace: bench, labels: {{app: svc-{i}}}}}\nspec: {{serviceAccountName: sa-{i}, containers: [{{name: c, ports: [{{containerPort: 8080}}]}}]}}\nstatus: {{podIP: 10.{}.{}.{}}}\n", i / 65536, (i / 256) % 256, i % 256));
-            s.push_str(&format!("---\napiVersion: access.smi-spec.io/v1alpha3\nkind: TrafficTarget\nmetadata: {{name: tt-{i}, namespace: bench}}\nspec:\n  destination: {{kind: ServiceAccount, name: sa-{i}, namespace: bench}}\n  sources: [{{kind: ServiceAccount, name: client, namespace: bench}}]\n  rules: [{{kind: HTTPRouteGroup, name: rg}}]\n"));
-        }
-        if i % 10 == 0 && i + 1 < n && i > 0 {
-            s.push_str(&format!("---\napiVersion: split.smi-spec.io/v1alpha4\nkind: TrafficSplit\nmetadata: {{name: split-{i}, namespace: bench}}\nspec:\n  service: svc-{i}\n  backends: [{{service: svc-{i}, weight: 90}}, {{service: svc-{}, weight: 10}}]\n", i + 1));
-        }
+/// The bench mesh (`meshbridge_core::synth`): N services in namespaces of 100, a tenth of
+/// them split (with the split's route group, TrafficTarget and TCPRoute), and one client
+/// (`ns0/client`, the proxy measured) allowed to call every service.
+fn bench_mesh(n: usize, workloads: Workloads) -> Synth {
+    Synth {
+        workloads,
+        namespace_objects: true,
+        client: true,
+        ..Synth::new(4 * (n / 10), n)
     }
-    s.push_str(&split_file(split_weights));
-    s
-}
-
-fn split_file((a, b): (u32, u32)) -> String {
-    format!(
-        "---\napiVersion: split.smi-spec.io/v1alpha4\nkind: TrafficSplit\nmetadata: {{name: flip, namespace: bench}}\nspec:\n  service: svc-0\n  backends: [{{service: svc-1, weight: {a}}}, {{service: svc-2, weight: {b}}}]\n"
-    )
 }
 
 fn pct(v: &mut [f64], p: f64) -> f64 {
@@ -78,9 +66,9 @@ fn pct(v: &mut [f64], p: f64) -> f64 {
 
 fn client_proxy() -> Proxy {
     Proxy {
-        namespace: "bench".into(),
+        namespace: "ns0".into(),
         name: "client".into(),
-        identity: meshbridge_core::ir::Identity::new("bench", "client"),
+        identity: meshbridge_core::ir::Identity::new("ns0", "client"),
         ip: Some("10.255.0.1".into()),
         app_ip: "127.0.0.1".into(),
         labels: [("app".to_string(), "client".to_string())].into(),
@@ -90,7 +78,7 @@ fn client_proxy() -> Proxy {
 
 /// The client proxy's snapshot for N services (and timings).
 fn build_snapshot(n: usize, report: bool) -> NodeSnapshot {
-    let text = manifests(n, true, (50, 50));
+    let text = bench_mesh(n, Workloads::Pods).yaml();
     let mut t = vec![];
     let mut snap_out = NodeSnapshot::default();
     for _ in 0..if report { 5 } else { 1 } {
@@ -514,10 +502,12 @@ fn edit_bench(n: usize, edits: usize) {
     let dir = std::env::temp_dir().join(format!("mb-bench-edit-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    let base = manifests(n, false, (90, 10));
-    let (svcs, flip) = base.split_at(base.rfind("---\napiVersion: split.smi-spec.io/v1alpha4\nkind: TrafficSplit\nmetadata: {name: flip").unwrap());
-    std::fs::write(dir.join("services.yaml"), svcs.replace("spec: {serviceAccountName: client, containers: [{name: c}]}\nstatus: {podIP: 10.255.0.1}", "spec: {serviceAccountName: client, containers: [{name: c}]}")).unwrap();
-    std::fs::write(dir.join("split.yaml"), flip).unwrap();
+    // `local up` runs the one sidecar (the client, no address: local assigns it); the
+    // split the bench rewrites is rooted at the last service (no other split's root).
+    let mesh = bench_mesh(n, Workloads::None);
+    let split_file = |w| mesh.split_yaml(n - 1, w);
+    std::fs::write(dir.join("services.yaml"), mesh.yaml()).unwrap();
+    std::fs::write(dir.join("split.yaml"), split_file((90, 10))).unwrap();
     let mut child = std::process::Command::new(&bin)
         .args(["local", "up"])
         .arg(&dir)

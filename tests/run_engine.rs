@@ -7,9 +7,10 @@ use meshbridge_controller::metrics::Metrics;
 use meshbridge_controller::reconciler::Reconciler;
 use meshbridge_controller::sink::memory::MemorySink;
 use meshbridge_controller::status::LogStatusSink;
-use meshbridge_controller::{Change, Msg, synthetic};
+use meshbridge_controller::{Change, Msg};
 use meshbridge_core::api::meshbridge::MeshType;
 use meshbridge_core::model::Object;
+use meshbridge_core::synth::Synth;
 use meshbridge_core::{Adapter, Context};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -65,12 +66,18 @@ fn upsert(o: Object) -> Change {
 
 #[test]
 fn partitions_equal_whole_world_translation() {
-    let mut objects = synthetic::cluster(60, 7);
+    // 60 splits (and as many route groups, targets and TCPRoutes) over 7 namespaces.
+    let synth = Synth {
+        per_namespace: 18,
+        namespace_objects: true,
+        ..Synth::new(240, 120)
+    };
+    let mut objects = synth.objects();
     // Cross-namespace sources too.
     objects.extend(
         meshbridge_core::load::load_str(
             "x.yaml",
-            "apiVersion: access.smi-spec.io/v1alpha3\nkind: TrafficTarget\nmetadata: {name: cross, namespace: ns1}\nspec:\n  destination: {kind: ServiceAccount, name: a1, namespace: ns1}\n  sources:\n  - {kind: ServiceAccount, name: a2, namespace: ns2}\n  rules:\n  - {kind: TCPRoute, name: a1-tcp}\n",
+            "apiVersion: access.smi-spec.io/v1alpha3\nkind: TrafficTarget\nmetadata: {name: cross, namespace: ns1}\nspec:\n  destination: {kind: ServiceAccount, name: sa18, namespace: ns1}\n  sources:\n  - {kind: ServiceAccount, name: sa36, namespace: ns2}\n  rules:\n  - {kind: TCPRoute, name: tcp18}\n",
         )
         .objects,
     );
@@ -86,7 +93,7 @@ fn partitions_equal_whole_world_translation() {
         // Edits, a delete, a new split: still equal, and only one namespace re-rendered.
         let mut current = objects.clone();
         for (k, w) in [(3usize, (1u32, 1u32)), (10, (0, 5)), (3, (7, 3))] {
-            let edit = synthetic::split_edit(k, 7, w);
+            let edit = synth.split(k, w);
             let key = edit.key();
             current.retain(|o| o.key() != key);
             current.push(edit.clone());
@@ -96,12 +103,12 @@ fn partitions_equal_whole_world_translation() {
             assert_eq!(
                 partitioned(&e),
                 whole(&current, m),
-                "{m} after editing a{k}"
+                "{m} after editing split{k}"
             );
         }
         let gone = current
             .iter()
-            .position(|o| o.key().name == "a5" && o.kind().is_smi())
+            .position(|o| o.key().name == "split5")
             .unwrap();
         let key = current.remove(gone).key();
         e.apply(Change::Delete(key));
@@ -120,7 +127,7 @@ fn rss_kib() -> Option<u64> {
         .ok()
 }
 
-/// 10,000 SMI objects over 5,000 Services, then 1,000 single-object edits. Run with
+/// 10,000 SMI objects over 5,000 Services (50 namespaces), then 1,000 single-object edits. Run with
 /// `cargo test --release --test run_engine -- --ignored --nocapture bench`.
 #[tokio::test(flavor = "current_thread")]
 #[ignore]
@@ -129,8 +136,11 @@ async fn bench_edit_to_applied() {
 }
 
 async fn bench() {
-    const APPS: usize = 2500;
-    const NAMESPACES: usize = 50;
+    let synth = Synth {
+        namespace_objects: true,
+        ..Synth::new(10_000, 5_000)
+    };
+    let splits = synth.smi / 4;
     // RSS growth is only meaningful for the first mesh measured in a process (the
     // allocator keeps freed memory): pick one with BENCH_MESH=istio|linkerd|gateway-api.
     let only = std::env::var("BENCH_MESH").ok();
@@ -140,7 +150,7 @@ async fn bench() {
         .enumerate()
     {
         let rss0 = rss_kib().unwrap_or(0);
-        let objects = synthetic::cluster(APPS, NAMESPACES);
+        let objects = synth.objects();
         let n_objects = objects.len();
         let smi = objects.iter().filter(|o| o.kind().is_smi()).count();
         let sink = MemorySink::new("meshbridge-system");
@@ -166,8 +176,8 @@ async fn bench() {
             seed = seed
                 .wrapping_mul(6364136223846793005)
                 .wrapping_add(1442695040888963407);
-            let k = (seed >> 33) as usize % APPS;
-            let edit = synthetic::split_edit(k, NAMESPACES, (50 + i % 40, 10));
+            let k = (seed >> 33) as usize % splits;
+            let edit = synth.split(k, (50 + i % 40, 10));
             let t = Instant::now();
             rec.handle(Msg::Input(upsert(edit)));
             let r = rec.reconcile().await;
