@@ -464,6 +464,16 @@ async fn read_cluster(f: &FakeApi, client: &str) -> Vec<meshbridge_controller::M
     out
 }
 
+/// An istio reconciler as `name`, the leader while `leader` is set, that has read the cluster
+/// (as `src-<name>`).
+async fn istio_replica(f: &FakeApi, name: &str, leader: Arc<AtomicBool>) -> Reconciler {
+    let mut rec = kube_reconciler(f, name, Backends::List(vec![MeshType::Istio]), leader).await;
+    for m in read_cluster(f, &format!("src-{name}")).await {
+        rec.handle(m);
+    }
+    rec
+}
+
 #[tokio::test]
 async fn two_replicas_only_the_leader_writes() {
     let f = fake();
@@ -480,26 +490,8 @@ async fn two_replicas_only_the_leader_writes() {
         }
     );
     flag_a.store(true, std::sync::atomic::Ordering::SeqCst);
-    let mut rec_a = kube_reconciler(
-        &f,
-        "a",
-        Backends::List(vec![MeshType::Istio]),
-        flag_a.clone(),
-    )
-    .await;
-    let mut rec_b = kube_reconciler(
-        &f,
-        "b",
-        Backends::List(vec![MeshType::Istio]),
-        flag_b.clone(),
-    )
-    .await;
-    for m in read_cluster(&f, "src-a").await {
-        rec_a.handle(m);
-    }
-    for m in read_cluster(&f, "src-b").await {
-        rec_b.handle(m);
-    }
+    let mut rec_a = istio_replica(&f, "a", flag_a.clone()).await;
+    let mut rec_b = istio_replica(&f, "b", flag_b.clone()).await;
     f.take_log();
     let (ra, rb) = (rec_a.reconcile().await, rec_b.reconcile().await);
     assert_eq!(ra.writes(), 2);
