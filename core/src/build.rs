@@ -143,7 +143,32 @@ fn build_cluster_state(snap: &Snapshot, ir: &mut Ir) {
             },
         );
     }
-    let mut add = |id: Identity, pod: PodInfo| {
+    let ports_of = |spec: &k8s_openapi::api::core::v1::PodSpec| -> Vec<(Option<String>, u16)> {
+        spec.containers
+            .iter()
+            .flat_map(|c| c.ports.iter().flatten())
+            .filter_map(|p| Some((p.name.clone(), u16::try_from(p.container_port).ok()?)))
+            .collect()
+    };
+    // One pod (or a Deployment's pod template) of the workload of its ServiceAccount
+    // (`default` when unset).
+    let mut add = |ns: &String,
+                   spec: &k8s_openapi::api::core::v1::PodSpec,
+                   name: String,
+                   labels: BTreeMap<String, String>,
+                   ip: Option<String>| {
+        let sa = spec
+            .service_account_name
+            .clone()
+            .unwrap_or_else(|| "default".into());
+        let id = Identity::new(ns, sa);
+        let pod = PodInfo {
+            namespace: ns.clone(),
+            name,
+            labels,
+            ip,
+            container_ports: ports_of(spec),
+        };
         ir.workloads
             .entry(id.clone())
             .or_insert_with(|| Workload {
@@ -153,53 +178,29 @@ fn build_cluster_state(snap: &Snapshot, ir: &mut Ir) {
             .pods
             .push(pod);
     };
-    let ports_of = |spec: &k8s_openapi::api::core::v1::PodSpec| -> Vec<(Option<String>, u16)> {
-        spec.containers
-            .iter()
-            .flat_map(|c| c.ports.iter().flatten())
-            .filter_map(|p| Some((p.name.clone(), u16::try_from(p.container_port).ok()?)))
-            .collect()
-    };
     for ((ns, name), (pod, _)) in &snap.pods {
         let Some(spec) = &pod.spec else { continue };
-        let sa = spec
-            .service_account_name
-            .clone()
-            .unwrap_or_else(|| "default".into());
         add(
-            Identity::new(ns, sa),
-            PodInfo {
-                namespace: ns.clone(),
-                name: name.clone(),
-                labels: pod.metadata.labels.clone().unwrap_or_default(),
-                ip: pod.status.as_ref().and_then(|s| s.pod_ip.clone()),
-                container_ports: ports_of(spec),
-            },
+            ns,
+            spec,
+            name.clone(),
+            pod.metadata.labels.clone().unwrap_or_default(),
+            pod.status.as_ref().and_then(|s| s.pod_ip.clone()),
         );
     }
     for ((ns, name), (dep, _)) in &snap.deployments {
-        let spec = &dep.spec;
-        let Some(pspec) = &spec.template.spec else {
-            continue;
-        };
-        let sa = pspec
-            .service_account_name
-            .clone()
-            .unwrap_or_else(|| "default".into());
+        let template = &dep.spec.template;
+        let Some(spec) = &template.spec else { continue };
         add(
-            Identity::new(ns, sa),
-            PodInfo {
-                namespace: ns.clone(),
-                name: format!("deployment/{name}"),
-                labels: spec
-                    .template
-                    .metadata
-                    .as_ref()
-                    .and_then(|m| m.labels.clone())
-                    .unwrap_or_default(),
-                ip: None,
-                container_ports: ports_of(pspec),
-            },
+            ns,
+            spec,
+            format!("deployment/{name}"),
+            template
+                .metadata
+                .as_ref()
+                .and_then(|m| m.labels.clone())
+                .unwrap_or_default(),
+            None,
         );
     }
     for w in ir.workloads.values_mut() {

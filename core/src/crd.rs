@@ -56,6 +56,23 @@ fn merged(crds: Vec<CustomResourceDefinition>, storage: &str) -> CustomResourceD
     crd
 }
 
+/// A `specs.smi-spec.io` route kind: top-level `V1` (v1alpha1) and `V2` (v1alpha2) modelled on
+/// the v1alpha3 CRD, then v1alpha3 and v1alpha4 (storage).
+fn route_kind<V1: JsonSchema, V2: JsonSchema>(
+    v1alpha3: CustomResourceDefinition,
+    v1alpha4: CustomResourceDefinition,
+) -> CustomResourceDefinition {
+    merged(
+        vec![
+            toplevel_version::<V1>(&v1alpha3, "v1alpha1"),
+            toplevel_version::<V2>(&v1alpha3, "v1alpha2"),
+            v1alpha3,
+            v1alpha4,
+        ],
+        "v1alpha4",
+    )
+}
+
 /// Every CRD meshbridge serves, sorted by name.
 pub fn all() -> Vec<CustomResourceDefinition> {
     let ts = merged(
@@ -76,25 +93,13 @@ pub fn all() -> Vec<CustomResourceDefinition> {
         ],
         "v1alpha3",
     );
-    let htr_base = specs::v1alpha3::HTTPRouteGroup::crd();
-    let htr = merged(
-        vec![
-            toplevel_version::<specs::v1alpha1::HTTPRouteGroup>(&htr_base, "v1alpha1"),
-            toplevel_version::<specs::v1alpha2::HTTPRouteGroup>(&htr_base, "v1alpha2"),
-            htr_base.clone(),
-            specs::v1alpha4::HTTPRouteGroup::crd(),
-        ],
-        "v1alpha4",
+    let htr = route_kind::<specs::v1alpha1::HTTPRouteGroup, specs::v1alpha2::HTTPRouteGroup>(
+        specs::v1alpha3::HTTPRouteGroup::crd(),
+        specs::v1alpha4::HTTPRouteGroup::crd(),
     );
-    let tr_base = specs::v1alpha3::TCPRoute::crd();
-    let tr = merged(
-        vec![
-            toplevel_version::<specs::v1alpha1::TCPRoute>(&tr_base, "v1alpha1"),
-            toplevel_version::<specs::v1alpha2::TCPRoute>(&tr_base, "v1alpha2"),
-            tr_base.clone(),
-            specs::v1alpha4::TCPRoute::crd(),
-        ],
-        "v1alpha4",
+    let tr = route_kind::<specs::v1alpha1::TCPRoute, specs::v1alpha2::TCPRoute>(
+        specs::v1alpha3::TCPRoute::crd(),
+        specs::v1alpha4::TCPRoute::crd(),
     );
     let ur = specs::v1alpha4::UDPRoute::crd();
     let mut out = vec![

@@ -22,6 +22,23 @@ fn pipeline(text: &str) -> (usize, usize) {
     (n, p)
 }
 
+/// Field names of the SMI kinds, for objects the loader's typed paths look into.
+const FIELD_NAMES: &[&str] = &[
+    "service",
+    "backends",
+    "weight",
+    "matches",
+    "name",
+    "kind",
+    "pathRegex",
+    "methods",
+    "headers",
+    "ports",
+    "destination",
+    "sources",
+    "rules",
+];
+
 fn arb_value() -> impl Strategy<Value = Value> {
     let leaf = prop_oneof![
         Just(Value::Null),
@@ -37,21 +54,10 @@ fn arb_value() -> impl Strategy<Value = Value> {
         prop_oneof![
             prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
             prop::collection::btree_map(
+                // A field name SMI kinds use (each as likely as the random one), or a random one.
                 prop_oneof![
-                    Just("service".to_string()),
-                    Just("backends".to_string()),
-                    Just("weight".to_string()),
-                    Just("matches".to_string()),
-                    Just("name".to_string()),
-                    Just("kind".to_string()),
-                    Just("pathRegex".to_string()),
-                    Just("methods".to_string()),
-                    Just("headers".to_string()),
-                    Just("ports".to_string()),
-                    Just("destination".to_string()),
-                    Just("sources".to_string()),
-                    Just("rules".to_string()),
-                    "[a-z]{1,6}",
+                    FIELD_NAMES.len() as u32 => prop::sample::select(FIELD_NAMES).prop_map(String::from),
+                    1 => "[a-z]{1,6}",
                 ],
                 inner,
                 0..5
