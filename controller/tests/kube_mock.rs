@@ -823,6 +823,15 @@ async fn event_loop_with_watches() {
         )
     });
     let route = |f: &FakeApi| f.get("istio.test.meshbridge.io/v1", "routes", "shop", "web");
+    let stored_split = |f: &FakeApi| {
+        f.get(
+            "split.smi-spec.io/v1alpha4",
+            "trafficsplits",
+            "shop",
+            "web-split",
+        )
+        .unwrap()
+    };
     wait_until("initial apply", || route(&f).is_some()).await;
     // Watches were opened on the inputs and, with the owner label selector, on the outputs.
     let watches: Vec<Req> = f.lock().watch_log.clone();
@@ -853,21 +862,12 @@ async fn event_loop_with_watches() {
     f.take_log();
 
     // An input edit arrives through the TrafficSplit watch: one apply of the route.
-    let mut ts = f
-        .get(
-            "split.smi-spec.io/v1alpha4",
-            "trafficsplits",
-            "shop",
-            "web-split",
-        )
-        .unwrap();
+    let mut ts = stored_split(&f);
     ts["spec"]["backends"][0]["weight"] = json!(60);
     ts["metadata"]["generation"] = json!(2);
     f.push_watch_event("MODIFIED", ts);
-    wait_until("edit applied", || {
-        route(&f).unwrap()["spec"]["backends"][0]["weight"] == json!(60)
-    })
-    .await;
+    let route_weight_is = |w: i64| route(&f).unwrap()["spec"]["backends"][0]["weight"] == json!(w);
+    wait_until("edit applied", || route_weight_is(60)).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     let log = f.take_log();
     let writes = write_lines(&log);
@@ -884,20 +884,10 @@ async fn event_loop_with_watches() {
     let mut live = route(&f).unwrap();
     live["spec"]["backends"][0]["weight"] = json!(1);
     f.push_watch_event("MODIFIED", live);
-    wait_until("drift reverted", || {
-        route(&f).unwrap()["spec"]["backends"][0]["weight"] == json!(60)
-    })
-    .await;
+    wait_until("drift reverted", || route_weight_is(60)).await;
 
     // The split is deleted: its route goes, the policy stays.
-    let ts = f
-        .get(
-            "split.smi-spec.io/v1alpha4",
-            "trafficsplits",
-            "shop",
-            "web-split",
-        )
-        .unwrap();
+    let ts = stored_split(&f);
     f.take_log();
     f.push_watch_event("DELETED", ts);
     wait_until("route deleted", || route(&f).is_none()).await;
