@@ -551,54 +551,62 @@ fn build(kind: Kind, version: &str, v: Value, mut meta: Meta) -> Result<Object, 
                 matches,
             })
         }
-        Kind::TrafficTarget => match version {
-            "v1alpha1" => {
-                let o: access::v1alpha1::TrafficTarget = typed(v)?;
-                meta.prefix = "";
-                Object::TrafficTarget(TrafficTarget {
-                    meta,
-                    destination: Subject::from(&o.destination),
-                    port: o.destination.port,
-                    rules_field: "specs",
-                    rules: o.specs.into_iter().map(Into::into).collect(),
-                    sources: o.sources.into_iter().map(Into::into).collect(),
-                })
-            }
-            "v1alpha2" => {
-                let o: access::v1alpha2::TrafficTarget = typed(v)?;
-                meta.prefix = "spec.";
-                Object::TrafficTarget(TrafficTarget {
-                    meta,
-                    destination: Subject::from(&o.spec.destination),
-                    port: o.spec.destination.port,
-                    rules_field: "rules",
-                    rules: o.spec.rules.into_iter().map(Into::into).collect(),
-                    sources: o.spec.sources.into_iter().map(Into::into).collect(),
-                })
-            }
-            "v1alpha3" => {
-                let o: access::v1alpha3::TrafficTarget = typed(v)?;
-                meta.prefix = "spec.";
-                Object::TrafficTarget(TrafficTarget {
-                    meta,
-                    destination: o.spec.destination.into(),
-                    port: None,
-                    rules_field: "rules",
-                    rules: o.spec.rules.into_iter().map(Into::into).collect(),
-                    sources: o.spec.sources.into_iter().map(Into::into).collect(),
-                })
-            }
-            other => return Err(unsupported(kind, other, "v1alpha1–v1alpha3")),
-        },
+        Kind::TrafficTarget => {
+            let (prefix, destination, port, rules_field, rules, sources) = match version {
+                "v1alpha1" => {
+                    let o: access::v1alpha1::TrafficTarget = typed(v)?;
+                    let d = &o.destination;
+                    (
+                        "",
+                        Subject::from(d),
+                        d.port.clone(),
+                        "specs",
+                        o.specs,
+                        o.sources,
+                    )
+                }
+                "v1alpha2" => {
+                    let s = typed::<access::v1alpha2::TrafficTarget>(v)?.spec;
+                    let d = &s.destination;
+                    (
+                        "spec.",
+                        Subject::from(d),
+                        d.port.clone(),
+                        "rules",
+                        s.rules,
+                        s.sources,
+                    )
+                }
+                "v1alpha3" => {
+                    let s = typed::<access::v1alpha3::TrafficTarget>(v)?.spec;
+                    (
+                        "spec.",
+                        s.destination.into(),
+                        None,
+                        "rules",
+                        s.rules,
+                        s.sources,
+                    )
+                }
+                other => return Err(unsupported(kind, other, "v1alpha1–v1alpha3")),
+            };
+            meta.prefix = prefix;
+            Object::TrafficTarget(TrafficTarget {
+                meta,
+                destination,
+                port,
+                rules_field,
+                rules: rules.into_iter().map(Into::into).collect(),
+                sources: sources.into_iter().map(Into::into).collect(),
+            })
+        }
         Kind::HTTPRouteGroup => {
             let (matches, prefix) = match version {
-                "v1alpha1" => (typed::<specs::v1alpha1::HTTPRouteGroup>(v)?.matches, ""),
-                "v1alpha2" => (typed::<specs::v1alpha2::HTTPRouteGroup>(v)?.matches, ""),
-                "v1alpha3" => (
-                    typed::<specs::v1alpha3::HTTPRouteGroup>(v)?.spec.matches,
-                    "spec.",
-                ),
-                "v1alpha4" => (
+                // v1alpha1 and v1alpha2 have identical schemas, as have v1alpha3 and v1alpha4.
+                "v1alpha1" | "v1alpha2" => {
+                    (typed::<specs::v1alpha2::HTTPRouteGroup>(v)?.matches, "")
+                }
+                "v1alpha3" | "v1alpha4" => (
                     typed::<specs::v1alpha4::HTTPRouteGroup>(v)?.spec.matches,
                     "spec.",
                 ),
@@ -620,11 +628,8 @@ fn build(kind: Kind, version: &str, v: Value, mut meta: Meta) -> Result<Object, 
         }
         Kind::TCPRoute => {
             let (match_name, ports, prefix) = match version {
-                "v1alpha1" => {
-                    typed::<specs::v1alpha1::TCPRoute>(v)?;
-                    (None, None, "")
-                }
-                "v1alpha2" => {
+                // v1alpha1 and v1alpha2 have identical schemas.
+                "v1alpha1" | "v1alpha2" => {
                     typed::<specs::v1alpha2::TCPRoute>(v)?;
                     (None, None, "")
                 }
