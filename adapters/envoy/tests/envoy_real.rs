@@ -91,23 +91,7 @@ spec:
 "#
     );
     if allow_web {
-        s.push_str(
-            r#"---
-apiVersion: specs.smi-spec.io/v1alpha4
-kind: HTTPRouteGroup
-metadata: {name: all, namespace: demo}
-spec:
-  matches: [{name: all, pathRegex: "/.*"}]
----
-apiVersion: access.smi-spec.io/v1alpha3
-kind: TrafficTarget
-metadata: {name: client-to-web, namespace: demo}
-spec:
-  destination: {kind: ServiceAccount, name: web, namespace: demo}
-  sources: [{kind: ServiceAccount, name: client, namespace: demo}]
-  rules: [{kind: HTTPRouteGroup, name: all}]
-"#,
-        );
+        s.push_str(include_str!("fixtures/allow_client_to_web.yaml"));
     }
     s
 }

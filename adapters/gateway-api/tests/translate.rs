@@ -147,23 +147,7 @@ fn root_as_its_own_backend() {
     );
 }
 
-const AB_GROUP: &str = r#"---
-apiVersion: specs.smi-spec.io/v1alpha4
-kind: HTTPRouteGroup
-metadata: {name: canary-users, namespace: shop}
-spec:
-  matches:
-  - name: firefox
-    headers:
-    - user-agent: ".*Firefox.*"
-    - x-canary: "yes"
-  - name: api
-    pathRegex: "/api"
-    methods: ["GET", "POST"]
-  - name: ping
-    pathRegex: "/ping$"
-    methods: ["*"]
-"#;
+const AB_GROUP: &str = include_str!("fixtures/ab_group.yaml");
 
 #[test]
 fn ab_split_with_headers_methods_and_catch_all() {
@@ -212,19 +196,7 @@ fn ab_split_with_headers_methods_and_catch_all() {
 
 #[test]
 fn ab_split_without_regexes_uses_core_match_types() {
-    let group = r#"---
-apiVersion: specs.smi-spec.io/v1alpha4
-kind: HTTPRouteGroup
-metadata: {name: g, namespace: shop}
-spec:
-  matches:
-  - name: beta
-    headers:
-    - x-beta: "1"
-    methods: ["GET", "DELETE", "PATCH"]
-  - name: health
-    pathRegex: "^/healthz$"
-"#;
+    let group = include_str!("fixtures/ab_split_without_regexes_uses_core_match_types_group.yaml");
     let t = translate(
         &(services(&["web", "web-v2"], HTTP80)
             + group
@@ -253,17 +225,9 @@ spec:
 
 #[test]
 fn match_selecting_everything_makes_the_split_unconditional() {
-    let group = r#"---
-apiVersion: specs.smi-spec.io/v1alpha4
-kind: HTTPRouteGroup
-metadata: {name: g, namespace: shop}
-spec:
-  matches:
-  - name: api
-    pathRegex: "/api"
-  - name: all
-    pathRegex: "/.*"
-"#;
+    let group = include_str!(
+        "fixtures/match_selecting_everything_makes_the_split_unconditional_group.yaml"
+    );
     let t = translate(
         &(services(&["web", "web-v2"], HTTP80)
             + group
@@ -277,19 +241,8 @@ spec:
 
 #[test]
 fn conflicting_header_conditions_are_reported_and_left_out() {
-    let group = r#"---
-apiVersion: specs.smi-spec.io/v1alpha4
-kind: HTTPRouteGroup
-metadata: {name: g, namespace: shop}
-spec:
-  matches:
-  - name: twice
-    headers:
-      X-Env: "a.*"
-      x-env: ".*b"
-  - name: ok
-    pathRegex: "/ok$"
-"#;
+    let group =
+        include_str!("fixtures/conflicting_header_conditions_are_reported_and_left_out_group.yaml");
     let t = translate(
         &(services(&["web", "web-v2"], HTTP80)
             + group
@@ -425,19 +378,8 @@ fn several_ports_http_tcp_udp_grpc() {
 
 #[test]
 fn ab_split_on_grpc_port_uses_grpcroute_when_faithful() {
-    let group = r#"---
-apiVersion: specs.smi-spec.io/v1alpha4
-kind: HTTPRouteGroup
-metadata: {name: rpc, namespace: shop}
-spec:
-  matches:
-  - name: say
-    pathRegex: "/echo\\.Echo/Say$"
-  - name: admin
-    pathRegex: "/echo\\.Admin/"
-    headers:
-      x-team: ops
-"#;
+    let group =
+        include_str!("fixtures/ab_split_on_grpc_port_uses_grpcroute_when_faithful_group.yaml");
     let ports = "{name: grpc, port: 7070, appProtocol: grpc}";
     let t = translate(
         &(services(&["web", "web-v2"], ports)
@@ -655,46 +597,7 @@ fn more_than_64_matches_span_rules() {
 
 #[test]
 fn traffic_targets_are_reported_none() {
-    let input = r#"---
-apiVersion: specs.smi-spec.io/v1alpha4
-kind: HTTPRouteGroup
-metadata: {name: api, namespace: shop}
-spec:
-  matches:
-  - name: read
-    pathRegex: /api
-    methods: [GET]
----
-apiVersion: specs.smi-spec.io/v1alpha4
-kind: TCPRoute
-metadata: {name: db, namespace: shop}
-spec:
-  matches:
-    ports: [5432]
----
-apiVersion: specs.smi-spec.io/v1alpha4
-kind: UDPRoute
-metadata: {name: dns, namespace: shop}
-spec:
-  matches:
-    ports: [53]
----
-apiVersion: access.smi-spec.io/v1alpha3
-kind: TrafficTarget
-metadata: {name: frontend-to-api, namespace: shop}
-spec:
-  destination: {kind: ServiceAccount, name: api, namespace: shop}
-  rules:
-  - kind: HTTPRouteGroup
-    name: api
-    matches: [read]
-  - kind: TCPRoute
-    name: db
-  - kind: UDPRoute
-    name: dns
-  sources:
-  - {kind: ServiceAccount, name: frontend, namespace: shop}
-"#;
+    let input = include_str!("fixtures/traffic_targets_are_reported_none_input.yaml");
     let t = translate(input);
     assert!(t.objects.is_empty());
     let got: Vec<(Feature, Level, String, String)> = t

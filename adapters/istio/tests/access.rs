@@ -31,66 +31,7 @@ fn pod(ns: &str, name: &str, sa: &str, labels: &str) -> String {
     )
 }
 
-const BOOKSTORE: &str = r#"
-apiVersion: specs.smi-spec.io/v1alpha4
-kind: HTTPRouteGroup
-metadata: {name: api, namespace: shop}
-spec:
-  matches:
-  - name: read
-    pathRegex: /books/.*
-    methods: [GET, HEAD]
-    headers:
-    - x-tenant: acme
-    - x-version: "v2.*"
-  - name: ping
-    pathRegex: /ping$
-  - name: versioned
-    pathRegex: /v[0-9]+/books
-  - name: any
----
-apiVersion: specs.smi-spec.io/v1alpha4
-kind: TCPRoute
-metadata: {name: db, namespace: shop}
-spec:
-  matches: {ports: [5433, 5432]}
----
-apiVersion: specs.smi-spec.io/v1alpha4
-kind: TCPRoute
-metadata: {name: all-tcp, namespace: shop}
-spec:
-  matches: {ports: []}
----
-apiVersion: specs.smi-spec.io/v1alpha4
-kind: UDPRoute
-metadata: {name: udp, namespace: shop}
-spec:
-  matches: {ports: [53]}
----
-apiVersion: access.smi-spec.io/v1alpha3
-kind: TrafficTarget
-metadata: {name: bookstore-access, namespace: shop}
-spec:
-  destination: {kind: ServiceAccount, name: bookstore, namespace: shop}
-  rules:
-  - {kind: HTTPRouteGroup, name: api}
-  - {kind: TCPRoute, name: db}
-  - {kind: TCPRoute, name: all-tcp}
-  - {kind: UDPRoute, name: udp}
-  sources:
-  - {kind: ServiceAccount, name: buyer, namespace: shop}
-  - {kind: ServiceAccount, name: auditor, namespace: audit}
----
-apiVersion: access.smi-spec.io/v1alpha3
-kind: TrafficTarget
-metadata: {name: bookstore-ping, namespace: shop}
-spec:
-  destination: {kind: ServiceAccount, name: bookstore, namespace: shop}
-  rules:
-  - {kind: HTTPRouteGroup, name: api, matches: [ping]}
-  sources:
-  - {kind: ServiceAccount, name: buyer}
-"#;
+const BOOKSTORE: &str = include_str!("fixtures/bookstore.yaml");
 
 fn bookstore() -> String {
     format!(
@@ -218,17 +159,7 @@ fn header_regexes_that_are_not_literals_are_not_emitted() {
     let yaml = format!(
         "{}{}",
         pod("ns", "web-1", "web", "{app: web}"),
-        r#"
-apiVersion: specs.smi-spec.io/v1alpha4
-kind: HTTPRouteGroup
-metadata: {name: g, namespace: ns}
-spec:
-  matches:
-  - {name: contains, headers: {user-agent: ".*Firefox.*"}}
-  - {name: present, headers: {x-debug: ".*"}}
-  - {name: by-host, headers: {host: "example\\.com"}}
-  - {name: twice, headers: [{x-a: "1"}, {x-a: "2"}]}
-"#,
+        include_str!("fixtures/header_regexes_that_are_not_literals_are_not_emitted.yaml"),
     ) + &target("tt", "web", "HTTPRouteGroup", "g");
     let t = translate(&yaml);
     assert_istio_rules(&t);
@@ -260,13 +191,7 @@ fn no_isolating_selector_emits_no_allow_and_reports() {
         "{}{}{}",
         pod("ns", "web-1", "web", "{app: shared}"),
         pod("ns", "admin-1", "admin", "{app: shared}"),
-        r#"
-apiVersion: specs.smi-spec.io/v1alpha4
-kind: TCPRoute
-metadata: {name: all, namespace: ns}
-spec:
-  matches: {ports: []}
-"#,
+        include_str!("fixtures/no_isolating_selector_emits_no_allow_and_reports.yaml"),
     ) + &target("tt", "web", "TCPRoute", "all")
         + &target("to-ghost", "ghost", "TCPRoute", "all");
     let t = translate(&yaml);
@@ -319,60 +244,7 @@ fn bookinfo_v1alpha1() {
             &format!("{{app: {sa}}}"),
         ));
     }
-    yaml.push_str(
-        r#"
-apiVersion: specs.smi-spec.io/v1alpha1
-kind: HTTPRouteGroup
-metadata:
-  name: bookinfo-allowed-paths
-  namespace: default
-matches:
-- name: api
-  pathRegex: ""
-  methods: ["*"]
----
-kind: TrafficTarget
-apiVersion: access.smi-spec.io/v1alpha1
-metadata:
-  name: productpage-reviews-v1
-  namespace: default
-destination:
-  kind: ServiceAccount
-  name: reviews-v1
-  namespace: default
-specs:
-- kind: HTTPRouteGroup
-  name: bookinfo-allowed-paths
-  matches:
-  - api
-sources:
-- kind: ServiceAccount
-  name: productpage-v1
-  namespace: default
----
-kind: TrafficTarget
-apiVersion: access.smi-spec.io/v1alpha1
-metadata:
-  name: reviews-ratings
-  namespace: default
-destination:
-  kind: ServiceAccount
-  name: ratings-v1
-  namespace: default
-specs:
-- kind: HTTPRouteGroup
-  name: bookinfo-allowed-paths
-  matches:
-  - api
-sources:
-- kind: ServiceAccount
-  name: reviews-v2
-  namespace: default
-- kind: ServiceAccount
-  name: reviews-v3
-  namespace: default
-"#,
-    );
+    yaml.push_str(include_str!("fixtures/bookinfo_v1alpha1.yaml"));
     let t = translate(&yaml);
     assert_istio_rules(&t);
     assert_eq!(
@@ -403,27 +275,7 @@ fn v1alpha2_destination_port() {
     let yaml = format!(
         "{}{}",
         pod("ns", "web-1", "web", "{app: web}"),
-        r#"
-apiVersion: specs.smi-spec.io/v1alpha2
-kind: HTTPRouteGroup
-metadata: {name: g, namespace: ns}
-matches:
-- {name: metrics, pathRegex: /metrics, methods: [GET]}
----
-apiVersion: specs.smi-spec.io/v1alpha2
-kind: TCPRoute
-metadata: {name: t, namespace: ns}
----
-apiVersion: access.smi-spec.io/v1alpha2
-kind: TrafficTarget
-metadata: {name: tt, namespace: ns}
-spec:
-  destination: {kind: ServiceAccount, name: web, namespace: ns, port: "8080"}
-  rules:
-  - {kind: HTTPRouteGroup, name: g}
-  - {kind: TCPRoute, name: t}
-  sources: [{kind: ServiceAccount, name: prom, namespace: monitoring}]
-"#
+        include_str!("fixtures/v1alpha2_destination_port.yaml")
     );
     let ir = ir_of(&yaml);
     assert!(

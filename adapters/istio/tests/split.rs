@@ -157,44 +157,7 @@ fn root_as_its_own_backend() {
     );
 }
 
-const AB: &str = r#"
-apiVersion: split.smi-spec.io/v1alpha4
-kind: TrafficSplit
-metadata: {name: ab-test, namespace: default}
-spec:
-  service: website
-  matches:
-  - {kind: HTTPRouteGroup, name: ab-routes}
-  - {kind: HTTPRouteGroup, name: more-routes}
-  backends:
-  - {service: website-v1, weight: 0}
-  - {service: website-v2, weight: 100}
----
-apiVersion: specs.smi-spec.io/v1alpha4
-kind: HTTPRouteGroup
-metadata: {name: ab-routes, namespace: default}
-spec:
-  matches:
-  - name: firefox-users
-    headers:
-      user-agent: ".*Firefox.*"
-      x-beta: "yes"
-  - name: api
-    pathRegex: /api
-    methods: [GET, POST]
----
-apiVersion: specs.smi-spec.io/v1alpha4
-kind: HTTPRouteGroup
-metadata: {name: more-routes, namespace: default}
-spec:
-  matches:
-  - name: by-host
-    headers:
-    - host: "shop\\.example\\.com"
-  - name: by-method-header
-    headers:
-    - method: "GET"
-"#;
+const AB: &str = include_str!("fixtures/ab.yaml");
 
 #[test]
 fn header_match_ab_with_catch_all_last() {
@@ -259,25 +222,9 @@ fn header_match_ab_with_catch_all_last() {
 
 #[test]
 fn catch_all_match_splits_everything() {
-    let t = translate(
-        r#"
-apiVersion: split.smi-spec.io/v1alpha3
-kind: TrafficSplit
-metadata: {name: s, namespace: default}
-spec:
-  service: web
-  matches: [{kind: HTTPRouteGroup, name: g}]
-  backends: [{service: web-v1, weight: 50}, {service: web-v2, weight: 50}]
----
-apiVersion: specs.smi-spec.io/v1alpha3
-kind: HTTPRouteGroup
-metadata: {name: g, namespace: default}
-spec:
-  matches:
-  - {name: one, pathRegex: /one}
-  - {name: all, pathRegex: ".*", methods: ["*"]}
-"#,
-    );
+    let t = translate(include_str!(
+        "fixtures/catch_all_match_splits_everything.yaml"
+    ));
     let s = spec(&t, "VirtualService", "default", "web");
     assert_eq!(s["http"].as_array().unwrap().len(), 1);
     assert_eq!(s["http"][0]["name"], "split");
@@ -287,21 +234,7 @@ spec:
 
 #[test]
 fn two_splits_on_one_root_only_the_oldest_is_programmed() {
-    let yaml = r#"
-apiVersion: split.smi-spec.io/v1alpha4
-kind: TrafficSplit
-metadata: {name: zz-older, namespace: default, creationTimestamp: "2021-01-01T00:00:00Z"}
-spec:
-  service: reviews
-  backends: [{service: reviews-v1, weight: 1}, {service: reviews-v2, weight: 3}]
----
-apiVersion: split.smi-spec.io/v1alpha4
-kind: TrafficSplit
-metadata: {name: aa-newer, namespace: default, creationTimestamp: "2022-01-01T00:00:00Z"}
-spec:
-  service: reviews.default.svc.cluster.local
-  backends: [{service: reviews-v3, weight: 1}]
-"#;
+    let yaml = include_str!("fixtures/two_splits_on_one_root_only_the_oldest_is_programmed.yaml");
     let ir = ir_of(yaml);
     assert_eq!(ir.splits.len(), 1);
     let winner = &ir.splits[&SvcKey::new("default", "reviews")];
@@ -319,38 +252,7 @@ spec:
     );
 }
 
-const PORTS: &str = r#"
-apiVersion: v1
-kind: Service
-metadata: {name: web, namespace: shop}
-spec:
-  selector: {app: web}
-  ports:
-  - {name: http, port: 80, targetPort: 8080}
-  - {name: tcp-db, port: 5432}
-  - {port: 9000}
-  - {name: dns, port: 53, protocol: UDP}
-  - {name: https, port: 443}
-  - {name: sig, port: 2905, protocol: SCTP}
----
-apiVersion: v1
-kind: Service
-metadata: {name: web-v2, namespace: shop}
-spec:
-  selector: {app: web, version: v2}
-  ports:
-  - {name: http, port: 80, targetPort: 8081}
-  - {name: other, port: 9000}
----
-apiVersion: split.smi-spec.io/v1alpha4
-kind: TrafficSplit
-metadata: {name: web-rollout, namespace: shop}
-spec:
-  service: web
-  backends:
-  - {service: web, weight: 2}
-  - {service: web-v2, weight: 1}
-"#;
+const PORTS: &str = include_str!("fixtures/ports.yaml");
 
 fn pdest(host: &str, port: u16, weight: u64) -> serde_json::Value {
     json!({ "destination": { "host": format!("{host}.shop.svc.cluster.local"), "port": { "number": port } }, "weight": weight })
@@ -423,35 +325,7 @@ fn ports_of_a_known_root() {
 
 #[test]
 fn ab_split_on_several_http_ports() {
-    let t = translate(
-        r#"
-apiVersion: v1
-kind: Service
-metadata: {name: api, namespace: shop}
-spec:
-  ports: [{name: http, port: 80}, {name: http-admin, port: 8080}, {name: tcp-raw, port: 7000}]
----
-apiVersion: v1
-kind: Service
-metadata: {name: api-v2, namespace: shop}
-spec:
-  ports: [{name: http, port: 80}, {name: http-admin, port: 8080}, {name: tcp-raw, port: 7000}]
----
-apiVersion: split.smi-spec.io/v1alpha4
-kind: TrafficSplit
-metadata: {name: ab, namespace: shop}
-spec:
-  service: api
-  matches: [{kind: HTTPRouteGroup, name: g}]
-  backends: [{service: api-v2, weight: 1}]
----
-apiVersion: specs.smi-spec.io/v1alpha4
-kind: HTTPRouteGroup
-metadata: {name: g, namespace: shop}
-spec:
-  matches: [{name: beta, headers: {x-beta: "1"}}]
-"#,
-    );
+    let t = translate(include_str!("fixtures/ab_split_on_several_http_ports.yaml"));
     assert!(t.findings.is_empty(), "{:?}", t.findings);
     let m =
         |p: u16| json!([{ "name": "beta", "headers": { "x-beta": { "regex": "1" } }, "port": p }]);
@@ -473,22 +347,9 @@ spec:
 
 #[test]
 fn udp_only_root_emits_nothing_and_reports() {
-    let t = translate(
-        r#"
-apiVersion: v1
-kind: Service
-metadata: {name: dns, namespace: default}
-spec:
-  ports: [{name: dns, port: 53, protocol: UDP}]
----
-apiVersion: split.smi-spec.io/v1alpha4
-kind: TrafficSplit
-metadata: {name: s, namespace: default}
-spec:
-  service: dns
-  backends: [{service: dns, weight: 1}]
-"#,
-    );
+    let t = translate(include_str!(
+        "fixtures/udp_only_root_emits_nothing_and_reports.yaml"
+    ));
     assert!(t.objects.is_empty());
     assert_eq!(
         finding_keys(&t),

@@ -124,39 +124,7 @@ fn validate(obj: &Value) {
 
 // === fixtures ===
 
-const SHOP: &str = r#"
-apiVersion: v1
-kind: Namespace
-metadata: {name: shop}
----
-apiVersion: v1
-kind: Service
-metadata: {name: web, namespace: shop}
-spec:
-  selector: {app: web}
-  ports: [{name: http, port: 80, targetPort: 8080}]
----
-apiVersion: v1
-kind: Service
-metadata: {name: web-v1, namespace: shop}
-spec:
-  selector: {app: web, version: v1}
-  ports: [{name: http, port: 80, targetPort: 8080}]
----
-apiVersion: v1
-kind: Service
-metadata: {name: web-v2, namespace: shop}
-spec:
-  selector: {app: web, version: v2}
-  ports: [{name: http, port: 80, targetPort: 8080}]
----
-apiVersion: v1
-kind: Service
-metadata: {name: web-v3, namespace: shop}
-spec:
-  selector: {app: web, version: v3}
-  ports: [{name: http, port: 80, targetPort: 8080}]
-"#;
+const SHOP: &str = include_str!("../tests/fixtures/shop.yaml");
 
 fn with(base: &str, extra: &str) -> String {
     format!("{base}\n---\n{extra}")
@@ -209,17 +177,7 @@ fn split_90_10_service_profile() {
 fn split_v1alpha1_quantities() {
     let yaml = with(
         SHOP,
-        r#"apiVersion: split.smi-spec.io/v1alpha1
-kind: TrafficSplit
-metadata: {name: web-split, namespace: shop}
-spec:
-  service: web
-  backends:
-  - service: web-v1
-    weight: "1"
-  - service: web-v2
-    weight: 500m
-"#,
+        include_str!("../tests/fixtures/split_v1alpha1_quantities.yaml"),
     );
     let t = run(&yaml, &cx());
     // 1 = 1000m and 500m: shares 2/3 and 1/3 of 1000m.
@@ -325,28 +283,8 @@ fn split_custom_cluster_domain() {
 
 #[test]
 fn service_profile_reports_backend_missing_a_port() {
-    let yaml = r#"
-apiVersion: v1
-kind: Service
-metadata: {name: web, namespace: shop}
-spec:
-  selector: {app: web}
-  ports: [{name: http, port: 80}, {name: admin, port: 9000}]
----
-apiVersion: v1
-kind: Service
-metadata: {name: web-v2, namespace: shop}
-spec:
-  selector: {app: web2}
-  ports: [{name: http, port: 80}]
----
-apiVersion: split.smi-spec.io/v1alpha2
-kind: TrafficSplit
-metadata: {name: web-split, namespace: shop}
-spec:
-  service: web
-  backends: [{service: web, weight: 50}, {service: web-v2, weight: 50}]
-"#;
+    let yaml =
+        include_str!("../tests/fixtures/service_profile_reports_backend_missing_a_port.yaml");
     let t = run(yaml, &cx());
     assert_eq!(kinds(&t), ["ServiceProfile"]);
     assert_eq!(t.findings.len(), 1, "{:?}", t.findings);
@@ -473,35 +411,7 @@ fn http_route_mode_without_root_service_falls_back_to_service_profile() {
     );
 }
 
-const AB: &str = r#"
-apiVersion: specs.smi-spec.io/v1alpha4
-kind: HTTPRouteGroup
-metadata: {name: ab-test, namespace: shop}
-spec:
-  matches:
-  - name: firefox-users
-    headers:
-      user-agent: ".*Firefox.*"
-  - name: beta-api
-    pathRegex: /api/beta
-    methods: [GET, POST]
-    headers:
-      x-beta: "yes"
----
-apiVersion: split.smi-spec.io/v1alpha4
-kind: TrafficSplit
-metadata: {name: ab, namespace: shop}
-spec:
-  service: web
-  matches:
-  - kind: HTTPRouteGroup
-    name: ab-test
-  backends:
-  - service: web-v1
-    weight: 0
-  - service: web-v2
-    weight: 100
-"#;
+const AB: &str = include_str!("../tests/fixtures/ab.yaml");
 
 #[test]
 fn split_with_header_matches_is_http_route_only() {
@@ -591,28 +501,7 @@ fn split_matches_without_root_service_is_reported() {
 
 #[test]
 fn split_on_non_http_and_udp_ports() {
-    let yaml = r#"
-apiVersion: v1
-kind: Service
-metadata: {name: db, namespace: shop}
-spec:
-  selector: {app: db}
-  ports: [{name: pg, port: 5432}, {name: dns, port: 53, protocol: UDP}]
----
-apiVersion: v1
-kind: Service
-metadata: {name: db-v2, namespace: shop}
-spec:
-  selector: {app: db2}
-  ports: [{name: pg, port: 5432}, {name: dns, port: 53, protocol: UDP}]
----
-apiVersion: split.smi-spec.io/v1alpha2
-kind: TrafficSplit
-metadata: {name: db, namespace: shop}
-spec:
-  service: db
-  backends: [{service: db, weight: 1}, {service: db-v2, weight: 1}]
-"#;
+    let yaml = include_str!("../tests/fixtures/split_on_non_http_and_udp_ports.yaml");
     let t = run(yaml, &cx_http_route());
     assert_eq!(kinds(&t), ["HTTPRoute"]);
     assert_eq!(one(&t, "HTTPRoute").name, "db-split-5432");
@@ -632,70 +521,7 @@ spec:
 
 // === TrafficTarget ===
 
-const ACCESS_BASE: &str = r#"
-apiVersion: v1
-kind: Namespace
-metadata: {name: shop}
----
-apiVersion: v1
-kind: Namespace
-metadata: {name: front}
----
-apiVersion: v1
-kind: ServiceAccount
-metadata: {name: api, namespace: shop}
----
-apiVersion: v1
-kind: ServiceAccount
-metadata: {name: front, namespace: front}
----
-apiVersion: v1
-kind: ServiceAccount
-metadata: {name: batch, namespace: shop}
----
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: api, namespace: shop}
-spec:
-  selector: {matchLabels: {app: api}}
-  template:
-    metadata: {labels: {app: api}}
-    spec:
-      serviceAccountName: api
-      containers:
-      - name: api
-        image: x
-        ports: [{name: http, containerPort: 8080}]
----
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: batch, namespace: shop}
-spec:
-  selector: {matchLabels: {app: batch}}
-  template:
-    metadata: {labels: {app: batch}}
-    spec:
-      serviceAccountName: batch
-      containers: [{name: b, image: x}]
----
-apiVersion: v1
-kind: Service
-metadata: {name: api, namespace: shop}
-spec:
-  selector: {app: api}
-  ports: [{name: http, port: 80, targetPort: http}]
----
-apiVersion: specs.smi-spec.io/v1alpha4
-kind: HTTPRouteGroup
-metadata: {name: api-routes, namespace: shop}
-spec:
-  matches:
-  - name: items
-    pathRegex: /items
-    methods: [GET]
-  - name: health
-    pathRegex: /healthz$
-"#;
+const ACCESS_BASE: &str = include_str!("../tests/fixtures/access_base.yaml");
 
 fn tt(name: &str, rules: &str, sources: &str) -> String {
     format!(
@@ -939,29 +765,7 @@ fn no_isolating_selector_emits_nothing() {
 
 #[test]
 fn all_ports_unknown_is_reported() {
-    let yaml = r#"
-apiVersion: v1
-kind: Pod
-metadata: {name: api-0, namespace: shop, labels: {app: api}}
-spec:
-  serviceAccountName: api
-  containers: [{name: api, image: x}]
----
-apiVersion: specs.smi-spec.io/v1alpha4
-kind: TCPRoute
-metadata: {name: any, namespace: shop}
-spec:
-  matches:
-    ports: []
----
-apiVersion: access.smi-spec.io/v1alpha3
-kind: TrafficTarget
-metadata: {name: t, namespace: shop}
-spec:
-  destination: {kind: ServiceAccount, name: api, namespace: shop}
-  rules: [{kind: TCPRoute, name: any}]
-  sources: [{kind: ServiceAccount, name: front, namespace: front}]
-"#;
+    let yaml = include_str!("../tests/fixtures/all_ports_unknown_is_reported.yaml");
     let t = run(yaml, &cx());
     assert!(t.objects.is_empty());
     assert_eq!(
@@ -979,17 +783,7 @@ fn destination_port_v1alpha1_and_namespace_annotation() {
     );
     let yaml = with(
         &base,
-        r#"apiVersion: access.smi-spec.io/v1alpha1
-kind: TrafficTarget
-metadata: {name: legacy, namespace: shop}
-destination: {kind: ServiceAccount, name: api, namespace: shop, port: "8080"}
-specs:
-- kind: HTTPRouteGroup
-  name: api-routes
-  matches: [health]
-sources:
-- {kind: ServiceAccount, name: front, namespace: front}
-"#,
+        include_str!("../tests/fixtures/destination_port_v1alpha1_and_namespace_annotation.yaml"),
     );
     let t = run(&yaml, &cx());
     assert!(t.findings.is_empty(), "{:?}", t.findings);
@@ -1032,23 +826,7 @@ fn ports_without_expressible_allows_still_get_a_deny_server() {
 fn disjoint_rule_and_destination_ports_allow_nothing() {
     let yaml = with(
         ACCESS_BASE,
-        r#"apiVersion: specs.smi-spec.io/v1alpha4
-kind: TCPRoute
-metadata: {name: pg, namespace: shop}
-spec:
-  matches:
-    ports: [5432]
----
-apiVersion: access.smi-spec.io/v1alpha1
-kind: TrafficTarget
-metadata: {name: legacy, namespace: shop}
-destination: {kind: ServiceAccount, name: api, namespace: shop, port: "9999"}
-specs:
-- kind: TCPRoute
-  name: pg
-sources:
-- {kind: ServiceAccount, name: front, namespace: front}
-"#,
+        include_str!("../tests/fixtures/disjoint_rule_and_destination_ports_allow_nothing.yaml"),
     );
     let t = run(&yaml, &cx());
     // TCPRoute port 5432 ∩ destination port 9999 = nothing allowed; 8080 stays denied.
