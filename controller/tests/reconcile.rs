@@ -6,6 +6,7 @@ use common::*;
 use meshbridge_controller::OutKey;
 use meshbridge_controller::engine::Backends;
 use meshbridge_controller::sink::memory::Write;
+use meshbridge_core::api::common::Condition;
 use meshbridge_core::api::meshbridge::MeshType;
 use meshbridge_core::model::{Kind, ObjectKey};
 use serde_json::json;
@@ -17,6 +18,15 @@ fn key(mesh: &str, kind: &str, name: &str) -> OutKey {
         namespace: "shop".into(),
         name: name.into(),
     }
+}
+
+/// The condition of type `type_` of `shop/web-split` (panics if there is none).
+fn web_split_condition(rec: &meshbridge_controller::Reconciler, type_: &str) -> Condition {
+    rec.conditions_for(&ObjectKey::new(Kind::TrafficSplit, "shop", "web-split"))
+        .unwrap()
+        .into_iter()
+        .find(|c| c.type_ == type_)
+        .unwrap()
 }
 
 async fn setup() -> (
@@ -239,10 +249,7 @@ spec: {type: linkerd}
         sink.take_writes(),
         vec![Write::Delete(key("linkerd", "Route", "web"))]
     );
-    let c = rec
-        .conditions_for(&ObjectKey::new(Kind::TrafficSplit, "shop", "web-split"))
-        .unwrap();
-    let p = c.iter().find(|c| c.type_ == "Programmed").unwrap();
+    let p = web_split_condition(&rec, "Programmed");
     assert_eq!(p.reason, "NoBackend");
     assert!(p.message.contains("nope"));
 }
@@ -270,10 +277,7 @@ async fn hand_written_objects_are_never_touched() {
     assert!(sink.take_writes().is_empty());
     assert_eq!(sink.objects()[&key("istio", "Route", "web")], theirs);
     assert_eq!(sink.objects()[&key("istio", "Route", "other")], other);
-    let c = rec
-        .conditions_for(&ObjectKey::new(Kind::TrafficSplit, "shop", "web-split"))
-        .unwrap();
-    let p = c.iter().find(|c| c.type_ == "Programmed/istio").unwrap();
+    let p = web_split_condition(&rec, "Programmed/istio");
     assert_eq!(
         (p.status.as_str(), p.reason.as_str()),
         ("False", "OutputConflict")
@@ -449,10 +453,7 @@ async fn a_conflict_clears_once_the_foreign_object_is_gone() {
         sink.take_writes(),
         vec![Write::Put(key("istio", "Route", "web"))]
     );
-    let c = rec
-        .conditions_for(&ObjectKey::new(Kind::TrafficSplit, "shop", "web-split"))
-        .unwrap();
-    let p = c.iter().find(|c| c.type_ == "Programmed/istio").unwrap();
+    let p = web_split_condition(&rec, "Programmed/istio");
     assert_eq!(p.status, "True");
     assert!(
         r.status_writes
