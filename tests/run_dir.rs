@@ -158,31 +158,7 @@ fn run_once_writes_what_translate_prints() {
     eprintln!("compared {compared} objects");
 }
 
-const BASE: &str = r#"apiVersion: v1
-kind: Service
-metadata: {name: web, namespace: shop}
-spec: {selector: {app: web}, ports: [{port: 80, name: http}]}
----
-apiVersion: v1
-kind: Service
-metadata: {name: web-v1, namespace: shop}
-spec: {selector: {app: web, v: "1"}, ports: [{port: 80, name: http}]}
----
-apiVersion: v1
-kind: Service
-metadata: {name: web-v2, namespace: shop}
-spec: {selector: {app: web, v: "2"}, ports: [{port: 80, name: http}]}
----
-apiVersion: v1
-kind: Service
-metadata: {name: api, namespace: shop}
-spec: {selector: {app: api}, ports: [{port: 80, name: http}]}
----
-apiVersion: v1
-kind: Service
-metadata: {name: api-v2, namespace: shop}
-spec: {selector: {app: api, v: "2"}, ports: [{port: 80, name: http}]}
-"#;
+const BASE: &str = include_str!("fixtures/run_dir_base.yaml");
 
 fn split(name: &str, root: &str, b1: &str, w1: i64, b2: &str, w2: i64) -> String {
     format!(
