@@ -327,14 +327,19 @@ fn lease(ns: &str) -> LeaseConfig {
     }
 }
 
+/// The error of a first election step as `user` with the Lease in `namespace`.
+async fn first_step_error(f: &FakeApi, user: &str, namespace: &str) -> String {
+    let mut el = Elector::new(f.client(user), lease(namespace));
+    el.first_step().await.unwrap_err().to_string()
+}
+
 #[tokio::test]
 async fn a_missing_controller_namespace_is_an_error_not_a_silent_follower() {
     let f = cluster();
     f.require_namespaces(true);
     create(&f, INPUTS).await;
     // Without RBAC limits the server answers 404 `namespaces "nope" not found`.
-    let mut el = Elector::new(f.client("controller"), lease("nope"));
-    let e = el.first_step().await.unwrap_err().to_string();
+    let e = first_step_error(&f, "controller", "nope").await;
     assert!(
         e.contains("the controller namespace `nope` does not exist")
             && e.contains("kubectl create namespace nope"),
@@ -354,8 +359,7 @@ async fn a_missing_controller_namespace_is_an_error_not_a_silent_follower() {
             Rule::new(&["list", "watch"], &[""], &["namespaces"]),
         ],
     );
-    let mut el = Elector::new(f.client("limited"), lease("nope"));
-    let e = el.first_step().await.unwrap_err().to_string();
+    let e = first_step_error(&f, "limited", "nope").await;
     assert!(e.contains("`nope` does not exist"), "{e}");
     // An existing namespace whose Lease the replica may not manage: the RBAC is named.
     create(
@@ -363,8 +367,7 @@ async fn a_missing_controller_namespace_is_an_error_not_a_silent_follower() {
         "apiVersion: v1\nkind: Namespace\nmetadata: {name: other}\n",
     )
     .await;
-    let mut el = Elector::new(f.client("limited"), lease("other"));
-    let e = el.first_step().await.unwrap_err().to_string();
+    let e = first_step_error(&f, "limited", "other").await;
     assert!(
         e.contains("cannot manage the leader Lease `other/meshbridge-controller`")
             && e.contains("forbidden"),
