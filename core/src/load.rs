@@ -552,41 +552,21 @@ fn build(kind: Kind, version: &str, v: Value, mut meta: Meta) -> Result<Object, 
             })
         }
         Kind::TrafficTarget => {
-            let (prefix, destination, port, rules_field, rules, sources) = match version {
+            let (prefix, (destination, port), rules_field, rules, sources) = match version {
                 "v1alpha1" => {
                     let o: access::v1alpha1::TrafficTarget = typed(v)?;
-                    let d = &o.destination;
-                    (
-                        "",
-                        Subject::from(d),
-                        d.port.clone(),
-                        "specs",
-                        o.specs,
-                        o.sources,
-                    )
+                    let d = o.destination.into_subject_and_port();
+                    ("", d, "specs", o.specs, o.sources)
                 }
                 "v1alpha2" => {
                     let s = typed::<access::v1alpha2::TrafficTarget>(v)?.spec;
-                    let d = &s.destination;
-                    (
-                        "spec.",
-                        Subject::from(d),
-                        d.port.clone(),
-                        "rules",
-                        s.rules,
-                        s.sources,
-                    )
+                    let d = s.destination.into_subject_and_port();
+                    ("spec.", d, "rules", s.rules, s.sources)
                 }
                 "v1alpha3" => {
                     let s = typed::<access::v1alpha3::TrafficTarget>(v)?.spec;
-                    (
-                        "spec.",
-                        s.destination.into(),
-                        None,
-                        "rules",
-                        s.rules,
-                        s.sources,
-                    )
+                    let d = (s.destination.into(), None);
+                    ("spec.", d, "rules", s.rules, s.sources)
                 }
                 other => return Err(unsupported(kind, other, "v1alpha1–v1alpha3")),
             };

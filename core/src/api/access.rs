@@ -95,14 +95,15 @@ impl From<IdentityRef> for crate::model::Subject {
     }
 }
 
-/// The identity only; the port is read on its own.
-impl From<&DestinationWithPort> for crate::model::Subject {
-    fn from(d: &DestinationWithPort) -> Self {
-        crate::model::Subject {
-            kind: d.kind.clone(),
-            name: d.name.clone(),
-            namespace: d.namespace.clone(),
-        }
+impl DestinationWithPort {
+    /// The identity, and the port on its own.
+    pub fn into_subject_and_port(self) -> (crate::model::Subject, Option<IntOrString>) {
+        let subject = crate::model::Subject {
+            kind: self.kind,
+            name: self.name,
+            namespace: self.namespace,
+        };
+        (subject, self.port)
     }
 }
 
