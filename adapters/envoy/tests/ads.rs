@@ -282,15 +282,21 @@ async fn plain(port: u16) -> Channel {
         .unwrap()
 }
 
-#[tokio::test]
-async fn sotw_ack_nack_stale_and_eds_after_cds() {
+/// A fresh server and a plain SotW stream on which node `demo/a` asked for clusters and got
+/// them.
+async fn clusters_sent_to_a() -> (Arc<Cache>, Stream, DiscoveryResponse) {
     let (cache, port, _) = start(None).await;
     let mut s = Stream::open(plain(port).await).await.unwrap();
-    let n = Some("demo/a");
-    // Listeners wait until clusters and endpoints are acknowledged.
-    s.ask(n, CLUSTER, &[]).await;
+    s.ask(Some("demo/a"), CLUSTER, &[]).await;
     let cds = s.recv().await.unwrap();
     assert_eq!(cds.type_url, CLUSTER);
+    (cache, s, cds)
+}
+
+#[tokio::test]
+async fn sotw_ack_nack_stale_and_eds_after_cds() {
+    // Listeners wait until clusters and endpoints are acknowledged.
+    let (cache, mut s, cds) = clusters_sent_to_a().await;
     s.ask(None, LISTENER, &[]).await;
     s.ask(None, ENDPOINT, &["c1"]).await;
     let eds = s.recv().await.unwrap();
@@ -373,12 +379,7 @@ async fn unknown_node_is_refused() {
 
 #[tokio::test]
 async fn listeners_wait_until_the_endpoints_of_every_cluster_are_requested() {
-    let (cache, port, _) = start(None).await;
-    let mut s = Stream::open(plain(port).await).await.unwrap();
-    let n = Some("demo/a");
-    s.ask(n, CLUSTER, &[]).await;
-    let cds = s.recv().await.unwrap();
-    assert_eq!(cds.type_url, CLUSTER);
+    let (cache, mut s, cds) = clusters_sent_to_a().await;
     s.ask(None, LISTENER, &[]).await;
     // CDS acknowledged, but c1's endpoints not asked for yet: listeners (and routes behind
     // them) would point at a warming cluster.
@@ -414,11 +415,7 @@ async fn listeners_wait_until_the_endpoints_of_every_cluster_are_requested() {
 
 #[tokio::test]
 async fn removing_the_last_clusters_sends_no_endpoints_and_converges() {
-    let (cache, port, _) = start(None).await;
-    let mut s = Stream::open(plain(port).await).await.unwrap();
-    let n = Some("demo/a");
-    s.ask(n, CLUSTER, &[]).await;
-    let cds = s.recv().await.unwrap();
+    let (cache, mut s, cds) = clusters_sent_to_a().await;
     s.ask(None, ENDPOINT, &["c1"]).await;
     let eds = s.recv().await.unwrap();
     for r in [&cds, &eds] {
