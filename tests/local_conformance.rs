@@ -179,21 +179,6 @@ fn traffic_spec_suite() {
     eprintln!("step TSC - 1.2.6: passed");
 }
 
-const ALLOW_DEFAULT: &str = r#"
-apiVersion: specs.smi-spec.io/v1alpha4
-kind: TCPRoute
-metadata: {name: all, namespace: demo}
-spec: {matches: {ports: []}}
----
-apiVersion: access.smi-spec.io/v1alpha3
-kind: TrafficTarget
-metadata: {name: default-to-default, namespace: demo}
-spec:
-  destination: {kind: ServiceAccount, name: default, namespace: demo}
-  sources: [{kind: ServiceAccount, name: default, namespace: demo}]
-  rules: [{kind: TCPRoute, name: all}]
-"#;
-
 const SVC: &str = "app-svc.demo.svc.cluster.local:9091";
 
 #[test]
@@ -207,19 +192,7 @@ fn traffic_split_suite() {
         "TrafficSplit",
         "ts",
     );
-    let mut m = Local::start(
-        "ts",
-        23,
-        &[
-            ("00-ns.yaml", namespace_yaml()),
-            ("01-allow.yaml", ALLOW_DEFAULT.to_string()),
-            (
-                "02-install.yaml",
-                suite_file("traffic-split", "02-install.yaml"),
-            ),
-        ],
-        &[],
-    );
+    let mut m = split_app("ts", 23, &[]);
     pods_step("TS - 1.1.2", &m, &["app-a", "app-b", "app-c"]);
     let (b, c) = ("app-b-deployment-0", "app-c-deployment-0");
     let count =

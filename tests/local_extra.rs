@@ -17,37 +17,6 @@ const SVC: &str = "app-svc.demo:9091";
 const B: &str = "app-b-deployment-0";
 const C: &str = "app-c-deployment-0";
 
-const ALLOW_DEFAULT: &str = r#"
-apiVersion: specs.smi-spec.io/v1alpha4
-kind: TCPRoute
-metadata: {name: all, namespace: demo}
-spec: {matches: {ports: []}}
----
-apiVersion: access.smi-spec.io/v1alpha3
-kind: TrafficTarget
-metadata: {name: default-to-default, namespace: demo}
-spec:
-  destination: {kind: ServiceAccount, name: default, namespace: demo}
-  sources: [{kind: ServiceAccount, name: default, namespace: demo}]
-  rules: [{kind: TCPRoute, name: all}]
-"#;
-
-fn split_app(name: &str, subnet: u8, extra: &[&str]) -> Local {
-    Local::start(
-        name,
-        subnet,
-        &[
-            ("00-ns.yaml", namespace_yaml()),
-            ("01-allow.yaml", ALLOW_DEFAULT.to_string()),
-            (
-                "02-install.yaml",
-                suite_file("traffic-split", "02-install.yaml"),
-            ),
-        ],
-        extra,
-    )
-}
-
 fn n(t: &BTreeMap<String, usize>, k: &str) -> usize {
     t.get(k).copied().unwrap_or(0)
 }
@@ -67,16 +36,7 @@ fn split(weights: &[(&str, &str)], matches: Option<&str>, version: &str) -> Stri
     s
 }
 
-const CANARY_GROUP: &str = r#"
-apiVersion: specs.smi-spec.io/v1alpha4
-kind: HTTPRouteGroup
-metadata: {name: canary, namespace: demo}
-spec:
-  matches:
-  - name: canary-users
-    headers:
-    - x-canary: "^(yes|true)$"
-"#;
+const CANARY_GROUP: &str = include_str!("fixtures/canary_group.yaml");
 
 /// Runs under delta xDS, so the delta server is exercised by real Envoy too.
 #[test]

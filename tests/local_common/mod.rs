@@ -366,3 +366,24 @@ pub fn within_binomial(k: usize, n: usize, p: f64, z: f64) -> bool {
     let sd = (n as f64 * p * (1.0 - p)).sqrt();
     (k as f64 - mean).abs() <= z * sd
 }
+
+/// Every pod of the demo namespace may call every other (the TrafficSplit suites' base).
+pub const ALLOW_DEFAULT: &str = include_str!("../fixtures/allow_default.yaml");
+
+/// The traffic-split suite's app (`app-a` calling `app-svc`, backed by `app-b` / `app-c`),
+/// everything allowed, plus `extra` flags.
+pub fn split_app(name: &str, subnet: u8, extra: &[&str]) -> Local {
+    Local::start(
+        name,
+        subnet,
+        &[
+            ("00-ns.yaml", namespace_yaml()),
+            ("01-allow.yaml", ALLOW_DEFAULT.to_string()),
+            (
+                "02-install.yaml",
+                suite_file("traffic-split", "02-install.yaml"),
+            ),
+        ],
+        extra,
+    )
+}
