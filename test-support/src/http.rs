@@ -657,15 +657,31 @@ fn create(st: &mut State, r: &Req, res: &Res, ns: Option<&str>) -> Answer {
         fields: mine,
     };
     fields::store(&mut v, vec![entry]);
-    if let Some(e) = prune_and_validate(st, res, &mut v, &name) {
+    store_new(st, r, res, &k, v, &name, &kind, ns.is_some())
+}
+
+/// The end of a create (POST, or an apply of an object that does not exist): pruned and
+/// validated, the kind learned, then stored unless a dry run; 201 with the object.
+#[allow(clippy::too_many_arguments)]
+fn store_new(
+    st: &mut State,
+    r: &Req,
+    res: &Res,
+    k: &Key,
+    mut v: Value,
+    name: &str,
+    kind: &str,
+    namespaced: bool,
+) -> Answer {
+    if let Some(e) = prune_and_validate(st, res, &mut v, name) {
         return e;
     }
-    st.learn(res, &kind, ns.is_some());
+    st.learn(res, kind, namespaced);
     if dry_run(r) {
-        return (201, render(&v, &res.api_version(), &kind));
+        return (201, render(&v, &res.api_version(), kind));
     }
-    let stored = st.commit(&k, Some(v), "", false);
-    (201, render(&stored, &res.api_version(), &kind))
+    let stored = st.commit(k, Some(v), "", false);
+    (201, render(&stored, &res.api_version(), kind))
 }
 
 fn prune_and_validate(st: &State, res: &Res, v: &mut Value, name: &str) -> Option<Answer> {
@@ -1163,17 +1179,7 @@ fn apply(st: &mut State, r: &Req, res: &Res, ns: &str, name: &str, sub: &str) ->
     fields::store(&mut new, entries);
     match live {
         Some(old) => finish(st, r, res, &k, &old, new),
-        None => {
-            if let Some(e) = prune_and_validate(st, res, &mut new, name) {
-                return e;
-            }
-            st.learn(res, &kind, nsopt.is_some());
-            if dry_run(r) {
-                return (201, render(&new, &res.api_version(), &kind));
-            }
-            let stored = st.commit(&k, Some(new), "", false);
-            (201, render(&stored, &res.api_version(), &kind))
-        }
+        None => store_new(st, r, res, &k, new, name, &kind, nsopt.is_some()),
     }
 }
 
