@@ -401,30 +401,19 @@ async fn a_status_echo_does_not_rerender() {
     let conds = rec
         .conditions_for(&ObjectKey::new(Kind::TrafficSplit, "shop", "web-split"))
         .unwrap();
-    for o in objects(&text) {
-        rec.handle(meshbridge_controller::Msg::Input(
-            meshbridge_controller::Change::Upsert {
-                object: Box::new(o),
-                live_status: Some(conds.clone()),
-            },
-        ));
+    for m in upsert_yaml_with_status(&text, &conds) {
+        rec.handle(m);
     }
     let r = rec.reconcile().await;
     assert_eq!(r.delta.partitions, 0);
     assert_eq!(r.writes(), 0);
     assert!(r.status_writes.is_empty());
     // A new generation is rendered.
-    for o in objects(
-        &text
-            .replace("generation: 1", "generation: 2")
-            .replace("weight: 90", "weight: 80"),
-    ) {
-        rec.handle(meshbridge_controller::Msg::Input(
-            meshbridge_controller::Change::Upsert {
-                object: Box::new(o),
-                live_status: Some(conds.clone()),
-            },
-        ));
+    let next = text
+        .replace("generation: 1", "generation: 2")
+        .replace("weight: 90", "weight: 80");
+    for m in upsert_yaml_with_status(&next, &conds) {
+        rec.handle(m);
     }
     let r = rec.reconcile().await;
     assert_eq!(r.delta.partitions, 1);

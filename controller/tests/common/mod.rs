@@ -10,6 +10,7 @@ use meshbridge_controller::sink::kube::KubeSink;
 use meshbridge_controller::sink::memory::MemorySink;
 use meshbridge_controller::status::LogStatusSink;
 use meshbridge_controller::{Change, Msg};
+use meshbridge_core::api::common::Condition;
 use meshbridge_core::api::meshbridge::MeshType;
 use meshbridge_core::capability::CapabilityMatrix;
 use meshbridge_core::ir::Ir;
@@ -89,6 +90,20 @@ pub fn upsert(o: Object) -> Msg {
 
 pub fn upsert_yaml(yaml: &str) -> Vec<Msg> {
     objects(yaml).into_iter().map(upsert).collect()
+}
+
+/// Upserts of the objects in `yaml` as a watch returns them: with `status` as their live
+/// status.
+pub fn upsert_yaml_with_status(yaml: &str, status: &[Condition]) -> Vec<Msg> {
+    objects(yaml)
+        .into_iter()
+        .map(|o| {
+            Msg::Input(Change::Upsert {
+                object: Box::new(o),
+                live_status: Some(status.to_vec()),
+            })
+        })
+        .collect()
 }
 
 pub fn delete(kind: Kind, ns: &str, name: &str) -> Msg {
