@@ -166,17 +166,23 @@ fn split(name: &str, root: &str, b1: &str, w1: i64, b2: &str, w2: i64) -> String
     )
 }
 
+/// A fresh input directory: the base objects and web's 90/10 split.
+fn shop_input() -> PathBuf {
+    let indir = tmpdir("in");
+    std::fs::write(indir.join("base.yaml"), BASE).unwrap();
+    std::fs::write(
+        indir.join("web.yaml"),
+        split("web-split", "web", "web-v1", 90, "web-v2", 10),
+    )
+    .unwrap();
+    indir
+}
+
 #[test]
 fn edits_and_deletes_touch_exactly_the_affected_files() {
     for mesh in MESHES {
-        let indir = tmpdir("in");
+        let indir = shop_input();
         let outdir = tmpdir("out");
-        std::fs::write(indir.join("base.yaml"), BASE).unwrap();
-        std::fs::write(
-            indir.join("web.yaml"),
-            split("web-split", "web", "web-v1", 90, "web-v2", 10),
-        )
-        .unwrap();
         std::fs::write(
             indir.join("api.yaml"),
             split("api-split", "api", "api", 50, "api-v2", 50),
@@ -327,14 +333,8 @@ fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
 #[test]
 fn watching_a_directory_applies_edits_live() {
     let mesh = "istio";
-    let indir = tmpdir("in");
+    let indir = shop_input();
     let outdir = tmpdir("out");
-    std::fs::write(indir.join("base.yaml"), BASE).unwrap();
-    std::fs::write(
-        indir.join("web.yaml"),
-        split("web-split", "web", "web-v1", 90, "web-v2", 10),
-    )
-    .unwrap();
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
