@@ -29,6 +29,17 @@ fn web_split_condition(rec: &meshbridge_controller::Reconciler, type_: &str) -> 
         .unwrap()
 }
 
+/// Hands `msgs` to the reconciler, then runs one pass.
+async fn handle_and_reconcile(
+    rec: &mut meshbridge_controller::Reconciler,
+    msgs: Vec<meshbridge_controller::Msg>,
+) -> meshbridge_controller::Report {
+    for m in msgs {
+        rec.handle(m);
+    }
+    rec.reconcile().await
+}
+
 async fn setup() -> (
     meshbridge_controller::Reconciler,
     meshbridge_controller::sink::memory::MemorySink,
@@ -92,10 +103,8 @@ async fn first_pass_writes_everything_then_nothing() {
 async fn one_edit_rerenders_one_namespace_and_writes_one_object() {
     let (mut rec, sink) = setup().await;
     sink.take_writes();
-    for m in upsert_yaml(&split("web-split", "web", "web-v1", 50, "web-v2", 50)) {
-        rec.handle(m);
-    }
-    let r = rec.reconcile().await;
+    let edit = upsert_yaml(&split("web-split", "web", "web-v1", 50, "web-v2", 50));
+    let r = handle_and_reconcile(&mut rec, edit).await;
     assert_eq!(r.delta.partitions, 1);
     assert_eq!(
         sink.take_writes(),
@@ -412,10 +421,7 @@ async fn a_status_echo_does_not_rerender() {
     let next = text
         .replace("generation: 1", "generation: 2")
         .replace("weight: 90", "weight: 80");
-    for m in upsert_yaml_with_status(&next, &conds) {
-        rec.handle(m);
-    }
-    let r = rec.reconcile().await;
+    let r = handle_and_reconcile(&mut rec, upsert_yaml_with_status(&next, &conds)).await;
     assert_eq!(r.delta.partitions, 1);
     assert_eq!(
         sink.take_writes(),
