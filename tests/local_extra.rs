@@ -221,6 +221,56 @@ fn invalid_edit_keeps_last_good_config_and_nack_keeps_traffic() {
     assert_eq!((n(&t, B), n(&t, C)), (0, 20), "after fix: {t:?}");
 }
 
+/// Requests from app-a to the service every 5 ms on a thread, counted by the pod that
+/// answered (or `status:<code>`).
+struct Traffic {
+    stop: Arc<AtomicBool>,
+    load: std::thread::JoinHandle<BTreeMap<String, usize>>,
+}
+
+impl Traffic {
+    fn start(m: &Local) -> Traffic {
+        let out = m.pod("app-a")["outbound"].as_str().unwrap().to_string();
+        let stop = Arc::new(AtomicBool::new(false));
+        let s2 = stop.clone();
+        let load = std::thread::spawn(move || {
+            let mut res: BTreeMap<String, usize> = BTreeMap::new();
+            for _ in 0..20_000 {
+                if s2.load(Ordering::Relaxed) {
+                    break;
+                }
+                let (st, body) = http(&out, "GET", SVC, "/", &[]);
+                let k = if st == 200 {
+                    serde_json::from_str::<Value>(&body)
+                        .ok()
+                        .and_then(|v| v["pod"].as_str().map(str::to_string))
+                        .unwrap_or_default()
+                } else {
+                    format!("status:{st}")
+                };
+                *res.entry(k).or_default() += 1;
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            res
+        });
+        Traffic { stop, load }
+    }
+
+    /// Stops the traffic: no request failed and both versions answered.
+    fn stop_and_check(self) {
+        let Traffic { stop, load } = self;
+        stop.store(true, Ordering::Relaxed);
+        let res = load.join().unwrap();
+        let failed: usize = res
+            .iter()
+            .filter(|(k, _)| !k.ends_with("-0"))
+            .map(|(_, v)| *v)
+            .sum();
+        assert_eq!(failed, 0, "failed requests: {res:?}");
+        assert!(n(&res, B) > 0 && n(&res, C) > 0, "{res:?}");
+    }
+}
+
 #[test]
 fn control_plane_restart_and_cert_rotation_under_traffic() {
     if envoy_or_skip().is_none() {
@@ -231,29 +281,7 @@ fn control_plane_restart_and_cert_rotation_under_traffic() {
         "04-split.yaml",
         &split(&[("app-b", "1"), ("app-c", "0")], None, "v1alpha4"),
     );
-    let out = m.pod("app-a")["outbound"].as_str().unwrap().to_string();
-    let stop = Arc::new(AtomicBool::new(false));
-    let s2 = stop.clone();
-    let load = std::thread::spawn(move || {
-        let mut res: BTreeMap<String, usize> = BTreeMap::new();
-        for _ in 0..20_000 {
-            if s2.load(Ordering::Relaxed) {
-                break;
-            }
-            let (st, body) = http(&out, "GET", SVC, "/", &[]);
-            let k = if st == 200 {
-                serde_json::from_str::<Value>(&body)
-                    .ok()
-                    .and_then(|v| v["pod"].as_str().map(str::to_string))
-                    .unwrap_or_default()
-            } else {
-                format!("status:{st}")
-            };
-            *res.entry(k).or_default() += 1;
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        res
-    });
+    let traffic = Traffic::start(&m);
     std::thread::sleep(Duration::from_millis(500));
     m.signal("USR1");
     m.wait_line(Duration::from_secs(30), |l| {
@@ -270,15 +298,7 @@ fn control_plane_restart_and_cert_rotation_under_traffic() {
         l.contains("certificates-rotated")
     });
     std::thread::sleep(Duration::from_millis(1500));
-    stop.store(true, Ordering::Relaxed);
-    let res = load.join().unwrap();
-    let failed: usize = res
-        .iter()
-        .filter(|(k, _)| !k.ends_with("-0"))
-        .map(|(_, v)| *v)
-        .sum();
-    assert_eq!(failed, 0, "failed requests: {res:?}");
-    assert!(n(&res, B) > 0 && n(&res, C) > 0, "{res:?}");
+    traffic.stop_and_check();
     let t = m.tally("app-a", SVC, "/", &[], 10);
     assert_eq!(n(&t, C), 10, "{t:?}");
 }
@@ -293,30 +313,8 @@ fn control_plane_process_killed_and_restarted_under_traffic() {
         "04-split.yaml",
         &split(&[("app-b", "1"), ("app-c", "0")], None, "v1alpha4"),
     );
-    let out = m.pod("app-a")["outbound"].as_str().unwrap().to_string();
     let pods_before = m.pods.len();
-    let stop = Arc::new(AtomicBool::new(false));
-    let s2 = stop.clone();
-    let load = std::thread::spawn(move || {
-        let mut res: BTreeMap<String, usize> = BTreeMap::new();
-        for _ in 0..20_000 {
-            if s2.load(Ordering::Relaxed) {
-                break;
-            }
-            let (st, body) = http(&out, "GET", SVC, "/", &[]);
-            let k = if st == 200 {
-                serde_json::from_str::<Value>(&body)
-                    .ok()
-                    .and_then(|v| v["pod"].as_str().map(str::to_string))
-                    .unwrap_or_default()
-            } else {
-                format!("status:{st}")
-            };
-            *res.entry(k).or_default() += 1;
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        res
-    });
+    let traffic = Traffic::start(&m);
     std::thread::sleep(Duration::from_millis(500));
     // SIGKILL: no cleanup runs. The sidecars keep serving with their last configuration
     // while no control plane exists (1 s), then the successor adopts them.
@@ -334,15 +332,7 @@ fn control_plane_process_killed_and_restarted_under_traffic() {
         &split(&[("app-b", "0"), ("app-c", "1")], None, "v1alpha4"),
     );
     std::thread::sleep(Duration::from_millis(1000));
-    stop.store(true, Ordering::Relaxed);
-    let res = load.join().unwrap();
-    let failed: usize = res
-        .iter()
-        .filter(|(k, _)| !k.ends_with("-0"))
-        .map(|(_, v)| *v)
-        .sum();
-    assert_eq!(failed, 0, "failed requests: {res:?}");
-    assert!(n(&res, B) > 0 && n(&res, C) > 0, "{res:?}");
+    traffic.stop_and_check();
     let t = m.tally("app-a", SVC, "/", &[], 10);
     assert_eq!(n(&t, C), 10, "{t:?}");
 }
