@@ -282,6 +282,21 @@ async fn plain(port: u16) -> Channel {
         .unwrap()
 }
 
+impl Stream {
+    /// Acknowledges endpoints `c1`: the listeners come and are acknowledged, then routes
+    /// `r1` are asked for; returns their answer.
+    async fn listeners_then_routes(&mut self, eds: &DiscoveryResponse) -> DiscoveryResponse {
+        self.ack(eds, &["c1"]).await;
+        let lds = self.recv().await.unwrap();
+        assert_eq!(lds.type_url, LISTENER);
+        self.ack(&lds, &[]).await;
+        self.ask(None, ROUTE, &["r1"]).await;
+        let rds = self.recv().await.unwrap();
+        assert_eq!(rds.type_url, ROUTE);
+        rds
+    }
+}
+
 /// A fresh server and a plain SotW stream on which node `demo/a` asked for clusters and got
 /// them.
 async fn clusters_sent_to_a() -> (Arc<Cache>, Stream, DiscoveryResponse) {
@@ -309,13 +324,7 @@ async fn sotw_ack_nack_stale_and_eds_after_cds() {
         s.silent(200).await,
         "listeners sent before endpoints were acknowledged"
     );
-    s.ack(&eds, &["c1"]).await;
-    let lds = s.recv().await.unwrap();
-    assert_eq!(lds.type_url, LISTENER);
-    s.ack(&lds, &[]).await;
-    s.ask(None, ROUTE, &["r1"]).await;
-    let rds = s.recv().await.unwrap();
-    assert_eq!(rds.type_url, ROUTE);
+    let rds = s.listeners_then_routes(&eds).await;
     s.ack(&rds, &["r1"]).await;
     assert!(s.silent(200).await);
     assert_eq!(
@@ -392,12 +401,7 @@ async fn listeners_wait_until_the_endpoints_of_every_cluster_are_requested() {
     s.ask(None, ENDPOINT, &["c1"]).await;
     let eds = s.recv().await.unwrap();
     assert_eq!(eds.type_url, ENDPOINT);
-    s.ack(&eds, &["c1"]).await;
-    let lds = s.recv().await.unwrap();
-    assert_eq!(lds.type_url, LISTENER);
-    s.ack(&lds, &[]).await;
-    s.ask(None, ROUTE, &["r1"]).await;
-    let rds = s.recv().await.unwrap();
+    let rds = s.listeners_then_routes(&eds).await;
     assert!(!cache.in_sync("demo/a"), "routes not acknowledged yet");
     s.ack(&rds, &["r1"]).await;
     // The proxy never asked for a secret (nothing of its references one): nothing to wait
