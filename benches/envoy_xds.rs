@@ -167,6 +167,33 @@ fn rss_kb(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
+/// Serves `cache` (ADS, plain text) on a fresh loopback port until the process ends.
+async fn serve_on_loopback(cache: &Arc<Cache>) -> u16 {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = l.local_addr().unwrap().port();
+    tokio::spawn(serve(
+        cache.clone(),
+        l,
+        None,
+        Connections::default(),
+        std::future::pending(),
+    ));
+    port
+}
+
+/// One message per line the parent writes on stdin ("flip"), until stdin closes.
+fn stdin_lines() -> tokio::sync::mpsc::UnboundedReceiver<()> {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    std::thread::spawn(move || {
+        for l in std::io::stdin().lock().lines() {
+            if l.is_err() || tx.send(()).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
 /// Child process: serves N services to any node id `n-*`; reads "flip" lines on stdin.
 fn serve_child(n: usize) {
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -188,27 +215,13 @@ fn serve_child(n: usize) {
             cache.set_all(m);
         };
         set(&snap);
-        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = serve_on_loopback(&cache).await;
         println!(
             "port {} rss_before_kb {before} rss_snapshot_kb {after}",
-            l.local_addr().unwrap().port()
+            port
         );
-        tokio::spawn(serve(
-            cache.clone(),
-            l,
-            None,
-            Connections::default(),
-            std::future::pending(),
-        ));
         let mut flips = 0u32;
-        let (ltx, mut lines) = tokio::sync::mpsc::unbounded_channel();
-        std::thread::spawn(move || {
-            for l in std::io::stdin().lock().lines() {
-                if l.is_err() || ltx.send(()).is_err() {
-                    break;
-                }
-            }
-        });
+        let mut lines = stdin_lines();
         while lines.recv().await.is_some() {
             flips += 1;
             // A route-only change: new weights on the client's outbound route.
@@ -739,27 +752,13 @@ fn serve_mesh_child(n: usize, k: usize) {
             cache.set_all(m);
         };
         set(&snaps);
-        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = serve_on_loopback(&cache).await;
         println!(
             "port {} rss_before_kb {before} rss_snapshots_kb {after} = {:.1} KB per proxy held",
-            l.local_addr().unwrap().port(),
+            port,
             after.saturating_sub(before) as f64 / snaps.len().max(1) as f64
         );
-        tokio::spawn(serve(
-            cache.clone(),
-            l,
-            None,
-            Connections::default(),
-            std::future::pending(),
-        ));
-        let (ltx, mut lines) = tokio::sync::mpsc::unbounded_channel();
-        std::thread::spawn(move || {
-            for l in std::io::stdin().lock().lines() {
-                if l.is_err() || ltx.send(()).is_err() {
-                    break;
-                }
-            }
-        });
+        let mut lines = stdin_lines();
         let mut flips = 0u32;
         while lines.recv().await.is_some() {
             flips += 1;
