@@ -20,7 +20,6 @@ pub mod run;
 pub mod sink;
 pub mod source;
 pub mod status;
-pub mod synthetic;
 pub mod types;
 mod watch;
 
