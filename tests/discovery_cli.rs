@@ -1,5 +1,8 @@
 //! Black-box tests of `meshbridge meshes` and `meshbridge install`.
 
+#[path = "../discovery/tests/common/mod.rs"]
+mod common;
+
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
@@ -17,12 +20,17 @@ fn out(o: &Output) -> String {
 }
 
 fn fixture(case: &str) -> String {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("discovery/tests/fixtures")
-        .join(case)
-        .join("cluster.yaml")
-        .display()
-        .to_string()
+    common::fixture(case).display().to_string()
+}
+
+/// The command exited 0 (else: its stderr).
+fn assert_ok(o: &Output) {
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
 }
 
 fn tmpdir(name: &str) -> PathBuf {
@@ -44,12 +52,7 @@ fn cells(line: &str) -> Vec<String> {
 #[test]
 fn meshes_table_from_recorded_cluster() {
     let o = bin(&["meshes", "-f", &fixture("istio-revisions")]);
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    assert_ok(&o);
     let text = out(&o);
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(
@@ -106,12 +109,7 @@ fn meshes_capabilities_are_per_discovered_version() {
         &format!("dir:{}", d.display()),
         "--capabilities",
     ]);
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    assert_ok(&o);
     let text = out(&o);
     let matrix_header = text
         .lines()
@@ -172,7 +170,7 @@ fn meshes_capabilities_are_per_discovered_version() {
 #[test]
 fn meshes_capabilities_without_input_lists_every_adapter() {
     let o = bin(&["meshes", "--capabilities"]);
-    assert_eq!(o.status.code(), Some(0));
+    assert_ok(&o);
     let text = out(&o);
     let header = cells(text.lines().next().unwrap());
     assert_eq!(
@@ -204,7 +202,7 @@ fn meshes_yaml_and_rediscovery_keep_user_fields() {
         "-o",
         "yaml",
     ]);
-    assert_eq!(o.status.code(), Some(0));
+    assert_ok(&o);
     let yaml = out(&o).replace(
         "trustDomain: cluster.local\n  controlPlaneNamespace",
         "trustDomain: user.example\n  linkerdSplitMode: HTTPRoute\n  controlPlaneNamespace",
@@ -216,12 +214,7 @@ fn meshes_yaml_and_rediscovery_keep_user_fields() {
         .replace("stable-2.14.10", "stable-2.14.11");
     std::fs::write(d.join("cluster.yaml"), newer).unwrap();
     let o = bin(&["meshes", "-f", d.to_str().unwrap(), "-o", "yaml"]);
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    assert_ok(&o);
     let v: serde_json::Value = serde_saphyr::from_str(&out(&o)).unwrap();
     assert_eq!(v["spec"]["trustDomain"], "user.example");
     assert_eq!(v["spec"]["linkerdSplitMode"], "HTTPRoute");
@@ -234,14 +227,14 @@ fn meshes_yaml_and_rediscovery_keep_user_fields() {
     )
     .unwrap();
     let o = bin(&["meshes", "-f", d.to_str().unwrap()]);
-    assert_eq!(o.status.code(), Some(0));
+    assert_ok(&o);
     assert!(out(&o).contains("False (NotFound)"), "{}", out(&o));
 }
 
 #[test]
 fn meshes_nothing_and_bad_input() {
     let o = bin(&["meshes", "-f", &fixture("nothing")]);
-    assert_eq!(o.status.code(), Some(0));
+    assert_ok(&o);
     assert_eq!(out(&o), "No mesh found.\n");
     // Unparseable documents: reported, the rest still discovered, exit 1.
     let o = bin(&["meshes", "-f", &fixture("odd-tags")]);
@@ -263,12 +256,7 @@ fn install_prints_the_object_and_plan() {
         "--revision",
         "1-22",
     ]);
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    assert_ok(&o);
     let v: serde_json::Value = serde_saphyr::from_str(&out(&o)).unwrap();
     assert_eq!(v["apiVersion"], "meshbridge.io/v1alpha1");
     assert_eq!(v["kind"], "Install");
@@ -278,7 +266,7 @@ fn install_prints_the_object_and_plan() {
     assert_eq!(v["spec"]["version"], "1.22.3");
     assert_eq!(v["spec"]["revision"], "1-22");
     let o = bin(&["install", "linkerd", "--plan", "--namespace", "l5d"]);
-    assert_eq!(o.status.code(), Some(0));
+    assert_ok(&o);
     let text = out(&o);
     assert!(text.contains("kind: Job"));
     assert!(text.contains("--linkerd-namespace l5d"));
@@ -315,7 +303,7 @@ fn meshes_from_stdin() {
         .write_all(text.as_bytes())
         .unwrap();
     let o = child.wait_with_output().unwrap();
-    assert_eq!(o.status.code(), Some(0));
+    assert_ok(&o);
     assert!(out(&o).contains("edge-24.8.2"), "{}", out(&o));
 }
 
@@ -356,12 +344,7 @@ fn run_without_a_cluster_skips_discovery_and_exits() {
         "--backend=istio",
         "--metrics-addr=off",
     ]);
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    assert_ok(&o);
     assert!(
         t.elapsed() < std::time::Duration::from_secs(8),
         "{:?}",

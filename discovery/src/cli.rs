@@ -120,21 +120,24 @@ pub async fn meshes(
         }
     }
     let caps = caps_with(adapter_for);
+    let cfg = Config {
+        namespace: args.namespace.clone(),
+        ..Config::default()
+    };
+    // The Meshes from the cluster, printed (exit 0), or why not (exit 1).
+    let shown = |r: Result<Vec<Mesh>, String>| match r {
+        Ok(ms) => {
+            print_meshes(&ms, args.capabilities, yaml);
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("meshbridge meshes: {e}");
+            ExitCode::from(1)
+        }
+    };
     if args.discover {
-        let cfg = Config {
-            namespace: args.namespace.clone(),
-            ..Config::default()
-        };
-        return match discover_in_cluster(&cfg, &caps, args.write, appmesh.as_ref()).await {
-            Ok(ms) => {
-                print_meshes(&ms, args.capabilities, yaml);
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("meshbridge meshes: discovery failed: {e}");
-                ExitCode::from(1)
-            }
-        };
+        let r = discover_in_cluster(&cfg, &caps, args.write, appmesh.as_ref()).await;
+        return shown(r.map_err(|e| format!("discovery failed: {e}")));
     }
     if files.is_empty() {
         if args.capabilities && !yaml {
@@ -151,18 +154,15 @@ pub async fn meshes(
             print!("{}", crate::table::capability_matrix(&cols));
             return ExitCode::SUCCESS;
         }
-        return match list_cluster_meshes_default().await {
-            Ok(ms) => {
-                print_meshes(&ms, args.capabilities, yaml);
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!(
-                    "meshbridge meshes: cannot list Mesh objects from the cluster: {e}\n(offline: meshbridge meshes -f DIR)"
-                );
-                ExitCode::from(1)
-            }
+        let listed = match client().await {
+            Ok(c) => list_cluster_meshes(&c).await,
+            Err(e) => Err(e),
         };
+        return shown(listed.map_err(|e| {
+            format!(
+                "cannot list Mesh objects from the cluster: {e}\n(offline: meshbridge meshes -f DIR)"
+            )
+        }));
     }
     let (objects, problems) = crate::read_objects(&files);
     for p in &problems {
@@ -187,10 +187,6 @@ pub async fn meshes(
             }
         })
         .collect();
-    let cfg = Config {
-        namespace: args.namespace.clone(),
-        ..Config::default()
-    };
     let found = crate::find_control_planes(&objects);
     let caps_ref: CapsFn = &caps;
     let meshes = crate::merge(&existing, &found, &cfg, caps_ref);
@@ -202,31 +198,36 @@ pub async fn meshes(
     }
 }
 
+/// The client of the kubeconfig (or in-cluster configuration).
+async fn client() -> Result<kube::Client, String> {
+    kube::Client::try_default().await.map_err(|e| e.to_string())
+}
+
+/// Discovery now; with `write`, also written as the only writer of the Meshes
+/// ([`crate::kube::StatusScope::Whole`]: capabilities included, there is no controller to
+/// write them), then listed back.
 async fn discover_in_cluster(
     cfg: &Config,
     caps: CapsFn<'_>,
     write: bool,
     appmesh: Option<&crate::runner::ListAppMeshes>,
 ) -> Result<Vec<Mesh>, String> {
-    {
-        let client = kube::Client::try_default()
-            .await
-            .map_err(|e| e.to_string())?;
-        let mut state = crate::kube::read_state(&client, cfg)
-            .await
-            .map_err(|e| e.to_string())?;
-        if let Some(e) = state.list_app_meshes(appmesh).await {
-            eprintln!("meshbridge meshes: {e}");
-        }
-        let merged = crate::kube::desired(&state, cfg, caps);
-        if write {
-            crate::kube::write_meshes(&client, cfg, &state.existing, merged)
-                .await
-                .map_err(|e| e.to_string())?;
-            return list_cluster_meshes(&client).await;
-        }
-        Ok(merged)
+    let client = client().await?;
+    let mut state = crate::kube::read_state(&client, cfg)
+        .await
+        .map_err(|e| e.to_string())?;
+    if let Some(e) = state.list_app_meshes(appmesh).await {
+        eprintln!("meshbridge meshes: {e}");
     }
+    let merged = crate::kube::desired(&state, cfg, caps);
+    if !write {
+        return Ok(merged);
+    }
+    let scope = crate::kube::StatusScope::Whole;
+    crate::kube::write_meshes(&client, cfg, &state.existing, merged, scope)
+        .await
+        .map_err(|e| e.to_string())?;
+    list_cluster_meshes(&client).await
 }
 
 async fn list_cluster_meshes(client: &kube::Client) -> Result<Vec<Mesh>, String> {
@@ -238,13 +239,6 @@ async fn list_cluster_meshes(client: &kube::Client) -> Result<Vec<Mesh>, String>
     let mut v = list.items;
     v.sort_by_key(|m| (m.metadata.namespace.clone(), m.metadata.name.clone()));
     Ok(v)
-}
-
-async fn list_cluster_meshes_default() -> Result<Vec<Mesh>, String> {
-    let client = kube::Client::try_default()
-        .await
-        .map_err(|e| e.to_string())?;
-    list_cluster_meshes(&client).await
 }
 
 #[derive(Args, Debug)]
@@ -286,11 +280,10 @@ pub async fn install(args: InstallArgs) -> ExitCode {
         return ExitCode::from(2);
     };
     let spec = InstallSpec {
-        mesh_type: t,
         version: args.version.clone(),
         install_namespace: args.namespace.clone(),
         revision: args.revision.clone(),
-        disabled: false,
+        ..install::spec_of(t)
     };
     if let Err(r) = install::validate(&spec) {
         eprintln!("meshbridge install: {} ({})", r.message, r.reason);
@@ -311,9 +304,7 @@ pub async fn install(args: InstallArgs) -> ExitCode {
     };
     if args.apply {
         let r = async {
-            let client = kube::Client::try_default()
-                .await
-                .map_err(|e| e.to_string())?;
+            let client = client().await?;
             let api: kube::Api<Install> = kube::Api::namespaced(client, &args.object_namespace);
             let pp = kube::api::PatchParams::apply("meshbridge-cli");
             api.patch(&name, &pp, &kube::api::Patch::Apply(&value))

@@ -48,8 +48,6 @@ pub struct ControlPlane {
     pub app_mesh_name: Option<String>,
     /// Human-readable facts: where the version, trust domain and mTLS mode came from.
     pub notes: Vec<String>,
-    /// Whether the version could be determined.
-    pub version_known: bool,
     /// Why the control plane serves nothing (its Deployment is not available: no available
     /// replica, a rollout not observed yet, `Available=False`); `None` when it serves. An
     /// unavailable control plane is never reported Ready.
@@ -57,6 +55,11 @@ pub struct ControlPlane {
 }
 
 impl ControlPlane {
+    /// Whether the version could be determined.
+    pub fn version_known(&self) -> bool {
+        self.discovered.version.is_some()
+    }
+
     /// Stable identity: (type, control-plane namespace, revision). An App Mesh mesh seen
     /// only through the AWS API has no control plane in the cluster: its identity is
     /// (appmesh, "", mesh name).
@@ -182,30 +185,73 @@ fn template_annotation<'a>(d: &'a Value, key: &str) -> Option<&'a str> {
         .filter(|s| !s.is_empty())
 }
 
-/// A version from the first source that has one: `(description, raw text)` candidates are
-/// tried in order with `parse`.
-fn first_version(
-    candidates: Vec<(String, Option<&str>)>,
+/// A version candidate: where it was looked for, and the text found there.
+type Candidate<'a> = (String, Option<&'a str>);
+
+/// The label `key` of the object.
+fn label<'a>(d: &'a Value, key: &str) -> Candidate<'a> {
+    (format!("label {key}"), meta_str(d, "labels", key))
+}
+
+/// The label `key` of the pod template.
+fn pod_label<'a>(d: &'a Value, key: &str) -> Candidate<'a> {
+    (format!("pod label {key}"), template_label(d, key))
+}
+
+/// The annotation `key` of the object.
+fn annotation<'a>(d: &'a Value, key: &str) -> Candidate<'a> {
+    (format!("annotation {key}"), meta_str(d, "annotations", key))
+}
+
+/// The annotation `key` of the pod template.
+fn pod_annotation<'a>(d: &'a Value, key: &str) -> Candidate<'a> {
+    (format!("pod annotation {key}"), template_annotation(d, key))
+}
+
+/// The image tag of every container, as `image tag of <what>/<container>` (`of` names the
+/// workload when several are searched together).
+fn image_tags<'a>(d: &'a Value, of: Option<&str>) -> Vec<Candidate<'a>> {
+    images(d)
+        .into_iter()
+        .map(|(c, img)| {
+            let what = match of {
+                Some(w) => format!("{w}/{c}"),
+                None => format!("container {c}"),
+            };
+            (format!("image tag of {what}"), image_tag(img))
+        })
+        .collect()
+}
+
+/// The version of the first candidate that has one (`parse`d), tried in order. `notes` get
+/// the candidates that carry none and where the version came from (`found` words it:
+/// `found("1.2 from label x")`), or `unknown` when there is no version.
+fn resolve_version(
+    candidates: Vec<Candidate<'_>>,
     parse: fn(&str) -> Option<String>,
-) -> (Option<Found>, Vec<String>) {
-    let mut rejected = Vec::new();
+    notes: &mut Vec<String>,
+    found: &str,
+    unknown: Option<&str>,
+) -> Option<Found> {
     for (what, raw) in candidates {
         let Some(raw) = raw else { continue };
         match parse(raw) {
-            Some(v) => {
-                return (
-                    Some(Found {
-                        version: v,
-                        source: format!("{what} `{raw}`"),
-                    }),
-                    rejected,
-                );
+            Some(version) => {
+                notes.push(format!("{found} {version} from {what} `{raw}`"));
+                return Some(Found {
+                    version,
+                    source: format!("{what} `{raw}`"),
+                });
             }
-            None => rejected.push(format!("{what} `{raw}` carries no version")),
+            None => notes.push(format!("{what} `{raw}` carries no version")),
         }
     }
-    (None, rejected)
+    notes.extend(unknown.map(str::to_string));
+    None
 }
+
+/// What a Mesh says when the version is unknown.
+const VERSION_UNKNOWN: &str = "version unknown (no version label, annotation or image tag); capabilities are the adapter's defaults";
 
 /// Parses a YAML or JSON document held in a ConfigMap key; `None` when it does not parse.
 fn parse_embedded(text: &str) -> Option<Value> {
@@ -312,40 +358,24 @@ fn istio(objects: &[Value], deployments: &[&Value]) -> Vec<ControlPlane> {
             .or_else(|| n.strip_prefix("istiod-").map(str::to_string))
             .unwrap_or_else(|| "default".into());
         // Version: labels and annotations first, image tags last.
-        let chart = meta_str(d, "labels", "helm.sh/chart");
-        let mut cands: Vec<(String, Option<&str>)> = vec![
-            (
-                "label app.kubernetes.io/version".into(),
-                meta_str(d, "labels", "app.kubernetes.io/version"),
-            ),
-            (
-                "label operator.istio.io/version".into(),
-                meta_str(d, "labels", "operator.istio.io/version"),
-            ),
-            ("label helm.sh/chart".into(), chart),
-            (
-                "pod label app.kubernetes.io/version".into(),
-                template_label(d, "app.kubernetes.io/version"),
-            ),
-            (
-                "pod label operator.istio.io/version".into(),
-                template_label(d, "operator.istio.io/version"),
-            ),
+        let mut cands = vec![
+            label(d, "app.kubernetes.io/version"),
+            label(d, "operator.istio.io/version"),
+            label(d, "helm.sh/chart"),
+            pod_label(d, "app.kubernetes.io/version"),
+            pod_label(d, "operator.istio.io/version"),
         ];
-        let imgs = images(d);
-        let mut sorted: Vec<&(&str, &str)> = imgs.iter().collect();
+        let mut tags = image_tags(d, None);
         // The `discovery` container first (istiod's), then the others.
-        sorted.sort_by_key(|(c, _)| *c != "discovery");
-        for (c, img) in sorted {
-            cands.push((format!("image tag of container {c}"), image_tag(img)));
-        }
-        let (found, rejected) = first_version(cands, semver_in);
-        notes.extend(rejected);
-        let version_known = found.is_some();
-        match &found {
-            Some(f) => notes.push(format!("version {} from {}", f.version, f.source)),
-            None => notes.push("version unknown (no version label, annotation or image tag); capabilities are the adapter's defaults".into()),
-        }
+        tags.sort_by_key(|(what, _)| what != "image tag of container discovery");
+        cands.extend(tags);
+        let found = resolve_version(
+            cands,
+            semver_in,
+            &mut notes,
+            "version",
+            Some(VERSION_UNKNOWN),
+        );
         // Mesh config.
         let cm_name = if revision == "default" {
             "istio".to_string()
@@ -431,7 +461,6 @@ fn istio(objects: &[Value], deployments: &[&Value]) -> Vec<ControlPlane> {
             },
             app_mesh_name: None,
             notes,
-            version_known,
             unavailable: deployment_availability(d).unavailable(),
         });
     }
@@ -524,46 +553,31 @@ fn linkerd(objects: &[Value], deployments: &[&Value]) -> Vec<ControlPlane> {
             "Linkerd control plane in {ns}: {}",
             ds.iter().map(|d| name(d)).collect::<Vec<_>>().join(", ")
         )];
-        let mut cands: Vec<(String, Option<&str>)> = Vec::new();
+        let mut cands = Vec::new();
         for d in &ds {
             let n = name(d);
-            cands.push((
-                format!("{n} label linkerd.io/control-plane-version"),
-                meta_str(d, "labels", "linkerd.io/control-plane-version"),
-            ));
-            cands.push((
-                format!("{n} label app.kubernetes.io/version"),
-                meta_str(d, "labels", "app.kubernetes.io/version"),
-            ));
-            cands.push((
-                format!("{n} annotation linkerd.io/created-by"),
-                meta_str(d, "annotations", "linkerd.io/created-by"),
-            ));
-            cands.push((
-                format!("{n} pod annotation linkerd.io/created-by"),
-                template_annotation(d, "linkerd.io/created-by"),
-            ));
-            cands.push((
-                format!("{n} pod annotation linkerd.io/proxy-version"),
-                template_annotation(d, "linkerd.io/proxy-version"),
-            ));
-            cands.push((
-                format!("{n} label helm.sh/chart"),
-                meta_str(d, "labels", "helm.sh/chart"),
-            ));
+            cands.extend(
+                [
+                    label(d, "linkerd.io/control-plane-version"),
+                    label(d, "app.kubernetes.io/version"),
+                    annotation(d, "linkerd.io/created-by"),
+                    pod_annotation(d, "linkerd.io/created-by"),
+                    pod_annotation(d, "linkerd.io/proxy-version"),
+                    label(d, "helm.sh/chart"),
+                ]
+                .map(|(what, raw)| (format!("{n} {what}"), raw)),
+            );
         }
         for d in &ds {
-            for (c, img) in images(d) {
-                cands.push((format!("image tag of {}/{c}", name(d)), image_tag(img)));
-            }
+            cands.extend(image_tags(d, Some(name(d))));
         }
-        let (found, rejected) = first_version(cands, linkerd_version_in);
-        notes.extend(rejected);
-        let version_known = found.is_some();
-        match &found {
-            Some(f) => notes.push(format!("version {} from {}", f.version, f.source)),
-            None => notes.push("version unknown (no version label, annotation or image tag); capabilities are the adapter's defaults".into()),
-        }
+        let found = resolve_version(
+            cands,
+            linkerd_version_in,
+            &mut notes,
+            "version",
+            Some(VERSION_UNKNOWN),
+        );
         let cfg = configmap(objects, ns, "linkerd-config");
         let values = cfg
             .and_then(|cm| s(cm, "/data/values"))
@@ -648,7 +662,6 @@ fn linkerd(objects: &[Value], deployments: &[&Value]) -> Vec<ControlPlane> {
             },
             app_mesh_name: None,
             notes,
-            version_known,
             unavailable: (!unavailable.is_empty()).then(|| unavailable.join("; ")),
         });
     }
@@ -706,7 +719,6 @@ pub fn with_api_meshes(mut found: Vec<ControlPlane>, api_meshes: &[String]) -> V
                 "mTLS UNSET: App Mesh TLS is configured per virtual node".into(),
             ],
             app_mesh_name: Some(m),
-            version_known: false,
             unavailable: None,
         });
     }
@@ -724,29 +736,18 @@ fn appmesh(objects: &[Value], deployments: &[&Value]) -> Vec<ControlPlane> {
     }) {
         let ns = namespace(d).to_string();
         let mut notes = vec![format!("App Mesh controller Deployment {ns}/{}", name(d))];
-        let mut cands: Vec<(String, Option<&str>)> = vec![
-            (
-                "label app.kubernetes.io/version".into(),
-                meta_str(d, "labels", "app.kubernetes.io/version"),
-            ),
-            (
-                "label helm.sh/chart".into(),
-                meta_str(d, "labels", "helm.sh/chart"),
-            ),
+        let mut cands = vec![
+            label(d, "app.kubernetes.io/version"),
+            label(d, "helm.sh/chart"),
         ];
-        for (c, img) in images(d) {
-            cands.push((format!("image tag of container {c}"), image_tag(img)));
-        }
-        let (found, rejected) = first_version(cands, semver_in);
-        notes.extend(rejected);
-        let version_known = found.is_some();
-        match &found {
-            Some(f) => notes.push(format!(
-                "controller version {} from {}",
-                f.version, f.source
-            )),
-            None => notes.push("controller version unknown".into()),
-        }
+        cands.extend(image_tags(d, None));
+        let found = resolve_version(
+            cands,
+            semver_in,
+            &mut notes,
+            "controller version",
+            Some("controller version unknown"),
+        );
         // The mesh's name in AWS: a single appmesh.k8s.aws Mesh object (awsName or name).
         let meshes: Vec<String> = objects
             .iter()
@@ -794,7 +795,6 @@ fn appmesh(objects: &[Value], deployments: &[&Value]) -> Vec<ControlPlane> {
             },
             app_mesh_name,
             notes,
-            version_known,
             unavailable: deployment_availability(d).unavailable(),
         });
     }
@@ -848,19 +848,9 @@ fn builtin(objects: &[Value], deployments: &[&Value]) -> Vec<ControlPlane> {
             "meshbridge Deployment {ns}/{} serves the built-in mesh",
             name(d)
         )];
-        let mut cands: Vec<(String, Option<&str>)> = vec![(
-            "label app.kubernetes.io/version".into(),
-            meta_str(d, "labels", "app.kubernetes.io/version"),
-        )];
-        for (c, img) in images(d) {
-            cands.push((format!("image tag of container {c}"), image_tag(img)));
-        }
-        let (found, rejected) = first_version(cands, semver_in);
-        notes.extend(rejected);
-        let version_known = found.is_some();
-        if let Some(f) = &found {
-            notes.push(format!("version {} from {}", f.version, f.source));
-        }
+        let mut cands = vec![label(d, "app.kubernetes.io/version")];
+        cands.extend(image_tags(d, None));
+        let found = resolve_version(cands, semver_in, &mut notes, "version", None);
         let td = args
             .iter()
             .find_map(|a| a.strip_prefix("--trust-domain="))
@@ -885,7 +875,6 @@ fn builtin(objects: &[Value], deployments: &[&Value]) -> Vec<ControlPlane> {
             },
             app_mesh_name: None,
             notes,
-            version_known,
             unavailable: deployment_availability(d).unavailable(),
         });
     }
@@ -1009,7 +998,7 @@ pub fn found_conditions(cp: &ControlPlane) -> Vec<Condition> {
             ),
         ),
     }];
-    v.push(if cp.version_known {
+    v.push(if cp.version_known() {
         condition(
             "VersionResolved",
             true,

@@ -64,6 +64,22 @@ impl Action {
             Action::Uninstall => "uninstall",
         }
     }
+
+    /// The phase while this action's Job runs.
+    pub fn running(self) -> Phase {
+        match self {
+            Action::Install => Phase::Installing,
+            Action::Uninstall => Phase::Uninstalling,
+        }
+    }
+
+    /// The phase once this action's Job completed.
+    pub fn done(self) -> Phase {
+        match self {
+            Action::Install => Phase::Installed,
+            Action::Uninstall => Phase::Uninstalled,
+        }
+    }
 }
 
 /// Lifecycle phase written to `status.phase`.
@@ -147,6 +163,17 @@ pub fn validate(spec: &InstallSpec) -> Result<(), Rejection> {
     Ok(())
 }
 
+/// An Install spec of `mesh_type` at its default version, namespace and revision.
+pub fn spec_of(mesh_type: MeshType) -> InstallSpec {
+    InstallSpec {
+        mesh_type,
+        version: None,
+        install_namespace: None,
+        revision: None,
+        disabled: false,
+    }
+}
+
 pub fn version_of(spec: &InstallSpec) -> String {
     spec.version
         .clone()
@@ -166,7 +193,8 @@ fn short(s: &str, max: usize) -> String {
     s.trim_end_matches('-').to_string()
 }
 
-fn install_name(i: &Install) -> (String, String) {
+/// The Install's (namespace, name); namespace `default` when unset.
+pub fn install_name(i: &Install) -> (String, String) {
     (
         i.metadata
             .namespace
@@ -290,52 +318,48 @@ fn steps(spec: &InstallSpec, action: Action) -> (Vec<Value>, Value) {
                  echo \"$want  /work/linkerd\" | sha256sum -c -\n\
                  chmod 0755 /work/linkerd"
             ));
+            // `linkerd <args> > /work/<out>` (the CLI runs in the curl image, which has a shell).
+            let render = |name: &str, args: &str, out: &str| {
+                let (cmd, a) = sh(format!(
+                    "/work/linkerd {args} --linkerd-namespace {ns} > /work/{out}"
+                ));
+                container(name, CURL_IMAGE, cmd, a)
+            };
+            let kubectl =
+                |name: &str, args: &[&str]| container(name, KUBECTL_IMAGE, None, strs(args));
             let mut init = vec![container("fetch-linkerd-cli", CURL_IMAGE, fetch.0, fetch.1)];
             let main = match action {
                 Action::Install => {
-                    let r1 = sh(format!(
-                        "/work/linkerd install --crds --linkerd-namespace {ns} > /work/crds.yaml"
-                    ));
-                    init.push(container("render-crds", CURL_IMAGE, r1.0, r1.1));
-                    init.push(container(
+                    init.push(render("render-crds", "install --crds", "crds.yaml"));
+                    init.push(kubectl(
                         "apply-crds",
-                        KUBECTL_IMAGE,
-                        None,
-                        strs(&["apply", "--server-side", "-f", "/work/crds.yaml"]),
+                        &["apply", "--server-side", "-f", "/work/crds.yaml"],
                     ));
-                    init.push(container(
+                    init.push(kubectl(
                         "wait-crds",
-                        KUBECTL_IMAGE,
-                        None,
-                        strs(&[
+                        &[
                             "wait",
                             "--for=condition=established",
                             "--timeout=300s",
                             "-f",
                             "/work/crds.yaml",
-                        ]),
+                        ],
                     ));
-                    let r2 = sh(format!(
-                        "/work/linkerd install --linkerd-namespace {ns} > /work/control-plane.yaml"
+                    init.push(render(
+                        "render-control-plane",
+                        "install",
+                        "control-plane.yaml",
                     ));
-                    init.push(container("render-control-plane", CURL_IMAGE, r2.0, r2.1));
-                    container(
+                    kubectl(
                         "apply-control-plane",
-                        KUBECTL_IMAGE,
-                        None,
-                        strs(&["apply", "--server-side", "-f", "/work/control-plane.yaml"]),
+                        &["apply", "--server-side", "-f", "/work/control-plane.yaml"],
                     )
                 }
                 Action::Uninstall => {
-                    let r = sh(format!(
-                        "/work/linkerd uninstall --linkerd-namespace {ns} > /work/uninstall.yaml"
-                    ));
-                    init.push(container("render-uninstall", CURL_IMAGE, r.0, r.1));
-                    container(
+                    init.push(render("render-uninstall", "uninstall", "uninstall.yaml"));
+                    kubectl(
                         "delete",
-                        KUBECTL_IMAGE,
-                        None,
-                        strs(&["delete", "--ignore-not-found", "-f", "/work/uninstall.yaml"]),
+                        &["delete", "--ignore-not-found", "-f", "/work/uninstall.yaml"],
                     )
                 }
             };
@@ -529,14 +553,7 @@ pub fn job_phase(job: Option<&Value>, action: Action) -> (Phase, String) {
         })
     };
     if is("Complete").is_some() {
-        return (
-            if action == Action::Install {
-                Phase::Installed
-            } else {
-                Phase::Uninstalled
-            },
-            format!("Job {name} completed"),
-        );
+        return (action.done(), format!("Job {name} completed"));
     }
     if let Some(c) = is("Failed") {
         let why = c.get("message").and_then(Value::as_str).unwrap_or("");
@@ -555,11 +572,7 @@ pub fn job_phase(job: Option<&Value>, action: Action) -> (Phase, String) {
         .and_then(Value::as_i64)
         .unwrap_or(0);
     (
-        if action == Action::Install {
-            Phase::Installing
-        } else {
-            Phase::Uninstalling
-        },
+        action.running(),
         format!("Job {name}: {active} active, {failed} failed attempt(s)"),
     )
 }

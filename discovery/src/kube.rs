@@ -6,10 +6,10 @@ use crate::install::{
     self, ACTION_LABEL, Action, FINALIZER, INSTALL_LABEL, INSTALL_NS_LABEL, Phase, active_of,
     job_phase,
 };
+use crate::resources::{self as res, Resource};
 use kube::Client;
 use kube::api::{
-    Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, Patch,
-    PatchParams, PostParams, PropagationPolicy,
+    Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams, PropagationPolicy,
 };
 use meshbridge_core::api::meshbridge::{Install, InstallStatus, MeshType};
 use serde_json::{Value, json};
@@ -45,64 +45,92 @@ impl From<kube::Error> for Error {
 
 type Result<T> = std::result::Result<T, Error>;
 
-fn ar(api_version: &str, kind: &str, plural: &str) -> ApiResource {
-    let (g, v) = api_version.rsplit_once('/').unwrap_or(("", api_version));
-    ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(g, v, kind), plural)
-}
-
-fn plural_of(kind: &str) -> String {
-    let k = kind.to_ascii_lowercase();
-    if k.ends_with('s') {
-        format!("{k}es")
-    } else if let Some(stem) = k.strip_suffix('y') {
-        format!("{stem}ies")
-    } else {
-        format!("{k}s")
+/// The dynamic API of `r`, in `ns` (all namespaces, or cluster-scoped, when `None`).
+fn api_in(client: &Client, r: &Resource, ns: Option<&str>) -> Api<DynamicObject> {
+    match ns {
+        Some(ns) => Api::namespaced_with(client.clone(), ns, &r.api_resource()),
+        None => Api::all_with(client.clone(), &r.api_resource()),
     }
 }
 
-fn dyn_api(client: &Client, v: &Value) -> Option<(Api<DynamicObject>, String)> {
-    let av = v.get("apiVersion")?.as_str()?;
-    let kind = v.get("kind")?.as_str()?;
-    let name = v.pointer("/metadata/name")?.as_str()?.to_string();
-    let r = ar(av, kind, &plural_of(kind));
-    let api = match v.pointer("/metadata/namespace").and_then(Value::as_str) {
-        Some(ns) => Api::namespaced_with(client.clone(), ns, &r),
-        None => Api::all_with(client.clone(), &r),
+/// The API and name of object `v`. Its kind must be in [`crate::resources`]: a path is
+/// never made up from a kind's name.
+fn api_of(client: &Client, v: &Value) -> Result<(Api<DynamicObject>, String)> {
+    let what = || {
+        format!(
+            "{} {}",
+            v["kind"].as_str().unwrap_or("object"),
+            v.pointer("/metadata/name")
+                .and_then(Value::as_str)
+                .unwrap_or("?")
+        )
     };
-    Some((api, name))
+    let r = Resource::of_object(v).ok_or_else(|| {
+        Error(format!(
+            "{}: apiVersion {} is not a resource meshbridge knows",
+            what(),
+            v["apiVersion"]
+        ))
+    })?;
+    let name = v
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .ok_or_else(|| Error(format!("{}: no metadata.name", what())))?;
+    let ns = v.pointer("/metadata/namespace").and_then(Value::as_str);
+    if r.namespaced && ns.is_none() {
+        return Err(Error(format!("{}: no metadata.namespace", what())));
+    }
+    Ok((
+        api_in(client, r, ns.filter(|_| r.namespaced)),
+        name.to_string(),
+    ))
+}
+
+/// The JSON of an object read through `r` (a list does not repeat `apiVersion`/`kind` on
+/// its items; a get of a built-in kind may omit them too).
+fn typed_value(o: impl serde::Serialize, r: &Resource) -> Option<Value> {
+    let mut v = serde_json::to_value(o).ok()?;
+    v["apiVersion"] = json!(r.api_version());
+    v["kind"] = json!(r.kind);
+    Some(v)
+}
+
+/// Deletes `name` with `policy` (already gone is fine). Returns whether the object is still
+/// there, being deleted: with `Foreground` the server answers with the object,
+/// `deletionTimestamp` set, while its dependents go; without it (or with a `Status`) it is
+/// gone.
+async fn delete(api: &Api<DynamicObject>, name: &str, policy: PropagationPolicy) -> Result<bool> {
+    let dp = DeleteParams {
+        propagation_policy: Some(policy),
+        ..DeleteParams::default()
+    };
+    match api.delete(name, &dp).await {
+        Ok(r) => Ok(r
+            .left()
+            .is_some_and(|o| o.metadata.deletion_timestamp.is_some())),
+        Err(kube::Error::Api(e)) if e.code == 404 => Ok(false),
+        Err(e) => Err(e.into()),
+    }
 }
 
 async fn delete_if_ours(client: &Client, v: &Value, install_name: &str) -> Result<()> {
-    let Some((api, name)) = dyn_api(client, v) else {
-        return Ok(());
-    };
-    match api.get_opt(&name).await? {
-        Some(live)
-            if live
-                .metadata
-                .labels
-                .as_ref()
-                .and_then(|l| l.get(INSTALL_LABEL))
-                .map(String::as_str)
-                == Some(install_name) =>
-        {
-            let dp = DeleteParams {
-                propagation_policy: Some(PropagationPolicy::Background),
-                ..DeleteParams::default()
-            };
-            match api.delete(&name, &dp).await {
-                Ok(_) => Ok(()),
-                Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
-                Err(e) => Err(e.into()),
-            }
-        }
-        _ => Ok(()),
+    let (api, name) = api_of(client, v)?;
+    let ours = api.get_opt(&name).await?.is_some_and(|live| {
+        live.metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get(INSTALL_LABEL))
+            .map(String::as_str)
+            == Some(install_name)
+    });
+    if ours {
+        delete(&api, &name, PropagationPolicy::Background).await?;
     }
+    Ok(())
 }
 
 fn jobs_api(client: &Client, ns: &str) -> Api<DynamicObject> {
-    Api::namespaced_with(client.clone(), ns, &ar("batch/v1", "Job", "jobs"))
+    api_in(client, &res::JOB, Some(ns))
 }
 
 /// Settings of the Install reconciler.
@@ -134,53 +162,32 @@ async fn ensure_job(
     let Some(job) = install::job_as(i, action, sa) else {
         return Ok(None);
     };
-    let ns = job["metadata"]["namespace"]
-        .as_str()
-        .unwrap_or("default")
-        .to_string();
-    let name = job["metadata"]["name"].as_str().unwrap_or("").to_string();
-    let api = jobs_api(client, &ns);
-    if let Some(live) = api.get_opt(&name).await? {
-        return Ok(Some(
-            serde_json::to_value(live).map_err(|e| Error(e.to_string()))?,
-        ));
-    }
-    let obj: DynamicObject = serde_json::from_value(job).map_err(|e| Error(e.to_string()))?;
-    let created = api.create(&PostParams::default(), &obj).await?;
-    Ok(Some(
-        serde_json::to_value(created).map_err(|e| Error(e.to_string()))?,
-    ))
+    let (api, name) = api_of(client, &job)?;
+    let obj = match api.get_opt(&name).await? {
+        Some(live) => live,
+        None => {
+            let obj: DynamicObject =
+                serde_json::from_value(job).map_err(|e| Error(e.to_string()))?;
+            api.create(&PostParams::default(), &obj).await?
+        }
+    };
+    Ok(typed_value(obj, &res::JOB))
 }
 
 fn install_selector(i: &Install) -> String {
-    let ns = i.metadata.namespace.clone().unwrap_or_default();
-    let name = i.metadata.name.clone().unwrap_or_default();
+    let (ns, name) = install::install_name(i);
     format!("{INSTALL_LABEL}={name},{INSTALL_NS_LABEL}={ns}")
 }
 
 /// Removes every Job made for `i`.
 async fn cleanup(client: &Client, i: &Install) -> Result<()> {
-    let ns = i
-        .metadata
-        .namespace
-        .clone()
-        .unwrap_or_else(|| "default".into());
+    let (ns, _) = install::install_name(i);
     let api = jobs_api(client, &ns);
     let jobs = api
         .list(&ListParams::default().labels(&install_selector(i)))
         .await?;
-    let dp = DeleteParams {
-        propagation_policy: Some(PropagationPolicy::Background),
-        ..DeleteParams::default()
-    };
-    for j in jobs.items {
-        if let Some(n) = &j.metadata.name {
-            match api.delete(n, &dp).await {
-                Ok(_) => {}
-                Err(kube::Error::Api(e)) if e.code == 404 => {}
-                Err(e) => return Err(e.into()),
-            }
-        }
+    for n in jobs.items.iter().filter_map(|j| j.metadata.name.as_deref()) {
+        delete(&api, n, PropagationPolicy::Background).await?;
     }
     Ok(())
 }
@@ -189,11 +196,7 @@ async fn cleanup(client: &Client, i: &Install) -> Result<()> {
 /// `propagationPolicy: Foreground` (the Job object stays until its pods are gone) and
 /// returns the names of those still present (wait for them).
 async fn stop_install_jobs(client: &Client, i: &Install) -> Result<Vec<String>> {
-    let ns = i
-        .metadata
-        .namespace
-        .clone()
-        .unwrap_or_else(|| "default".into());
+    let (ns, _) = install::install_name(i);
     let api = jobs_api(client, &ns);
     let sel = format!(
         "{},{ACTION_LABEL}={}",
@@ -201,28 +204,16 @@ async fn stop_install_jobs(client: &Client, i: &Install) -> Result<Vec<String>> 
         Action::Install.as_str()
     );
     let jobs = api.list(&ListParams::default().labels(&sel)).await?;
-    let dp = DeleteParams {
-        propagation_policy: Some(PropagationPolicy::Foreground),
-        ..DeleteParams::default()
-    };
     let mut left = Vec::new();
     for j in jobs.items {
         let Some(n) = j.metadata.name.clone() else {
             continue;
         };
-        if j.metadata.deletion_timestamp.is_none() {
-            match api.delete(&n, &dp).await {
-                // Foreground: the server answers with the Job, deletionTimestamp set, while
-                // its pods are deleted; without it (or with a Status) the Job is gone.
-                Ok(r) => match r.left() {
-                    Some(o) if o.metadata.deletion_timestamp.is_some() => {}
-                    _ => continue,
-                },
-                Err(kube::Error::Api(e)) if e.code == 404 => continue,
-                Err(e) => return Err(e.into()),
-            }
+        if j.metadata.deletion_timestamp.is_some()
+            || delete(&api, &n, PropagationPolicy::Foreground).await?
+        {
+            left.push(n);
         }
-        left.push(n);
     }
     Ok(left)
 }
@@ -230,11 +221,7 @@ async fn stop_install_jobs(client: &Client, i: &Install) -> Result<Vec<String>> 
 /// Whether ServiceAccount `name` exists in `ns` (the installer's or the built-in mesh's,
 /// both created by the Helm chart on opt-in).
 async fn service_account_exists(client: &Client, ns: &str, name: &str) -> Result<bool> {
-    let api: Api<DynamicObject> = Api::namespaced_with(
-        client.clone(),
-        ns,
-        &ar("v1", "ServiceAccount", "serviceaccounts"),
-    );
+    let api = api_in(client, &res::SERVICE_ACCOUNT, Some(ns));
     Ok(api.get_opt(name).await?.is_some())
 }
 
@@ -289,19 +276,8 @@ async fn set_finalizer(api: &Api<Install>, i: &Install, present: bool) -> Result
     Ok(())
 }
 
-fn comparable(st: &InstallStatus) -> Value {
-    let mut v = serde_json::to_value(st).unwrap_or(Value::Null);
-    if let Some(cs) = v.get_mut("conditions").and_then(Value::as_array_mut) {
-        for c in cs {
-            if let Some(o) = c.as_object_mut() {
-                o.remove("lastTransitionTime");
-            }
-        }
-    }
-    v
-}
-
 async fn write_status(api: &Api<Install>, i: &Install, st: InstallStatus) -> Result<()> {
+    let comparable = |st: &InstallStatus| without_times(&json!(st));
     if i.status.as_ref().map(comparable) == Some(comparable(&st)) {
         return Ok(());
     }
@@ -312,29 +288,60 @@ async fn write_status(api: &Api<Install>, i: &Install, st: InstallStatus) -> Res
     Ok(())
 }
 
+/// Writes `st` (when it differs) and ends the step with `msg`.
+async fn done(api: &Api<Install>, i: &Install, st: InstallStatus, msg: String) -> Result<Step> {
+    write_status(api, i, st).await?;
+    Ok(Step::Done(msg))
+}
+
+/// Why `i` is not carried out at all (`Accepted=False`): outside the controller namespace,
+/// an invalid spec, or a built-in mesh outside the controller namespace.
+fn rejection(i: &Install, cfg: &InstallConfig) -> Option<install::Rejection> {
+    let (ns, _) = install::install_name(i);
+    if ns != cfg.namespace {
+        return Some(install::Rejection {
+            reason: "WrongNamespace",
+            message: format!(
+                "Installs are carried out only in the controller namespace {}; create this one there",
+                cfg.namespace
+            ),
+        });
+    }
+    if let Err(r) = install::validate(&i.spec) {
+        return Some(r);
+    }
+    if i.spec.mesh_type == MeshType::Envoy
+        && i.spec.install_namespace.as_ref().is_some_and(|n| *n != ns)
+    {
+        return Some(install::Rejection {
+            reason: "InvalidNamespace",
+            message: format!(
+                "the built-in mesh runs in the controller namespace {ns}; drop spec.installNamespace"
+            ),
+        });
+    }
+    None
+}
+
 /// Applies the built-in mesh's objects and returns its phase from the Deployment's
 /// availability (the server-side apply answers with the live object, status included).
 async fn apply_builtin(client: &Client, i: &Install) -> Result<(Phase, &'static str, String)> {
     let mut deployment = None;
     for o in install::builtin_objects(i) {
-        let Some((api, name)) = dyn_api(client, &o) else {
-            continue;
-        };
+        let (api, name) = api_of(client, &o)?;
         let pp = PatchParams::apply(FIELD_MANAGER).force();
         let live = api.patch(&name, &pp, &Patch::Apply(&o)).await?;
-        if o["kind"] == "Deployment" {
-            deployment = serde_json::to_value(live).ok();
+        if Resource::of_object(&o) == Some(&res::DEPLOYMENT) {
+            deployment = typed_value(live, &res::DEPLOYMENT);
         }
     }
-    let Some(mut d) = deployment else {
+    let Some(d) = deployment else {
         return Ok((
             Phase::Failed,
             "Failed",
             "no Deployment in the built-in mesh's manifests".into(),
         ));
     };
-    d["apiVersion"] = json!("apps/v1");
-    d["kind"] = json!("Deployment");
     let a = crate::detect::deployment_availability(&d);
     Ok(if a.available {
         (Phase::Installed, "Installed", a.message)
@@ -348,12 +355,7 @@ async fn apply_builtin(client: &Client, i: &Install) -> Result<(Phase, &'static 
 /// One reconcile step for `i` with the Install's own namespace as the controller namespace
 /// and the default installer ServiceAccount (see [`reconcile_install_with`]).
 pub async fn reconcile_install(client: &Client, i: &Install, all: &[Install]) -> Result<Step> {
-    let cfg = InstallConfig::new(
-        i.metadata
-            .namespace
-            .clone()
-            .unwrap_or_else(|| "default".into()),
-    );
+    let cfg = InstallConfig::new(install::install_name(i).0);
     reconcile_install_with(client, i, all, &cfg).await
 }
 
@@ -365,12 +367,7 @@ pub async fn reconcile_install_with(
     all: &[Install],
     cfg: &InstallConfig,
 ) -> Result<Step> {
-    let ns = i
-        .metadata
-        .namespace
-        .clone()
-        .unwrap_or_else(|| "default".into());
-    let name = i.metadata.name.clone().unwrap_or_default();
+    let (ns, name) = install::install_name(i);
     let api: Api<Install> = Api::namespaced(client.clone(), &ns);
     let deleting = i.metadata.deletion_timestamp.is_some();
     let has_finalizer = i
@@ -425,8 +422,7 @@ pub async fn reconcile_install_with(
                     msg.clone(),
                     None,
                 );
-                write_status(&api, i, st).await?;
-                return Ok(Step::Done(msg));
+                return done(&api, i, st, msg).await;
             }
             let job =
                 ensure_job(client, i, Action::Uninstall, &cfg.installer_service_account).await?;
@@ -445,8 +441,7 @@ pub async fn reconcile_install_with(
                     msg.clone(),
                     Some(job_name),
                 );
-                write_status(&api, i, st).await?;
-                return Ok(Step::Done(msg));
+                return done(&api, i, st, msg).await;
             }
             (p, p.as_str(), m, Some(job_name))
         };
@@ -464,32 +459,8 @@ pub async fn reconcile_install_with(
         return Ok(Step::Waiting(phase));
     }
 
-    if ns != cfg.namespace {
-        let r = install::Rejection {
-            reason: "WrongNamespace",
-            message: format!(
-                "Installs are carried out only in the controller namespace {}; create this one there",
-                cfg.namespace
-            ),
-        };
-        write_status(&api, i, install::rejected_status(i, &r)).await?;
-        return Ok(Step::Done(r.message));
-    }
-    if let Err(r) = install::validate(&i.spec) {
-        write_status(&api, i, install::rejected_status(i, &r)).await?;
-        return Ok(Step::Done(r.message));
-    }
-    if i.spec.mesh_type == MeshType::Envoy
-        && i.spec.install_namespace.as_ref().is_some_and(|n| *n != ns)
-    {
-        let r = install::Rejection {
-            reason: "InvalidNamespace",
-            message: format!(
-                "the built-in mesh runs in the controller namespace {ns}; drop spec.installNamespace"
-            ),
-        };
-        write_status(&api, i, install::rejected_status(i, &r)).await?;
-        return Ok(Step::Done(r.message));
+    if let Some(r) = rejection(i, cfg) {
+        return done(&api, i, install::rejected_status(i, &r), r.message).await;
     }
     if let Some(w) = active_of(all, i.spec.mesh_type)
         && (w.metadata.namespace.as_deref(), w.metadata.name.as_deref())
@@ -501,8 +472,7 @@ pub async fn reconcile_install_with(
             .first()
             .map(|c| c.message.clone())
             .unwrap_or_default();
-        write_status(&api, i, st).await?;
-        return Ok(Step::Done(msg));
+        return done(&api, i, st, msg).await;
     }
     // The opt-in ServiceAccount must exist before anything runs (no finalizer, no Job
     // otherwise). The installer's is checked only while its Job is not there yet.
@@ -517,8 +487,7 @@ pub async fn reconcile_install_with(
     if !job_exists && !service_account_exists(client, &cfg.namespace, &sa).await? {
         let (reason, msg) = not_enabled(i, cfg, false);
         let st = install::phase_status_because(i, Phase::Pending, reason, msg.clone(), None);
-        write_status(&api, i, st).await?;
-        return Ok(Step::Done(msg));
+        return done(&api, i, st, msg).await;
     }
     if !has_finalizer {
         // The finalizer goes on before anything is installed, so a delete always uninstalls.
@@ -544,25 +513,15 @@ pub async fn reconcile_install_with(
 
 async fn list_values(
     client: &Client,
-    r: &ApiResource,
+    r: &Resource,
     ns: Option<&str>,
     lp: &ListParams,
 ) -> Result<Vec<Value>> {
-    let api: Api<DynamicObject> = match ns {
-        Some(ns) => Api::namespaced_with(client.clone(), ns, r),
-        None => Api::all_with(client.clone(), r),
-    };
-    match api.list(lp).await {
+    match api_in(client, r, ns).list(lp).await {
         Ok(l) => Ok(l
             .items
             .into_iter()
-            .filter_map(|o| {
-                let mut v = serde_json::to_value(o).ok()?;
-                // Lists do not repeat apiVersion/kind on items.
-                v["apiVersion"] = json!(r.api_version);
-                v["kind"] = json!(r.kind);
-                Some(v)
-            })
+            .filter_map(|o| typed_value(o, r))
             .collect()),
         // A kind that is not served (CRD not installed) has nothing to discover.
         Err(kube::Error::Api(e)) if e.code == 404 => Ok(vec![]),
@@ -576,48 +535,28 @@ async fn list_values(
 /// root namespace); only Pods carrying `istio.io/rev` or
 /// `linkerd.io/control-plane-ns`; App Mesh `Mesh` objects when that CRD is served.
 pub async fn read_cluster(client: &Client) -> Result<Vec<Value>> {
-    let lp = ListParams::default();
-    let mut out = list_values(
-        client,
-        &ar("apps/v1", "Deployment", "deployments"),
-        None,
-        &lp,
-    )
-    .await?;
-    out.extend(list_values(client, &ar("v1", "Namespace", "namespaces"), None, &lp).await?);
-    for sel in ["istio.io/rev", "linkerd.io/control-plane-ns"] {
-        out.extend(
-            list_values(
-                client,
-                &ar("v1", "Pod", "pods"),
-                None,
-                &ListParams::default().labels(sel),
-            )
-            .await?,
-        );
+    let all = ListParams::default();
+    let mut out = Vec::new();
+    for (r, lp) in [
+        (&res::DEPLOYMENT, all.clone()),
+        (&res::NAMESPACE, all.clone()),
+        (&res::POD, ListParams::default().labels("istio.io/rev")),
+        (
+            &res::POD,
+            ListParams::default().labels("linkerd.io/control-plane-ns"),
+        ),
+        (&res::APP_MESH_MESH, all.clone()),
+    ] {
+        out.extend(list_values(client, r, None, &lp).await?);
     }
-    out.extend(
-        list_values(
-            client,
-            &ar("appmesh.k8s.aws/v1beta2", "Mesh", "meshes"),
-            None,
-            &lp,
-        )
-        .await?,
-    );
     let cps = crate::find_control_planes(&out);
-    let mut cp_namespaces: Vec<String> = cps
+    let mut roots: Vec<String> = cps
         .iter()
         .filter_map(|c| c.discovered.control_plane_namespace.clone())
         .collect();
-    cp_namespaces.sort();
-    cp_namespaces.dedup();
-    let mut roots = Vec::new();
     // ConfigMaps by name only (the ClusterRole grants `get` on these names, never a list).
-    let cm = ar("v1", "ConfigMap", "configmaps");
     for (ns, n) in crate::detect::config_maps_needed(&cps) {
-        let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), &ns, &cm);
-        let obj = match api.get(&n).await {
+        let obj = match api_in(client, &res::CONFIG_MAP, Some(&ns)).get(&n).await {
             Ok(o) => o,
             Err(kube::Error::Api(e)) if e.code == 404 => continue,
             // Not granted (an Istio revision missing from the chart's
@@ -631,11 +570,9 @@ pub async fn read_cluster(client: &Client) -> Result<Vec<Value>> {
             }
             Err(e) => return Err(e.into()),
         };
-        let Ok(mut v) = serde_json::to_value(obj) else {
+        let Some(v) = typed_value(obj, &res::CONFIG_MAP) else {
             continue;
         };
-        v["apiVersion"] = json!("v1");
-        v["kind"] = json!("ConfigMap");
         if let Some(root) = v
             .pointer("/data/mesh")
             .and_then(Value::as_str)
@@ -650,23 +587,10 @@ pub async fn read_cluster(client: &Client) -> Result<Vec<Value>> {
         }
         out.push(v);
     }
-    roots.extend(cp_namespaces);
     roots.sort();
     roots.dedup();
     for ns in roots {
-        out.extend(
-            list_values(
-                client,
-                &ar(
-                    "security.istio.io/v1beta1",
-                    "PeerAuthentication",
-                    "peerauthentications",
-                ),
-                Some(&ns),
-                &lp,
-            )
-            .await?,
-        );
+        out.extend(list_values(client, &res::PEER_AUTHENTICATION, Some(&ns), &all).await?);
     }
     Ok(out)
 }
@@ -679,16 +603,30 @@ pub struct DiscoveryReport {
     pub status_written: Vec<String>,
 }
 
+/// A condition without its `lastTransitionTime` (compared without it).
+fn without_time(c: &Value) -> Value {
+    let mut c = c.clone();
+    if let Some(o) = c.as_object_mut() {
+        o.remove("lastTransitionTime");
+    }
+    c
+}
+
+/// A status with its conditions compared without their `lastTransitionTime`.
 fn without_times(v: &Value) -> Value {
     let mut v = v.clone();
     if let Some(cs) = v.get_mut("conditions").and_then(Value::as_array_mut) {
         for c in cs {
-            if let Some(o) = c.as_object_mut() {
-                o.remove("lastTransitionTime");
-            }
+            *c = without_time(c);
         }
     }
     v
+}
+
+fn is_owned(c: &Value) -> bool {
+    c["type"]
+        .as_str()
+        .is_some_and(|t| crate::merge::OWNED_CONDITIONS.contains(&t))
 }
 
 /// Sets `status.observedGeneration` and that of the conditions discovery owns to `g`.
@@ -703,13 +641,109 @@ fn observe_generation(status: &mut Value, g: i64) {
         .into_iter()
         .flatten()
     {
-        if c["type"]
-            .as_str()
-            .is_some_and(|t| crate::merge::OWNED_CONDITIONS.contains(&t))
-        {
+        if is_owned(c) {
             c["observedGeneration"] = json!(g);
         }
     }
+}
+
+/// Which part of a Mesh's status a discovery pass writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StatusScope {
+    /// All of it, as [`crate::merge`] computed it — `discovered`, `capabilities`,
+    /// `observedGeneration` and the conditions (discovery's, and the others as read) — by a
+    /// `/status` merge patch. For discovery without a controller (`meshbridge meshes
+    /// --discover --write`).
+    Whole,
+    /// Only what discovery owns: `status.discovered` and the conditions
+    /// [`crate::merge::OWNED_CONDITIONS`] (`Ready`, `VersionResolved`). `capabilities`,
+    /// `observedGeneration` and the other conditions (`Accepted`, `Supported`,
+    /// `OutputsWritten`) are the controller's, which writes them by server-side apply (field
+    /// manager `meshbridge`); discovery never writes them. A `/status` JSON patch of exactly
+    /// those fields (see [`owned_status_patch`]). For discovery inside `meshbridge run`
+    /// ([`crate::runner`]).
+    Owned,
+}
+
+/// The JSON patch that gives the live status (`live`, of the object at resourceVersion
+/// `rv`) discovery's part of `want`: `status.discovered` and the conditions of
+/// [`crate::merge::OWNED_CONDITIONS`], nothing else; empty when that part is already as
+/// wanted (conditions compared without `lastTransitionTime`). An owned condition is
+/// replaced at its index, after a `test` of the type found there (a list changed meanwhile
+/// fails the patch instead of hitting another writer's condition), or appended. Adding a
+/// status or condition list that is not there yet is guarded by a `test` of the
+/// resourceVersion, so it never replaces one written meanwhile.
+pub fn owned_status_patch(live: Option<&Value>, rv: Option<&str>, want: &Value) -> Vec<Value> {
+    let op = |op: &str, path: String, value: Option<&Value>| {
+        let mut o = json!({"op": op, "path": path});
+        if let Some(v) = value {
+            o["value"] = v.clone();
+        }
+        o
+    };
+    let guard = || rv.map(|rv| op("test", "/metadata/resourceVersion".into(), Some(&json!(rv))));
+    let want_discovered = want.get("discovered").filter(|d| !d.is_null());
+    let want_conds: Vec<&Value> = want
+        .get("conditions")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter(|c| is_owned(c))
+        .collect();
+    let Some(live) = live.filter(|l| l.is_object()) else {
+        if want_discovered.is_none() && want_conds.is_empty() {
+            return vec![];
+        }
+        let mut st = json!({"conditions": want_conds});
+        if let Some(d) = want_discovered {
+            st["discovered"] = d.clone();
+        }
+        return guard()
+            .into_iter()
+            .chain([op("add", "/status".into(), Some(&st))])
+            .collect();
+    };
+    let mut ops = Vec::new();
+    match (
+        live.get("discovered").filter(|d| !d.is_null()),
+        want_discovered,
+    ) {
+        (l, Some(w)) if l != Some(w) => ops.push(op("add", "/status/discovered".into(), Some(w))),
+        (Some(_), None) => ops.push(op("remove", "/status/discovered".into(), None)),
+        _ => {}
+    }
+    let Some(list) = live.get("conditions").and_then(Value::as_array) else {
+        if !want_conds.is_empty() {
+            ops.extend(guard());
+            ops.push(op(
+                "add",
+                "/status/conditions".into(),
+                Some(&json!(want_conds)),
+            ));
+        }
+        return ops;
+    };
+    let at = |i: usize| format!("/status/conditions/{i}");
+    let mut removed = Vec::new();
+    for t in crate::merge::OWNED_CONDITIONS {
+        let i = list.iter().position(|c| c["type"] == t);
+        match (i, want_conds.iter().find(|c| c["type"] == t)) {
+            (Some(i), Some(w)) if without_time(&list[i]) != without_time(w) => {
+                ops.push(op("test", format!("{}/type", at(i)), Some(&json!(t))));
+                ops.push(op("replace", at(i), Some(w)));
+            }
+            (None, Some(w)) => ops.push(op("add", "/status/conditions/-".into(), Some(w))),
+            (Some(i), None) => removed.push((i, t)),
+            _ => {}
+        }
+    }
+    // Removals last and from the end: the indices above stay valid.
+    removed.sort_by_key(|r| std::cmp::Reverse(r.0));
+    for (i, t) in removed {
+        ops.push(op("test", format!("{}/type", at(i)), Some(&json!(t))));
+        ops.push(op("remove", at(i), None));
+    }
+    ops
 }
 
 /// Field manager of the Mesh writes made by discovery (create and patches), so
@@ -772,13 +806,14 @@ pub fn desired(
 }
 
 /// Writes `merged` against the `existing` Meshes: creates new ones, patches spec/annotations
-/// that differ (merge patch guarded by resourceVersion), patches `/status` that differs.
-/// Never deletes.
+/// that differ (merge patch guarded by resourceVersion), and writes the `scope` part of
+/// `/status` where it differs. Never deletes.
 pub async fn write_meshes(
     client: &Client,
     cfg: &crate::Config,
     existing: &[meshbridge_core::api::meshbridge::Mesh],
     merged: Vec<meshbridge_core::api::meshbridge::Mesh>,
+    scope: StatusScope,
 ) -> Result<DiscoveryReport> {
     use meshbridge_core::api::meshbridge::Mesh;
     let api: Api<Mesh> = Api::namespaced(client.clone(), &cfg.namespace);
@@ -796,6 +831,8 @@ pub async fn write_meshes(
         let before = existing.iter().find(|e| e.metadata.name == m.metadata.name);
         let mut status = serde_json::to_value(&m.status).unwrap_or(Value::Null);
         let live_status = before.map(|b| serde_json::to_value(&b.status).unwrap_or(Value::Null));
+        // The resourceVersion the status patch starts from.
+        let mut rv = before.and_then(|b| b.metadata.resource_version.clone());
         match before {
             None => {
                 let mut body = m.clone();
@@ -807,6 +844,7 @@ pub async fn write_meshes(
                 if let Some(g) = created.metadata.generation {
                     observe_generation(&mut status, g);
                 }
+                rv = created.metadata.resource_version;
                 report.created.push(name.clone());
             }
             Some(b) => {
@@ -822,22 +860,35 @@ pub async fn write_meshes(
                     {
                         observe_generation(&mut status, g);
                     }
+                    rv = patched.metadata.resource_version;
                     report.updated.push(name.clone());
                 }
             }
         }
-        if live_status.as_ref().map(without_times) != Some(without_times(&status)) {
-            api.patch_status(&name, &pp, &Patch::Merge(&json!({"status": status})))
-                .await?;
+        let patch = match scope {
+            StatusScope::Whole => (live_status.as_ref().map(without_times)
+                != Some(without_times(&status)))
+            .then(|| Patch::Merge(json!({"status": status}))),
+            StatusScope::Owned => {
+                let ops = owned_status_patch(live_status.as_ref(), rv.as_deref(), &status);
+                (!ops.is_empty())
+                    .then(|| serde_json::from_value(Value::Array(ops)).map(Patch::Json))
+                    .transpose()
+                    .map_err(|e| Error(format!("Mesh {name}: status patch: {e}")))?
+            }
+        };
+        if let Some(patch) = patch {
+            api.patch_status(&name, &pp, &patch).await?;
             report.status_written.push(name);
         }
     }
     Ok(report)
 }
 
-/// One discovery pass: read the cluster, merge with the Meshes in `cfg.namespace`, and write
-/// only what differs (create new Meshes; spec/annotation changes as a merge patch guarded
-/// by resourceVersion; status as a `/status` merge patch). Never deletes a Mesh.
+/// One discovery pass as the only writer of the Meshes ([`StatusScope::Whole`]): read the
+/// cluster, merge with the Meshes in `cfg.namespace`, and write only what differs (create
+/// new Meshes; spec/annotation changes as a merge patch guarded by resourceVersion; status
+/// as a `/status` merge patch). Never deletes a Mesh.
 pub async fn discover_and_write(
     client: &Client,
     cfg: &crate::Config,
@@ -845,7 +896,7 @@ pub async fn discover_and_write(
 ) -> Result<DiscoveryReport> {
     let state = read_state(client, cfg).await?;
     let merged = desired(&state, cfg, caps);
-    write_meshes(client, cfg, &state.existing, merged).await
+    write_meshes(client, cfg, &state.existing, merged, StatusScope::Whole).await
 }
 
 /// One pass over every Install in the cluster (for a periodic loop or a watch handler in
@@ -859,12 +910,130 @@ pub async fn reconcile_all_installs(
     let all = api.list(&ListParams::default()).await?.items;
     let mut out = Vec::new();
     for i in &all {
-        let key = format!(
-            "{}/{}",
-            i.metadata.namespace.clone().unwrap_or_default(),
-            i.metadata.name.clone().unwrap_or_default()
-        );
+        let (ns, name) = install::install_name(i);
+        let key = format!("{ns}/{name}");
         out.push((key, reconcile_install_with(client, i, &all, cfg).await));
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::owned_status_patch;
+    use serde_json::{Value, json};
+
+    fn cond(t: &str, status: &str, reason: &str) -> Value {
+        json!({"type": t, "status": status, "reason": reason, "message": "", "observedGeneration": 1})
+    }
+
+    /// `obj` with `ops` applied as the API server applies a JSON patch.
+    fn apply(obj: &Value, ops: &[Value]) -> Result<Value, String> {
+        let mut v = obj.clone();
+        meshbridge_test_support::util::json_patch(&mut v, &json!(ops))?;
+        Ok(v)
+    }
+
+    fn mesh(status: Option<Value>) -> Value {
+        let mut m = json!({"metadata": {"name": "istio", "resourceVersion": "7"}});
+        if let Some(s) = status {
+            m["status"] = s;
+        }
+        m
+    }
+
+    #[test]
+    fn only_discoverys_fields_are_patched_and_the_rest_is_left_as_it_is() {
+        let controller = json!({
+            "observedGeneration": 1,
+            "capabilities": [{"feature": "trafficSplit", "level": "Full"}],
+            "conditions": [cond("Accepted", "True", "Accepted"), cond("Ready", "True", "Discovered"),
+                           cond("Supported", "True", "AdapterAvailable")],
+            "discovered": {"version": "1.20.1"},
+        });
+        let live = mesh(Some(controller.clone()));
+        // Wanted: Ready changes, VersionResolved is new, discovered changes; what discovery
+        // computed for the other fields does not matter.
+        let want = json!({
+            "observedGeneration": 9,
+            "capabilities": [],
+            "conditions": [cond("Accepted", "False", "Other"), cond("Ready", "False", "NotFound"),
+                           cond("VersionResolved", "True", "VersionResolved")],
+            "discovered": {"version": "1.20.2"},
+        });
+        let ops = owned_status_patch(live.get("status"), Some("7"), &want);
+        assert!(
+            ops.iter().all(|o| !o.to_string().contains("capabilities")
+                && !o.to_string().contains("Accepted")
+                && !o.to_string().contains("observedGeneration\":9")),
+            "{ops:#?}"
+        );
+        let after = apply(&live, &ops).unwrap();
+        let st = &after["status"];
+        assert_eq!(st["capabilities"], controller["capabilities"]);
+        assert_eq!(st["observedGeneration"], 1);
+        assert_eq!(st["discovered"], json!({"version": "1.20.2"}));
+        assert_eq!(
+            st["conditions"],
+            json!([
+                cond("Accepted", "True", "Accepted"),
+                cond("Ready", "False", "NotFound"),
+                cond("Supported", "True", "AdapterAvailable"),
+                cond("VersionResolved", "True", "VersionResolved")
+            ])
+        );
+        // Applied: nothing more to write.
+        assert_eq!(
+            owned_status_patch(after.get("status"), Some("8"), &want),
+            Vec::<Value>::new()
+        );
+        // Another writer moved the conditions meanwhile: the patch fails, hits nothing.
+        let mut moved = live.clone();
+        moved["status"]["conditions"]
+            .as_array_mut()
+            .unwrap()
+            .swap(0, 1);
+        let failed = apply(&moved, &ops).unwrap_err();
+        assert!(failed.contains("/status/conditions/1/type"), "{failed}");
+    }
+
+    #[test]
+    fn a_status_or_condition_list_not_there_yet_is_added_only_at_the_version_read() {
+        let want = json!({"capabilities": [{"feature": "mtls", "level": "Full"}],
+                          "conditions": [cond("Ready", "True", "Discovered")],
+                          "discovered": {"version": "1"}});
+        let ops = owned_status_patch(None, Some("7"), &want);
+        let after = apply(&mesh(None), &ops).unwrap();
+        assert_eq!(
+            after["status"],
+            json!({"conditions": [cond("Ready", "True", "Discovered")], "discovered": {"version": "1"}})
+        );
+        let mut newer = mesh(None);
+        newer["metadata"]["resourceVersion"] = json!("8");
+        assert!(apply(&newer, &ops).is_err());
+        // A status without conditions (the controller's, say): they are added, guarded too.
+        let live = mesh(Some(json!({"capabilities": []})));
+        let ops = owned_status_patch(live.get("status"), Some("7"), &want);
+        assert_eq!(
+            apply(&live, &ops).unwrap()["status"]["conditions"],
+            json!([cond("Ready", "True", "Discovered")])
+        );
+        assert!(ops.iter().any(|o| o["path"] == "/metadata/resourceVersion"));
+        // Nothing of discovery's wanted, nothing there: no patch.
+        assert!(owned_status_patch(None, Some("7"), &json!({"capabilities": []})).is_empty());
+    }
+
+    #[test]
+    fn conditions_compare_without_transition_times_and_removals_keep_indices_valid() {
+        let mut ready = cond("Ready", "True", "Discovered");
+        ready["lastTransitionTime"] = json!("2026-01-01T00:00:00Z");
+        let live = mesh(Some(json!({"conditions": [
+            cond("VersionResolved", "True", "VersionResolved"), cond("Accepted", "True", "Accepted"), ready]})));
+        let want = json!({"conditions": [cond("Ready", "True", "Discovered")]});
+        // Ready is the same; VersionResolved is no longer wanted.
+        let ops = owned_status_patch(live.get("status"), Some("7"), &want);
+        let after = apply(&live, &ops).unwrap();
+        assert_eq!(after["status"]["conditions"][0]["type"], "Accepted");
+        assert_eq!(after["status"]["conditions"][1]["type"], "Ready");
+        assert_eq!(after["status"]["conditions"].as_array().unwrap().len(), 2);
+    }
 }

@@ -13,6 +13,8 @@
 //! - [`runner`]: the loop `meshbridge run` runs (leader only): discovery and Installs,
 //!   periodically and on Install/Job changes.
 //! - [`rbac`]: the permissions that needs (checked against deploy/).
+//! - [`resources`]: the API resources it addresses, with their plurals (one table; a kind
+//!   outside it is an error, never a guess).
 //!
 //! This crate does not depend on any adapter: capabilities come in through a callback.
 
@@ -22,6 +24,7 @@ pub mod install;
 pub mod kube;
 pub mod merge;
 pub mod rbac;
+pub mod resources;
 pub mod runner;
 pub mod table;
 pub mod version;

@@ -6,8 +6,9 @@
 //! - Spec fields: discovery fills a field only when it is unset or still holds the value
 //!   discovery last wrote (recorded in the `meshbridge.io/discovered-spec` annotation); a
 //!   value set by a user survives (SuperGloo's rule, gloo-mesh#484/#485).
-//! - Status: discovery owns `status.discovered`, `status.capabilities` and the `Ready` and
-//!   `VersionResolved` conditions; other conditions (the controller's) are kept.
+//! - Status: discovery owns `status.discovered` and the `Ready` and `VersionResolved`
+//!   conditions, and fills `status.capabilities` (written only where no controller runs:
+//!   [`crate::kube::StatusScope`]); other conditions (the controller's) are kept.
 //! - A control plane that is gone leaves its Mesh in place with `Ready=False`, reason
 //!   `NotFound`; nothing is deleted.
 
@@ -169,13 +170,15 @@ pub fn merge(existing: &[Mesh], found: &[ControlPlane], cfg: &Config, caps: Caps
     out
 }
 
-fn merge_conditions(old: &[Condition], mine: Vec<Condition>) -> Vec<Condition> {
+/// `old` with the conditions of the types in `new` replaced by those, sorted by type (the
+/// other writers' conditions are kept as they are).
+fn replace_conditions(old: &[Condition], new: Vec<Condition>) -> Vec<Condition> {
     let mut v: Vec<Condition> = old
         .iter()
-        .filter(|c| !OWNED_CONDITIONS.contains(&c.type_.as_str()))
+        .filter(|c| !new.iter().any(|n| n.type_ == c.type_))
         .cloned()
         .collect();
-    v.extend(mine);
+    v.extend(new);
     v.sort_by(|a, b| a.type_.cmp(&b.type_));
     v
 }
@@ -239,7 +242,7 @@ fn update(m: &Mesh, cp: &ControlPlane, caps: CapsFn) -> Mesh {
     }
     out.status = Some(MeshStatus {
         observed_generation: m.metadata.generation.or(old.observed_generation),
-        conditions: merge_conditions(&old.conditions, conds),
+        conditions: replace_conditions(&old.conditions, conds),
         discovered: Some(cp.discovered.clone()),
         capabilities: caps(&spec).unwrap_or_default(),
     });
@@ -278,16 +281,8 @@ fn not_found(m: &Mesh) -> Mesh {
         ),
     );
     c.observed_generation = m.metadata.generation;
-    let mut conds: Vec<Condition> = old
-        .conditions
-        .iter()
-        .filter(|c| c.type_ != "Ready")
-        .cloned()
-        .collect();
-    conds.push(c);
-    conds.sort_by(|a, b| a.type_.cmp(&b.type_));
     out.status = Some(MeshStatus {
-        conditions: conds,
+        conditions: replace_conditions(&old.conditions, vec![c]),
         ..old
     });
     out

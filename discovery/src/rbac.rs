@@ -10,7 +10,8 @@
 //! every entry of [`required`] was used.
 
 use crate::install;
-use meshbridge_core::api::meshbridge::{InstallSpec, MeshType};
+use crate::resources::{self as res, Resource};
+use meshbridge_core::api::meshbridge::MeshType;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -28,35 +29,31 @@ const READ: &[&str] = &["list"];
 /// `get` + `delete` of the objects labelled for the Install.
 const APPLIED: &[&str] = &["get", "create", "patch", "delete"];
 
-/// Cluster-wide rules (the `meshbridge-discovery` ClusterRole): (group, resource, verbs).
-/// Reads only, plus the status of Installs (an Install outside the controller namespace
-/// gets `Accepted=False WrongNamespace`).
-const CLUSTER_RULES: &[(&str, &str, &[&str])] = &[
+/// Cluster-wide rules (the `meshbridge-discovery` ClusterRole): (resource, subresource,
+/// verbs). Reads only, plus the status of Installs (an Install outside the controller
+/// namespace gets `Accepted=False WrongNamespace`).
+const CLUSTER_RULES: &[(Resource, &str, &[&str])] = &[
     // discovery reads (`kube::read_cluster`): control planes may run in any namespace
-    ("apps", "deployments", READ),
-    ("", "namespaces", READ),
-    ("", "pods", READ),
-    ("security.istio.io", "peerauthentications", READ),
-    ("appmesh.k8s.aws", "meshes", READ),
+    (res::DEPLOYMENT, "", READ),
+    (res::NAMESPACE, "", READ),
+    (res::POD, "", READ),
+    (res::PEER_AUTHENTICATION, "", READ),
+    (res::APP_MESH_MESH, "", READ),
     // Installs: listed and watched by the runner in every namespace; status
-    ("meshbridge.io", "installs", &["list", "watch"]),
-    ("meshbridge.io", "installs/status", &["patch"]),
+    (res::INSTALL, "", &["list", "watch"]),
+    (res::INSTALL, "status", &["patch"]),
 ];
 
 /// Rules in the controller namespace only (the `meshbridge-discovery` Role).
-const NAMESPACED_RULES: &[(&str, &str, &[&str])] = &[
+const NAMESPACED_RULES: &[(Resource, &str, &[&str])] = &[
     // Mesh objects (`kube::write_meshes`), written in the controller namespace
-    ("meshbridge.io", "meshes", &["list", "create", "patch"]),
-    ("meshbridge.io", "meshes/status", &["patch"]),
+    (res::MESH, "", &["list", "create", "patch"]),
+    (res::MESH, "status", &["patch"]),
     // the finalizer of accepted Installs (merge patch); those live here
-    ("meshbridge.io", "installs", &["patch"]),
+    (res::INSTALL, "", &["patch"]),
     // installer Jobs: get/create (`ensure_job`), list + watch (runner, cleanup, stopping
     // the install Job), delete
-    (
-        "batch",
-        "jobs",
-        &["get", "list", "watch", "create", "delete"],
-    ),
+    (res::JOB, "", &["get", "list", "watch", "create", "delete"]),
 ];
 
 /// What the chart makes configurable about these rules.
@@ -78,19 +75,16 @@ impl Default for Options {
     }
 }
 
-fn group_of(api_version: &str) -> &str {
-    api_version.rsplit_once('/').map(|(g, _)| g).unwrap_or("")
-}
-
-/// Plural of a kind, as the API server names its resource.
-pub fn plural(kind: &str) -> String {
-    let k = kind.to_ascii_lowercase();
-    if let Some(s) = k.strip_suffix('y') {
-        format!("{s}ies")
-    } else if k.ends_with('s') || k.ends_with("sh") || k.ends_with("ch") || k.ends_with('x') {
-        format!("{k}es")
-    } else {
-        format!("{k}s")
+fn add_rules(g: &mut Grants, rules: &[(Resource, &str, &[&str])]) {
+    for (r, sub, verbs) in rules {
+        let resource = if sub.is_empty() {
+            r.plural.to_string()
+        } else {
+            format!("{}/{sub}", r.plural)
+        };
+        for v in *verbs {
+            add(g, r.group, &resource, v, None);
+        }
     }
 }
 
@@ -134,17 +128,19 @@ pub fn required_for(o: &Options) -> Grants {
 /// listed revisions) — never a list of ConfigMaps.
 pub fn required_cluster(o: &Options) -> Grants {
     let mut g = Grants::new();
-    for (group, res, verbs) in CLUSTER_RULES {
-        for v in *verbs {
-            add(&mut g, group, res, v, None);
-        }
-    }
+    add_rules(&mut g, CLUSTER_RULES);
     for n in ["istio", "linkerd-config"]
         .into_iter()
         .map(str::to_string)
         .chain(o.istio_revisions.iter().map(|r| format!("istio-{r}")))
     {
-        add(&mut g, "", "configmaps", "get", Some(&n));
+        add(
+            &mut g,
+            res::CONFIG_MAP.group,
+            res::CONFIG_MAP.plural,
+            "get",
+            Some(&n),
+        );
     }
     g
 }
@@ -156,36 +152,32 @@ pub fn required_cluster(o: &Options) -> Grants {
 /// is ever written: no `bind`, no `escalate`.
 pub fn required_in_namespace(o: &Options) -> Grants {
     let mut g = Grants::new();
-    for (group, res, verbs) in NAMESPACED_RULES {
-        for v in *verbs {
-            add(&mut g, group, res, v, None);
-        }
-    }
+    add_rules(&mut g, NAMESPACED_RULES);
     for sa in [o.installer_service_account.as_str(), install::BUILTIN_NAME] {
-        add(&mut g, "", "serviceaccounts", "get", Some(sa));
+        add(
+            &mut g,
+            res::SERVICE_ACCOUNT.group,
+            res::SERVICE_ACCOUNT.plural,
+            "get",
+            Some(sa),
+        );
     }
     let sample = install::new_install(
         "builtin",
         "meshbridge-system",
-        InstallSpec {
-            mesh_type: MeshType::Envoy,
-            version: None,
-            install_namespace: None,
-            revision: None,
-            disabled: false,
-        },
+        install::spec_of(MeshType::Envoy),
     );
+    // Objects of kinds not in the table are never applied (`kube::apply_builtin` fails on
+    // them), so they need no grant.
     for obj in install::builtin_objects(&sample) {
-        let (Some(av), Some(kind), Some(name)) = (
-            obj.get("apiVersion").and_then(Value::as_str),
-            obj.get("kind").and_then(Value::as_str),
+        let (Some(r), Some(name)) = (
+            Resource::of_object(&obj),
             obj.pointer("/metadata/name").and_then(Value::as_str),
         ) else {
             continue;
         };
-        let (group, res) = (group_of(av), plural(kind));
         for v in APPLIED {
-            add(&mut g, group, &res, v, Some(name));
+            add(&mut g, r.group, r.plural, v, Some(name));
         }
     }
     g

@@ -2,7 +2,10 @@
 //!
 //! While this replica is the leader, each pass runs discovery ([`kube::read_state`] →
 //! [`kube::desired`] → [`kube::write_meshes`]: Mesh objects created/patched only where they
-//! differ) and one [`kube::reconcile_install`] step for every Install. Passes run every
+//! differ) and one [`kube::reconcile_install`] step for every Install. Beside the
+//! controller, discovery writes only its own part of a Mesh's status
+//! ([`kube::StatusScope::Owned`]: `status.discovered`, the `Ready` and `VersionResolved`
+//! conditions); `status.capabilities` and the other conditions are the controller's. Passes run every
 //! `interval`, promptly (after a short debounce) when an Install or an installer Job changes
 //! (kube-runtime watchers, the Jobs by the `meshbridge.io/install` label), and sooner after a
 //! failed pass (exponential backoff from 1 s up to the interval). Non-leaders make no
@@ -16,7 +19,7 @@ use crate::install::INSTALL_LABEL;
 use crate::kube::{self as k, Step};
 use futures::StreamExt;
 use kube::Client;
-use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind};
+use kube::api::{Api, DynamicObject};
 use kube::runtime::{WatchStreamExt, watcher};
 use meshbridge_core::api::meshbridge::{Install, MeshSpec};
 use meshbridge_core::capability::Capability;
@@ -102,7 +105,8 @@ pub async fn pass(
                 tracing::warn!("{e}");
             }
             let merged = k::desired(&state, &dcfg, &**caps);
-            match k::write_meshes(client, &dcfg, &state.existing, merged).await {
+            let scope = k::StatusScope::Owned;
+            match k::write_meshes(client, &dcfg, &state.existing, merged, scope).await {
                 Ok(r) => report.discovery = Some(r),
                 Err(e) => report.errors.push(format!("discovery: {e}")),
             }
@@ -168,30 +172,27 @@ fn start_watchers(
     let jobs: Api<DynamicObject> = Api::namespaced_with(
         client.clone(),
         namespace,
-        &ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("batch", "v1", "Job"), "jobs"),
+        &crate::resources::JOB.api_resource(),
     );
-    let w1 = wake.clone();
-    let h1 = tokio::spawn(async move {
-        let mut s = watcher(installs, watcher::Config::default())
-            .default_backoff()
-            .boxed();
-        while let Some(ev) = s.next().await {
-            if wakes(&ev) {
-                w1.notify_one();
-            }
-        }
-    });
-    let h2 = tokio::spawn(async move {
-        let mut s = watcher(jobs, watcher::Config::default().labels(INSTALL_LABEL))
-            .default_backoff()
-            .boxed();
+    vec![
+        wake_on(installs, watcher::Config::default(), wake.clone()),
+        wake_on(jobs, watcher::Config::default().labels(INSTALL_LABEL), wake),
+    ]
+}
+
+/// A task that watches `api` and wakes the loop on every event that [`wakes`] it.
+fn wake_on<K>(api: Api<K>, cfg: watcher::Config, wake: Arc<Notify>) -> tokio::task::JoinHandle<()>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + 'static,
+{
+    tokio::spawn(async move {
+        let mut s = watcher(api, cfg).default_backoff().boxed();
         while let Some(ev) = s.next().await {
             if wakes(&ev) {
                 wake.notify_one();
             }
         }
-    });
-    vec![h1, h2]
+    })
 }
 
 fn wakes<K>(ev: &Result<watcher::Event<K>, watcher::Error>) -> bool {
@@ -225,7 +226,8 @@ async fn stopped(shutdown: &mut watch::Receiver<bool>) {
     }
 }
 
-/// The loop (see the module documentation).
+/// The loop (see the module documentation). `caps` feeds the merge only: the capability
+/// matrices on the Meshes are the controller's to write.
 pub async fn run(
     client: Client,
     leader: Arc<AtomicBool>,

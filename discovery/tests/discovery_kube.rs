@@ -1,56 +1,23 @@
 //! A discovery pass against a mocked API server: narrow reads, create/patch only what
 //! differs, user fields kept, a vanished control plane marked NotFound (never deleted).
 
-use meshbridge_core::api::meshbridge::MeshSpec;
-use meshbridge_core::capability::{Capability, Feature, Level};
+mod common;
+
+use common::{MESHES, condition_of, echo_caps, fake, load, writes};
+use meshbridge_discovery::Config;
 use meshbridge_discovery::kube::discover_and_write;
-use meshbridge_discovery::{Config, read_objects};
-use meshbridge_test_support::FakeApi;
-use serde_json::{Value, json};
-use std::path::PathBuf;
+use serde_json::json;
 
-const MESHES: &str = "/apis/meshbridge.io/v1alpha1/namespaces/meshbridge-system/meshes";
 const DEPLOYS: &str = "/apis/apps/v1/namespaces/istio-system/deployments";
-
-fn caps(spec: &MeshSpec) -> Option<Vec<Capability>> {
-    Some(vec![Capability {
-        feature: Feature::TrafficSplit,
-        level: Level::Full,
-        reason: format!(
-            "{} {}",
-            spec.mesh_type,
-            spec.version.clone().unwrap_or_default()
-        ),
-    }])
-}
-
-fn load(f: &FakeApi, case: &str) {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(case)
-        .join("cluster.yaml");
-    for v in read_objects(&[p]).0 {
-        f.insert_object(v);
-    }
-}
-
-fn writes(f: &FakeApi) -> Vec<String> {
-    f.take_log()
-        .into_iter()
-        .filter(|r| r.method != "GET")
-        .map(|r| r.line())
-        .collect()
-}
 
 #[tokio::test]
 async fn discovery_pass_writes_only_differences() {
-    let f = FakeApi::new();
-    f.not_served("/apis/appmesh.k8s.aws/");
+    let f = fake();
     load(&f, "istio-revisions");
     let c = f.client("meshbridge");
     let cfg = Config::default();
 
-    let r = discover_and_write(&c, &cfg, &caps).await.unwrap();
+    let r = discover_and_write(&c, &cfg, &echo_caps).await.unwrap();
     assert_eq!(r.created, ["istio-1-20", "istio-1-21"]);
     let log = f.take_log();
     let reads: Vec<String> = log
@@ -85,6 +52,7 @@ async fn discovery_pass_writes_only_differences() {
         .filter(|r| r.method != "GET")
         .map(|r| r.line())
         .collect();
+    // Alone (no controller), discovery writes the whole status, capabilities included.
     assert_eq!(
         w,
         [
@@ -99,11 +67,11 @@ async fn discovery_pass_writes_only_differences() {
     assert_eq!(m["status"]["discovered"]["namespaces"], json!(["orders"]));
     assert_eq!(
         m["status"]["capabilities"][0]["reason"],
-        json!("istio 1.20.1")
+        json!("istio at 1.20.1")
     );
 
     // Same cluster: no write.
-    let r = discover_and_write(&c, &cfg, &caps).await.unwrap();
+    let r = discover_and_write(&c, &cfg, &echo_caps).await.unwrap();
     assert_eq!(r, Default::default());
     assert!(writes(&f).is_empty());
 
@@ -115,7 +83,7 @@ async fn discovery_pass_writes_only_differences() {
         d["spec"]["template"]["spec"]["containers"][0]["image"] =
             json!("registry.internal:5000/mirror/istio/pilot:1.20.2-distroless")
     });
-    let r = discover_and_write(&c, &cfg, &caps).await.unwrap();
+    let r = discover_and_write(&c, &cfg, &echo_caps).await.unwrap();
     assert_eq!(r.updated, ["istio-1-20"]);
     assert_eq!(
         writes(&f),
@@ -134,16 +102,10 @@ async fn discovery_pass_writes_only_differences() {
 
     // istiod-1-21 is removed: its Mesh stays, Ready=False NotFound.
     f.remove_at(DEPLOYS, "istiod-1-21");
-    discover_and_write(&c, &cfg, &caps).await.unwrap();
+    discover_and_write(&c, &cfg, &echo_caps).await.unwrap();
     assert_eq!(writes(&f), [format!("PATCH {MESHES}/istio-1-21/status")]);
     let m = f.get_at(MESHES, "istio-1-21").unwrap();
-    let ready = m["status"]["conditions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["type"] == "Ready")
-        .cloned()
-        .unwrap_or(Value::Null);
+    let ready = condition_of(&m, "Ready");
     assert_eq!(ready["status"], json!("False"));
     assert_eq!(ready["reason"], json!("NotFound"));
 }

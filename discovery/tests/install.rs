@@ -1,20 +1,10 @@
 //! Install manifests (pure): Job names follow the spec, validation, the built-in mesh's
 //! objects, and discovery recognising what the built-in install deploys.
 
-use meshbridge_core::api::meshbridge::{InstallSpec, MeshType};
-use meshbridge_discovery::install::{self, Action, Phase};
+use meshbridge_core::api::meshbridge::{Install, InstallSpec, MeshType};
+use meshbridge_discovery::install::{self, Action, Phase, spec_of as spec};
 use meshbridge_discovery::{Config, find_control_planes};
 use serde_json::json;
-
-fn spec(t: MeshType) -> InstallSpec {
-    InstallSpec {
-        mesh_type: t,
-        version: None,
-        install_namespace: None,
-        revision: None,
-        disabled: false,
-    }
-}
 
 #[test]
 fn job_names_change_with_version_and_action() {
@@ -67,11 +57,10 @@ fn validation() {
         (MeshType::Istio, None, None, Some("a/b"), "InvalidNamespace"),
     ] {
         let s = InstallSpec {
-            mesh_type: t,
             version: v.map(str::to_string),
             install_namespace: ns.map(str::to_string),
             revision: r.map(str::to_string),
-            disabled: false,
+            ..spec(t)
         };
         assert_eq!(install::validate(&s).unwrap_err().reason, reason, "{s:?}");
     }
@@ -79,25 +68,15 @@ fn validation() {
 
 #[test]
 fn job_phases() {
-    assert_eq!(install::job_phase(None, Action::Install).0, Phase::Pending);
     let j = |st: serde_json::Value| json!({"metadata": {"name": "j"}, "status": st});
-    assert_eq!(
-        install::job_phase(Some(&j(json!({"active": 1}))), Action::Install).0,
-        Phase::Installing
-    );
-    assert_eq!(
-        install::job_phase(Some(&j(json!({"active": 1}))), Action::Uninstall).0,
-        Phase::Uninstalling
-    );
-    let done = j(json!({"conditions": [{"type": "Complete", "status": "True"}]}));
-    assert_eq!(
-        install::job_phase(Some(&done), Action::Install).0,
-        Phase::Installed
-    );
-    assert_eq!(
-        install::job_phase(Some(&done), Action::Uninstall).0,
-        Phase::Uninstalled
-    );
+    let phase = |st: serde_json::Value, a: Action| install::job_phase(Some(&j(st)), a).0;
+    assert_eq!(install::job_phase(None, Action::Install).0, Phase::Pending);
+    let active = json!({"active": 1});
+    assert_eq!(phase(active.clone(), Action::Install), Phase::Installing);
+    assert_eq!(phase(active, Action::Uninstall), Phase::Uninstalling);
+    let done = json!({"conditions": [{"type": "Complete", "status": "True"}]});
+    assert_eq!(phase(done.clone(), Action::Install), Phase::Installed);
+    assert_eq!(phase(done, Action::Uninstall), Phase::Uninstalled);
     let failed = j(
         json!({"conditions": [{"type": "Failed", "status": "True", "reason": "DeadlineExceeded", "message": "too slow"}]}),
     );
@@ -105,11 +84,8 @@ fn job_phases() {
     assert_eq!(p, Phase::Failed);
     assert!(m.contains("DeadlineExceeded") && m.contains("too slow"));
     // A condition that is not True does not count.
-    let not_yet = j(json!({"conditions": [{"type": "Complete", "status": "False"}]}));
-    assert_eq!(
-        install::job_phase(Some(&not_yet), Action::Install).0,
-        Phase::Installing
-    );
+    let not_yet = json!({"conditions": [{"type": "Complete", "status": "False"}]});
+    assert_eq!(phase(not_yet, Action::Install), Phase::Installing);
 }
 
 #[test]
@@ -119,27 +95,18 @@ fn one_active_install_per_type() {
     let mut b = install::new_install("b", "x", spec(MeshType::Istio));
     b.metadata.creation_timestamp = Some(k8s_time("2026-01-01T00:00:00Z"));
     let c = install::new_install("c", "x", spec(MeshType::Linkerd));
-    let all = vec![a.clone(), b.clone(), c.clone()];
+    let active = |all: &[Install]| {
+        install::active_of(all, MeshType::Istio).and_then(|i| i.metadata.name.clone())
+    };
     assert_eq!(
-        install::active_of(&all, MeshType::Istio)
-            .unwrap()
-            .metadata
-            .name
-            .as_deref(),
+        active(&[a.clone(), b.clone(), c.clone()]).as_deref(),
         Some("b")
     );
     // A disabled one does not block the others.
     let mut b2 = b.clone();
     b2.spec.disabled = true;
     let all = vec![a, b2, c];
-    assert_eq!(
-        install::active_of(&all, MeshType::Istio)
-            .unwrap()
-            .metadata
-            .name
-            .as_deref(),
-        Some("a")
-    );
+    assert_eq!(active(&all).as_deref(), Some("a"));
     assert!(install::active_of(&all, MeshType::Envoy).is_none());
 }
 

@@ -11,90 +11,31 @@
 //! - the built-in mesh: `Installed`/`Ready=True` only once its Deployment is available;
 //!   pods that exit at start give `Ready=False ControlPlaneUnavailable` with the counts.
 
-use meshbridge_core::api::meshbridge::Install;
+mod common;
+
+use common::{
+    DEPLOYS, INSTALLS, JOBS, SAS, assert_stopped_first, condition_of, delete, end_job, install,
+    install_at, phase, service_account, srm, step, step_in, writes,
+};
 use meshbridge_discovery::install::{FINALIZER, Phase, RETRY_UNINSTALL_ANNOTATION};
-use meshbridge_discovery::kube::{InstallConfig, Step, reconcile_install_with};
+use meshbridge_discovery::kube::Step;
 use meshbridge_test_support::FakeApi;
 use serde_json::{Value, json};
 
-const NS: &str = "meshbridge-system";
-const INSTALLS: &str = "/apis/meshbridge.io/v1alpha1/namespaces/meshbridge-system/installs";
-const JOBS: &str = "/apis/batch/v1/namespaces/meshbridge-system/jobs";
-const SAS: &str = "/api/v1/namespaces/meshbridge-system/serviceaccounts";
-const DEPLOYS: &str = "/apis/apps/v1/namespaces/meshbridge-system/deployments";
-
-fn install(name: &str, ns: &str, spec: Value) -> Value {
-    json!({
-        "apiVersion": "meshbridge.io/v1alpha1", "kind": "Install",
-        "metadata": {"name": name, "namespace": ns, "generation": 1,
-                     "creationTimestamp": "2026-01-01T00:00:00Z"},
-        "spec": spec,
-    })
-}
-
-fn service_account(name: &str) -> Value {
-    json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": name, "namespace": NS}})
-}
-
-fn installs(f: &FakeApi) -> Vec<Install> {
-    f.objects()
-        .into_iter()
-        .filter(|o| o["kind"] == "Install" || o.pointer("/spec/type").is_some())
-        .filter_map(|o| serde_json::from_value(o).ok())
-        .collect()
-}
-
-async fn step_in(f: &FakeApi, coll: &str, name: &str) -> Step {
-    let i: Install = serde_json::from_value(f.get_at(coll, name).expect("install")).unwrap();
-    let cfg = InstallConfig::new(NS);
-    reconcile_install_with(&f.client("install"), &i, &installs(f), &cfg)
-        .await
-        .unwrap()
-}
-
-async fn step(f: &FakeApi, name: &str) -> Step {
-    step_in(f, INSTALLS, name).await
-}
-
+/// The Install's `Ready` condition, or its `Accepted=False` when it was rejected: (status,
+/// reason, message).
 fn ready(f: &FakeApi, coll: &str, name: &str) -> (String, String, String) {
     let v = f.get_at(coll, name).unwrap();
-    let c = v["status"]["conditions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["type"] == "Ready" || c["type"] == "Accepted" && c["status"] == "False")
-        .cloned()
-        .unwrap();
-    (
-        c["status"].as_str().unwrap().into(),
-        c["reason"].as_str().unwrap().into(),
-        c["message"].as_str().unwrap().into(),
-    )
-}
-
-fn phase(f: &FakeApi, name: &str) -> String {
-    f.get_at(INSTALLS, name).unwrap()["status"]["phase"]
-        .as_str()
-        .unwrap_or("")
-        .into()
-}
-
-fn set_job(f: &FakeApi, job: &str, ty: &str, message: &str) {
-    f.edit(JOBS, job, |j| {
-        j["status"] = json!({"conditions": [{"type": ty, "status": "True",
-            "reason": if ty == "Failed" {"BackoffLimitExceeded"} else {"Completed"}, "message": message}]});
-    });
+    let accepted = condition_of(&v, "Accepted");
+    if accepted["status"] == "False" {
+        srm(&accepted)
+    } else {
+        srm(&condition_of(&v, "Ready"))
+    }
 }
 
 async fn delete_install(f: &FakeApi, name: &str) {
-    f.client("user")
-        .request::<Value>(
-            http::Request::delete(format!("{INSTALLS}/{name}"))
-                .body(vec![])
-                .unwrap(),
-        )
-        .await
-        .unwrap();
+    delete(f, "user", INSTALLS, name).await;
 }
 
 #[tokio::test]
@@ -103,7 +44,7 @@ async fn delete_stops_the_install_job_writes_uninstalling_and_removes_the_finali
     f.insert(service_account("meshbridge-installer"));
     f.insert_at(
         INSTALLS,
-        install("istio", NS, json!({"type": "istio", "version": "1.22.3"})),
+        install("istio", json!({"type": "istio", "version": "1.22.3"})),
     );
     assert_eq!(step(&f, "istio").await, Step::Waiting(Phase::Installing));
     let install_job = f.names(JOBS).pop().expect("install Job");
@@ -120,18 +61,7 @@ async fn delete_stops_the_install_job_writes_uninstalling_and_removes_the_finali
     f.take_log();
     assert_eq!(step(&f, "istio").await, Step::Waiting(Phase::Uninstalling));
     let log = f.take_log();
-    let del = log
-        .iter()
-        .find(|r| r.method == "DELETE" && r.path == format!("{JOBS}/{install_job}"))
-        .expect("the install Job is deleted");
-    assert_eq!(del.body["propagationPolicy"], "Foreground");
-    let del_at = log.iter().position(|r| r.method == "DELETE").unwrap();
-    if let Some(post_at) = log.iter().position(|r| r.method == "POST") {
-        assert!(
-            del_at < post_at,
-            "install Job stopped before the uninstall Job starts"
-        );
-    }
+    assert_stopped_first(&log, &install_job);
     // Status is written while deleting.
     assert_eq!(phase(&f, "istio"), "Uninstalling");
     let (st, reason, _) = ready(&f, INSTALLS, "istio");
@@ -157,7 +87,7 @@ async fn delete_stops_the_install_job_writes_uninstalling_and_removes_the_finali
     );
 
     // The uninstall completes: Jobs removed, finalizer removed, object gone.
-    set_job(&f, &un, "Complete", "");
+    end_job(&f, &un, "Complete", "");
     assert!(matches!(step(&f, "istio").await, Step::Done(_)));
     assert!(f.get_at(INSTALLS, "istio").is_none(), "finalizer removed");
     assert!(f.names(JOBS).is_empty());
@@ -167,10 +97,10 @@ async fn delete_stops_the_install_job_writes_uninstalling_and_removes_the_finali
 async fn failed_uninstall_is_a_condition_with_a_way_out_and_retry_runs_a_new_job() {
     let f = FakeApi::new();
     f.insert(service_account("meshbridge-installer"));
-    f.insert_at(INSTALLS, install("linkerd", NS, json!({"type": "linkerd"})));
+    f.insert_at(INSTALLS, install("linkerd", json!({"type": "linkerd"})));
     step(&f, "linkerd").await;
     let ij = f.names(JOBS).pop().unwrap();
-    set_job(&f, &ij, "Complete", "");
+    end_job(&f, &ij, "Complete", "");
     step(&f, "linkerd").await;
     assert_eq!(phase(&f, "linkerd"), "Installed");
 
@@ -179,7 +109,7 @@ async fn failed_uninstall_is_a_condition_with_a_way_out_and_retry_runs_a_new_job
     step(&f, "linkerd").await; // the uninstall Job
     let un = f.names(JOBS).pop().unwrap();
     assert!(un.contains("-uninstall-"));
-    set_job(
+    end_job(
         &f,
         &un,
         "Failed",
@@ -218,7 +148,7 @@ async fn failed_uninstall_is_a_condition_with_a_way_out_and_retry_runs_a_new_job
     assert_eq!(jobs.len(), 2, "{jobs:?}");
     let retry = jobs.into_iter().find(|j| *j != un).unwrap();
     assert!(retry.contains("-uninstall-"));
-    set_job(&f, &retry, "Complete", "");
+    end_job(&f, &retry, "Complete", "");
     step(&f, "linkerd").await;
     assert!(f.get_at(INSTALLS, "linkerd").is_none());
     assert!(f.names(JOBS).is_empty(), "every Job of the Install removed");
@@ -227,7 +157,7 @@ async fn failed_uninstall_is_a_condition_with_a_way_out_and_retry_runs_a_new_job
 #[tokio::test]
 async fn without_the_installer_service_account_nothing_runs() {
     let f = FakeApi::new();
-    f.insert_at(INSTALLS, install("istio", NS, json!({"type": "istio"})));
+    f.insert_at(INSTALLS, install("istio", json!({"type": "istio"})));
     assert!(matches!(step(&f, "istio").await, Step::Done(_)));
     let (st, reason, msg) = ready(&f, INSTALLS, "istio");
     assert_eq!(
@@ -239,13 +169,7 @@ async fn without_the_installer_service_account_nothing_runs() {
     let v = f.get_at(INSTALLS, "istio").unwrap();
     assert!(v["metadata"]["finalizers"].is_null(), "no finalizer");
     assert!(f.names(JOBS).is_empty(), "no Job");
-    let writes: Vec<String> = f
-        .take_log()
-        .into_iter()
-        .filter(|r| r.method != "GET")
-        .map(|r| r.line())
-        .collect();
-    assert_eq!(writes, [format!("PATCH {INSTALLS}/istio/status")]);
+    assert_eq!(writes(&f), [format!("PATCH {INSTALLS}/istio/status")]);
     assert!(f.names(SAS).is_empty(), "the reconciler never creates it");
 
     // The admin opts in: the next pass installs.
@@ -259,7 +183,15 @@ async fn installs_outside_the_controller_namespace_are_rejected() {
     let f = FakeApi::new();
     f.insert(service_account("meshbridge-installer"));
     let coll = "/apis/meshbridge.io/v1alpha1/namespaces/team-a/installs";
-    f.insert_at(coll, install("istio", "team-a", json!({"type": "istio"})));
+    f.insert_at(
+        coll,
+        install_at(
+            "istio",
+            "team-a",
+            "2026-01-01T00:00:00Z",
+            json!({"type": "istio"}),
+        ),
+    );
     assert!(matches!(step_in(&f, coll, "istio").await, Step::Done(_)));
     let (st, reason, _) = ready(&f, coll, "istio");
     assert_eq!((st.as_str(), reason.as_str()), ("False", "WrongNamespace"));
@@ -275,7 +207,7 @@ async fn builtin_mesh_is_ready_only_when_its_deployment_is_available() {
     let f = FakeApi::new();
     f.insert_at(
         INSTALLS,
-        install("builtin", NS, json!({"type": "envoy", "version": "0.2.0"})),
+        install("builtin", json!({"type": "envoy", "version": "0.2.0"})),
     );
     // Not opted in: no identity for the mesh.
     step(&f, "builtin").await;

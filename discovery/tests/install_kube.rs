@@ -1,29 +1,21 @@
 //! The Install reconciler against a mocked API server: every request is checked.
 
+mod common;
+
+use common::{
+    DEPLOYS, INSTALLS, JOBS, NS, SAS, assert_stopped_first, condition_of, delete, deleted, end_job,
+    install_at, lines, phase, service_account, step, writes,
+};
 use meshbridge_core::api::meshbridge::Install;
-use meshbridge_discovery::install::FINALIZER;
-use meshbridge_discovery::kube::{Step, reconcile_install};
+use meshbridge_discovery::install::{FINALIZER, Phase};
+use meshbridge_discovery::kube::Step;
 use meshbridge_test_support::FakeApi;
 use serde_json::{Value, json};
 
-const NS: &str = "meshbridge-system";
-const INSTALLS: &str = "/apis/meshbridge.io/v1alpha1/namespaces/meshbridge-system/installs";
-const JOBS: &str = "/apis/batch/v1/namespaces/meshbridge-system/jobs";
-const SAS: &str = "/api/v1/namespaces/meshbridge-system/serviceaccounts";
-const DEPLOYS: &str = "/apis/apps/v1/namespaces/meshbridge-system/deployments";
 const CRBS: &str = "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings";
 
 fn install(name: &str, spec: Value, created: &str) -> Value {
-    json!({
-        "apiVersion": "meshbridge.io/v1alpha1", "kind": "Install",
-        "metadata": {"name": name, "namespace": NS, "generation": 1, "creationTimestamp": created},
-        "spec": spec,
-    })
-}
-
-fn installer_sa() -> Value {
-    json!({"apiVersion": "v1", "kind": "ServiceAccount",
-           "metadata": {"name": "meshbridge-installer", "namespace": NS}})
+    install_at(name, NS, created, spec)
 }
 
 fn read(f: &FakeApi, name: &str) -> Option<Install> {
@@ -31,41 +23,11 @@ fn read(f: &FakeApi, name: &str) -> Option<Install> {
         .map(|v| serde_json::from_value(v).unwrap())
 }
 
-fn all(f: &FakeApi) -> Vec<Install> {
-    f.names(INSTALLS)
-        .iter()
-        .filter_map(|n| read(f, n))
-        .collect()
-}
-
-async fn step(f: &FakeApi, c: &kube::Client, name: &str) -> Step {
-    let i = read(f, name).expect("install exists");
-    reconcile_install(c, &i, &all(f)).await.unwrap()
-}
-
-fn lines(log: &[meshbridge_test_support::Req]) -> Vec<String> {
-    log.iter().map(|r| r.line()).collect()
-}
-
-fn set_job_condition(f: &FakeApi, job: &str, ty: &str, message: &str) {
-    f.edit(JOBS, job, |j| {
-        j["status"] = json!({"conditions": [{"type": ty, "status": "True", "reason": if ty == "Failed" {"BackoffLimitExceeded"} else {"Completed"}, "message": message}],
-                              "failed": if ty == "Failed" {3} else {0}});
-    });
-}
-
-fn phase(f: &FakeApi, name: &str) -> String {
-    f.get_at(INSTALLS, name).unwrap()["status"]["phase"]
-        .as_str()
-        .unwrap_or("")
-        .to_string()
-}
-
 #[tokio::test]
 async fn istio_install_job_status_and_uninstall_on_delete() {
     let f = FakeApi::new();
     // The installer ServiceAccount (the chart's, `installer.enabled=true`).
-    f.insert(installer_sa());
+    f.insert(service_account("meshbridge-installer"));
     f.insert_at(
         INSTALLS,
         install(
@@ -74,13 +36,9 @@ async fn istio_install_job_status_and_uninstall_on_delete() {
             "2026-01-01T00:00:00Z",
         ),
     );
-    let c = f.client("meshbridge");
 
     // 1. First pass: finalizer, RBAC, Job, status.
-    assert_eq!(
-        step(&f, &c, "istio").await,
-        Step::Waiting(meshbridge_discovery::install::Phase::Installing)
-    );
+    assert_eq!(step(&f, "istio").await, Step::Waiting(Phase::Installing));
     let log = f.take_log();
     let job_name = f.names(JOBS).pop().expect("a Job");
     assert!(job_name.starts_with("istio-install-"), "{job_name}");
@@ -131,7 +89,7 @@ async fn istio_install_job_status_and_uninstall_on_delete() {
     );
 
     // 2. Nothing changed: no write at all (the Job exists; status is the same).
-    step(&f, &c, "istio").await;
+    step(&f, "istio").await;
     let log = f.take_log();
     assert!(
         log.iter()
@@ -142,45 +100,26 @@ async fn istio_install_job_status_and_uninstall_on_delete() {
     assert!(!lines(&log).contains(&format!("POST {JOBS}")));
 
     // 3. The Job completes: Installed, with the version.
-    set_job_condition(&f, &job_name, "Complete", "");
-    assert!(matches!(step(&f, &c, "istio").await, Step::Done(_)));
+    end_job(&f, &job_name, "Complete", "");
+    assert!(matches!(step(&f, "istio").await, Step::Done(_)));
     let st = &f.get_at(INSTALLS, "istio").unwrap()["status"];
     assert_eq!(st["phase"], json!("Installed"));
     assert_eq!(st["installedVersion"], json!("1.21.0"));
-    let ready = st["conditions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["type"] == "Ready")
-        .unwrap();
-    assert_eq!(ready["status"], json!("True"));
+    assert_eq!(
+        condition_of(&f.get_at(INSTALLS, "istio").unwrap(), "Ready")["status"],
+        "True"
+    );
     f.take_log();
 
     // 4. Delete: the finalizer holds the object; an uninstall Job runs.
-    let req = c
-        .request::<Value>(
-            http::Request::delete(format!("{INSTALLS}/istio"))
-                .body(vec![])
-                .unwrap(),
-        )
-        .await
-        .unwrap();
-    assert!(req["metadata"]["deletionTimestamp"].is_string());
+    let answer = delete(&f, "user", INSTALLS, "istio").await;
+    assert!(answer["metadata"]["deletionTimestamp"].is_string());
     f.take_log();
-    assert_eq!(
-        step(&f, &c, "istio").await,
-        Step::Waiting(meshbridge_discovery::install::Phase::Uninstalling)
-    );
+    assert_eq!(step(&f, "istio").await, Step::Waiting(Phase::Uninstalling));
     let log = f.take_log();
     // The install Job is stopped (Foreground) before the uninstall Job is created.
-    let del = log
-        .iter()
-        .position(|r| r.method == "DELETE" && r.path == format!("{JOBS}/{job_name}"))
-        .expect("install Job deleted");
-    assert_eq!(log[del].body["propagationPolicy"], json!("Foreground"));
-    let post_at = log.iter().position(|r| r.method == "POST").unwrap();
-    assert!(del < post_at);
-    let post = &log[post_at];
+    assert_stopped_first(&log, &job_name);
+    let post = log.iter().find(|r| r.method == "POST").expect("a Job");
     assert_eq!(
         post.body["spec"]["template"]["spec"]["containers"][0]["args"],
         json!(["uninstall", "-y", "--revision", "1-21"])
@@ -190,15 +129,10 @@ async fn istio_install_job_status_and_uninstall_on_delete() {
     assert!(read(&f, "istio").is_some(), "held by the finalizer");
 
     // 5. Uninstall done: Jobs removed, finalizer removed, the object is gone.
-    set_job_condition(&f, &un, "Complete", "");
-    assert!(matches!(step(&f, &c, "istio").await, Step::Done(_)));
+    end_job(&f, &un, "Complete", "");
+    assert!(matches!(step(&f, "istio").await, Step::Done(_)));
     let log = f.take_log();
-    let deletes: Vec<String> = log
-        .iter()
-        .filter(|r| r.method == "DELETE")
-        .map(|r| r.path.clone())
-        .collect();
-    assert_eq!(deletes, vec![format!("{JOBS}/{un}")]);
+    assert_eq!(deleted(&log), [format!("{JOBS}/{un}")].into());
     let fin = log
         .iter()
         .find(|r| r.method == "PATCH" && r.path == format!("{INSTALLS}/istio"))
@@ -214,7 +148,7 @@ async fn istio_install_job_status_and_uninstall_on_delete() {
 #[tokio::test]
 async fn second_install_of_a_type_is_rejected_and_never_runs_a_job() {
     let f = FakeApi::new();
-    f.insert(installer_sa());
+    f.insert(service_account("meshbridge-installer"));
     f.insert_at(
         INSTALLS,
         install(
@@ -231,22 +165,15 @@ async fn second_install_of_a_type_is_rejected_and_never_runs_a_job() {
             "2026-01-02T00:00:00Z",
         ),
     );
-    let c = f.client("meshbridge");
-    step(&f, &c, "linkerd").await;
+    step(&f, "linkerd").await;
     f.take_log();
-    let s = step(&f, &c, "linkerd-again").await;
+    let s = step(&f, "linkerd-again").await;
     assert!(
         matches!(s, Step::Done(ref m) if m.contains("meshbridge-system/linkerd")),
         "{s:?}"
     );
-    let log = f.take_log();
-    let writes: Vec<String> = log
-        .iter()
-        .filter(|r| r.method != "GET")
-        .map(|r| r.line())
-        .collect();
     assert_eq!(
-        writes,
+        writes(&f),
         vec![format!("PATCH {INSTALLS}/linkerd-again/status")]
     );
     let st = &f.get_at(INSTALLS, "linkerd-again").unwrap()["status"];
@@ -292,38 +219,28 @@ async fn second_install_of_a_type_is_rejected_and_never_runs_a_job() {
 #[tokio::test]
 async fn failed_job_and_disable() {
     let f = FakeApi::new();
-    f.insert(installer_sa());
+    f.insert(service_account("meshbridge-installer"));
     f.insert_at(
         INSTALLS,
         install("istio", json!({"type": "istio"}), "2026-01-01T00:00:00Z"),
     );
-    let c = f.client("meshbridge");
-    step(&f, &c, "istio").await;
+    step(&f, "istio").await;
     let job = f.names(JOBS).pop().unwrap();
-    set_job_condition(
+    end_job(
         &f,
         &job,
         "Failed",
         "Job has reached the specified backoff limit",
     );
-    assert!(matches!(step(&f, &c, "istio").await, Step::Done(_)));
+    assert!(matches!(step(&f, "istio").await, Step::Done(_)));
     assert_eq!(phase(&f, "istio"), "Failed");
-    let st = &f.get_at(INSTALLS, "istio").unwrap()["status"];
-    let ready = st["conditions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["type"] == "Ready")
-        .unwrap();
+    let ready = condition_of(&f.get_at(INSTALLS, "istio").unwrap(), "Ready");
     assert_eq!(ready["reason"], json!("Failed"));
     assert!(ready["message"].as_str().unwrap().contains("backoff limit"));
 
     // disabled: true → uninstall (default revision), then Uninstalled, object kept.
     f.edit(INSTALLS, "istio", |v| v["spec"]["disabled"] = json!(true));
-    assert_eq!(
-        step(&f, &c, "istio").await,
-        Step::Waiting(meshbridge_discovery::install::Phase::Uninstalling)
-    );
+    assert_eq!(step(&f, "istio").await, Step::Waiting(Phase::Uninstalling));
     assert_eq!(phase(&f, "istio"), "Uninstalling");
     let un = f
         .names(JOBS)
@@ -335,8 +252,8 @@ async fn failed_job_and_disable() {
         uj["spec"]["template"]["spec"]["containers"][0]["args"],
         json!(["uninstall", "-y", "--revision", "default"])
     );
-    set_job_condition(&f, &un, "Complete", "");
-    assert!(matches!(step(&f, &c, "istio").await, Step::Done(_)));
+    end_job(&f, &un, "Complete", "");
+    assert!(matches!(step(&f, "istio").await, Step::Done(_)));
     let v = f.get_at(INSTALLS, "istio").expect("kept");
     assert_eq!(v["status"]["phase"], json!("Uninstalled"));
     assert_eq!(v["metadata"]["finalizers"], json!([]));
@@ -350,8 +267,7 @@ async fn unsupported_type_is_rejected() {
         INSTALLS,
         install("am", json!({"type": "appmesh"}), "2026-01-01T00:00:00Z"),
     );
-    let c = f.client("meshbridge");
-    step(&f, &c, "am").await;
+    step(&f, "am").await;
     let log = f.take_log();
     assert_eq!(lines(&log), vec![format!("PATCH {INSTALLS}/am/status")]);
     assert_eq!(
@@ -373,18 +289,13 @@ async fn builtin_mesh_is_applied_directly_and_removed_exactly() {
     );
     // The controller's own objects, which must never be touched.
     f.insert_at(
-        "/apis/apps/v1/namespaces/meshbridge-system/deployments",
+        DEPLOYS,
         json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "meshbridge", "namespace": NS}}),
     );
     // Its ServiceAccount (the chart's, `builtinMesh.enabled=true`).
-    f.insert(json!({"apiVersion": "v1", "kind": "ServiceAccount",
-                    "metadata": {"name": "meshbridge-mesh", "namespace": NS}}));
-    let c = f.client("meshbridge");
+    f.insert(service_account("meshbridge-mesh"));
     // Applied; Installing until its Deployment is available.
-    assert_eq!(
-        step(&f, &c, "builtin").await,
-        Step::Waiting(meshbridge_discovery::install::Phase::Installing)
-    );
+    assert_eq!(step(&f, "builtin").await, Step::Waiting(Phase::Installing));
     let log = f.take_log();
     let applied: Vec<&meshbridge_test_support::Req> = log
         .iter()
@@ -418,35 +329,18 @@ async fn builtin_mesh_is_applied_directly_and_removed_exactly() {
         d["status"] = json!({"observedGeneration": 1, "replicas": 2, "availableReplicas": 2,
                              "conditions": [{"type": "Available", "status": "True"}]});
     });
-    assert!(matches!(step(&f, &c, "builtin").await, Step::Done(_)));
+    assert!(matches!(step(&f, "builtin").await, Step::Done(_)));
     f.take_log();
     assert_eq!(phase(&f, "builtin"), "Installed");
     // Delete: exactly the applied objects are deleted; the controller's Deployment stays.
-    c.request::<Value>(
-        http::Request::delete(format!("{INSTALLS}/builtin"))
-            .body(vec![])
-            .unwrap(),
-    )
-    .await
-    .unwrap();
+    delete(&f, "user", INSTALLS, "builtin").await;
     f.take_log();
-    assert!(matches!(step(&f, &c, "builtin").await, Step::Done(_)));
+    assert!(matches!(step(&f, "builtin").await, Step::Done(_)));
     let log = f.take_log();
-    let deleted: std::collections::BTreeSet<String> = log
-        .iter()
-        .filter(|r| r.method == "DELETE")
-        .map(|r| r.path.clone())
-        .collect();
     let applied: std::collections::BTreeSet<String> =
         applied.iter().map(|r| r.path.clone()).collect();
-    assert_eq!(deleted, applied);
-    assert!(
-        f.get_at(
-            "/apis/apps/v1/namespaces/meshbridge-system/deployments",
-            "meshbridge"
-        )
-        .is_some()
-    );
+    assert_eq!(deleted(&log), applied);
+    assert!(f.get_at(DEPLOYS, "meshbridge").is_some());
     assert!(
         read(&f, "builtin").is_none(),
         "finalizer removed, object gone"

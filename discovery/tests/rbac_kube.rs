@@ -5,42 +5,25 @@
 //! granted by `required()`, and every entry of `required()` must have been used.
 //! `tests/run_deploy.rs` checks the chart's ClusterRole against `required()`.
 
-use meshbridge_core::api::meshbridge::MeshSpec;
-use meshbridge_core::capability::Capability;
+mod common;
+
+use common::{
+    ALL_INSTALLS, DEPLOYS, INSTALLS, JOBS, MESHES, NS, complete_jobs, install, load, no_caps,
+    run_once, served_cluster, service_account, shared, target, until,
+};
 use meshbridge_discovery::rbac::{Grants, Options, required_for, required_in_namespace};
-use meshbridge_discovery::read_objects;
-use meshbridge_discovery::runner::{self, RunnerConfig, SharedCaps};
-use meshbridge_test_support::{FakeApi, Req};
+use meshbridge_discovery::runner::{self, RunnerConfig};
+use meshbridge_test_support::Req;
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
-const NS: &str = "meshbridge-system";
-const MESHES: &str = "/apis/meshbridge.io/v1alpha1/namespaces/meshbridge-system/meshes";
-const INSTALLS: &str = "/apis/meshbridge.io/v1alpha1/namespaces/meshbridge-system/installs";
-const JOBS: &str = "/apis/batch/v1/namespaces/meshbridge-system/jobs";
-
 /// (group, resource, verb, name) of a request (`name` None for collections).
 fn access(r: &Req) -> Vec<(String, String, String, Option<String>)> {
-    let segs: Vec<&str> = r.path.trim_matches('/').split('/').collect();
-    let (group, rest) = match segs.as_slice() {
-        ["api", _, rest @ ..] => ("", rest.to_vec()),
-        ["apis", g, _, rest @ ..] => (*g, rest.to_vec()),
-        _ => panic!("unexpected path {}", r.path),
-    };
-    let rest = match rest.as_slice() {
-        ["namespaces", _, tail @ ..] if !tail.is_empty() => tail.to_vec(),
-        _ => rest,
-    };
-    let (resource, name) = match rest.as_slice() {
-        [res] => (res.to_string(), None),
-        [res, name] => (res.to_string(), Some(name.to_string())),
-        [res, name, sub] => (format!("{res}/{sub}"), Some(name.to_string())),
-        _ => panic!("unexpected path {}", r.path),
-    };
+    let t = target(&r.path);
+    let (group, resource, name) = (t.group, t.resource, t.name);
     let verbs: Vec<&str> = match (r.method.as_str(), &name) {
         ("GET", None) if r.query.get("watch").map(String::as_str) == Some("true") => {
             vec!["watch"]
@@ -60,14 +43,7 @@ fn access(r: &Req) -> Vec<(String, String, String, Option<String>)> {
     let name = if r.method == "POST" { None } else { name };
     verbs
         .into_iter()
-        .map(|v| {
-            (
-                group.to_string(),
-                resource.clone(),
-                v.to_string(),
-                name.clone(),
-            )
-        })
+        .map(|v| (group.clone(), resource.clone(), v.to_string(), name.clone()))
         .collect()
 }
 
@@ -124,62 +100,18 @@ fn granted(g: &Grants, a: &(String, String, String, Option<String>)) -> bool {
     }
 }
 
-fn caps() -> SharedCaps {
-    Arc::new(|_: &MeshSpec| -> Option<Vec<Capability>> { Some(vec![]) })
-}
-
-fn install(name: &str, spec: Value) -> Value {
-    json!({
-        "apiVersion": "meshbridge.io/v1alpha1", "kind": "Install",
-        "metadata": {"name": name, "namespace": NS, "generation": 1,
-                     "creationTimestamp": "2026-01-01T00:00:00Z"},
-        "spec": spec,
-    })
-}
-
-fn complete_jobs(f: &FakeApi) {
-    for j in f.names(JOBS) {
-        f.edit(JOBS, &j, |v| {
-            v["status"] = json!({"conditions": [{"type": "Complete", "status": "True"}]});
-        });
-    }
-}
-
-async fn once(f: &FakeApi) {
-    let (_stop, rx) = tokio::sync::watch::channel(false);
-    let cfg = RunnerConfig::new(NS, Duration::from_secs(60), true);
-    tokio::time::timeout(
-        Duration::from_secs(5),
-        runner::run(
-            f.client("meshbridge"),
-            Arc::new(AtomicBool::new(true)),
-            rx,
-            cfg,
-            caps(),
-        ),
-    )
-    .await
-    .expect("one pass");
-}
-
 #[tokio::test]
 async fn required_is_exactly_what_discovery_and_install_use() {
-    let f = FakeApi::new();
+    // Only what a cluster serves: every path below is a real one.
+    let f = served_cluster();
     // Istio with two revisions (their ConfigMaps are granted through the Helm value
     // discovery.istioRevisions) and Linkerd (linkerd-config).
     for case in ["istio-revisions", "linkerd-stable-2.14"] {
-        let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/fixtures")
-            .join(case)
-            .join("cluster.yaml");
-        for v in read_objects(&[p]).0 {
-            f.insert_object(v);
-        }
+        load(&f, case);
     }
     // The opt-in ServiceAccounts the chart creates (installer.enabled, builtinMesh.enabled).
     for sa in ["meshbridge-installer", "meshbridge-mesh"] {
-        f.insert(json!({"apiVersion": "v1", "kind": "ServiceAccount",
-                        "metadata": {"name": sa, "namespace": NS}}));
+        f.insert(service_account(sa));
     }
     f.insert_at(
         INSTALLS,
@@ -194,13 +126,12 @@ async fn required_is_exactly_what_discovery_and_install_use() {
         Arc::new(AtomicBool::new(true)),
         rx,
         RunnerConfig::new(NS, Duration::from_secs(60), false),
-        caps(),
+        shared(no_caps),
     ));
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    while f.watching(JOBS) == 0 || f.watching("/apis/meshbridge.io/v1alpha1/installs") == 0 {
-        assert!(tokio::time::Instant::now() < deadline, "watches");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    until(5, "watches", || {
+        f.watching(JOBS) > 0 && f.watching(ALL_INSTALLS) > 0
+    })
+    .await;
     stop.send(true).unwrap();
     tokio::time::timeout(Duration::from_secs(2), h)
         .await
@@ -208,14 +139,12 @@ async fn required_is_exactly_what_discovery_and_install_use() {
         .unwrap();
 
     // Install, then the Jobs complete and the built-in mesh's Deployment is available.
-    once(&f).await;
+    run_once(&f, shared(no_caps)).await;
     complete_jobs(&f);
-    f.edit(
-        "/apis/apps/v1/namespaces/meshbridge-system/deployments",
-        "meshbridge-mesh",
-        |d| d["status"] = json!({"observedGeneration": 1, "availableReplicas": 2}),
-    );
-    once(&f).await;
+    f.edit(DEPLOYS, "meshbridge-mesh", |d| {
+        d["status"] = json!({"observedGeneration": 1, "availableReplicas": 2})
+    });
+    run_once(&f, shared(no_caps)).await;
     assert_eq!(
         f.get_at(INSTALLS, "istio").unwrap()["status"]["phase"],
         "Installed"
@@ -233,12 +162,12 @@ async fn required_is_exactly_what_discovery_and_install_use() {
     f.edit(INSTALLS, "istio", |i| {
         i["spec"]["version"] = json!("1.23.0")
     });
-    once(&f).await;
+    run_once(&f, shared(no_caps)).await;
     f.edit(INSTALLS, "istio", |i| i["spec"]["disabled"] = json!(true));
     f.edit(INSTALLS, "builtin", |i| i["spec"]["disabled"] = json!(true));
-    once(&f).await;
+    run_once(&f, shared(no_caps)).await;
     complete_jobs(&f);
-    once(&f).await;
+    run_once(&f, shared(no_caps)).await;
     assert_eq!(
         f.get_at(INSTALLS, "istio").unwrap()["status"]["phase"],
         "Uninstalled"

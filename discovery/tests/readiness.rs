@@ -4,50 +4,30 @@
 //! three that serve nothing (pods exiting at start, a generation not observed, a rollout
 //! that gave up) → `expected.yaml` (`UPDATE_GOLDEN=1` rewrites it).
 
-use meshbridge_core::api::meshbridge::{Mesh, MeshSpec};
-use meshbridge_core::capability::Capability;
-use meshbridge_discovery::detect::deployment_availability;
-use meshbridge_discovery::{Config, discover, read_objects};
-use serde_json::json;
-use std::path::PathBuf;
+mod common;
 
-fn caps(_: &MeshSpec) -> Option<Vec<Capability>> {
-    Some(vec![])
-}
+use common::{assert_golden, cluster, condition, discovered, fixture_file, no_caps, yaml_of};
+use meshbridge_core::api::meshbridge::Mesh;
+use meshbridge_discovery::detect::deployment_availability;
+use meshbridge_discovery::{Config, discover};
+use serde_json::json;
 
 fn run() -> Vec<Mesh> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/unavailable");
-    let (objs, problems) = read_objects(&[dir.join("cluster.yaml")]);
-    assert!(problems.is_empty(), "{problems:?}");
-    discover(&objs, &Config::default(), &caps)
+    discover(&cluster("unavailable"), &Config::default(), &no_caps)
 }
 
 fn ready(m: &Mesh) -> (String, String, String) {
-    let c = m
-        .status
-        .as_ref()
-        .unwrap()
-        .conditions
-        .iter()
-        .find(|c| c.type_ == "Ready")
-        .unwrap();
+    let c = condition(m, "Ready");
     (c.status.clone(), c.reason.clone(), c.message.clone())
 }
 
 #[test]
 fn unavailable_control_planes_are_never_ready() {
     let meshes = run();
-    let values: Vec<serde_json::Value> = meshes
-        .iter()
-        .map(|m| serde_json::to_value(m).unwrap())
-        .collect();
-    let have = meshbridge_core::yaml::to_yaml_stream(&values);
-    let path =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/unavailable/expected.yaml");
-    if std::env::var("UPDATE_GOLDEN").is_ok_and(|v| v == "1") {
-        std::fs::write(&path, &have).unwrap();
-    }
-    assert_eq!(have, std::fs::read_to_string(&path).unwrap_or_default());
+    assert_golden(
+        &fixture_file("unavailable", "expected.yaml"),
+        &yaml_of(&meshes),
+    );
 
     let names: Vec<&str> = meshes
         .iter()
@@ -70,14 +50,7 @@ fn unavailable_control_planes_are_never_ready() {
         "{builtin}"
     );
     // The mTLS mode is still what the mesh is configured with; Ready says it serves nothing.
-    let d = meshes[2]
-        .status
-        .as_ref()
-        .unwrap()
-        .discovered
-        .as_ref()
-        .unwrap();
-    assert_eq!(d.mtls_mode.as_deref(), Some("STRICT"));
+    assert_eq!(discovered(&meshes[2]).mtls_mode.as_deref(), Some("STRICT"));
     let (_, _, istio) = ready(&meshes[0]);
     assert!(istio.contains("generation 4 not observed yet"), "{istio}");
     let (_, _, linkerd) = ready(&meshes[1]);

@@ -1,38 +1,13 @@
 //! Rediscovery: user fields survive, identities (not names) match, vanished meshes are
 //! kept with `Ready=False NotFound`, and the merge is idempotent.
 
-/// Same stand-in as `golden.rs`: echoes the settings the matrix was computed for.
-fn echo_caps(spec: &MeshSpec) -> Option<Vec<Capability>> {
-    Some(vec![Capability {
-        feature: Feature::TrafficSplit,
-        level: Level::Full,
-        reason: format!(
-            "{} at {}{}",
-            spec.mesh_type,
-            spec.version
-                .as_deref()
-                .unwrap_or("the adapter's default version"),
-            spec.linkerd_split_mode
-                .map(|m| format!(", split mode {m:?}"))
-                .unwrap_or_default()
-        ),
-    }])
-}
+mod common;
 
+use common::{cluster, condition as cond, discovered, echo_caps};
 use meshbridge_core::api::common::Condition;
 use meshbridge_core::api::meshbridge::{LinkerdSplitMode, Mesh, MeshSpec, MeshType};
-use meshbridge_core::capability::{Capability, Feature, Level};
-use meshbridge_discovery::{Config, discover, find_control_planes, merge, read_objects};
+use meshbridge_discovery::{Config, discover, find_control_planes, merge};
 use serde_json::Value;
-use std::path::PathBuf;
-
-fn cluster(case: &str) -> Vec<Value> {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(case)
-        .join("cluster.yaml");
-    read_objects(&[p]).0
-}
 
 fn bump(objs: &[Value], from: &str, to: &str) -> Vec<Value> {
     let text = serde_json::to_string(objs).unwrap().replace(from, to);
@@ -41,16 +16,6 @@ fn bump(objs: &[Value], from: &str, to: &str) -> Vec<Value> {
 
 fn j<T: serde::Serialize>(x: &T) -> Value {
     serde_json::to_value(x).unwrap()
-}
-
-fn cond<'a>(m: &'a Mesh, t: &str) -> &'a Condition {
-    m.status
-        .as_ref()
-        .unwrap()
-        .conditions
-        .iter()
-        .find(|c| c.type_ == t)
-        .unwrap()
 }
 
 fn rediscover(existing: &[Mesh], objs: &[Value]) -> Vec<Mesh> {
@@ -99,16 +64,12 @@ fn user_fields_and_names_survive_rediscovery() {
         Some("1.13.4"),
         "discovery-owned value refreshed"
     );
-    let st = a.status.as_ref().unwrap();
+    assert_eq!(discovered(a).trust_domain.as_deref(), Some("cluster.local"));
+    assert_eq!(discovered(a).version.as_deref(), Some("1.13.4"));
     assert_eq!(
-        st.discovered.as_ref().unwrap().trust_domain.as_deref(),
-        Some("cluster.local")
+        a.status.as_ref().unwrap().capabilities[0].reason,
+        "istio at 1.13.4"
     );
-    assert_eq!(
-        st.discovered.as_ref().unwrap().version.as_deref(),
-        Some("1.13.4")
-    );
-    assert_eq!(st.capabilities[0].reason, "istio at 1.13.4");
     assert_eq!(cond(a, "Supported").message, "from the controller");
     assert_eq!(cond(a, "Ready").observed_generation, Some(3));
     // Idempotent.
@@ -135,17 +96,7 @@ fn pinned_version_and_split_mode_are_kept_and_drive_capabilities() {
         a.status.as_ref().unwrap().capabilities[0].reason,
         "linkerd at edge-24.7.5, split mode ServiceProfile"
     );
-    assert_eq!(
-        a.status
-            .as_ref()
-            .unwrap()
-            .discovered
-            .as_ref()
-            .unwrap()
-            .version
-            .as_deref(),
-        Some("edge-24.9.1")
-    );
+    assert_eq!(discovered(a).version.as_deref(), Some("edge-24.9.1"));
 }
 
 #[test]
@@ -156,20 +107,8 @@ fn vanished_mesh_gets_not_found_and_is_kept() {
         &echo_caps,
     );
     let mut existing = m.clone();
-    let mut gw = Mesh::new(
-        "gamma",
-        MeshSpec {
-            mesh_type: MeshType::GatewayApi,
-            version: None,
-            revision: None,
-            trust_domain: None,
-            control_plane_namespace: None,
-            linkerd_split_mode: None,
-            tcp_route_version: None,
-            app_mesh_name: None,
-        },
-    );
-    gw.metadata.namespace = Some("meshbridge-system".into());
+    let mut gw = Mesh::new("gamma", MeshSpec::of(MeshType::GatewayApi));
+    gw.metadata.namespace = Some(common::NS.into());
     existing.push(gw.clone());
     let after = rediscover(&existing, &cluster("nothing"));
     assert_eq!(after.len(), 2, "nothing deleted");
@@ -190,10 +129,7 @@ fn vanished_mesh_gets_not_found_and_is_kept() {
     );
     assert!(r.message.contains("stable-2.14.10"));
     assert_eq!(l.spec, m[0].spec);
-    assert_eq!(
-        l.status.as_ref().unwrap().discovered,
-        m[0].status.as_ref().unwrap().discovered
-    );
+    assert_eq!(discovered(l), discovered(&m[0]));
     let g = after
         .iter()
         .find(|x| x.metadata.name.as_deref() == Some("gamma"))
@@ -213,17 +149,11 @@ fn declared_mesh_adopts_its_control_plane() {
     let mut mine = Mesh::new(
         "my-linkerd",
         MeshSpec {
-            mesh_type: MeshType::Linkerd,
-            version: None,
-            revision: None,
-            trust_domain: None,
-            control_plane_namespace: None,
             linkerd_split_mode: Some(LinkerdSplitMode::HTTPRoute),
-            tcp_route_version: None,
-            app_mesh_name: None,
+            ..MeshSpec::of(MeshType::Linkerd)
         },
     );
-    mine.metadata.namespace = Some("meshbridge-system".into());
+    mine.metadata.namespace = Some(common::NS.into());
     let after = rediscover(&[mine], &cluster("linkerd-edge"));
     assert_eq!(after.len(), 1);
     assert_eq!(after[0].metadata.name.as_deref(), Some("my-linkerd"));

@@ -4,63 +4,29 @@
 //! Install or an installer Job triggers a pass long before the interval; a failed pass is
 //! retried with backoff. Every test is bounded to a few seconds.
 
-use meshbridge_core::api::meshbridge::MeshSpec;
-use meshbridge_core::capability::{Capability, Feature, Level};
-use meshbridge_discovery::read_objects;
-use meshbridge_discovery::runner::{self, RunnerConfig, SharedCaps};
-use meshbridge_test_support::FakeApi;
+mod common;
+
+use common::{
+    ALL_INSTALLS as INSTALL_WATCH, INSTALLS, JOBS, MESHES, NS, condition_of, echo_caps, fake,
+    install, job_ended, load, phase, run_once, service_account, shared, srm, until, writes,
+};
+use meshbridge_discovery::runner::{self, RunnerConfig};
+use meshbridge_test_support::{FakeApi, Req};
 use serde_json::{Value, json};
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tokio::sync::watch;
 
-const NS: &str = "meshbridge-system";
-const MESHES: &str = "/apis/meshbridge.io/v1alpha1/namespaces/meshbridge-system/meshes";
-const INSTALLS: &str = "/apis/meshbridge.io/v1alpha1/namespaces/meshbridge-system/installs";
-const JOBS: &str = "/apis/batch/v1/namespaces/meshbridge-system/jobs";
-const INSTALL_WATCH: &str = "/apis/meshbridge.io/v1alpha1/installs";
 /// Installer Jobs run (and are watched) only in the controller namespace.
 const JOB_WATCH: &str = JOBS;
 
-fn caps() -> SharedCaps {
-    Arc::new(|spec: &MeshSpec| {
-        Some(vec![Capability {
-            feature: Feature::TrafficSplit,
-            level: Level::Full,
-            reason: format!("{}", spec.mesh_type),
-        }])
-    })
-}
-
-fn load(f: &FakeApi, case: &str) {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(case)
-        .join("cluster.yaml");
-    for v in read_objects(&[p]).0 {
-        f.insert_object(v);
-    }
-}
-
-fn install(name: &str, spec: Value) -> Value {
-    json!({
-        "apiVersion": "meshbridge.io/v1alpha1", "kind": "Install",
-        "metadata": {"name": name, "namespace": NS, "generation": 1,
-                     "creationTimestamp": "2026-01-01T00:00:00Z"},
-        "spec": spec,
-    })
-}
-
 /// A cluster with two Istio revisions (App Mesh not served).
 fn cluster() -> FakeApi {
-    let f = FakeApi::new();
-    f.not_served("/apis/appmesh.k8s.aws/");
+    let f = fake();
     load(&f, "istio-revisions");
     // The installer ServiceAccount the chart creates with installer.enabled=true.
-    f.insert(json!({"apiVersion": "v1", "kind": "ServiceAccount",
-                    "metadata": {"name": "meshbridge-installer", "namespace": NS}}));
+    f.insert(service_account("meshbridge-installer"));
     f
 }
 
@@ -79,7 +45,13 @@ struct Running {
 
 fn start(f: &FakeApi, leader: Arc<AtomicBool>, cfg: RunnerConfig) -> Running {
     let (stop, rx) = watch::channel(false);
-    let handle = tokio::spawn(runner::run(f.client("meshbridge"), leader, rx, cfg, caps()));
+    let handle = tokio::spawn(runner::run(
+        f.client("meshbridge"),
+        leader,
+        rx,
+        cfg,
+        shared(echo_caps),
+    ));
     Running { stop, handle }
 }
 
@@ -94,18 +66,6 @@ impl Running {
     }
 }
 
-/// Waits (up to `secs`) until `cond` holds.
-async fn until(secs: u64, what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
-    while !cond() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for: {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 /// Waits until no request has been made for `quiet`.
 async fn settle(f: &FakeApi, quiet: Duration) {
     let mut seen = usize::MAX;
@@ -117,12 +77,6 @@ async fn settle(f: &FakeApi, quiet: Duration) {
         seen = n;
         tokio::time::sleep(quiet).await;
     }
-}
-
-fn phase(f: &FakeApi, name: &str) -> String {
-    f.get_at(INSTALLS, name)
-        .and_then(|v| v["status"]["phase"].as_str().map(str::to_string))
-        .unwrap_or_default()
 }
 
 #[tokio::test]
@@ -212,7 +166,7 @@ async fn leader_discovers_writes_meshes_reconciles_installs_and_stops_on_shutdow
     // The Job completes: the Job watch wakes the loop, the Install becomes Installed.
     let job = f.names(JOBS).pop().unwrap();
     let mut j = f.get_at(JOBS, &job).unwrap();
-    j["status"] = json!({"conditions": [{"type": "Complete", "status": "True"}], "succeeded": 1});
+    j["status"] = job_ended("Complete", "");
     f.upsert(j);
     until(3, "Installed after the Job completed", || {
         phase(&f, "istio") == "Installed"
@@ -333,20 +287,7 @@ async fn once_runs_one_pass_without_watches_and_returns() {
         INSTALLS,
         install("istio", json!({"type": "istio", "version": "1.22.3"})),
     );
-    let (_stop, rx) = watch::channel(false);
-    let cfg = RunnerConfig::new(NS, Duration::from_secs(60), true);
-    tokio::time::timeout(
-        Duration::from_secs(5),
-        runner::run(
-            f.client("meshbridge"),
-            Arc::new(AtomicBool::new(true)),
-            rx,
-            cfg,
-            caps(),
-        ),
-    )
-    .await
-    .expect("--once returns after one pass");
+    run_once(&f, shared(echo_caps)).await;
     assert_eq!(f.names(MESHES).len(), 2);
     assert_eq!(f.names(JOBS).len(), 1);
     assert!(f.take_watch_log().is_empty());
@@ -361,13 +302,136 @@ async fn dropped_shutdown_sender_stops_the_loop() {
         Arc::new(AtomicBool::new(false)),
         rx,
         config(Duration::from_secs(60)),
-        caps(),
+        shared(echo_caps),
     ));
     drop(stop);
     tokio::time::timeout(Duration::from_secs(2), h)
         .await
         .expect("returns when the controller is gone")
         .unwrap();
+}
+
+/// What the controller writes on a Mesh (`meshbridge run`'s server-side apply of its
+/// status, field manager `meshbridge`): `capabilities`, `observedGeneration` and its
+/// conditions. Stored as a real API server leaves the status after that apply — the
+/// controller's conditions merged by `type` into the list beside discovery's (the CRD's
+/// `x-kubernetes-list-type: map`); the fake's apply replaces lists whole, so the result is
+/// stored directly.
+fn controller_writes_status(f: &FakeApi, mesh: &str) {
+    f.edit(MESHES, mesh, |m| {
+        let st = &mut m["status"];
+        st["observedGeneration"] = json!(1);
+        st["capabilities"] =
+            json!([{"feature": "trafficSplit", "level": "Partial", "reason": "the controller's"}]);
+        let conditions = st["conditions"]
+            .as_array_mut()
+            .expect("discovery's conditions");
+        for t in ["Accepted", "OutputsWritten", "Supported"] {
+            conditions.push(
+                json!({"type": t, "status": "True", "reason": t, "message": "",
+                                   "observedGeneration": 1}),
+            );
+        }
+    });
+}
+
+fn condition_types(m: &Value) -> Vec<String> {
+    m["status"]["conditions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|c| c["type"].as_str().unwrap_or("").to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn beside_the_controller_a_pass_writes_only_what_discovery_owns() {
+    let f = cluster();
+    let cfg = RunnerConfig::new(NS, Duration::from_secs(60), true);
+    let caps = shared(echo_caps);
+    let leader = AtomicBool::new(true);
+    let pass = || async { runner::pass(&f.client("meshbridge"), &cfg, &caps, &leader).await };
+
+    // 1. New Meshes: their status is discovery's part only — no capabilities (the adapters'
+    //    matrices are the controller's to write), no observedGeneration.
+    let r = pass().await;
+    assert!(r.errors.is_empty(), "{:?}", r.errors);
+    let meshes = f.names(MESHES);
+    assert_eq!(meshes, ["istio-1-20", "istio-1-21"]);
+    let log = f.take_log();
+    let status_writes: Vec<&Req> = log
+        .iter()
+        .filter(|q| {
+            q.method == "PATCH" && q.path.starts_with(MESHES) && q.path.ends_with("/status")
+        })
+        .collect();
+    assert_eq!(status_writes.len(), 2);
+    for q in &status_writes {
+        assert_eq!(
+            q.content_type,
+            "application/json-patch+json",
+            "{}",
+            q.line()
+        );
+        let body = q.body.to_string();
+        assert!(!body.contains("capabilities"), "{}: {body}", q.line());
+    }
+    for name in &meshes {
+        let m = f.get_at(MESHES, name).unwrap();
+        let fields: Vec<&String> = m["status"].as_object().unwrap().keys().collect();
+        assert_eq!(fields, ["conditions", "discovered"], "{name}");
+        assert_eq!(condition_types(&m), ["Ready", "VersionResolved"], "{name}");
+        assert_eq!(
+            m["status"]["discovered"]["revision"],
+            name.trim_start_matches("istio-")
+        );
+    }
+
+    // 2. The controller writes its part; the next pass writes nothing at all.
+    for name in &meshes {
+        controller_writes_status(&f, name);
+    }
+    let controllers = |m: &Value| {
+        let c = condition_types(m);
+        (
+            m["status"]["capabilities"].clone(),
+            m["status"]["observedGeneration"].clone(),
+            c.into_iter()
+                .filter(|t| !["Ready", "VersionResolved"].contains(&t.as_str()))
+                .collect::<Vec<_>>(),
+        )
+    };
+    let before = controllers(&f.get_at(MESHES, "istio-1-21").unwrap());
+    f.take_log();
+    let r = pass().await;
+    assert_eq!(r.discovery, Some(Default::default()));
+    assert_eq!(writes(&f), Vec::<String>::new());
+
+    // 3. A control plane goes: discovery patches its Ready condition, in place; the
+    //    controller's capabilities, observedGeneration and conditions stay as they were.
+    f.remove_at(
+        "/apis/apps/v1/namespaces/istio-system/deployments",
+        "istiod-1-21",
+    );
+    let r = pass().await;
+    assert!(r.errors.is_empty(), "{:?}", r.errors);
+    assert_eq!(writes(&f), [format!("PATCH {MESHES}/istio-1-21/status")]);
+    let m = f.get_at(MESHES, "istio-1-21").unwrap();
+    let (status, reason, _) = srm(&condition_of(&m, "Ready"));
+    assert_eq!((status.as_str(), reason.as_str()), ("False", "NotFound"));
+    assert_eq!(controllers(&m), before);
+    assert_eq!(
+        condition_types(&m),
+        [
+            "Ready",
+            "VersionResolved",
+            "Accepted",
+            "OutputsWritten",
+            "Supported"
+        ]
+    );
+    pass().await;
+    assert_eq!(writes(&f), Vec::<String>::new());
 }
 
 #[test]

@@ -3,47 +3,16 @@
 //! applied, and no request writes an application object (Deployment, Service, Pod,
 //! ServiceAccount, Namespace).
 
+mod common;
+
+use common::swap::{self, APP, namespace};
+use common::{NS, deleted, objects_of, target};
+use meshbridge_controller::SyncTracker;
 use meshbridge_controller::discovery::Discovery;
-use meshbridge_controller::engine::{Backends, Engine, EngineConfig};
-use meshbridge_controller::metrics::Metrics;
-use meshbridge_controller::reconciler::Reconciler;
 use meshbridge_controller::sink::kube::KubeSink;
-use meshbridge_controller::status::LogStatusSink;
-use meshbridge_controller::{Change, Msg, SyncTracker};
-use meshbridge_core::api::meshbridge::{MeshSpec, MeshType};
-use meshbridge_core::capability::Capability;
-use meshbridge_core::{Adapter, Context};
-use meshbridge_discovery::{Config, find_control_planes, merge, read_objects};
-use meshbridge_test_support::FakeApi;
+use meshbridge_test_support::{FakeApi, Req, collection_of};
 use serde_json::Value;
 use std::collections::BTreeSet;
-use std::path::PathBuf;
-use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
-
-const NS: &str = "meshbridge-system";
-
-fn adapter(t: MeshType) -> Box<dyn Adapter> {
-    match t {
-        MeshType::Istio => Box::new(meshbridge_istio::IstioAdapter),
-        _ => Box::new(meshbridge_linkerd::LinkerdAdapter),
-    }
-}
-
-fn caps(spec: &MeshSpec) -> Option<Vec<Capability>> {
-    let cx = Context {
-        mesh: Some(spec.clone()),
-        ..Context::default()
-    };
-    Some(adapter(spec.mesh_type).capabilities(&cx).rows().to_vec())
-}
-
-fn fixture(case: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(case)
-        .join("cluster.yaml")
-}
 
 fn serve_all(f: &FakeApi) {
     f.serve(
@@ -101,38 +70,6 @@ fn serve_all(f: &FakeApi) {
     );
 }
 
-/// The application both swap tests run (Services, ServiceAccounts, Deployments, SMI).
-const APP: &str = include_str!("swap-app.yaml");
-
-fn namespace(mesh: &str) -> String {
-    format!(
-        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: shop\n  labels: {{meshbridge.io/mesh: {mesh}}}\n"
-    )
-}
-
-fn msgs(yaml: &str) -> Vec<Msg> {
-    let l = meshbridge_core::load::load_str("swap.yaml", yaml);
-    assert!(l.problems.is_empty(), "{:?}", l.problems);
-    l.objects
-        .into_iter()
-        .map(|o| {
-            Msg::Input(Change::Upsert {
-                object: Box::new(o),
-                live_status: None,
-            })
-        })
-        .collect()
-}
-
-fn group_of_path(path: &str) -> String {
-    let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
-    if segs.first() == Some(&"api") {
-        String::new()
-    } else {
-        segs.get(1).unwrap_or(&"").to_string()
-    }
-}
-
 const APP_PLURALS: [&str; 5] = [
     "deployments",
     "services",
@@ -141,19 +78,25 @@ const APP_PLURALS: [&str; 5] = [
     "namespaces",
 ];
 
-/// The resource (plural) a request path addresses.
-fn resource_of(path: &str) -> &str {
-    let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
-    let base = if segs.first() == Some(&"api") { 2 } else { 3 };
-    if segs.get(base) == Some(&"namespaces") && segs.len() > base + 2 {
-        segs[base + 2]
-    } else {
-        segs.get(base).copied().unwrap_or("")
-    }
+fn is_app_write(r: &Req) -> bool {
+    r.method != "GET" && APP_PLURALS.contains(&target(&r.path).resource.as_str())
 }
 
-fn is_app_write(r: &meshbridge_test_support::Req) -> bool {
-    r.method != "GET" && APP_PLURALS.contains(&resource_of(&r.path))
+fn group_of_path(path: &str) -> String {
+    target(path).group
+}
+
+/// The paths written by server-side apply.
+fn applied(log: &[Req]) -> BTreeSet<String> {
+    log.iter()
+        .filter(|r| r.method == "PATCH" && r.content_type.starts_with("application/apply-patch"))
+        .map(|r| r.path.clone())
+        .collect()
+}
+
+/// The stored object `v` (as read back from the fake).
+fn stored(f: &FakeApi, v: &Value) -> Option<Value> {
+    f.get_at(&collection_of(v), v["metadata"]["name"].as_str().unwrap())
 }
 
 #[tokio::test]
@@ -161,47 +104,14 @@ async fn istio_to_linkerd_swap_through_the_mocked_cluster() {
     let f = FakeApi::new();
     serve_all(&f);
     // The application exists in the cluster.
-    let (app, _) = {
-        let d = std::env::temp_dir().join(format!("mb-swap-kube-{}", std::process::id()));
-        std::fs::create_dir_all(&d).unwrap();
-        std::fs::write(
-            d.join("app.yaml"),
-            format!("{APP}---\n{}", namespace("istio")),
-        )
-        .unwrap();
-        read_objects(&[d.join("app.yaml")])
-    };
+    let app = objects_of(&format!("{APP}---\n{}", namespace("istio")));
     for v in &app {
         f.insert_object(v.clone());
     }
-    let app_before: Vec<Value> = app
-        .iter()
-        .map(|v| {
-            f.get_at(
-                &meshbridge_test_support::collection_of(v),
-                v["metadata"]["name"].as_str().unwrap(),
-            )
-            .unwrap()
-        })
-        .collect();
+    let app_before: Vec<Value> = app.iter().map(|v| stored(&f, v).unwrap()).collect();
 
     // Discovery finds Istio 1.22 and Linkerd stable-2.14.
-    let (cluster, _) = read_objects(&[fixture("istio-1.22"), fixture("linkerd-stable-2.14")]);
-    let meshes = merge(
-        &[],
-        &find_control_planes(&cluster),
-        &Config {
-            namespace: NS.into(),
-            ..Config::default()
-        },
-        &caps,
-    );
-    let mesh_yaml = meshbridge_core::yaml::to_yaml_stream(
-        &meshes
-            .iter()
-            .map(|m| serde_json::to_value(m).unwrap())
-            .collect::<Vec<_>>(),
-    );
+    let (_, meshes) = swap::discovered();
 
     let client = f.client("meshbridge");
     let sink = KubeSink::new(
@@ -211,45 +121,16 @@ async fn istio_to_linkerd_swap_through_the_mocked_cluster() {
         None,
         SyncTracker::default(),
     );
-    let engine = Engine::new(
-        EngineConfig {
-            base: Context {
-                controller_namespace: NS.into(),
-                ..Context::default()
-            },
-            trust_domain: None,
-            backends: Backends::Auto,
-        },
-        vec![adapter(MeshType::Istio), adapter(MeshType::Linkerd)],
-    );
-    let mut rec = Reconciler::new(
-        engine,
-        Box::new(sink),
-        Box::new(LogStatusSink::default()),
-        Arc::new(Metrics::default()),
-        Arc::new(AtomicBool::new(true)),
-    );
-    for m in msgs(&mesh_yaml)
-        .into_iter()
-        .chain(msgs(APP))
-        .chain(msgs(&namespace("istio")))
-    {
-        rec.handle(m);
-    }
+    let mut rec = swap::reconciler(Box::new(sink));
+    swap::start(&mut rec, &meshes);
     let r = rec.reconcile().await;
     assert!(r.errors.is_empty(), "{:?}", r.errors);
     let log = f.take_log();
-    let applied: BTreeSet<String> = log
-        .iter()
-        .filter(|r| r.method == "PATCH" && r.content_type.starts_with("application/apply-patch"))
-        .map(|r| r.path.clone())
-        .collect();
-    assert!(!applied.is_empty());
+    let istio = applied(&log);
+    assert!(!istio.is_empty());
     assert!(
-        applied
-            .iter()
-            .all(|p| group_of_path(p).ends_with("istio.io")),
-        "{applied:#?}"
+        istio.iter().all(|p| group_of_path(p).ends_with("istio.io")),
+        "{istio:#?}"
     );
     assert!(
         !log.iter().any(is_app_write),
@@ -261,23 +142,16 @@ async fn istio_to_linkerd_swap_through_the_mocked_cluster() {
     );
 
     // Flip the namespace label.
-    for m in msgs(&namespace("linkerd")) {
-        rec.handle(m);
-    }
+    swap::feed(&mut rec, &namespace("linkerd"));
     let r = rec.reconcile().await;
     assert!(r.errors.is_empty(), "{:?}", r.errors);
     let log = f.take_log();
-    let deleted: BTreeSet<String> = log
-        .iter()
-        .filter(|r| r.method == "DELETE")
-        .map(|r| r.path.clone())
-        .collect();
-    assert_eq!(deleted, applied, "every Istio output deleted, nothing else");
-    let created: BTreeSet<String> = log
-        .iter()
-        .filter(|r| r.method == "PATCH" && r.content_type.starts_with("application/apply-patch"))
-        .map(|r| r.path.clone())
-        .collect();
+    assert_eq!(
+        deleted(&log),
+        istio,
+        "every Istio output deleted, nothing else"
+    );
+    let created = applied(&log);
     assert!(!created.is_empty());
     assert!(
         created
@@ -322,12 +196,6 @@ async fn istio_to_linkerd_swap_through_the_mocked_cluster() {
     assert_eq!(created.len(), desired.len());
     // Application objects are exactly as before (same resourceVersion).
     for (v, before) in app.iter().zip(&app_before) {
-        let now = f
-            .get_at(
-                &meshbridge_test_support::collection_of(v),
-                v["metadata"]["name"].as_str().unwrap(),
-            )
-            .unwrap();
-        assert_eq!(&now, before);
+        assert_eq!(stored(&f, v).as_ref(), Some(before));
     }
 }
