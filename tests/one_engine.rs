@@ -17,7 +17,7 @@ use meshbridge_core::api::common::Condition;
 use meshbridge_core::model::{Kind, ObjectKey, RawWeight};
 use meshbridge_core::status::{ACCEPTED, RESOLVED_REFS};
 use meshbridge_core::{Adapter, Context};
-use meshbridge_local::runtime::Inputs;
+use meshbridge_local::Inputs;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -1,13 +1,18 @@
 //! `meshbridge local` (the built-in mesh without a cluster) and `meshbridge echo-server`.
 
 pub mod echo;
+mod envoy_bin;
+pub mod inputs;
+mod pods;
 pub mod procs;
 pub mod runtime;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-pub use runtime::{UpOptions, find_envoy, up};
+pub use envoy_bin::find_envoy;
+pub use inputs::Inputs;
+pub use runtime::{UpOptions, up};
 
 /// `meshbridge local ...`
 #[derive(clap::Args, Debug)]

