@@ -69,6 +69,12 @@ impl Elector {
     pub async fn step(&mut self) -> Step {
         let now = Timestamp::now();
         let res = self.try_step(now).await;
+        self.settle(now, res)
+    }
+
+    /// The outcome of one attempt started at `now`: the term is extended on success; on an
+    /// error we keep leading only until our lease would have expired anyway.
+    fn settle(&mut self, now: Timestamp, res: Result<Step, kube::Error>) -> Step {
         match res {
             Ok(Step::Leader) => {
                 self.valid_until = Some(
@@ -83,7 +89,6 @@ impl Elector {
             }
             Err(e) => {
                 tracing::warn!(error = %e, "leader election: lease update failed");
-                // Keep leading only until our lease would have expired anyway.
                 match self.valid_until {
                     Some(t) if Timestamp::now() < t => Step::Leader,
                     _ => Step::Follower { holder: None },
@@ -111,18 +116,7 @@ impl Elector {
                     s.message
                 )))
             }
-            Ok(Step::Leader) => {
-                self.valid_until = Some(
-                    now + SignedDuration::try_from(self.cfg.lease_duration)
-                        .unwrap_or(SignedDuration::from_secs(15)),
-                );
-                Ok(Step::Leader)
-            }
-            Ok(s) => Ok(s),
-            Err(e) => {
-                tracing::warn!(error = %e, "leader election: lease update failed");
-                Ok(Step::Follower { holder: None })
-            }
+            res => Ok(self.settle(now, res)),
         }
     }
 

@@ -86,7 +86,6 @@ impl InputResources {
         api_version
             .and_then(|av| av.rsplit_once('/'))
             .and_then(|(_, v)| self.by_version.get(&(kind, v.to_string())))
-            .filter(|r| api_version == Some(r.api.api_version.as_str()))
             .or_else(|| self.watched.get(&kind))
     }
 }
