@@ -3,7 +3,7 @@
 
 use crate::{Error, Result};
 use kube::Client;
-use kube::api::{DynamicObject, TypeMeta};
+use kube::api::DynamicObject;
 use kube::core::{ApiResource, GroupVersionKind};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -114,15 +114,14 @@ impl Discovery {
 /// carries them), and kube-rs watchers hand listed items on as they are; every list and
 /// watch path of the controller reads objects through this.
 pub fn typed_value(obj: &DynamicObject, api: &ApiResource) -> Option<serde_json::Value> {
-    if obj.types.is_some() {
-        return serde_json::to_value(obj).ok();
+    let mut v = serde_json::to_value(obj).ok()?;
+    if obj.types.is_none()
+        && let Some(m) = v.as_object_mut()
+    {
+        m.insert("apiVersion".into(), api.api_version.clone().into());
+        m.insert("kind".into(), api.kind.clone().into());
     }
-    let mut o = obj.clone();
-    o.types = Some(TypeMeta {
-        api_version: api.api_version.clone(),
-        kind: api.kind.clone(),
-    });
-    serde_json::to_value(&o).ok()
+    Some(v)
 }
 
 #[cfg(test)]
