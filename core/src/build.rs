@@ -85,6 +85,53 @@ impl<'a> Ctx<'a> {
 
 // === cluster state ===
 
+/// A Kubernetes Service as the IR sees it: its ports (target ports resolved to a number
+/// where they are one, `targetPort` absent = the port), selector and cluster IP.
+pub fn service_of(ns: &str, name: &str, svc: &k8s_openapi::api::core::v1::Service) -> Service {
+    let spec = svc.spec.clone().unwrap_or_default();
+    let mut ports = Vec::new();
+    for p in spec.ports.unwrap_or_default() {
+        let Ok(port) = u16::try_from(p.port) else {
+            continue;
+        };
+        if port == 0 {
+            continue;
+        }
+        use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString as K;
+        let target_port = match p.target_port {
+            Some(K::Int(i)) => u16::try_from(i)
+                .ok()
+                .filter(|i| *i > 0)
+                .map(TargetPort::Number)
+                .unwrap_or(TargetPort::Number(port)),
+            Some(K::String(s)) => match s.parse::<u16>() {
+                Ok(n) if n > 0 => TargetPort::Number(n),
+                _ => TargetPort::Named(s),
+            },
+            None => TargetPort::Number(port),
+        };
+        let protocol = match p.protocol.as_deref() {
+            Some("UDP") => Protocol::Udp,
+            Some("SCTP") => Protocol::Sctp,
+            _ => Protocol::Tcp,
+        };
+        ports.push(ServicePort {
+            name: p.name,
+            port,
+            target_port,
+            protocol,
+            app_protocol: p.app_protocol,
+        });
+    }
+    ports.sort_by_key(|a| (a.port, a.protocol));
+    Service {
+        key: SvcKey::new(ns, name),
+        ports,
+        selector: spec.selector.unwrap_or_default(),
+        cluster_ip: spec.cluster_ip.filter(|ip| ip != "None" && !ip.is_empty()),
+    }
+}
+
 fn build_cluster_state(snap: &Snapshot, ir: &mut Ir) {
     for (name, (ns, _)) in &snap.namespaces {
         ir.namespaces.insert(
@@ -96,52 +143,8 @@ fn build_cluster_state(snap: &Snapshot, ir: &mut Ir) {
         );
     }
     for ((ns, name), (svc, _)) in &snap.services {
-        let spec = svc.spec.clone().unwrap_or_default();
-        let mut ports = Vec::new();
-        for p in spec.ports.unwrap_or_default() {
-            let Ok(port) = u16::try_from(p.port) else {
-                continue;
-            };
-            if port == 0 {
-                continue;
-            }
-            use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString as K;
-            let target_port = match p.target_port {
-                Some(K::Int(i)) => u16::try_from(i)
-                    .ok()
-                    .filter(|i| *i > 0)
-                    .map(TargetPort::Number)
-                    .unwrap_or(TargetPort::Number(port)),
-                Some(K::String(s)) => match s.parse::<u16>() {
-                    Ok(n) if n > 0 => TargetPort::Number(n),
-                    _ => TargetPort::Named(s),
-                },
-                None => TargetPort::Number(port),
-            };
-            let protocol = match p.protocol.as_deref() {
-                Some("UDP") => Protocol::Udp,
-                Some("SCTP") => Protocol::Sctp,
-                _ => Protocol::Tcp,
-            };
-            ports.push(ServicePort {
-                name: p.name,
-                port,
-                target_port,
-                protocol,
-                app_protocol: p.app_protocol,
-            });
-        }
-        ports.sort_by_key(|a| (a.port, a.protocol));
-        let key = SvcKey::new(ns, name);
-        ir.services.insert(
-            key.clone(),
-            Service {
-                key,
-                ports,
-                selector: spec.selector.unwrap_or_default(),
-                cluster_ip: spec.cluster_ip.filter(|ip| ip != "None" && !ip.is_empty()),
-            },
-        );
+        let s = service_of(ns, name, svc);
+        ir.services.insert(s.key.clone(), s);
     }
     let ports_of = |spec: &k8s_openapi::api::core::v1::PodSpec| -> Vec<(Option<String>, u16)> {
         spec.containers
@@ -188,14 +191,16 @@ fn build_cluster_state(snap: &Snapshot, ir: &mut Ir) {
             pod.status.as_ref().and_then(|s| s.pod_ip.clone()),
         );
     }
-    for ((ns, name), (dep, _)) in &snap.deployments {
-        let template = &dep.spec.template;
-        let Some(spec) = &template.spec else { continue };
+    // Every workload kind with a pod template: one template each (`<kind>/<name>`).
+    for t in snap.pod_templates() {
+        let Some(spec) = &t.template.spec else {
+            continue;
+        };
         add(
-            ns,
+            &t.namespace.to_string(),
             spec,
-            format!("deployment/{name}"),
-            template
+            format!("{}/{}", t.kind.as_str().to_ascii_lowercase(), t.name),
+            t.template
                 .metadata
                 .as_ref()
                 .and_then(|m| m.labels.clone())
@@ -203,7 +208,16 @@ fn build_cluster_state(snap: &Snapshot, ir: &mut Ir) {
             None,
         );
     }
+    // The ports each pod serves: declared container ports and the Services' target ports.
     for w in ir.workloads.values_mut() {
+        for p in &mut w.pods {
+            p.container_ports = served_ports(
+                &p.namespace,
+                &p.labels,
+                &p.container_ports,
+                ir.services.values(),
+            );
+        }
         w.pods.sort_by(|a, b| a.name.cmp(&b.name));
     }
 }

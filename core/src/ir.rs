@@ -118,6 +118,110 @@ impl ServicePort {
     }
 }
 
+/// What a TCP port is declared to carry, for meshes that detect the protocol when it is not
+/// declared (the built-in mesh, as Istio and Linkerd do).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum PortKind {
+    /// Declared HTTP ([`ServicePort::is_http`]).
+    Http,
+    /// Declared non-HTTP: `appProtocol` other than an HTTP one (`tcp`, `mysql`, `tls`...),
+    /// a port name of Istio's convention for another protocol (`tcp`, `tcp-*`, `mongo-*`,
+    /// `mysql-*`, `redis-*`, `tls-*`, `https-*`...), or not TCP at all.
+    Opaque,
+    /// Not declared: the protocol is detected from the first bytes the client sends.
+    Detect,
+}
+
+/// Istio's port-name prefixes of protocols other than HTTP.
+const OPAQUE_PORT_NAMES: &[&str] = &[
+    "tcp",
+    "tls",
+    "https",
+    "mongo",
+    "mysql",
+    "redis",
+    "udp",
+    "thrift",
+    "dubbo",
+    "zookeeper",
+    "kafka",
+    "amqp",
+    "postgres",
+    "postgresql",
+    "nats",
+    "memcache",
+    "cassandra",
+];
+
+/// The [`PortKind`] a port name declares (Istio's convention: `<protocol>` or
+/// `<protocol>-<suffix>`, any case).
+pub fn port_name_kind(name: Option<&str>) -> PortKind {
+    let Some(name) = name else {
+        return PortKind::Detect;
+    };
+    if is_http_port_name(name) {
+        return PortKind::Http;
+    }
+    let n = name.to_ascii_lowercase();
+    let proto = n.split_once('-').map(|(p, _)| p).unwrap_or(&n);
+    if OPAQUE_PORT_NAMES.contains(&proto) {
+        PortKind::Opaque
+    } else {
+        PortKind::Detect
+    }
+}
+
+impl ServicePort {
+    /// What the port is declared to carry: `appProtocol` first, then the port name.
+    pub fn kind(&self) -> PortKind {
+        if self.protocol != Protocol::Tcp {
+            return PortKind::Opaque;
+        }
+        if self.is_http() {
+            return PortKind::Http;
+        }
+        if self.app_protocol.is_some() {
+            return PortKind::Opaque;
+        }
+        port_name_kind(self.name.as_deref())
+    }
+}
+
+/// The ports a pod serves: its containers' declared ports, plus every port a Service
+/// selecting it targets (Kubernetes needs no `containerPort` declaration): a numeric
+/// `targetPort` as it is (`targetPort` absent is the service port), a named one only when a
+/// container port has that name (already listed). Sorted by port, one entry per port.
+pub fn served_ports<'a>(
+    namespace: &str,
+    labels: &BTreeMap<String, String>,
+    container_ports: &[(Option<String>, u16)],
+    services: impl IntoIterator<Item = &'a Service>,
+) -> Vec<(Option<String>, u16)> {
+    let mut out: Vec<(Option<String>, u16)> = Vec::new();
+    for (n, p) in container_ports {
+        if !out.iter().any(|(_, q)| q == p) {
+            out.push((n.clone(), *p));
+        }
+    }
+    for s in services {
+        if s.key.namespace != namespace || s.selector.is_empty() || !selects(&s.selector, labels) {
+            continue;
+        }
+        for sp in &s.ports {
+            if sp.protocol != Protocol::Tcp {
+                continue;
+            }
+            if let TargetPort::Number(n) = sp.target_port
+                && !out.iter().any(|(_, q)| *q == n)
+            {
+                out.push((None, n));
+            }
+        }
+    }
+    out.sort_by_key(|(_, p)| *p);
+    out
+}
+
 /// Istio's port-name convention for HTTP: `http`, `http-*`, `http2*`, `grpc*` (any case).
 /// Used for Service ports without `appProtocol` and for container ports.
 pub fn is_http_port_name(name: &str) -> bool {

@@ -31,6 +31,10 @@ pub fn kind_from_str(s: &str) -> Option<Kind> {
         "ServiceAccount" => Kind::ServiceAccount,
         "Pod" => Kind::Pod,
         "Deployment" => Kind::Deployment,
+        "StatefulSet" => Kind::StatefulSet,
+        "DaemonSet" => Kind::DaemonSet,
+        "ReplicaSet" => Kind::ReplicaSet,
+        "Job" => Kind::Job,
         "EndpointSlice" => Kind::EndpointSlice,
         _ => return None,
     })
@@ -183,6 +187,30 @@ fn load_docs(path: &str, docs: &[(usize, String)]) -> Loaded {
     out
 }
 
+/// A document of a kind meshbridge does not read: recorded in `ignored` and said as a
+/// warning naming it (`PATH:DOC: Kind ns/name: (document): ... ignored`), so nothing is
+/// dropped without a word.
+fn ignore(
+    out: &mut Loaded,
+    origin: &Origin,
+    kind: &str,
+    api_version: &str,
+    ns: Option<&str>,
+    name: &str,
+) {
+    out.ignored.push((origin.clone(), kind.to_string()));
+    out.problems.push(Problem {
+        severity: Severity::Warning,
+        origin: origin.clone(),
+        kind: kind.to_string(),
+        namespace: ns.unwrap_or("").to_string(),
+        name: name.to_string(),
+        field: "(document)".into(),
+        reason: format!("{kind} ({api_version}) is not a kind meshbridge reads: ignored"),
+        condition_reason: reasons::UNKNOWN_KIND,
+    });
+}
+
 /// Loads one already-parsed object (a `List` is expanded).
 pub fn load_value(v: Value, origin: &Origin, out: &mut Loaded) {
     load_value_depth(v, origin, out, 0)
@@ -301,7 +329,14 @@ fn load_value_depth(v: Value, origin: &Origin, out: &mut Loaded, depth: usize) {
                 format!("{raw_kind} in {api_version} is not a released SMI kind"),
             ));
         } else {
-            out.ignored.push((origin.clone(), raw_kind.to_string()));
+            ignore(
+                out,
+                origin,
+                raw_kind,
+                &api_version,
+                ns_raw.as_deref(),
+                &name,
+            );
         }
         return;
     };
@@ -312,7 +347,8 @@ fn load_value_depth(v: Value, origin: &Origin, out: &mut Loaded, depth: usize) {
         Kind::HTTPRouteGroup | Kind::TCPRoute | Kind::UDPRoute => specs::GROUP,
         Kind::Mesh | Kind::Install => meshbridge::GROUP,
         Kind::Namespace | Kind::Service | Kind::ServiceAccount | Kind::Pod => "",
-        Kind::Deployment => "apps",
+        Kind::Deployment | Kind::StatefulSet | Kind::DaemonSet | Kind::ReplicaSet => "apps",
+        Kind::Job => "batch",
         Kind::EndpointSlice => "discovery.k8s.io",
     };
     let (group, version) = match api_version.rsplit_once('/') {
@@ -338,7 +374,14 @@ fn load_value_depth(v: Value, origin: &Origin, out: &mut Loaded, depth: usize) {
         } else {
             // Same kind name in another group (e.g. Gateway API TCPRoute is handled above;
             // Istio `Service`? none) — not ours.
-            out.ignored.push((origin.clone(), raw_kind.to_string()));
+            ignore(
+                out,
+                origin,
+                raw_kind,
+                &api_version,
+                ns_raw.as_deref(),
+                &name,
+            );
         }
         return;
     }
@@ -665,6 +708,16 @@ fn build(kind: Kind, version: &str, v: Value, mut meta: Meta) -> Result<Object, 
         Kind::Deployment => core_v1(kind, version, v, meta, |o, m| {
             Object::Deployment(Box::new(o), m)
         })?,
+        Kind::StatefulSet => core_v1(kind, version, v, meta, |o, m| {
+            Object::StatefulSet(Box::new(o), m)
+        })?,
+        Kind::DaemonSet => core_v1(kind, version, v, meta, |o, m| {
+            Object::DaemonSet(Box::new(o), m)
+        })?,
+        Kind::ReplicaSet => core_v1(kind, version, v, meta, |o, m| {
+            Object::ReplicaSet(Box::new(o), m)
+        })?,
+        Kind::Job => core_v1(kind, version, v, meta, |o, m| Object::Job(Box::new(o), m))?,
         Kind::EndpointSlice => core_v1(kind, version, v, meta, |o, m| {
             Object::EndpointSlice(Box::new(o), m)
         })?,

@@ -3,7 +3,8 @@
 //! version (`spec.` or top level), so validation names the field as the user wrote it.
 
 use crate::api::common::{Headers, IntOrString, Quantity};
-use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
+use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Namespace, Pod, Service, ServiceAccount};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use std::collections::BTreeMap;
@@ -24,6 +25,10 @@ pub enum Kind {
     ServiceAccount,
     Pod,
     Deployment,
+    StatefulSet,
+    DaemonSet,
+    ReplicaSet,
+    Job,
     EndpointSlice,
 }
 
@@ -42,6 +47,10 @@ impl Kind {
             Kind::ServiceAccount => "ServiceAccount",
             Kind::Pod => "Pod",
             Kind::Deployment => "Deployment",
+            Kind::StatefulSet => "StatefulSet",
+            Kind::DaemonSet => "DaemonSet",
+            Kind::ReplicaSet => "ReplicaSet",
+            Kind::Job => "Job",
             Kind::EndpointSlice => "EndpointSlice",
         }
     }
@@ -216,6 +225,10 @@ pub enum Object {
     ServiceAccount(Box<ServiceAccount>, Meta),
     Pod(Box<Pod>, Meta),
     Deployment(Box<Deployment>, Meta),
+    StatefulSet(Box<StatefulSet>, Meta),
+    DaemonSet(Box<DaemonSet>, Meta),
+    ReplicaSet(Box<ReplicaSet>, Meta),
+    Job(Box<Job>, Meta),
     EndpointSlice(Box<EndpointSlice>, Meta),
 }
 
@@ -234,6 +247,10 @@ impl Object {
             Object::ServiceAccount(..) => Kind::ServiceAccount,
             Object::Pod(..) => Kind::Pod,
             Object::Deployment(..) => Kind::Deployment,
+            Object::StatefulSet(..) => Kind::StatefulSet,
+            Object::DaemonSet(..) => Kind::DaemonSet,
+            Object::ReplicaSet(..) => Kind::ReplicaSet,
+            Object::Job(..) => Kind::Job,
             Object::EndpointSlice(..) => Kind::EndpointSlice,
         }
     }
@@ -251,6 +268,10 @@ impl Object {
             | Object::ServiceAccount(_, m)
             | Object::Pod(_, m)
             | Object::Deployment(_, m)
+            | Object::StatefulSet(_, m)
+            | Object::DaemonSet(_, m)
+            | Object::ReplicaSet(_, m)
+            | Object::Job(_, m)
             | Object::EndpointSlice(_, m) => m,
         }
     }

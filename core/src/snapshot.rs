@@ -21,6 +21,10 @@ pub struct Snapshot {
     pub service_accounts: BTreeMap<NsName, (k8s_openapi::api::core::v1::ServiceAccount, Meta)>,
     pub pods: BTreeMap<NsName, (k8s_openapi::api::core::v1::Pod, Meta)>,
     pub deployments: BTreeMap<NsName, (k8s_openapi::api::apps::v1::Deployment, Meta)>,
+    pub stateful_sets: BTreeMap<NsName, (k8s_openapi::api::apps::v1::StatefulSet, Meta)>,
+    pub daemon_sets: BTreeMap<NsName, (k8s_openapi::api::apps::v1::DaemonSet, Meta)>,
+    pub replica_sets: BTreeMap<NsName, (k8s_openapi::api::apps::v1::ReplicaSet, Meta)>,
+    pub jobs: BTreeMap<NsName, (k8s_openapi::api::batch::v1::Job, Meta)>,
     pub endpoint_slices: BTreeMap<NsName, (k8s_openapi::api::discovery::v1::EndpointSlice, Meta)>,
 }
 
@@ -63,6 +67,10 @@ impl Snapshot {
             Object::ServiceAccount(o, m) => self.service_accounts.insert(k, (*o, m)).is_some(),
             Object::Pod(o, m) => self.pods.insert(k, (*o, m)).is_some(),
             Object::Deployment(o, m) => self.deployments.insert(k, (*o, m)).is_some(),
+            Object::StatefulSet(o, m) => self.stateful_sets.insert(k, (*o, m)).is_some(),
+            Object::DaemonSet(o, m) => self.daemon_sets.insert(k, (*o, m)).is_some(),
+            Object::ReplicaSet(o, m) => self.replica_sets.insert(k, (*o, m)).is_some(),
+            Object::Job(o, m) => self.jobs.insert(k, (*o, m)).is_some(),
             Object::EndpointSlice(o, m) => self.endpoint_slices.insert(k, (*o, m)).is_some(),
         }
     }
@@ -83,6 +91,10 @@ impl Snapshot {
             Kind::ServiceAccount => self.service_accounts.remove(&k).is_some(),
             Kind::Pod => self.pods.remove(&k).is_some(),
             Kind::Deployment => self.deployments.remove(&k).is_some(),
+            Kind::StatefulSet => self.stateful_sets.remove(&k).is_some(),
+            Kind::DaemonSet => self.daemon_sets.remove(&k).is_some(),
+            Kind::ReplicaSet => self.replica_sets.remove(&k).is_some(),
+            Kind::Job => self.jobs.remove(&k).is_some(),
             Kind::EndpointSlice => self.endpoint_slices.remove(&k).is_some(),
         }
     }
@@ -103,8 +115,66 @@ impl Snapshot {
             Kind::ServiceAccount => &self.service_accounts.get(&k)?.1.origin,
             Kind::Pod => &self.pods.get(&k)?.1.origin,
             Kind::Deployment => &self.deployments.get(&k)?.1.origin,
+            Kind::StatefulSet => &self.stateful_sets.get(&k)?.1.origin,
+            Kind::DaemonSet => &self.daemon_sets.get(&k)?.1.origin,
+            Kind::ReplicaSet => &self.replica_sets.get(&k)?.1.origin,
+            Kind::Job => &self.jobs.get(&k)?.1.origin,
             Kind::EndpointSlice => &self.endpoint_slices.get(&k)?.1.origin,
         })
+    }
+
+    /// The pod templates of every workload kind that has one (Deployment, StatefulSet,
+    /// DaemonSet, ReplicaSet, Job), sorted by kind, namespace and name.
+    pub fn pod_templates(&self) -> Vec<PodTemplate<'_>> {
+        let mut out = Vec::new();
+        fn add<'a>(
+            out: &mut Vec<PodTemplate<'a>>,
+            k: &'a NsName,
+            kind: Kind,
+            replicas: Option<i32>,
+            template: &'a k8s_openapi::api::core::v1::PodTemplateSpec,
+        ) {
+            out.push(PodTemplate {
+                namespace: &k.0,
+                name: &k.1,
+                kind,
+                replicas: replicas.unwrap_or(1),
+                template,
+            })
+        }
+        for (k, (o, _)) in &self.deployments {
+            add(
+                &mut out,
+                k,
+                Kind::Deployment,
+                o.spec.replicas,
+                &o.spec.template,
+            );
+        }
+        for (k, (o, _)) in &self.stateful_sets {
+            add(
+                &mut out,
+                k,
+                Kind::StatefulSet,
+                o.spec.replicas,
+                &o.spec.template,
+            );
+        }
+        for (k, (o, _)) in &self.daemon_sets {
+            // One pod per node; meshbridge local has one node.
+            add(&mut out, k, Kind::DaemonSet, None, &o.spec.template);
+        }
+        for (k, (o, _)) in &self.replica_sets {
+            if let Some(t) = &o.spec.template {
+                add(&mut out, k, Kind::ReplicaSet, o.spec.replicas, t);
+            }
+        }
+        for (k, (o, _)) in &self.jobs {
+            if let Some(spec) = &o.spec {
+                add(&mut out, k, Kind::Job, spec.parallelism, &spec.template);
+            }
+        }
+        out
     }
 
     /// Number of SMI input objects.
@@ -115,4 +185,15 @@ impl Snapshot {
             + self.tcp_routes.len()
             + self.udp_routes.len()
     }
+}
+
+/// A workload's pod template (see [`Snapshot::pod_templates`]).
+#[derive(Clone, Copy, Debug)]
+pub struct PodTemplate<'a> {
+    pub namespace: &'a str,
+    pub name: &'a str,
+    pub kind: Kind,
+    /// Pods it runs (`replicas`, a Job's `parallelism`; default 1; a DaemonSet: 1).
+    pub replicas: i32,
+    pub template: &'a k8s_openapi::api::core::v1::PodTemplateSpec,
 }

@@ -1,7 +1,12 @@
 //! The pods `meshbridge local` runs, derived from the objects in use: Pods, and the pod
-//! templates of Deployments (names, service account, labels, ports, programs).
+//! templates of every workload kind (Deployments, StatefulSets, DaemonSets, ReplicaSets,
+//! Jobs: `<name>-<i>` for each of their replicas) — names, service account, labels, ports
+//! (declared container ports and the target ports of the Services selecting the pod),
+//! programs.
 
 use meshbridge_core::Snapshot;
+use meshbridge_core::build::service_of;
+use meshbridge_core::ir::{Service, served_ports};
 use std::collections::BTreeMap;
 
 /// A pod to run.
@@ -74,22 +79,35 @@ pub(crate) fn pods_of(snap: &Snapshot) -> Vec<PodSpec> {
             ));
         }
     }
-    for ((ns, name), (dep, _)) in &snap.deployments {
-        let Some(spec) = &dep.spec.template.spec else {
+    for t in snap.pod_templates() {
+        let Some(spec) = &t.template.spec else {
             continue;
         };
-        let labels = dep
-            .spec
+        let labels = t
             .template
             .metadata
             .as_ref()
             .and_then(|m| m.labels.clone())
             .unwrap_or_default();
-        let replicas = dep.spec.replicas.unwrap_or(1).clamp(0, 50);
-        for i in 0..replicas {
-            out.push(pod_spec(ns, &format!("{name}-{i}"), labels.clone(), spec));
+        // StatefulSets name their pods `<name>-<ordinal>`; the others get the same form.
+        for i in 0..t.replicas.clamp(0, 50) {
+            out.push(pod_spec(
+                t.namespace,
+                &format!("{}-{i}", t.name),
+                labels.clone(),
+                spec,
+            ));
         }
     }
+    let services: Vec<Service> = snap
+        .services
+        .iter()
+        .map(|((ns, name), (s, _))| service_of(ns, name, s))
+        .collect();
+    for p in &mut out {
+        p.ports = served_ports(&p.namespace, &p.labels, &p.ports, &services);
+    }
     out.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+    out.dedup_by(|a, b| (&a.namespace, &a.name) == (&b.namespace, &b.name));
     out
 }

@@ -24,6 +24,7 @@ MODULES = [
     "envoy.extensions.filters.network.rbac.v3.rbac_pb2",
     "envoy.extensions.filters.network.tcp_proxy.v3.tcp_proxy_pb2",
     "envoy.extensions.filters.listener.tls_inspector.v3.tls_inspector_pb2",
+    "envoy.extensions.filters.listener.http_inspector.v3.http_inspector_pb2",
     "envoy.extensions.upstreams.http.v3.http_protocol_options_pb2",
 ]
 

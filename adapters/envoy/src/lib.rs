@@ -41,7 +41,7 @@ pub fn capabilities() -> CapabilityMatrix {
         (
             Feature::HttpAccess,
             Level::Partial,
-            "HTTP rules are enforced on ports known to carry HTTP (appProtocol or port name); on other ports they allow nothing",
+            "HTTP rules are enforced on ports declared HTTP (appProtocol or port name) and on undeclared ports, where HTTP is detected from the first bytes (a server-first protocol there waits 1 s before it is proxied as TCP); on ports declared non-HTTP (appProtocol tcp, names tcp-/mysql-/mongo-...) they allow nothing",
         ),
         (Feature::TcpAccess, Level::Full, ""),
         (

@@ -270,23 +270,14 @@ fn a_proxy_gets_only_the_clusters_it_may_reach() {
     assert!(!has(&client["resources"]["endpoints"], "demo/db|5432"));
     assert!(!is_denied_here(vhost(client, "demo/web|80")));
     assert!(!is_denied_here(vhost(client, "demo/web-v1|80")));
-    // web → db (to-db) but nothing → web: web-v1's and web-v2's names answer 403 locally,
-    // with the same domains as before; db kept. The root `web` is the exception: its target
-    // port 8080 lands on web-2, whose sidecar does not listen there (connection refused, 503
-    // — not an RBAC refusal), so it stays whole, and with it its split's backends.
+    // web → db (to-db) but nothing → web: web's, web-v1's and web-v2's names answer 403
+    // locally, with the same domains as before; db kept. (The root `web` targets 8080, which
+    // web-2 does not declare: its sidecar listens there anyway, as Kubernetes sends 8080 to
+    // it, so web-2 refuses with its RBAC too.)
     let web = proxy(&docs, "demo/web-1");
-    assert_eq!(
-        outbound_clusters(web),
-        vec![
-            "demo/db|5432",
-            "demo/web-v1|80",
-            "demo/web-v2|80",
-            "demo/web|80"
-        ]
-    );
+    assert_eq!(outbound_clusters(web), vec!["demo/db|5432"]);
     assert!(has(&web["resources"]["endpoints"], "demo/db|5432"));
-    assert!(!is_denied_here(vhost(web, "demo/web|80")));
-    for vh in ["demo/web-v1|80", "demo/web-v2|80"] {
+    for vh in ["demo/web|80", "demo/web-v1|80", "demo/web-v2|80"] {
         let v = vhost(web, vh);
         assert!(is_denied_here(v), "{vh}: {v:#}");
         assert_eq!(
@@ -295,12 +286,9 @@ fn a_proxy_gets_only_the_clusters_it_may_reach() {
             "same names as an allowed client"
         );
     }
-    // db may reach nothing but the unenforced root: no db cluster or endpoints.
+    // db may reach nothing: no cluster or endpoints at all.
     let db = proxy(&docs, "demo/db-0");
-    assert_eq!(
-        outbound_clusters(db),
-        vec!["demo/web-v1|80", "demo/web-v2|80", "demo/web|80"]
-    );
+    assert!(outbound_clusters(db).is_empty());
     assert!(!has(&db["resources"]["endpoints"], "demo/db|5432"));
     // The TrafficTarget that opened a service shapes its source's configuration.
     let out = translate(
@@ -413,18 +401,14 @@ fn a_reachable_split_keeps_every_backend_and_unenforced_ports_are_never_trimmed(
     // No pods behind ghost: today's `503 no healthy upstream` stays (not trimmed to a 403).
     assert!(!is_denied_here(vhost(client, "demo/ghost|80")));
     assert!(has(&client["resources"]["clusters"], "demo/ghost|80"));
-    // undeclared targets a port web-1's sidecar does not listen on: connection refused
-    // (503), not an RBAC refusal — not trimmed either.
-    assert!(!is_denied_here(vhost(client, "demo/undeclared|80")));
-    assert!(has(&client["resources"]["clusters"], "demo/undeclared|80"));
-    // web-1 may reach nothing enforced: everything with pods and a listener is trimmed.
+    // undeclared targets a port web-1 does not declare: its sidecar listens there anyway
+    // (Kubernetes sends that port to it), so web-1's RBAC refuses the client: trimmed.
+    assert!(is_denied_here(vhost(client, "demo/undeclared|80")));
+    // web-1 may reach nothing enforced: everything with pods is trimmed.
     let w1 = proxy(&docs, "demo/web-1");
     assert!(is_denied_here(vhost(w1, "demo/web|80")));
     assert!(is_denied_here(vhost(w1, "demo/web-v2|80")));
-    assert_eq!(
-        outbound_clusters(w1),
-        vec!["demo/ghost|80", "demo/undeclared|80"]
-    );
+    assert_eq!(outbound_clusters(w1), vec!["demo/ghost|80"]);
     // Every resource still encodes.
     assert_every_resource_encodes(&docs);
 }

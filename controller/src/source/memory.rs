@@ -12,7 +12,7 @@ pub struct MemorySource {
 }
 
 /// Every input kind (a memory or directory source lists them all at once).
-pub const ALL_KINDS: [Kind; 13] = [
+pub const ALL_KINDS: [Kind; 17] = [
     Kind::TrafficSplit,
     Kind::TrafficTarget,
     Kind::HTTPRouteGroup,
@@ -25,6 +25,10 @@ pub const ALL_KINDS: [Kind; 13] = [
     Kind::ServiceAccount,
     Kind::Pod,
     Kind::Deployment,
+    Kind::StatefulSet,
+    Kind::DaemonSet,
+    Kind::ReplicaSet,
+    Kind::Job,
     Kind::EndpointSlice,
 ];
 

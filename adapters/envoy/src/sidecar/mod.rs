@@ -6,11 +6,20 @@
 //!   (service, HTTP port) with the service's names as domains; TrafficSplit weights become
 //!   weighted clusters, A/B matches become routes (path regex full-match `(?:P).*`, one route
 //!   per method, header regexes) with a catch-all to the root service last.
-//! - `outbound_tcp_<port>` on `P:<port>`: one per non-HTTP service port, `tcp_proxy`.
+//! - `outbound_tcp_<port>` on `P:<port>`: one per service port not declared HTTP, `tcp_proxy`;
+//!   on a port not declared at all ([`PortKind::Detect`]) Envoy's HTTP inspector picks a chain:
+//!   HTTP (`http/1.0`, `http/1.1`, `h2c`) → HCM with RDS `outbound_http_<port>` (the port's
+//!   routes, any host), anything else — or nothing sent within 1 s, a
+//!   server-first protocol — `tcp_proxy`. Undeclared ports also get a virtual host on
+//!   `outbound_http` (the bare names go to the first declared HTTP port, else the first
+//!   undeclared one).
 //! - `inbound_<port>` on `P:<port>` per container port: mTLS required (client certificate
 //!   from the mesh CA); HTTP ports: HCM with RDS `inbound_<port>` whose single route carries the
 //!   RBAC policy of the pod's identity (per-route `RBACPerRoute`, so access edits are RDS-only
-//!   pushes), default deny (403); other ports: network RBAC then `tcp_proxy`. The connection
+//!   pushes), default deny (403); ports declared non-HTTP: network RBAC then `tcp_proxy`;
+//!   undeclared ports: both chains, chosen by the TLS inspector from the ALPN the client
+//!   sidecar offers (its HTTP pool `http/1.1`/`h2`, its TCP proxy none). Container ports are
+//!   the declared ones plus the Services' target ports ([`meshbridge_core::ir::served_ports`]). The connection
 //!   goes on to `A:<port>` (cluster `inbound|<port>`). The caller's URI SAN reaches the
 //!   application in `x-forwarded-client-cert`.
 //! - Clusters `<ns>/<svc>|<port>` (EDS, mTLS with SDS certificates, peer SAN checked against
@@ -33,7 +42,8 @@
 use crate::proto::{CLUSTER, ENDPOINT, ROUTE};
 use meshbridge_core::capability::{Feature, Level};
 use meshbridge_core::ir::{
-    HttpRoute, Identity, Ir, PodInfo, Service, ServicePort, SvcKey, TargetPort, Traffic, selects,
+    HttpRoute, Identity, Ir, PodInfo, PortKind, Protocol, Service, ServicePort, SvcKey, TargetPort,
+    Traffic, port_name_kind, selects,
 };
 use meshbridge_core::model::ObjectKey;
 use meshbridge_core::{Context, Finding};
@@ -138,6 +148,8 @@ enum Refusal {
     Forbidden,
     /// The inbound port is not HTTP: the network RBAC filter closes the connection.
     Close,
+    /// The inbound port's protocol is detected: HTTP gets the 403, anything else is closed.
+    Either,
 }
 
 /// One outbound cluster, computed once per IR.
@@ -236,10 +248,10 @@ impl<'a> Mesh<'a> {
             }
             // A pod not yet scheduled (no address) counts as the endpoint it will become.
             if p.container_ports.iter().any(|(_, q)| *q == port) {
-                refusals.insert(if self.port_is_http(p, port) {
-                    Refusal::Forbidden
-                } else {
-                    Refusal::Close
+                refusals.insert(match self.port_kind(p, port) {
+                    PortKind::Http => Refusal::Forbidden,
+                    PortKind::Opaque => Refusal::Close,
+                    PortKind::Detect => Refusal::Either,
                 });
             } else {
                 // No inbound listener there: the connection is refused (503), not the RBAC.
@@ -542,9 +554,11 @@ impl<'a> Mesh<'a> {
         } else {
             Refusal::Close
         };
-        let refused = routed
-            .iter()
-            .all(|c| self.clusters.get(c).is_some_and(|i| i.refusal == Some(how)));
+        let refused = routed.iter().all(|c| {
+            self.clusters
+                .get(c)
+                .is_some_and(|i| i.refusal == Some(how) || i.refusal == Some(Refusal::Either))
+        });
         if !reachable && refused {
             None
         } else {
@@ -552,8 +566,9 @@ impl<'a> Mesh<'a> {
         }
     }
 
-    /// The outbound route configuration. `kept`: cluster names of the HTTP ports not trimmed
-    /// for this proxy (see [`Mesh::scope`]).
+    /// The outbound route configuration: one virtual host per service port that may carry
+    /// HTTP (declared or detected). `kept`: cluster names of the ports not trimmed for this
+    /// proxy (see [`Mesh::scope`]).
     fn outbound_routes(
         &self,
         from: &str,
@@ -562,51 +577,72 @@ impl<'a> Mesh<'a> {
     ) -> Value {
         let mut vhosts = Vec::new();
         for s in self.ir.services.values() {
-            let http: Vec<&ServicePort> = s.ports.iter().filter(|p| p.is_http()).collect();
+            let http: Vec<&ServicePort> = s
+                .ports
+                .iter()
+                .filter(|p| p.kind() != PortKind::Opaque)
+                .collect();
+            // The bare names (no port) go to the first declared HTTP port, else the first
+            // port whose protocol is detected.
+            let default = http
+                .iter()
+                .position(|p| p.kind() == PortKind::Http)
+                .unwrap_or(0);
             for (i, p) in http.iter().enumerate() {
-                let name = cluster_name(&s.key, p.port);
-                let (targets, split) = self.targets(s, p.port);
-                if let Some(split) = split {
-                    parents.insert(split.parent.clone());
-                }
-                let mut routes = Vec::new();
-                if !kept.contains(&name) {
-                    // Trimmed: this proxy may not reach any destination of the port, and each
-                    // of them would answer it with its RBAC filter's local reply. Answer that
-                    // here instead of sending the port's clusters and endpoints, so the client
-                    // gets what it got before: the same status, body and content type (only
-                    // Envoy's `x-envoy-upstream-service-time` header is missing, and a local
-                    // reply's `Connection: close` is closed after Envoy's delayed-close grace).
-                    routes.push(
-                        json!({"name": "denied", "match": {"prefix": "/"}, "directResponse": {
-                            "status": RBAC_DENIED_STATUS,
-                            "body": {"inlineString": RBAC_DENIED_BODY},
-                        }}),
-                    );
-                } else if let Some(split) = split {
-                    for m in &split.matches {
-                        parents.insert(m.group.clone());
-                        for rm in Self::route_matches(m) {
-                            routes.push(json!({"name": format!("{}/{}", m.group.name, m.name), "match": rm, "route": self.http_action(&targets)}));
-                        }
-                    }
-                    if !split.matches.is_empty() {
-                        let root = vec![(name.clone(), 1)];
-                        routes.push(json!({"name": "root", "match": {"prefix": "/"}, "route": self.http_action(&root)}));
-                    } else {
-                        routes.push(json!({"name": "split", "match": {"prefix": "/"}, "route": self.http_action(&targets)}));
-                    }
-                } else {
-                    routes.push(json!({"name": "default", "match": {"prefix": "/"}, "route": self.http_action(&targets)}));
-                }
                 vhosts.push(json!({
-                    "name": name,
-                    "domains": self.domains(s, p.port, i == 0, from),
-                    "routes": routes,
+                    "name": cluster_name(&s.key, p.port),
+                    "domains": self.domains(s, p.port, i == default, from),
+                    "routes": self.port_routes(s, p.port, kept, parents),
                 }));
             }
         }
         json!({"@type": ROUTE, "name": OUTBOUND_ROUTE, "virtualHosts": vhosts})
+    }
+
+    /// The HTTP routes of one service port (its virtual host's).
+    fn port_routes(
+        &self,
+        s: &Service,
+        port: u16,
+        kept: &BTreeSet<String>,
+        parents: &mut BTreeSet<ObjectKey>,
+    ) -> Vec<Value> {
+        let name = cluster_name(&s.key, port);
+        let (targets, split) = self.targets(s, port);
+        if let Some(split) = split {
+            parents.insert(split.parent.clone());
+        }
+        let mut routes = Vec::new();
+        if !kept.contains(&name) {
+            // Trimmed: this proxy may not reach any destination of the port, and each
+            // of them would answer it with its RBAC filter's local reply. Answer that
+            // here instead of sending the port's clusters and endpoints, so the client
+            // gets what it got before: the same status, body and content type (only
+            // Envoy's `x-envoy-upstream-service-time` header is missing, and a local
+            // reply's `Connection: close` is closed after Envoy's delayed-close grace).
+            routes.push(
+                json!({"name": "denied", "match": {"prefix": "/"}, "directResponse": {
+                    "status": RBAC_DENIED_STATUS,
+                    "body": {"inlineString": RBAC_DENIED_BODY},
+                }}),
+            );
+        } else if let Some(split) = split {
+            for m in &split.matches {
+                parents.insert(m.group.clone());
+                for rm in Self::route_matches(m) {
+                    routes.push(json!({"name": format!("{}/{}", m.group.name, m.name), "match": rm, "route": self.http_action(&targets)}));
+                }
+            }
+            if !split.matches.is_empty() {
+                let root = vec![(name.clone(), 1)];
+                routes.push(json!({"name": "root", "match": {"prefix": "/"}, "route": self.http_action(&root)}));
+            } else {
+                routes.push(json!({"name": "split", "match": {"prefix": "/"}, "route": self.http_action(&targets)}));
+            }
+        } else {
+            routes.push(json!({"name": "default", "match": {"prefix": "/"}, "route": self.http_action(&targets)}));
+        }
+        routes
     }
 
     fn tcp_conflict(&self, s: &Service, port: u16, why: &str, findings: &mut Vec<Finding>) {
@@ -621,31 +657,37 @@ impl<'a> Mesh<'a> {
         }
     }
 
-    /// An inbound port carries HTTP when a service port targeting it says so (or, with no
-    /// service, when the container port is named like one).
-    fn port_is_http(&self, proxy: &Proxy, port: u16) -> bool {
-        let mut any = false;
+    /// What an inbound port carries: HTTP when a service port targeting it declares HTTP;
+    /// detected when one leaves it undeclared; otherwise (every such port declared non-HTTP)
+    /// opaque. With no service targeting it, what the container port's name declares.
+    fn port_kind(&self, proxy: &Proxy, port: u16) -> PortKind {
+        let mut kinds = BTreeSet::new();
         for s in self.ir.services_in(&proxy.namespace) {
             if s.selector.is_empty() || !selects(&s.selector, &proxy.labels) {
                 continue;
             }
             for p in &s.ports {
-                if proxy.resolve(&p.target_port) == Some(port) {
-                    any = true;
-                    if p.is_http() {
-                        return true;
-                    }
+                if p.protocol == Protocol::Tcp && proxy.resolve(&p.target_port) == Some(port) {
+                    kinds.insert(p.kind());
                 }
             }
         }
-        if any {
-            return false;
+        // PortKind orders Http < Opaque < Detect.
+        if kinds.contains(&PortKind::Http) {
+            return PortKind::Http;
         }
-        proxy.container_ports.iter().any(|(n, p)| {
-            *p == port
-                && n.as_deref()
-                    .is_some_and(meshbridge_core::ir::is_http_port_name)
-        })
+        if kinds.contains(&PortKind::Detect) {
+            return PortKind::Detect;
+        }
+        if !kinds.is_empty() {
+            return PortKind::Opaque;
+        }
+        let name = proxy
+            .container_ports
+            .iter()
+            .find(|(_, p)| *p == port)
+            .and_then(|(n, _)| n.as_deref());
+        port_name_kind(name)
     }
 }
 

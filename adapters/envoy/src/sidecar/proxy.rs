@@ -10,10 +10,27 @@ use super::{
 use crate::proto::{CLUSTER, ENDPOINT, LISTENER, ROUTE};
 use meshbridge_core::Finding;
 use meshbridge_core::capability::{Feature, Level};
-use meshbridge_core::ir::{AccessRule, Protocol, Service, Traffic};
+use meshbridge_core::ir::{AccessRule, PortKind, Protocol, Service, Traffic};
 use meshbridge_core::model::ObjectKey;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
+
+/// Outbound: what Envoy's HTTP inspector reports for plaintext HTTP/1.x and HTTP/2 (h2c).
+const SNIFFED_HTTP: [&str; 3] = ["http/1.0", "http/1.1", "h2c"];
+/// Inbound (mTLS): the ALPN a client sidecar's HTTP connection pool offers.
+const MTLS_HTTP: [&str; 2] = ["http/1.1", "h2"];
+/// How long an outbound port whose protocol is detected waits for the client's first bytes
+/// before proxying the connection as TCP (a server-first protocol such as MySQL's waits
+/// this long once per connection: declare such ports `appProtocol: tcp` or `tcp-*`).
+pub const DETECT_TIMEOUT: &str = "1s";
+const HTTP_INSPECTOR: (&str, &str) = (
+    "envoy.filters.listener.http_inspector",
+    "type.googleapis.com/envoy.extensions.filters.listener.http_inspector.v3.HttpInspector",
+);
+const TLS_INSPECTOR: (&str, &str) = (
+    "envoy.filters.listener.tls_inspector",
+    "type.googleapis.com/envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector",
+);
 
 /// A proxy's configuration while it is built.
 struct Build<'p> {
@@ -48,6 +65,30 @@ impl Build<'_> {
                 "filterChains": [filter_chain]
             }),
         );
+    }
+
+    /// A listener whose first bytes choose the filter chain (the first chains carry a
+    /// `filterChainMatch`, the last one is the fallback).
+    fn sniffing_listener(
+        &mut self,
+        name: &str,
+        port: u16,
+        inspector: (&str, &str),
+        timeout: Option<&str>,
+        chains: Vec<Value>,
+    ) {
+        let mut l = json!({
+            "@type": LISTENER,
+            "name": name,
+            "address": socket(&self.bind, port),
+            "listenerFilters": [{"name": inspector.0, "typedConfig": {"@type": inspector.1}}],
+            "filterChains": chains,
+        });
+        if let Some(t) = timeout {
+            l["listenerFiltersTimeout"] = json!(t);
+            l["continueOnListenerFiltersTimeout"] = json!(true);
+        }
+        self.listeners.insert(name.to_string(), l);
     }
 
     fn finish(self) -> ProxyConfig {
@@ -98,9 +139,13 @@ impl Mesh<'_> {
                 if p.protocol != Protocol::Tcp {
                     continue;
                 }
-                if let Some(cs) =
-                    self.scope(&b.proxy.identity, s, p.port, p.is_http(), &mut b.parents)
-                {
+                if let Some(cs) = self.scope(
+                    &b.proxy.identity,
+                    s,
+                    p.port,
+                    p.kind() != PortKind::Opaque,
+                    &mut b.parents,
+                ) {
                     kept.insert(cluster_name(&s.key, p.port));
                     send.extend(cs);
                 }
@@ -135,7 +180,7 @@ impl Mesh<'_> {
         let mut tcp_ports: BTreeMap<u16, &Service> = BTreeMap::new();
         for s in self.ir.services.values() {
             for p in &s.ports {
-                if p.is_http() || p.protocol != Protocol::Tcp {
+                if p.kind() == PortKind::Http || p.protocol != Protocol::Tcp {
                     continue;
                 }
                 if let Some(other) = tcp_ports.get(&p.port) {
@@ -202,7 +247,43 @@ impl Mesh<'_> {
                     }}),
                 );
             }
-            b.listener(&name, port, json!({"filters": filters}));
+            let tcp_chain = json!({"filters": filters});
+            if s.port(port).is_some_and(|p| p.kind() == PortKind::Detect) {
+                // Not declared: HTTP is detected from the client's first bytes and routed
+                // like the outbound HTTP listener routes the port; anything else (or
+                // nothing within the timeout: a server-first protocol) is proxied as TCP.
+                let route = format!("outbound_http_{port}");
+                let routes = self.port_routes(s, port, kept, &mut b.parents);
+                b.routes.insert(
+                    route.clone(),
+                    json!({"@type": ROUTE, "name": route, "virtualHosts": [{
+                        "name": cluster_name(&s.key, port),
+                        "domains": ["*"],
+                        "routes": routes,
+                    }]}),
+                );
+                let http_chain = json!({
+                    "filterChainMatch": {"applicationProtocols": SNIFFED_HTTP},
+                    "filters": [{
+                        "name": "envoy.filters.network.http_connection_manager",
+                        "typedConfig": {
+                            "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+                            "statPrefix": route,
+                            "rds": {"configSource": ads(), "routeConfigName": route},
+                            "httpFilters": [router()],
+                        }
+                    }],
+                });
+                b.sniffing_listener(
+                    &name,
+                    port,
+                    HTTP_INSPECTOR,
+                    Some(DETECT_TIMEOUT),
+                    vec![http_chain, tcp_chain],
+                );
+            } else {
+                b.listener(&name, port, tcp_chain);
+            }
         }
     }
 
@@ -222,9 +303,8 @@ impl Mesh<'_> {
         let inbound_ports: BTreeSet<u16> =
             b.proxy.container_ports.iter().map(|(_, p)| *p).collect();
         for port in inbound_ports {
-            let http = self.port_is_http(b.proxy, port);
-            let rules = self.inbound_rules(b, port, http, findings);
-            let policies = rbac_policies(&rules, http, &self.cx.trust_domain);
+            let kind = self.port_kind(b.proxy, port);
+            let rules = self.inbound_rules(b, port, kind, findings);
             let local = format!("inbound|{port}");
             b.clusters.insert(
                 local.clone(),
@@ -237,30 +317,57 @@ impl Mesh<'_> {
                 }),
             );
             let name = format!("inbound_{port}");
-            let filters = if http {
-                inbound_http(b, &name, &local, policies)
-            } else {
-                inbound_tcp(&name, &local, policies)
+            let td = &self.cx.trust_domain;
+            let tls = self.tls_common(&b.own);
+            let chain = |filters: Value| {
+                json!({
+                    "filters": filters,
+                    "transportSocket": {"name": "envoy.transport_sockets.tls", "typedConfig": {
+                        "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext",
+                        "requireClientCertificate": true,
+                        "commonTlsContext": tls,
+                    }},
+                })
             };
-            let chain = json!({
-                "filters": filters,
-                "transportSocket": {"name": "envoy.transport_sockets.tls", "typedConfig": {
-                    "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext",
-                    "requireClientCertificate": true,
-                    "commonTlsContext": self.tls_common(&b.own),
-                }},
-            });
-            b.listener(&name, port, chain);
+            match kind {
+                PortKind::Http => {
+                    let c = chain(inbound_http(
+                        b,
+                        &name,
+                        &local,
+                        rbac_policies(&rules, true, td),
+                    ));
+                    b.listener(&name, port, c);
+                }
+                PortKind::Opaque => {
+                    let c = chain(inbound_tcp(&name, &local, rbac_policies(&rules, false, td)));
+                    b.listener(&name, port, c);
+                }
+                PortKind::Detect => {
+                    // Sidecars reach each other over mTLS: the client sidecar's HTTP
+                    // connections offer ALPN `http/1.1` (`h2` for HTTP/2), its TCP proxy
+                    // none, so the TLS inspector tells them apart (a TLS client speaks first).
+                    let mut http = chain(inbound_http(
+                        b,
+                        &name,
+                        &local,
+                        rbac_policies(&rules, true, td),
+                    ));
+                    http["filterChainMatch"] = json!({"applicationProtocols": MTLS_HTTP});
+                    let tcp = chain(inbound_tcp(&name, &local, rbac_policies(&rules, false, td)));
+                    b.sniffing_listener(&name, port, TLS_INSPECTOR, None, vec![http, tcp]);
+                }
+            }
         }
     }
 
     /// The access rules of the proxy's identity that cover `port` (and their objects among the
-    /// parents); HTTP rules on a port that is not HTTP allow nothing, which a finding says.
+    /// parents); HTTP rules on a port declared non-HTTP allow nothing, which a finding says.
     fn inbound_rules(
         &self,
         b: &mut Build,
         port: u16,
-        http: bool,
+        kind: PortKind,
         findings: &mut Vec<Finding>,
     ) -> Vec<&AccessRule> {
         let rules: Vec<&AccessRule> = self
@@ -275,14 +382,25 @@ impl Mesh<'_> {
                 for h in rs {
                     b.parents.insert(h.group.clone());
                 }
-                if !http && let meshbridge_core::ir::Ports::Only(_) = r.ports {
+                let named = matches!(r.ports, meshbridge_core::ir::Ports::Only(_));
+                let any_http = b
+                    .proxy
+                    .container_ports
+                    .iter()
+                    .any(|(_, p)| self.port_kind(b.proxy, *p) != PortKind::Opaque);
+                // Said once per rule: on the port it names, or (a rule for every port) when
+                // no port of the pod can carry HTTP.
+                if kind == PortKind::Opaque && (named || !any_http) {
                     findings.push(Finding {
-                            feature: Feature::HttpAccess,
-                            level: Level::Partial,
-                            object: r.parent.clone(),
-                            field: r.field.clone(),
-                            reason: format!("port {port} of {} is not HTTP: HTTP rules cannot be checked there and allow nothing", b.proxy.node_id()),
-                        });
+                        feature: Feature::HttpAccess,
+                        level: Level::Partial,
+                        object: r.parent.clone(),
+                        field: r.field.clone(),
+                        reason: format!(
+                            "port {port} of {} is declared non-HTTP (appProtocol or port name): HTTP rules cannot be checked there and allow nothing; leave the port undeclared (detected) or declare it HTTP",
+                            b.proxy.node_id()
+                        ),
+                    });
                 }
             }
         }
