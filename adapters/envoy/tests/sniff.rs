@@ -278,6 +278,18 @@ fn http_rules_on_a_port_declared_non_http_are_reported_and_ignored_kinds_named()
             "envoy.filters.network.tcp_proxy"
         ]
     );
+    // An undeclared port of a server-first protocol (MySQL's 3306): HTTP rules cannot apply.
+    let (_, _, findings) = run(&BOOKS.replace("{name: mysql, port: 3306}", "{port: 3306}"));
+    assert!(
+        findings
+            .iter()
+            .any(|d| d.starts_with("TrafficTarget demo/db-http")
+                && d.contains(
+                    "port 3306 of demo/statefulset/db is not declared and is MySQL's port"
+                )
+                && d.ends_with("[httpAccess: Partial]")),
+        "{findings:#?}"
+    );
     // The ConfigMap is not read, and said so with its file, kind and name.
     assert!(
         problems.iter().any(|d| d.starts_with("in.yaml:")

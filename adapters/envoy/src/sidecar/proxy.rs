@@ -32,6 +32,20 @@ const TLS_INSPECTOR: (&str, &str) = (
     "type.googleapis.com/envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector",
 );
 
+/// Well-known ports of protocols where the server speaks first (a client sends nothing until
+/// it has read the greeting, so HTTP cannot be detected from its first bytes).
+fn server_first(port: u16) -> Option<&'static str> {
+    Some(match port {
+        21 => "FTP",
+        22 => "SSH",
+        25 | 465 | 587 => "SMTP",
+        110 => "POP3",
+        143 => "IMAP",
+        3306 => "MySQL",
+        _ => return None,
+    })
+}
+
 /// A proxy's configuration while it is built.
 struct Build<'p> {
     proxy: &'p Proxy,
@@ -390,6 +404,20 @@ impl Mesh<'_> {
                     .any(|(_, p)| self.port_kind(b.proxy, *p) != PortKind::Opaque);
                 // Said once per rule: on the port it names, or (a rule for every port) when
                 // no port of the pod can carry HTTP.
+                if kind == PortKind::Detect
+                    && let Some(proto) = server_first(port)
+                {
+                    findings.push(Finding {
+                        feature: Feature::HttpAccess,
+                        level: Level::Partial,
+                        object: r.parent.clone(),
+                        field: r.field.clone(),
+                        reason: format!(
+                            "port {port} of {} is not declared and is {proto}'s port, a protocol where the server speaks first: its clients wait {DETECT_TIMEOUT} for protocol detection before their connection is proxied as TCP, where HTTP rules allow nothing; declare the port `appProtocol: tcp` or name it `tcp-*`, and allow it with a TCPRoute",
+                            b.proxy.node_id()
+                        ),
+                    });
+                }
                 if kind == PortKind::Opaque && (named || !any_http) {
                     findings.push(Finding {
                         feature: Feature::HttpAccess,
