@@ -248,17 +248,19 @@ impl Service {
     }
 }
 
-/// One pod (or a Deployment's pod template) running as an identity.
+/// One pod (or a workload's pod template) running as an identity.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PodInfo {
     pub namespace: String,
-    /// Pod name, or `deployment/<name>` for a template.
+    /// Pod name, or `<kind>/<name>` for a template (`deployment/web`, `statefulset/db`).
     pub name: String,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ip: Option<String>,
+    /// The ports the pod serves ([`served_ports`]): declared container ports and the target
+    /// ports of the Services selecting it.
     #[serde(
         skip_serializing_if = "Vec::is_empty",
         serialize_with = "ser::container_ports"
