@@ -11,6 +11,7 @@ pub mod build;
 pub mod capability;
 pub mod crd;
 pub mod engine;
+mod fields;
 pub mod hash;
 pub mod ir;
 pub mod load;

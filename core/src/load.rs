@@ -51,40 +51,84 @@ pub(crate) fn type_name(v: &Value) -> &'static str {
     }
 }
 
+/// One document of a YAML stream, with where it sits in the file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Document {
+    /// 1-based index of the document in the stream.
+    pub index: usize,
+    /// 1-based file line of the document's first content (its first line that is not
+    /// blank, a comment or a directive); the line of its start when it has none.
+    pub line: usize,
+    /// The document's text (without its `---` marker).
+    pub text: String,
+    /// 1-based file line of the first line of `text` (parser positions are relative to it).
+    start: usize,
+    /// Columns the first line of `text` is shifted by in the file (content after `--- `).
+    shift: usize,
+}
+
 /// Splits a YAML stream into documents at `---` / `...` lines, keeping any content that
-/// follows `--- ` on the marker line. Returns (1-based index, text).
-pub fn split_documents(text: &str) -> Vec<(usize, String)> {
+/// follows `--- ` on the marker line, with each document's index and lines in the file.
+pub fn documents(text: &str) -> Vec<Document> {
     let mut docs = Vec::new();
+    // The document being read: its text, the file line its text starts at, its column
+    // shift and its first content line.
     let mut cur = String::new();
+    let mut start = 1;
+    let mut shift = 0;
+    let mut first: Option<usize> = None;
     let mut seen_marker = false;
-    let push = |cur: &mut String, docs: &mut Vec<(usize, String)>| {
-        docs.push((docs.len() + 1, std::mem::take(cur)));
+    let push = |cur: &mut String, docs: &mut Vec<Document>, start, shift, first: Option<usize>| {
+        docs.push(Document {
+            index: docs.len() + 1,
+            line: first.unwrap_or(start),
+            text: std::mem::take(cur),
+            start,
+            shift,
+        });
     };
-    for line in text.split_inclusive('\n') {
+    for (n, line) in text.split_inclusive('\n').enumerate() {
+        let n = n + 1;
         let trimmed = line.trim_end_matches(['\n', '\r']);
         if trimmed == "---" || trimmed.starts_with("--- ") || trimmed.starts_with("---\t") {
             if seen_marker || !is_blank_yaml(&cur) {
-                push(&mut cur, &mut docs);
+                push(&mut cur, &mut docs, start, shift, first);
             } else {
                 cur.clear();
             }
             seen_marker = true;
             let rest = &trimmed[3..];
-            if !rest.trim().is_empty() {
+            if rest.trim().is_empty() {
+                (start, shift, first) = (n + 1, 0, None);
+            } else {
+                (start, shift) = (n, 3);
+                first = (!is_blank_yaml(rest)).then_some(n);
                 cur.push_str(rest);
                 cur.push('\n');
             }
         } else if trimmed == "..." {
-            push(&mut cur, &mut docs);
+            push(&mut cur, &mut docs, start, shift, first);
+            (start, shift, first) = (n + 1, 0, None);
             seen_marker = false;
         } else {
+            if first.is_none() && !is_blank_yaml(trimmed) {
+                first = Some(n);
+            }
             cur.push_str(line);
         }
     }
     if !is_blank_yaml(&cur) || docs.is_empty() {
-        push(&mut cur, &mut docs);
+        push(&mut cur, &mut docs, start, shift, first);
     }
     docs
+}
+
+/// [`documents`] as (1-based index, text).
+pub fn split_documents(text: &str) -> Vec<(usize, String)> {
+    documents(text)
+        .into_iter()
+        .map(|d| (d.index, d.text))
+        .collect()
 }
 
 fn is_blank_yaml(s: &str) -> bool {
@@ -96,13 +140,51 @@ fn is_blank_yaml(s: &str) -> bool {
 
 /// Parses one document's text into a JSON value (`Ok(None)` for an empty document).
 pub fn parse_document(text: &str) -> Result<Option<Value>, String> {
+    parse_at(text, 1, 0).map_err(|e| e.reason)
+}
+
+/// A YAML syntax error: its 1-based line in the file (when known) and the reason.
+#[derive(Debug)]
+struct SyntaxError {
+    line: Option<usize>,
+    reason: String,
+}
+
+/// Parses a document whose text starts at file line `start`, its first line shifted by
+/// `shift` columns: error positions are the file's.
+fn parse_at(text: &str, start: usize, shift: usize) -> Result<Option<Value>, SyntaxError> {
     if is_blank_yaml(text) {
         return Ok(None);
     }
     match serde_saphyr::from_str::<Value>(text) {
         Ok(Value::Null) => Ok(None),
         Ok(v) => Ok(Some(v)),
-        Err(e) => Err(one_line(&e.to_string())),
+        Err(e) => {
+            let offset = start.saturating_sub(1) as u64;
+            let plain = one_line(&e.render_with_options(serde_saphyr::render_options! {
+                line_offset: offset,
+                snippets: serde_saphyr::SnippetMode::Off,
+            }));
+            let Some(loc) = e.location().filter(|l| l.line() > 0) else {
+                return Err(SyntaxError {
+                    line: None,
+                    reason: plain,
+                });
+            };
+            let (line, col) = (loc.line() + offset, loc.column());
+            let col = if loc.line() == 1 {
+                col + shift as u64
+            } else {
+                col
+            };
+            // The message without the position it ends with, then the file's position.
+            let suffix = format!(" at line {line}, column {}", loc.column());
+            let msg = plain.strip_suffix(&suffix).unwrap_or(&plain);
+            Err(SyntaxError {
+                line: usize::try_from(line).ok(),
+                reason: format!("{msg} at line {line}, column {col}"),
+            })
+        }
     }
 }
 
@@ -124,6 +206,22 @@ fn one_line(s: &str) -> String {
     out
 }
 
+/// How files are read: the one place for options every runtime passes through
+/// (`translate`, `run --source dir`, `local`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LoadOptions {
+    /// The namespace of namespaced objects that state none (`-n NS`, as `kubectl apply -n`);
+    /// `None`: `default`. An object that states another namespace keeps it, with a warning.
+    pub default_namespace: Option<String>,
+}
+
+impl LoadOptions {
+    /// The namespace of namespaced objects that state none.
+    pub fn namespace(&self) -> &str {
+        self.default_namespace.as_deref().unwrap_or("default")
+    }
+}
+
 /// Files with at least this many documents are parsed on several threads.
 const PARALLEL_MIN_DOCS: usize = 512;
 
@@ -131,7 +229,12 @@ const PARALLEL_MIN_DOCS: usize = 512;
 /// `available_parallelism` threads (documents are independent; YAML scanning dominates the
 /// load); the result is the same, in the same order, as a sequential load.
 pub fn load_str(path: &str, text: &str) -> Loaded {
-    let docs = split_documents(text);
+    load_str_with(path, text, &LoadOptions::default())
+}
+
+/// [`load_str`] with options.
+pub fn load_str_with(path: &str, text: &str, opts: &LoadOptions) -> Loaded {
+    let docs = documents(text);
     let threads = if docs.len() >= PARALLEL_MIN_DOCS {
         std::thread::available_parallelism()
             .map_or(1, |n| n.get())
@@ -140,13 +243,13 @@ pub fn load_str(path: &str, text: &str) -> Loaded {
         1
     };
     if threads <= 1 {
-        return load_docs(path, &docs);
+        return load_docs(path, &docs, opts);
     }
     let chunk = docs.len().div_ceil(threads);
     let parts: Vec<Loaded> = std::thread::scope(|s| {
         let handles: Vec<_> = docs
             .chunks(chunk)
-            .map(|c| s.spawn(move || load_docs(path, c)))
+            .map(|c| s.spawn(move || load_docs(path, c, opts)))
             .collect();
         handles
             .into_iter()
@@ -162,19 +265,24 @@ pub fn load_str(path: &str, text: &str) -> Loaded {
     out
 }
 
-fn load_docs(path: &str, docs: &[(usize, String)]) -> Loaded {
+fn load_docs(path: &str, docs: &[Document], opts: &LoadOptions) -> Loaded {
     let mut out = Loaded::default();
-    for (doc, body) in docs {
+    for d in docs {
         let origin = Origin::File {
             path: path.to_string(),
-            doc: *doc,
+            doc: d.index,
+            line: d.line,
         };
-        match parse_document(body) {
+        match parse_at(&d.text, d.start, d.shift) {
             Ok(None) => {}
-            Ok(Some(v)) => load_value(v, &origin, &mut out),
-            Err(reason) => out.problems.push(Problem {
+            Ok(Some(v)) => load_value_with(v, &origin, opts, &mut out),
+            Err(SyntaxError { line, reason }) => out.problems.push(Problem {
                 severity: Severity::Error,
-                origin,
+                origin: Origin::File {
+                    path: path.to_string(),
+                    doc: d.index,
+                    line: line.unwrap_or(d.line),
+                },
                 kind: "Document".into(),
                 namespace: String::new(),
                 name: String::new(),
@@ -213,10 +321,15 @@ fn ignore(
 
 /// Loads one already-parsed object (a `List` is expanded).
 pub fn load_value(v: Value, origin: &Origin, out: &mut Loaded) {
-    load_value_depth(v, origin, out, 0)
+    load_value_with(v, origin, &LoadOptions::default(), out)
 }
 
-fn load_value_depth(v: Value, origin: &Origin, out: &mut Loaded, depth: usize) {
+/// [`load_value`] with options.
+pub fn load_value_with(v: Value, origin: &Origin, opts: &LoadOptions, out: &mut Loaded) {
+    load_value_depth(v, origin, opts, out, 0)
+}
+
+fn load_value_depth(v: Value, origin: &Origin, opts: &LoadOptions, out: &mut Loaded, depth: usize) {
     let problem = |kind: String, ns: &str, name: &str, field: &str, cr, reason: String| Problem {
         severity: Severity::Error,
         origin: origin.clone(),
@@ -258,7 +371,7 @@ fn load_value_depth(v: Value, origin: &Origin, out: &mut Loaded, depth: usize) {
     } else {
         raw_kind.to_string()
     };
-    let ns_for_msg = ns_raw.clone().unwrap_or_else(|| "default".into());
+    let ns_for_msg = ns_raw.clone().unwrap_or_else(|| opts.namespace().into());
 
     // `kind: List` (and `FooList`) from kubectl: expand items.
     if raw_kind.ends_with("List")
@@ -276,7 +389,7 @@ fn load_value_depth(v: Value, origin: &Origin, out: &mut Loaded, depth: usize) {
             return;
         }
         for item in items.clone() {
-            load_value_depth(item, origin, out, depth + 1);
+            load_value_depth(item, origin, opts, out, depth + 1);
         }
         return;
     }
@@ -407,11 +520,32 @@ fn load_value_depth(v: Value, origin: &Origin, out: &mut Loaded, depth: usize) {
     if kind == Kind::Namespace {
         meta.namespace = String::new();
     } else if meta.namespace.is_empty() {
-        meta.namespace = "default".into();
+        meta.namespace = opts.namespace().into();
     }
     let value = Value::Object(map);
     let key_ns = meta.namespace.clone();
     let key_name = meta.name.clone();
+    let warning = |field: String, cr, reason: String| Problem {
+        severity: Severity::Warning,
+        ..problem(kind.as_str().into(), &key_ns, &key_name, &field, cr, reason)
+    };
+    if let Some(ns) = &opts.default_namespace
+        && kind != Kind::Namespace
+        && *ns != meta.namespace
+    {
+        out.problems.push(warning(
+            "metadata.namespace".into(),
+            reasons::NAMESPACE_MISMATCH,
+            format!(
+                "`{}` differs from -n {ns}; the object keeps its own namespace (`kubectl apply -n {ns}` would refuse it)",
+                meta.namespace
+            ),
+        ));
+    }
+    for u in crate::fields::unknown_fields(kind, group, version, &value) {
+        out.problems
+            .push(warning(u.path, reasons::UNKNOWN_FIELD, u.reason));
+    }
     match build(kind, version, value, meta) {
         Ok(obj) => out.objects.push(obj),
         Err((field, cr, reason)) => out.problems.push(problem(
@@ -759,14 +893,135 @@ mod tests {
         assert_eq!(l.problems.len(), 3, "{:#?}", l.problems);
         let p = l.problems.iter().map(|p| p.to_string()).collect::<Vec<_>>();
         assert!(
-            p[2].starts_with("f.yaml:4: TrafficSplit default/c: spec.backends[0].weight: "),
+            p[2].starts_with("f.yaml:10: TrafficSplit default/c: spec.backends[0].weight: "),
             "{}",
             p[2]
         );
         assert!(
-            p[1].starts_with("f.yaml:3: Document -/-: (document): expected a mapping"),
+            p[1].starts_with("f.yaml:8: Document -/-: (document): expected a mapping"),
             "{}",
             p[1]
+        );
+    }
+
+    const TS: &str = "apiVersion: split.smi-spec.io/v1alpha4\nkind: TrafficSplit\n";
+
+    #[test]
+    fn objects_carry_the_file_line_of_their_first_content() {
+        // A leading `---`, comments and blank lines before and inside documents.
+        let text = format!(
+            "# header\n---\n# first\n\n{TS}metadata: {{name: a}}\nspec: {{service: s, backends: []}}\n---\n# second: an empty document\n---\n\n# third\n{TS}metadata: {{name: c}}\nspec: {{service: s, backends: [{{service: b, weight: x}}]}}\n--- {{apiVersion: v1, kind: Service, metadata: {{name: s}}}}\n"
+        );
+        let l = load_str("f.yaml", &text);
+        let lines: Vec<(String, String)> = l
+            .objects
+            .iter()
+            .map(|o| (o.key().name, o.meta().origin.to_string()))
+            .collect();
+        assert_eq!(
+            lines,
+            [
+                ("a".into(), "f.yaml:5".into()),
+                ("s".into(), "f.yaml:18".into())
+            ]
+        );
+        assert_eq!(
+            l.problems[0].origin,
+            Origin::File {
+                path: "f.yaml".into(),
+                doc: 3,
+                line: 14
+            }
+        );
+        assert!(
+            l.problems[0]
+                .to_string()
+                .starts_with("f.yaml:14: TrafficSplit default/c: spec.backends[0].weight")
+        );
+    }
+
+    #[test]
+    fn syntax_errors_are_placed_in_the_file() {
+        let text = format!(
+            "---\napiVersion: v1\nkind: Service\nmetadata: {{name: a}}\n---\n# comment\n{TS}metadata: {{name: b}}\nspec: {{service: [s}}\n--- {{a: [1}}\n"
+        );
+        let l = load_str("f.yaml", &text);
+        let p: Vec<String> = l.problems.iter().map(|p| p.to_string()).collect();
+        assert_eq!(l.objects.len(), 1);
+        assert_eq!(
+            p,
+            [
+                "f.yaml:10: Document -/-: (document): not valid YAML: mismatched bracket '[' closed by '}' at line 10, column 17",
+                "f.yaml:11: Document -/-: (document): not valid YAML: mismatched bracket '[' closed by '}' at line 11, column 9",
+            ]
+        );
+    }
+
+    #[test]
+    fn default_namespace_applies_to_objects_without_one() {
+        let text = format!(
+            "{TS}metadata: {{name: a}}\nspec: {{service: s, backends: []}}\n---\n{TS}metadata: {{name: b, namespace: other}}\nspec: {{service: s, backends: []}}\n---\napiVersion: v1\nkind: Namespace\nmetadata: {{name: shop}}\n"
+        );
+        let keys = |l: &Loaded| {
+            l.objects
+                .iter()
+                .map(|o| o.key().to_string())
+                .collect::<Vec<_>>()
+        };
+        let l = load_str("f.yaml", &text);
+        assert_eq!(
+            keys(&l),
+            [
+                "TrafficSplit/default/a",
+                "TrafficSplit/other/b",
+                "Namespace//shop"
+            ]
+        );
+        assert!(l.problems.is_empty(), "{:?}", l.problems);
+        let opts = LoadOptions {
+            default_namespace: Some("shop".into()),
+        };
+        let l = load_str_with("f.yaml", &text, &opts);
+        assert_eq!(
+            keys(&l),
+            [
+                "TrafficSplit/shop/a",
+                "TrafficSplit/other/b",
+                "Namespace//shop"
+            ]
+        );
+        let p: Vec<String> = l.problems.iter().map(|p| p.to_string()).collect();
+        assert_eq!(
+            p,
+            [
+                "f.yaml:6: TrafficSplit other/b: metadata.namespace: `other` differs from -n shop; the object keeps its own namespace (`kubectl apply -n shop` would refuse it)"
+            ]
+        );
+        assert!(!l.problems[0].is_error());
+    }
+
+    #[test]
+    fn unknown_fields_are_warnings_with_their_path() {
+        let text = "apiVersion: specs.smi-spec.io/v1alpha4\nkind: HTTPRouteGroup\nmetadata: {name: r}\nmatches: [{name: a}]\nspec: {matches: []}\n---\n# a port on a version without one\napiVersion: access.smi-spec.io/v1alpha3\nkind: TrafficTarget\nmetadata: {name: t}\nspec:\n  destination: {kind: ServiceAccount, name: a, port: 8080}\n  rules: []\n  sources: []\n";
+        let l = load_str("f.yaml", text);
+        assert_eq!(
+            l.objects.len(),
+            2,
+            "unknown fields do not make objects invalid: {:?}",
+            l.problems
+        );
+        let p: Vec<String> = l.problems.iter().map(|p| p.to_string()).collect();
+        assert_eq!(
+            p,
+            [
+                "f.yaml:1: HTTPRouteGroup default/r: matches: unknown field \"matches\" in HTTPRouteGroup specs.smi-spec.io/v1alpha4; ignored (did you mean \"spec.matches\"?)",
+                "f.yaml:8: TrafficTarget default/t: spec.destination.port: unknown field \"spec.destination.port\" in TrafficTarget access.smi-spec.io/v1alpha3; ignored (a field of TrafficTarget v1alpha2, not v1alpha3)",
+            ]
+        );
+        assert!(
+            l.problems
+                .iter()
+                .all(|p| !p.is_error() && p.condition_reason == reasons::UNKNOWN_FIELD)
         );
     }
 

@@ -100,8 +100,14 @@ impl fmt::Display for ObjectKey {
 /// Where an object was read from.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub enum Origin {
-    /// A file and the 1-based document index in it.
-    File { path: String, doc: usize },
+    /// A file: the 1-based index of the document in it and the 1-based line in the file
+    /// where the object starts (its document's first line of content; for a syntax error,
+    /// the error's line). Printed `PATH:LINE`; `line` 0 is the whole file.
+    File {
+        path: String,
+        doc: usize,
+        line: usize,
+    },
     /// The Kubernetes API (or memory).
     #[default]
     Api,
@@ -110,7 +116,7 @@ pub enum Origin {
 impl fmt::Display for Origin {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Origin::File { path, doc } => write!(f, "{path}:{doc}"),
+            Origin::File { path, line, .. } => write!(f, "{path}:{line}"),
             Origin::Api => f.write_str("api"),
         }
     }

@@ -109,4 +109,9 @@ pub mod reasons {
     pub const BACKEND_PORT_MISMATCH: &str = "BackendPortMismatch";
     pub const CONFLICTED: &str = "Conflicted";
     pub const NAMESPACE_MISMATCH: &str = "NamespaceMismatch";
+    /// A field the kind's schema does not have (a warning: it is ignored, as an API server
+    /// drops it).
+    pub const UNKNOWN_FIELD: &str = "UnknownField";
+    /// A TrafficTarget (v1alpha1/v1alpha2) without rules: accepted, allows nothing.
+    pub const NO_RULES: &str = "NoRules";
 }

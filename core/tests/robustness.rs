@@ -147,7 +147,7 @@ fn wrong_types_are_reported_with_the_field() {
     assert_eq!(l.problems.len(), 1);
     let p = l.problems[0].to_string();
     assert!(
-        p.starts_with("in.yaml:2: TrafficSplit default/bad: spec."),
+        p.starts_with("in.yaml:8: TrafficSplit default/bad: spec."),
         "{p}"
     );
 }

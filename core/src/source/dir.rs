@@ -16,7 +16,7 @@
 //! it, the next one's version applies. Objects no file defines any more are deleted.
 
 use crate::engine::{Change, changes_of};
-use crate::load::load_str;
+use crate::load::{LoadOptions, load_str_with};
 use crate::model::{ObjectKey, Origin};
 use crate::report::{Problem, Severity, reasons};
 use std::collections::{BTreeMap, BTreeSet};
@@ -91,6 +91,7 @@ pub fn file_problem(path: &str, reason: impl Into<String>) -> Problem {
         origin: Origin::File {
             path: path.to_string(),
             doc: 0,
+            line: 0,
         },
         kind: "Document".into(),
         namespace: String::new(),
@@ -115,7 +116,8 @@ struct File {
     stamp: Option<Stamp>,
     /// The change each object of the file stands for (its last readable version).
     objects: BTreeMap<ObjectKey, Change>,
-    /// Problems not attributable to one object (unreadable documents or file), as last read.
+    /// Problems not attributable to one object (unreadable documents or file) and warnings
+    /// (unknown fields), as last read.
     problems: Vec<Problem>,
     /// The last read could not read everything: objects read before are kept.
     kept: bool,
@@ -124,12 +126,22 @@ struct File {
 /// A directory as a source: [`DirReader::refresh`] turns what changed on disk into changes.
 #[derive(Clone, Debug, Default)]
 pub struct DirReader {
+    /// How every file is read (`-n`: the namespace of objects that state none).
+    opts: LoadOptions,
     files: BTreeMap<PathBuf, File>,
     /// Which files define each object.
     defs: BTreeMap<ObjectKey, BTreeSet<PathBuf>>,
 }
 
 impl DirReader {
+    /// A reader that reads every file with `opts`.
+    pub fn new(opts: LoadOptions) -> DirReader {
+        DirReader {
+            opts,
+            ..DirReader::default()
+        }
+    }
+
     /// The stamps of the files as last read (compare with [`scan`] to see a change).
     pub fn stamps(&self) -> BTreeMap<PathBuf, Stamp> {
         self.files
@@ -138,7 +150,7 @@ impl DirReader {
             .collect()
     }
 
-    /// Problems not attributable to one object, of every file as last read.
+    /// Problems not attributable to one object, and warnings, of every file as last read.
     pub fn problems(&self) -> Vec<Problem> {
         self.files
             .values()
@@ -191,8 +203,9 @@ impl DirReader {
                     file.kept = !file.objects.is_empty();
                 }
                 Ok(text) => {
-                    let (changes, other) = changes_of(load_str(&p.to_string_lossy(), &text));
-                    if !other.is_empty() {
+                    let loaded = load_str_with(&p.to_string_lossy(), &text, &self.opts);
+                    let (changes, other) = changes_of(loaded);
+                    if other.iter().any(Problem::is_error) {
                         // A document could not be read: the objects it may have held stay.
                         file.objects = old.objects.clone();
                         file.kept = !file.objects.is_empty();
