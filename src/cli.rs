@@ -104,11 +104,13 @@ pub fn main() -> ExitCode {
             })
         }
         // Two workers: the xDS server and the runtime's own loop; Envoy does the heavy lifting.
-        Command::Local(args) => crate::runtime::block_on(
-            "local",
-            Threads::Multi(Some(2)),
-            meshbridge_local::run_local(args),
-        ),
+        Command::Local(args) => crate::runtime::block_on("local", Threads::Multi(Some(2)), async {
+            let controls = meshbridge_local::Controls {
+                stop: Box::pin(crate::runtime::shutdown_signal()),
+                restart: crate::runtime::restart_signal(),
+            };
+            meshbridge_local::run_local(args, controls).await
+        }),
         Command::EchoServer => crate::runtime::block_on(
             "echo-server",
             Threads::Multi(Some(2)),

@@ -1,7 +1,7 @@
 //! Reading `-f PATH` arguments: files, directories (core's one walker: recursive,
 //! `*.yaml|*.yml|*.json`, sorted, hidden entries skipped) and `-` (stdin).
 
-use meshbridge_core::load::{Loaded, load_str};
+use meshbridge_core::load::{LoadOptions, Loaded, load_str_with};
 use meshbridge_core::source::dir::{file_problem, read_text, walk};
 use std::io::Read;
 use std::path::Path;
@@ -27,7 +27,7 @@ pub fn expand(paths: &[String]) -> Result<Vec<String>, String> {
 }
 
 /// Reads and loads one file (`-` = stdin). Unreadable or non-UTF-8 files become problems.
-pub fn load_file(path: &str) -> Loaded {
+pub fn load_file(path: &str, opts: &LoadOptions) -> Loaded {
     let text = if path == "-" {
         let mut buf = Vec::new();
         match std::io::stdin().read_to_end(&mut buf) {
@@ -38,7 +38,7 @@ pub fn load_file(path: &str) -> Loaded {
         read_text(Path::new(path))
     };
     match text {
-        Ok(t) => load_str(path, &t),
+        Ok(t) => load_str_with(path, &t, opts),
         Err(reason) => {
             let mut l = Loaded::default();
             l.problems.push(file_problem(path, reason));

@@ -57,6 +57,31 @@ pub async fn shutdown_signal() {
     }
 }
 
+/// One message per SIGUSR1 (`meshbridge local` restarts its control plane on each). Call
+/// inside the runtime; without signal support the channel stays silent.
+pub fn restart_signal() -> tokio::sync::mpsc::UnboundedReceiver<()> {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::user_defined1()) {
+            Ok(mut usr1) => {
+                tokio::spawn(async move {
+                    while usr1.recv().await.is_some() {
+                        if tx.send(()).is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+            Err(e) => eprintln!("meshbridge: SIGUSR1 cannot be handled: {e}"),
+        }
+    }
+    #[cfg(not(unix))]
+    drop(tx);
+    rx
+}
+
 /// Logs to stderr with `filter` (tracing EnvFilter syntax); `$RUST_LOG` wins.
 pub fn init_tracing(filter: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()

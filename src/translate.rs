@@ -24,6 +24,10 @@ pub struct TranslateArgs {
     /// Namespace of the meshbridge controller (value of the `meshbridge.io/owner` label).
     #[arg(long, default_value = "meshbridge-system")]
     pub controller_namespace: String,
+    /// Namespace of namespaced input objects that state none, as `kubectl apply -n NS`
+    /// (default: `default`). An object that states another keeps its own, with a warning.
+    #[arg(short = 'n', long)]
+    pub namespace: Option<String>,
 }
 
 pub fn run(args: TranslateArgs) -> ExitCode {
@@ -45,18 +49,20 @@ pub fn run(args: TranslateArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let loaded = files.iter().map(|f| crate::inputs::load_file(f)).collect();
+    let opts = meshbridge_core::load::LoadOptions {
+        default_namespace: args.namespace.clone(),
+    };
+    let loaded = files
+        .iter()
+        .map(|f| crate::inputs::load_file(f, &opts))
+        .collect();
     let base = Context {
         controller_namespace: args.controller_namespace.clone(),
         cluster_domain: args.cluster_domain.clone(),
         ..Context::default()
     };
-    let out = meshbridge_core::pipeline::translate(
-        loaded,
-        adapter.as_ref(),
-        &base,
-        args.trust_domain.as_deref(),
-    );
+    let out =
+        meshbridge_core::pipeline::translate(loaded, adapter, &base, args.trust_domain.as_deref());
     let mut stdout = std::io::stdout().lock();
     let _ = stdout.write_all(out.yaml.as_bytes());
     let _ = stdout.flush();

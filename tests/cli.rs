@@ -80,20 +80,20 @@ spec:
     let lines: Vec<&str> = err.lines().collect();
     assert!(
         lines.contains(
-            &format!("{path}:2: TrafficSplit shop/bad: spec.backends[0].weight: -5 is negative")
+            &format!("{path}:8: TrafficSplit shop/bad: spec.backends[0].weight: -5 is negative")
                 .as_str()
         ),
         "{err}"
     );
     assert!(
         lines.iter().any(|l| l.starts_with(&format!(
-            "{path}:2: TrafficSplit shop/bad: spec.backends[1].weight: 2.5 is not a whole number"
+            "{path}:8: TrafficSplit shop/bad: spec.backends[1].weight: 2.5 is not a whole number"
         ))),
         "{err}"
     );
     assert!(
         lines.iter().any(|l| l.starts_with(&format!(
-            "{path}:3: Document -/-: (document): not valid YAML"
+            "{path}:15: Document -/-: (document): not valid YAML"
         ))),
         "{err}"
     );
@@ -106,6 +106,46 @@ spec:
         !out.contains("api.shop"),
         "the invalid split must not be translated: {out}"
     );
+}
+
+#[test]
+fn dash_n_is_the_namespace_of_objects_without_one_and_unknown_fields_only_warn() {
+    let input = "apiVersion: v1
+kind: Service
+metadata: {name: web}
+spec: {ports: [{port: 80}]}
+---
+# web's split, with `matches` misplaced at the top level
+apiVersion: split.smi-spec.io/v1alpha4
+kind: TrafficSplit
+metadata: {name: s}
+matches: []
+spec:
+  service: web
+  backends: [{service: web, weight: 90}, {service: web-v2, weight: 10}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web-v2, namespace: other}
+spec: {ports: [{port: 80}]}
+";
+    let o = translate("istio", &["-n", "shop", "-f", "-"], Some(input));
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(0), "warnings never fail: {err}");
+    let out = String::from_utf8(o.stdout).unwrap();
+    assert!(out.contains("web.shop.svc.cluster.local"), "{out}");
+    assert!(out.contains("TrafficSplit/shop/s"), "{out}");
+    let lines: Vec<&str> = err.lines().collect();
+    for want in [
+        "warning: -:7: TrafficSplit shop/s: matches: unknown field \"matches\" in TrafficSplit split.smi-spec.io/v1alpha4; ignored (did you mean \"spec.matches\"?)",
+        "warning: -:15: Service other/web-v2: metadata.namespace: `other` differs from -n shop; the object keeps its own namespace (`kubectl apply -n shop` would refuse it)",
+    ] {
+        assert!(lines.contains(&want), "{want} not in {err}");
+    }
+    // Without -n: `default`, as before.
+    let o = translate("istio", &["-f", "-"], Some(input));
+    let out = String::from_utf8(o.stdout).unwrap();
+    assert!(out.contains("TrafficSplit/default/s"), "{out}");
 }
 
 #[test]

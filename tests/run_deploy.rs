@@ -366,10 +366,10 @@ fn every_kind_the_adapters_emit_is_known_to_the_controller() {
             }
         }
     }
-    let adapters: Vec<Box<dyn meshbridge_core::Adapter>> = vec![
-        Box::new(meshbridge_istio::IstioAdapter),
-        Box::new(meshbridge_linkerd::LinkerdAdapter),
-        Box::new(meshbridge_gateway_api::GatewayApiAdapter),
+    let adapters: Vec<fn() -> Box<dyn meshbridge_core::Adapter>> = vec![
+        || Box::new(meshbridge_istio::IstioAdapter),
+        || Box::new(meshbridge_linkerd::LinkerdAdapter),
+        || Box::new(meshbridge_gateway_api::GatewayApiAdapter),
     ];
     let mut seen = BTreeSet::new();
     for f in &files {
@@ -377,7 +377,7 @@ fn every_kind_the_adapters_emit_is_known_to_the_controller() {
         for a in &adapters {
             let out = meshbridge_core::pipeline::translate(
                 vec![meshbridge_core::load::load_str(&f.to_string_lossy(), &text)],
-                a.as_ref(),
+                a(),
                 &meshbridge_core::Context::default(),
                 None,
             );

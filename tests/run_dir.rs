@@ -179,6 +179,50 @@ fn shop_input() -> PathBuf {
 }
 
 #[test]
+fn dash_n_is_the_namespace_of_objects_without_one() {
+    let indir = tmpdir("in");
+    let outdir = tmpdir("out");
+    std::fs::write(
+        indir.join("in.yaml"),
+        "apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec: {ports: [{port: 80, name: http}]}\n---\napiVersion: split.smi-spec.io/v1alpha4\nkind: TrafficSplit\nmetadata: {name: s}\nspec:\n  service: web\n  backends: [{service: web, weight: 1}]\n  foo: 1\n",
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .args([
+            "run",
+            "--once",
+            "--backend",
+            "istio",
+            "--metrics-addr",
+            "off",
+        ])
+        .args(["-n", "shop"])
+        .arg(format!("--source=dir:{}", indir.display()))
+        .arg(format!("--output=dir:{}", outdir.display()))
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "warning: {}:6: TrafficSplit shop/s: spec.foo: unknown field \"spec.foo\"",
+            indir.join("in.yaml").display()
+        )),
+        "{stderr}"
+    );
+    let got = written(&outdir);
+    let vs: Vec<&Value> = got
+        .values()
+        .filter(|v| v["kind"] == "VirtualService")
+        .collect();
+    assert_eq!(vs.len(), 1, "{got:?}");
+    assert_eq!(vs[0]["metadata"]["namespace"], "shop");
+    let _ = std::fs::remove_dir_all(&indir);
+    let _ = std::fs::remove_dir_all(&outdir);
+}
+
+#[test]
 fn edits_and_deletes_touch_exactly_the_affected_files() {
     for mesh in MESHES {
         let indir = shop_input();

@@ -2,7 +2,7 @@
 //! retries, periodic resync), leader election, the metrics server and graceful shutdown.
 
 use crate::api::ApiBackend;
-use crate::engine::{Backends, Engine, EngineConfig};
+use crate::engine::{Backends, Diagnostics, Engine, EngineConfig};
 use crate::metrics::Metrics;
 use crate::reconciler::{LeaderFlag, Reconciler, Report};
 use crate::sink::Sink;
@@ -26,6 +26,11 @@ pub struct RunArgs {
     /// Where inputs come from: `kube` (watch the cluster) or `dir:PATH` (watch a directory).
     #[arg(long, default_value = "kube")]
     pub source: String,
+    /// With `--source dir`: namespace of namespaced objects that state none, as `kubectl
+    /// apply -n NS` (default: `default`). An object that states another keeps its own, with
+    /// a warning.
+    #[arg(short = 'n', long)]
+    pub namespace: Option<String>,
     /// Where outputs go: `kube` (server-side apply) or `dir:PATH` (one file per object).
     #[arg(long, default_value = "kube")]
     pub output: String,
@@ -297,6 +302,9 @@ pub async fn run_with(
     let source: Box<dyn Source> = match (&source_ep, &client, &discovery) {
         (Endpoint::Dir(p), _, _) => Box::new(crate::source::dir::DirSource {
             root: p.clone(),
+            opts: meshbridge_core::load::LoadOptions {
+                default_namespace: args.namespace.clone(),
+            },
             poll: Duration::from_millis(args.poll_ms.max(10)),
             debounce: Duration::from_millis(args.debounce_ms.max(10)),
             problems: dir_problems.clone(),
@@ -458,43 +466,24 @@ async fn run_once(
         return 3;
     }
     let report = rec.reconcile().await;
-    let mut invalid = false;
-    let mut errors: Vec<String> = Vec::new();
-    let mut warnings: Vec<String> = Vec::new();
+    // The one severity rule and format (core's `Diagnostics`), as `translate` and `local`.
+    let mut diags = Diagnostics::default();
     for p in dir_problems
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .iter()
     {
-        invalid = true;
-        errors.push(p.to_string());
+        diags.problem(p);
     }
-    for (_, st) in rec.engine.states() {
-        for p in &st.problems {
-            if p.is_error() {
-                invalid = true;
-                errors.push(p.to_string());
-            } else {
-                warnings.push(format!("warning: {p}"));
-            }
-        }
-    }
-    for (mesh, f) in rec.engine.findings() {
-        warnings.push(format!(
-            "warning: {mesh}: {} {}/{}: {}: {} [{}: {}]",
-            f.object.kind, f.object.namespace, f.object.name, f.field, f.reason, f.feature, f.level
-        ));
-    }
+    diags.engine(&rec.engine);
     for (k, why) in &report.conflicts {
-        errors.push(format!("conflict: {k}: {why}"));
+        diags.error(format!("conflict: {k}: {why}"));
     }
     let api_conflicts: Vec<String> = report.api_conflicts().collect();
     for c in &api_conflicts {
-        errors.push(format!("conflict: {c}"));
+        diags.error(format!("conflict: {c}"));
     }
-    errors.sort();
-    warnings.sort();
-    for l in errors.iter().chain(&warnings) {
+    for l in diags.lines() {
         eprintln!("{l}");
     }
     print_summary(&report);
@@ -504,11 +493,7 @@ async fn run_once(
         }
         return 3;
     }
-    if invalid || !report.conflicts.is_empty() || !api_conflicts.is_empty() {
-        1
-    } else {
-        0
-    }
+    if diags.failed() { 1 } else { 0 }
 }
 
 fn print_summary(r: &Report) {

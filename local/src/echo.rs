@@ -5,6 +5,7 @@
 //! `127.0.0.1`), `MESHBRIDGE_PORTS` (comma-separated, default `8080`), `MESHBRIDGE_POD`,
 //! `MESHBRIDGE_NAMESPACE`, `MESHBRIDGE_SERVICE_ACCOUNT`.
 
+use crate::Error;
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
 use hyper::{Request, Response};
@@ -20,16 +21,16 @@ pub struct EchoConfig {
 }
 
 impl EchoConfig {
-    pub fn from_env() -> Result<EchoConfig, String> {
+    pub fn from_env() -> Result<EchoConfig, Error> {
         let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
         let ports = match var("MESHBRIDGE_PORTS") {
             None => vec![8080],
             Some(s) => s
                 .split(',')
                 .map(|p| {
-                    p.trim()
-                        .parse::<u16>()
-                        .map_err(|_| format!("MESHBRIDGE_PORTS: `{p}` is not a port"))
+                    p.trim().parse::<u16>().map_err(|_| {
+                        Error::EchoConfig(format!("MESHBRIDGE_PORTS: `{p}` is not a port"))
+                    })
                 })
                 .collect::<Result<Vec<_>, _>>()?,
         };
@@ -96,14 +97,17 @@ async fn handle(
 }
 
 /// Serves until the process is stopped.
-pub async fn serve(cfg: EchoConfig) -> Result<(), String> {
+pub async fn serve(cfg: EchoConfig) -> Result<(), Error> {
     let cfg = Arc::new(cfg);
     let mut tasks = Vec::new();
     for port in cfg.ports.clone() {
         let addr = format!("{}:{port}", cfg.listen);
         let l = tokio::net::TcpListener::bind(&addr)
             .await
-            .map_err(|e| format!("echo-server: bind {addr}: {e}"))?;
+            .map_err(|source| Error::Bind {
+                addr: addr.clone(),
+                source,
+            })?;
         let cfg = cfg.clone();
         tasks.push(tokio::spawn(async move {
             loop {

@@ -2,6 +2,7 @@
 
 pub mod echo;
 mod envoy_bin;
+mod error;
 pub mod inputs;
 mod pods;
 pub mod procs;
@@ -11,8 +12,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 pub use envoy_bin::find_envoy;
+pub use error::Error;
 pub use inputs::Inputs;
-pub use runtime::{UpOptions, up};
+pub use runtime::{Controls, UpOptions, up};
 
 /// `meshbridge local ...`
 #[derive(clap::Args, Debug)]
@@ -60,10 +62,15 @@ pub struct UpArgs {
     /// `trustDomain`; default: that, else cluster.local).
     #[arg(long)]
     pub trust_domain: Option<String>,
+    /// Namespace of DIR's namespaced objects that state none, as `kubectl apply -n NS`
+    /// (default: `default`). An object that states another keeps its own, with a warning.
+    #[arg(short = 'n', long)]
+    pub namespace: Option<String>,
 }
 
-/// `meshbridge local up`: runs until SIGINT/SIGTERM (the caller provides the runtime).
-pub async fn run_local(args: LocalArgs) -> ExitCode {
+/// `meshbridge local up`: runs until `controls.stop` (the caller provides the runtime and
+/// turns signals into [`Controls`]).
+pub async fn run_local(args: LocalArgs, controls: Controls) -> ExitCode {
     let LocalCommand::Up(a) = args.command;
     if a.cert_ttl < 10 || a.xds_cert_ttl < 10 {
         eprintln!("meshbridge local: --cert-ttl and --xds-cert-ttl must be at least 10 seconds");
@@ -79,8 +86,9 @@ pub async fn run_local(args: LocalArgs) -> ExitCode {
         xds_cert_ttl: std::time::Duration::from_secs(a.xds_cert_ttl),
         envoy: a.envoy,
         trust_domain: a.trust_domain,
+        namespace: a.namespace,
     };
-    let res = up(opts).await;
+    let res = up(opts, controls).await;
     match res {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -102,5 +110,29 @@ pub async fn run_echo() -> ExitCode {
             eprintln!("{e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(clap::Parser)]
+    struct Cli {
+        #[command(subcommand)]
+        local: LocalCommand,
+    }
+
+    #[test]
+    fn up_takes_a_default_namespace() {
+        let Cli {
+            local: LocalCommand::Up(a),
+        } = Cli::parse_from(["local", "up", "DIR", "-n", "shop"]);
+        assert_eq!(a.namespace.as_deref(), Some("shop"));
+        let Cli {
+            local: LocalCommand::Up(a),
+        } = Cli::parse_from(["local", "up", "DIR"]);
+        assert_eq!(a.namespace, None);
     }
 }

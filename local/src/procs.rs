@@ -124,13 +124,13 @@ impl PidFile {
         Some(PidFile { spec, procs })
     }
 
-    pub fn write(&self, dir: &Path) -> Result<(), String> {
+    pub fn write(&self, dir: &Path) -> Result<(), crate::Error> {
         let v = json!({
             "spec": self.spec,
             "procs": self.procs.iter().map(|(p, a)| json!({"pid": p, "argv": a})).collect::<Vec<_>>(),
         });
-        std::fs::write(dir.join("pids.json"), v.to_string())
-            .map_err(|e| format!("{}: {e}", dir.join("pids.json").display()))
+        let path = dir.join("pids.json");
+        std::fs::write(&path, v.to_string()).map_err(crate::error::io(&path))
     }
 
     /// Stops every recorded process that still runs its recorded command line.

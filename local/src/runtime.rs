@@ -2,6 +2,7 @@
 //! and one real Envoy per pod, all on loopback addresses, with live reload of DIR.
 
 use crate::envoy_bin::find_envoy;
+use crate::error::{Error, io, os};
 use crate::inputs::Inputs;
 use crate::pods::{PodSpec, pods_of};
 use crate::procs::{PidFile, Proc};
@@ -45,6 +46,8 @@ pub struct UpOptions {
     pub envoy: Option<PathBuf>,
     /// Explicit trust domain (`--trust-domain`): wins over the Mesh object's.
     pub trust_domain: Option<String>,
+    /// Namespace of DIR's namespaced objects that state none (`-n`; default `default`).
+    pub namespace: Option<String>,
 }
 
 impl Default for UpOptions {
@@ -59,6 +62,7 @@ impl Default for UpOptions {
             xds_cert_ttl: Duration::from_secs(30 * 86400),
             envoy: None,
             trust_domain: None,
+            namespace: None,
         }
     }
 }
@@ -138,7 +142,7 @@ impl Runtime {
     }
 
     /// Issues or rotates workload certificates; returns whether any changed.
-    fn refresh_certs(&mut self) -> Result<bool, String> {
+    fn refresh_certs(&mut self) -> Result<bool, Error> {
         let ids: BTreeSet<Identity> = self
             .pods
             .values()
@@ -167,7 +171,7 @@ impl Runtime {
     }
 
     /// Encodes every proxy's snapshot and publishes them.
-    fn publish(&mut self) -> Result<(), String> {
+    fn publish(&mut self) -> Result<(), Error> {
         let mut nodes = HashMap::new();
         for c in &self.configs {
             let mut secrets = BTreeMap::new();
@@ -184,7 +188,8 @@ impl Runtime {
                     }}),
                 );
             }
-            let snap: NodeSnapshot = snapshot_from_json(&c.resources, &secrets, &mut self.enc)?;
+            let snap: NodeSnapshot =
+                snapshot_from_json(&c.resources, &secrets, &mut self.enc).map_err(Error::Encode)?;
             nodes.insert(c.node_id.clone(), (c.spiffe.clone(), Arc::new(snap)));
         }
         self.enc.sweep();
@@ -192,19 +197,19 @@ impl Runtime {
         Ok(())
     }
 
-    async fn start_pod(&mut self, spec: PodSpec) -> Result<(), String> {
+    async fn start_pod(&mut self, spec: PodSpec) -> Result<(), Error> {
         let node = format!("{}/{}", spec.namespace, spec.name);
-        let idx = self.alloc(&node).ok_or("more than 253 pods")?;
+        let idx = self.alloc(&node).ok_or(Error::Pod("more than 253 pods"))?;
         let (ip, app_ip) = (self.ip(idx, false), self.ip(idx, true));
         let dir = self
             .state
             .join("pods")
             .join(format!("{}.{}", spec.namespace, spec.name));
-        std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        std::fs::create_dir_all(&dir).map_err(io(&dir))?;
         let id = Identity::new(&spec.namespace, &spec.service_account);
         let ca_file = self.state.join("ca.pem");
         let xds_dir = dir.join("xds");
-        std::fs::create_dir_all(&xds_dir).map_err(|e| format!("{}: {e}", xds_dir.display()))?;
+        std::fs::create_dir_all(&xds_dir).map_err(io(&xds_dir))?;
         let (sds_path, cert_path, key_path) = xds_files(&dir);
         let bootstrap = Bootstrap {
             node_id: &node,
@@ -284,19 +289,20 @@ impl Runtime {
             Some(pids) => {
                 emit(json!({"event": "adopted", "pod": node, "pids": pids}));
                 let mut procs = pids.into_iter().map(Proc::Adopted);
-                let envoy = procs.next().ok_or("empty pid list")?;
+                let envoy = procs.next().ok_or(Error::Pod("empty pid list"))?;
                 (envoy, procs.collect())
             }
             None => {
                 xds_not_after = self.write_xds_cert(&dir, &id)?;
-                std::fs::write(&sds_path, &sds_secret).map_err(|e| e.to_string())?;
-                std::fs::write(&bs_path, &bs).map_err(|e| e.to_string())?;
-                let log = |name: &str| -> Result<std::fs::File, String> {
+                std::fs::write(&sds_path, &sds_secret).map_err(io(&sds_path))?;
+                std::fs::write(&bs_path, &bs).map_err(io(&bs_path))?;
+                let log = |name: &str| -> Result<std::fs::File, Error> {
+                    let path = dir.join(name);
                     std::fs::OpenOptions::new()
                         .create(true)
                         .append(true)
-                        .open(dir.join(name))
-                        .map_err(|e| e.to_string())
+                        .open(&path)
+                        .map_err(io(&path))
                 };
                 let envoy = Command::new(&envoy_argv[0])
                     .args(&envoy_argv[1..])
@@ -305,7 +311,7 @@ impl Runtime {
                     .stderr(log("envoy.out")?)
                     .kill_on_drop(true)
                     .spawn()
-                    .map_err(|e| format!("{}: {e}", self.envoy_bin.display()))?;
+                    .map_err(io(&self.envoy_bin))?;
                 let mut recorded = vec![(envoy.id().unwrap_or(0), envoy_argv.clone())];
                 let mut programs = Vec::new();
                 for ((_, env), argv) in spec.programs.iter().zip(&program_argvs) {
@@ -377,7 +383,7 @@ impl Runtime {
     /// Issues the sidecar's xDS client certificate and moves it into place (key first,
     /// then certificate; each move makes Envoy reload the pair, and a half-updated pair is
     /// refused by Envoy, which keeps the previous one). Returns its expiry.
-    fn write_xds_cert(&self, dir: &Path, id: &Identity) -> Result<SystemTime, String> {
+    fn write_xds_cert(&self, dir: &Path, id: &Identity) -> Result<SystemTime, Error> {
         let c = self
             .ca
             .issue_workload(&self.spiffe(id), self.opts.xds_cert_ttl)?;
@@ -385,9 +391,9 @@ impl Runtime {
         let tmp_key = dir.join("xds").join(".key.pem.tmp");
         let tmp_cert = dir.join("xds").join(".cert.pem.tmp");
         write_private(&tmp_key, &c.key_pem)?;
-        std::fs::write(&tmp_cert, &c.cert_pem).map_err(|e| e.to_string())?;
-        std::fs::rename(&tmp_key, &key_path).map_err(|e| e.to_string())?;
-        std::fs::rename(&tmp_cert, &cert_path).map_err(|e| e.to_string())?;
+        std::fs::write(&tmp_cert, &c.cert_pem).map_err(io(&tmp_cert))?;
+        std::fs::rename(&tmp_key, &key_path).map_err(io(&key_path))?;
+        std::fs::rename(&tmp_cert, &cert_path).map_err(io(&cert_path))?;
         Ok(c.not_after)
     }
 
@@ -439,17 +445,11 @@ impl Runtime {
     }
 
     /// Reads DIR and applies it: pods started/stopped, configuration pushed.
-    async fn reload(&mut self) -> Result<(), String> {
+    async fn reload(&mut self) -> Result<(), Error> {
         self.generation += 1;
         let t0 = Instant::now();
-        let (snap, ir, problems) = self.inputs.reload(&self.opts.dir);
+        let (snap, ir, mut diags) = self.inputs.reload(&self.opts.dir);
         let t_read = t0.elapsed();
-        if !problems.is_empty() {
-            for p in &problems {
-                eprintln!("{p}");
-            }
-            emit(json!({"event": "invalid", "generation": self.generation, "problems": problems}));
-        }
         let want: BTreeMap<String, PodSpec> = pods_of(&snap)
             .into_iter()
             .map(|p| (format!("{}/{}", p.namespace, p.name), p))
@@ -498,17 +498,22 @@ impl Runtime {
         let t1 = Instant::now();
         let (configs, findings) = translate_all(&ir, &self.cx, &proxies);
         let t_translate = t1.elapsed();
-        for f in findings {
-            eprintln!(
-                "warning: {} {}/{}: {}: {} [{}: {}]",
-                f.object.kind,
-                f.object.namespace,
-                f.object.name,
-                f.field,
-                f.reason,
-                f.feature,
-                f.level
-            );
+        for f in &findings {
+            let origin = snap.origin(&f.object).cloned().unwrap_or_default();
+            diags.finding(&origin, MeshType::Envoy, f);
+        }
+        // Every line on stderr; errors (objects not accepted) also as an `invalid` event,
+        // warnings as a `warnings` event: the same rule as `translate` and `run --once`.
+        for l in diags.lines() {
+            eprintln!("{l}");
+        }
+        if diags.failed() {
+            let problems: Vec<&String> = diags.errors().collect();
+            emit(json!({"event": "invalid", "generation": self.generation, "problems": problems}));
+        }
+        let warnings: Vec<&String> = diags.warnings().collect();
+        if !warnings.is_empty() {
+            emit(json!({"event": "warnings", "generation": self.generation, "warnings": warnings}));
         }
         self.configs = configs;
         self.save_state();
@@ -621,22 +626,34 @@ fn default_state_dir(dir: &Path) -> PathBuf {
     std::env::temp_dir().join(format!("meshbridge-local-{h:016x}"))
 }
 
-/// Runs until SIGINT or SIGTERM. SIGUSR1 restarts the control plane (drops every xDS stream
-/// and all server state, then serves again on the same port) while sidecars keep running.
-/// When the process is killed instead, the sidecars and programs keep running with their
-/// last configuration; the next `local up` with the same state directory takes the same
-/// xDS port and addresses and adopts them (see [`crate::procs`]).
-pub async fn up(opts: UpOptions) -> Result<(), String> {
-    use tokio::signal::unix::{SignalKind, signal};
+/// What the process asks of a running mesh (the binary turns signals into these: SIGINT or
+/// SIGTERM → `stop`, SIGUSR1 → `restart`).
+pub struct Controls {
+    /// Completes when the mesh must stop (sidecars and programs are stopped).
+    pub stop: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>,
+    /// Each message restarts the control plane: drops every xDS stream and all server
+    /// state, then serves again on the same port, while sidecars keep running.
+    pub restart: tokio::sync::mpsc::UnboundedReceiver<()>,
+}
+
+/// Runs until `controls.stop` completes. When the process is killed instead, the sidecars
+/// and programs keep running with their last configuration; the next `local up` with the
+/// same state directory takes the same xDS port and addresses and adopts them (see
+/// [`crate::procs`]).
+pub async fn up(opts: UpOptions, controls: Controls) -> Result<(), Error> {
+    let Controls {
+        mut stop,
+        mut restart,
+    } = controls;
     if !opts.dir.is_dir() {
-        return Err(format!("{}: not a directory", opts.dir.display()));
+        return Err(Error::NotADirectory(opts.dir.clone()));
     }
-    let envoy_bin = find_envoy(opts.envoy.as_deref())?;
+    let envoy_bin = find_envoy(opts.envoy.as_deref()).map_err(Error::EnvoyNotFound)?;
     let state = opts
         .state_dir
         .clone()
         .unwrap_or_else(|| default_state_dir(&opts.dir));
-    std::fs::create_dir_all(&state).map_err(|e| format!("{}: {e}", state.display()))?;
+    std::fs::create_dir_all(&state).map_err(io(&state))?;
     let ca = Arc::new(Ca::load_or_create(&state)?);
     let server_cert = ca.issue_server(Duration::from_secs(30 * 86400))?;
     let ca_pem = ca.cert_pem.clone();
@@ -663,8 +680,8 @@ pub async fn up(opts: UpOptions) -> Result<(), String> {
         },
         None => tokio::net::TcpListener::bind(("127.0.0.1", opts.xds_port)).await,
     }
-    .map_err(|e| format!("xDS port: {e}"))?;
-    let xds_port = listener.local_addr().map_err(|e| e.to_string())?.port();
+    .map_err(os("xDS port"))?;
+    let xds_port = listener.local_addr().map_err(os("xDS port"))?.port();
     eprintln!(
         "meshbridge local: xDS (mTLS) on 127.0.0.1:{xds_port}, Envoy {}, state in {}",
         envoy_bin.display(),
@@ -680,20 +697,22 @@ pub async fn up(opts: UpOptions) -> Result<(), String> {
         ca,
         cache,
         enc: EncodeCache::default(),
-        inputs: Inputs::new(opts.trust_domain.clone()),
+        inputs: Inputs::with_options(
+            opts.trust_domain.clone(),
+            meshbridge_core::load::LoadOptions {
+                default_namespace: opts.namespace.clone(),
+            },
+        ),
         pods: BTreeMap::new(),
         index: saved_index,
         certs: HashMap::new(),
         configs: vec![],
         xds_port,
         generation: 0,
-        self_exe: std::env::current_exe().map_err(|e| e.to_string())?,
+        self_exe: std::env::current_exe().map_err(os("the path of this executable"))?,
         saved_state: String::new(),
         cx: Context::for_mesh(&Context::default(), opts.trust_domain.as_deref(), None),
     };
-    let mut sigint = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
-    let mut sigterm = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
-    let mut sigusr1 = signal(SignalKind::user_defined1()).map_err(|e| e.to_string())?;
     if let Err(e) = rt.reload().await {
         rt.shutdown().await;
         return Err(e);
@@ -712,9 +731,8 @@ pub async fn up(opts: UpOptions) -> Result<(), String> {
     let mut warned = false;
     loop {
         tokio::select! {
-            _ = sigint.recv() => break,
-            _ = sigterm.recv() => break,
-            _ = sigusr1.recv() => {
+            _ = &mut stop => break,
+            Some(()) = restart.recv() => {
                 eprintln!("meshbridge local: restarting the control plane");
                 server.abort();
                 let _ = (&mut server).await;

@@ -39,7 +39,12 @@ impl Schemas {
 
 fn run(yaml: &str) -> Output {
     let loaded = meshbridge_core::load::load_str("input.yaml", yaml);
-    translate(vec![loaded], &AppMeshAdapter, &Context::default(), None)
+    translate(
+        vec![loaded],
+        Box::new(AppMeshAdapter),
+        &Context::default(),
+        None,
+    )
 }
 
 fn fixture(name: &str) -> String {
@@ -460,14 +465,17 @@ fn smi_spec_examples_translate_validly() {
     let schemas = Schemas::load();
     let mut n = 0;
     for (d, files) in dirs {
-        let loaded = files
-            .iter()
-            .map(|f| {
-                let text = std::fs::read_to_string(f).unwrap();
-                meshbridge_core::load::load_str(&f.display().to_string(), &text)
-            })
-            .collect();
-        let out = translate(loaded, &AppMeshAdapter, &Context::default(), None);
+        let load = || -> Vec<_> {
+            files
+                .iter()
+                .map(|f| {
+                    let text = std::fs::read_to_string(f).unwrap();
+                    meshbridge_core::load::load_str(&f.display().to_string(), &text)
+                })
+                .collect()
+        };
+        let out = translate(load(), Box::new(AppMeshAdapter), &Context::default(), None);
+        let ir = meshbridge_core::build::build(&meshbridge_core::pipeline::snapshot_of(load()).0);
         for o in objects(&out) {
             let errs = schemas.validate(o);
             assert!(errs.is_empty(), "{}: {errs:?}", d.display());
@@ -475,7 +483,7 @@ fn smi_spec_examples_translate_validly() {
         }
         // Every split in the IR is either programmed or reported (the spec examples carry
         // no Services, so most roots have no known port: reported, never guessed).
-        for split in out.ir.splits.values() {
+        for split in ir.splits.values() {
             let programmed = out
                 .translation
                 .objects

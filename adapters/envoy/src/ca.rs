@@ -6,8 +6,36 @@ use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
     Issuer, KeyPair, KeyUsagePurpose, SanType,
 };
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
+
+/// Why the CA could not be loaded or could not issue a certificate.
+#[derive(Debug, thiserror::Error)]
+pub enum CaError {
+    #[error("certificate: {0}")]
+    Certificate(#[from] rcgen::Error),
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}: {source}", path.display())]
+    Key {
+        path: PathBuf,
+        #[source]
+        source: rcgen::Error,
+    },
+    #[error("certificate lifetime {0:?} is out of range")]
+    Lifetime(Duration),
+}
+
+fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> CaError + '_ {
+    move |source| CaError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
 
 /// DNS name in the xDS server's certificate (the sidecars' bootstrap checks it).
 pub const XDS_SERVER_NAME: &str = "xds.meshbridge.local";
@@ -41,19 +69,15 @@ fn ca_params() -> CertificateParams {
     p
 }
 
-fn err(e: impl std::fmt::Display) -> String {
-    e.to_string()
-}
-
 impl Ca {
     /// A new CA valid for ten years.
-    pub fn generate() -> Result<Ca, String> {
-        let key = KeyPair::generate().map_err(err)?;
+    pub fn generate() -> Result<Ca, CaError> {
+        let key = KeyPair::generate()?;
         let mut params = ca_params();
         let now = time::OffsetDateTime::now_utc();
         params.not_before = now - time::Duration::hours(1);
         params.not_after = now + time::Duration::days(3650);
-        let cert = params.self_signed(&key).map_err(err)?;
+        let cert = params.self_signed(&key)?;
         Ok(Ca {
             cert_pem: cert.pem(),
             issuer: Issuer::new(ca_params(), key),
@@ -62,27 +86,30 @@ impl Ca {
 
     /// The CA kept in `dir` (`ca.key`, `ca.pem`), created there when missing. The key file
     /// is written with mode 0600.
-    pub fn load_or_create(dir: &Path) -> Result<Ca, String> {
+    pub fn load_or_create(dir: &Path) -> Result<Ca, CaError> {
         let kp = dir.join("ca.key");
         let cp = dir.join("ca.pem");
         if let (Ok(key), Ok(cert_pem)) =
             (std::fs::read_to_string(&kp), std::fs::read_to_string(&cp))
         {
-            let key = KeyPair::from_pem(&key).map_err(|e| format!("{}: {e}", kp.display()))?;
+            let key = KeyPair::from_pem(&key).map_err(|source| CaError::Key {
+                path: kp.clone(),
+                source,
+            })?;
             return Ok(Ca {
                 cert_pem,
                 issuer: Issuer::new(ca_params(), key),
             });
         }
         let ca = Ca::generate()?;
-        std::fs::create_dir_all(dir).map_err(err)?;
+        std::fs::create_dir_all(dir).map_err(io_error(dir))?;
         write_private(&kp, &ca.issuer.key().serialize_pem())?;
-        std::fs::write(&cp, &ca.cert_pem).map_err(err)?;
+        std::fs::write(&cp, &ca.cert_pem).map_err(io_error(&cp))?;
         Ok(ca)
     }
 
-    fn issue(&self, sans: Vec<SanType>, ttl: Duration) -> Result<Issued, String> {
-        let key = KeyPair::generate().map_err(err)?;
+    fn issue(&self, sans: Vec<SanType>, ttl: Duration) -> Result<Issued, CaError> {
+        let key = KeyPair::generate()?;
         let mut p = CertificateParams::default();
         p.distinguished_name = DistinguishedName::new();
         p.subject_alt_names = sans;
@@ -94,9 +121,9 @@ impl Ca {
         ];
         let now = time::OffsetDateTime::now_utc();
         p.not_before = now - time::Duration::minutes(5);
-        let ttl_t = time::Duration::try_from(ttl).map_err(err)?;
+        let ttl_t = time::Duration::try_from(ttl).map_err(|_| CaError::Lifetime(ttl))?;
         p.not_after = now + ttl_t;
-        let cert = p.signed_by(&key, &self.issuer).map_err(err)?;
+        let cert = p.signed_by(&key, &self.issuer)?;
         Ok(Issued {
             cert_pem: cert.pem(),
             key_pem: key.serialize_pem(),
@@ -105,14 +132,14 @@ impl Ca {
     }
 
     /// A workload certificate whose only SAN is the SPIFFE URI.
-    pub fn issue_workload(&self, spiffe: &str, ttl: Duration) -> Result<Issued, String> {
-        let uri = spiffe.to_string().try_into().map_err(err)?;
+    pub fn issue_workload(&self, spiffe: &str, ttl: Duration) -> Result<Issued, CaError> {
+        let uri = spiffe.to_string().try_into()?;
         self.issue(vec![SanType::URI(uri)], ttl)
     }
 
     /// The xDS server's certificate (`XDS_SERVER_NAME`, 127.0.0.1).
-    pub fn issue_server(&self, ttl: Duration) -> Result<Issued, String> {
-        let dns = XDS_SERVER_NAME.to_string().try_into().map_err(err)?;
+    pub fn issue_server(&self, ttl: Duration) -> Result<Issued, CaError> {
+        let dns = XDS_SERVER_NAME.to_string().try_into()?;
         self.issue(
             vec![
                 SanType::DnsName(dns),
@@ -124,7 +151,7 @@ impl Ca {
 }
 
 /// Writes a secret file readable by its owner only.
-pub fn write_private(path: &Path, text: &str) -> Result<(), String> {
+pub fn write_private(path: &Path, text: &str) -> Result<(), CaError> {
     use std::io::Write;
     let mut o = std::fs::OpenOptions::new();
     o.write(true).create(true).truncate(true);
@@ -133,10 +160,8 @@ pub fn write_private(path: &Path, text: &str) -> Result<(), String> {
         use std::os::unix::fs::OpenOptionsExt;
         o.mode(0o600);
     }
-    let mut f = o
-        .open(path)
-        .map_err(|e| format!("{}: {e}", path.display()))?;
-    f.write_all(text.as_bytes()).map_err(err)
+    let mut f = o.open(path).map_err(io_error(path))?;
+    f.write_all(text.as_bytes()).map_err(io_error(path))
 }
 
 /// One DER TLV: (tag, content, rest).

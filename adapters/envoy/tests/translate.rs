@@ -12,7 +12,7 @@ const BASE: &str = include_str!("fixtures/base.yaml");
 fn run(text: &str) -> (Vec<Value>, Vec<String>) {
     let out = translate(
         vec![load_str("in.yaml", text)],
-        &EnvoyAdapter,
+        Box::new(EnvoyAdapter),
         &Context::default(),
         None,
     );
@@ -208,7 +208,7 @@ fn udp_rules_are_reported() {
     );
     let out = translate(
         vec![load_str("in.yaml", &text)],
-        &EnvoyAdapter,
+        Box::new(EnvoyAdapter),
         &Context::default(),
         None,
     );
@@ -293,7 +293,7 @@ fn a_proxy_gets_only_the_clusters_it_may_reach() {
     // The TrafficTarget that opened a service shapes its source's configuration.
     let out = translate(
         vec![load_str("in.yaml", BASE)],
-        &EnvoyAdapter,
+        Box::new(EnvoyAdapter),
         &Context::default(),
         None,
     );

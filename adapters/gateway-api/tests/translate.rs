@@ -330,7 +330,7 @@ fn tcp_route_version_from_a_mesh_object_through_the_pipeline() {
     let loaded = meshbridge_core::load::load_str("in.yaml", &input);
     let out = meshbridge_core::pipeline::translate(
         vec![loaded],
-        &GatewayApiAdapter,
+        Box::new(GatewayApiAdapter),
         &Context::default(),
         None,
     );

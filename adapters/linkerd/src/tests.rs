@@ -1137,14 +1137,14 @@ fn pipeline_yaml_is_sorted_and_stable() {
             ),
         ),
     )];
-    let out = meshbridge_core::pipeline::translate(files, &LinkerdAdapter, &cx(), None);
+    let out = meshbridge_core::pipeline::translate(files, Box::new(LinkerdAdapter), &cx(), None);
     assert!(!out.failed, "{:?}", out.diagnostics);
     assert!(out.yaml.contains("kind: ServiceProfile"));
     assert!(out.yaml.contains("kind: Server\n"));
     assert!(
         out.diagnostics
             .iter()
-            .any(|d| d.starts_with("warning:") && d.contains("[httpAccess: Partial]")),
+            .any(|d| d.starts_with("warning:") && d.contains("[linkerd: httpAccess: Partial]")),
         "{:?}",
         out.diagnostics
     );

@@ -18,6 +18,8 @@ use tokio::sync::mpsc;
 
 pub struct DirSource {
     pub root: PathBuf,
+    /// How files are read (`-n`: the namespace of objects that state none).
+    pub opts: meshbridge_core::load::LoadOptions,
     /// Problems not attributable to one object (unreadable documents), for `--once`.
     pub problems: std::sync::Arc<std::sync::Mutex<Vec<meshbridge_core::report::Problem>>>,
     pub poll: Duration,
@@ -54,7 +56,7 @@ impl Source for DirSource {
             )));
         }
         let id = sync.register();
-        let mut reader = DirReader::default();
+        let mut reader = DirReader::new(self.opts.clone());
         let first = scan(&root).map_err(|e| Error::Io(format!("{}: {e}", root.display())))?;
         let (changes, problems) = reader.refresh(&first);
         self.problems
@@ -92,7 +94,11 @@ impl Source for DirSource {
                 };
                 let (changes, problems) = reader.refresh(&now);
                 for problem in problems {
-                    tracing::error!(%problem, "objects this file defined before are kept");
+                    if problem.is_error() {
+                        tracing::error!(%problem, "objects this file defined before are kept");
+                    } else {
+                        tracing::warn!(%problem, "input warning");
+                    }
                 }
                 for c in changes {
                     if tx.send(Msg::Input(c)).is_err() {

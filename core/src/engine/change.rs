@@ -103,15 +103,15 @@ impl Change {
     }
 }
 
-/// Loaded objects → changes. Problems that name an object become [`Change::Invalid`] (the
-/// object's last good version stays); the rest (a document that cannot be read at all) are
-/// returned.
+/// Loaded objects → changes. Errors that name an object become [`Change::Invalid`] (the
+/// object's last good version stays); the rest — a document that cannot be read at all, and
+/// warnings (which never make an object unreadable) — are returned.
 pub fn changes_of(loaded: Loaded) -> (Vec<Change>, Vec<Problem>) {
     let mut changes: Vec<Change> = loaded.objects.into_iter().map(Change::upsert).collect();
     let mut other = Vec::new();
     for p in loaded.problems {
         match p.object_key() {
-            Some(key) if !key.name.is_empty() => changes.push(Change::Invalid {
+            Some(key) if !key.name.is_empty() && p.is_error() => changes.push(Change::Invalid {
                 key,
                 generation: None,
                 problems: vec![p],

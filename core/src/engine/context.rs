@@ -17,6 +17,9 @@ pub enum Backends {
     Auto,
     /// These backends, in this order.
     List(Vec<MeshType>),
+    /// This backend for every namespace, labelled or not (`meshbridge translate --mesh`):
+    /// its settings are those of the first Mesh object of that type, if any.
+    Every(MeshType),
 }
 
 impl Backends {
@@ -84,6 +87,8 @@ impl EngineConfig {
                 _ => None,
             })
             .collect();
+        // `Every` ignores namespace labels.
+        let label = label.filter(|_| !matches!(self.backends, Backends::Every(_)));
         if let Some(name) = label {
             let named: Vec<_> = meshes.iter().filter(|(k, _)| k.name == name).collect();
             let pick = named
@@ -116,6 +121,10 @@ impl EngineConfig {
                     (*t, spec)
                 })
                 .collect()),
+            Backends::Every(t) => {
+                let spec = meshes.iter().find(|(_, s)| s.mesh_type == *t);
+                Ok(vec![(*t, spec.map(|(_, s)| (*s).clone()))])
+            }
             Backends::Auto => match meshes.as_slice() {
                 [(_, spec)] => Ok(vec![(spec.mesh_type, Some((*spec).clone()))]),
                 [] => Err(format!(

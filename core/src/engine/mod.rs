@@ -36,6 +36,7 @@
 
 pub mod change;
 pub mod context;
+pub mod diagnostics;
 pub mod key;
 pub mod output;
 mod partition;
@@ -44,6 +45,7 @@ mod store;
 
 pub use change::{Change, OutKey, changes_of, group_of};
 pub use context::{Backends, EngineConfig};
+pub use diagnostics::Diagnostics;
 pub use key::{ClusterId, Key};
 pub use output::{ApiPart, Desired};
 pub use status::{LAST_GOOD_NOTE, ObjectState, hash_value, last_good_line};
