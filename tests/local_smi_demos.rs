@@ -6,12 +6,21 @@
 //! - a container declaring no `containerPort`, reached through its Service's numeric
 //!   `targetPort`;
 //! - a StatefulSet (`replicas: 1`, pod `db-0`) reached over TCP;
+//! - a route matched on the `user-agent` header (`.*bookbuyer.*`, a regex matched against the
+//!   whole value): `curl bookbuyer/1.0` allowed, `bookthief` denied;
+//! - OSM's v1alpha2 TrafficSplit of `bookstore` across `bookstore-v1` / `bookstore-v2` (every
+//!   port `bookstore-port`, no `appProtocol`): 50/50, then edited live to 100/0;
 //! - a document of a kind meshbridge does not read is named on stderr.
 
 mod local_common;
 
 use local_common::*;
 use serde_json::Value;
+use std::collections::BTreeMap;
+
+const BOOKSTORE: &str = "bookstore.demo:14001";
+const V1: &str = "bookstore-v1-0";
+const V2: &str = "bookstore-v2-0";
 
 const APPS: &str = r#"
 apiVersion: v1
@@ -48,15 +57,47 @@ spec:
   selector: {app: bookstore}
   ports: [{name: bookstore-port, port: 14001, targetPort: 14001}]
 ---
+apiVersion: v1
+kind: Service
+metadata: {name: bookstore-v1, namespace: demo}
+spec:
+  selector: {app: bookstore, version: v1}
+  ports: [{name: bookstore-port, port: 14001, targetPort: 14001}]
+---
 apiVersion: apps/v1
 kind: Deployment
-metadata: {name: bookstore, namespace: demo}
+metadata: {name: bookstore-v1, namespace: demo}
 spec:
-  selector: {matchLabels: {app: bookstore}}
+  selector: {matchLabels: {app: bookstore, version: v1}}
   template:
-    metadata: {labels: {app: bookstore}}
+    metadata: {labels: {app: bookstore, version: v1}}
     spec:
       serviceAccountName: bookstore
+      containers:
+      - name: bookstore
+        command: ["meshbridge", "echo-server"]
+        ports: [{containerPort: 14001, name: web}]
+---
+apiVersion: v1
+kind: ServiceAccount
+metadata: {name: bookstore-v2, namespace: demo}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: bookstore-v2, namespace: demo}
+spec:
+  selector: {app: bookstore, version: v2}
+  ports: [{name: bookstore-port, port: 14001, targetPort: 14001}]
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: bookstore-v2, namespace: demo}
+spec:
+  selector: {matchLabels: {app: bookstore, version: v2}}
+  template:
+    metadata: {labels: {app: bookstore, version: v2}}
+    spec:
+      serviceAccountName: bookstore-v2
       containers:
       - name: bookstore
         command: ["meshbridge", "echo-server"]
@@ -114,6 +155,10 @@ metadata: {name: bookstore-service-routes, namespace: demo}
 spec:
   matches:
   - {name: books-bought, pathRegex: /books, methods: [GET]}
+  - name: buy-a-book
+    pathRegex: ".*a-book.*new"
+    methods: [GET]
+    headers: {user-agent: ".*bookbuyer.*"}
 ---
 apiVersion: access.smi-spec.io/v1alpha3
 kind: TrafficTarget
@@ -121,7 +166,17 @@ metadata: {name: bookstore, namespace: demo}
 spec:
   destination: {kind: ServiceAccount, name: bookstore, namespace: demo}
   sources: [{kind: ServiceAccount, name: bookbuyer, namespace: demo}]
-  rules: [{kind: HTTPRouteGroup, name: bookstore-service-routes, matches: [books-bought]}]
+  rules:
+  - {kind: HTTPRouteGroup, name: bookstore-service-routes, matches: [books-bought, buy-a-book]}
+---
+apiVersion: access.smi-spec.io/v1alpha3
+kind: TrafficTarget
+metadata: {name: bookstore-v2, namespace: demo}
+spec:
+  destination: {kind: ServiceAccount, name: bookstore-v2, namespace: demo}
+  sources: [{kind: ServiceAccount, name: bookbuyer, namespace: demo}]
+  rules:
+  - {kind: HTTPRouteGroup, name: bookstore-service-routes, matches: [books-bought, buy-a-book]}
 ---
 apiVersion: specs.smi-spec.io/v1alpha4
 kind: TCPRoute
@@ -145,6 +200,21 @@ spec:
   rules: [{kind: TCPRoute, name: all}]
 "#;
 
+/// The OSM demo's split of `bookstore` (v1alpha2: integer weights).
+fn split(v1: u32, v2: u32) -> String {
+    format!(
+        "apiVersion: split.smi-spec.io/v1alpha2
+kind: TrafficSplit
+metadata: {{name: bookstore-split, namespace: demo}}
+spec:
+  service: bookstore
+  backends:
+  - {{service: bookstore-v1, weight: {v1}}}
+  - {{service: bookstore-v2, weight: {v2}}}
+"
+    )
+}
+
 fn pod_of(body: &str) -> String {
     serde_json::from_str::<Value>(body)
         .ok()
@@ -157,13 +227,14 @@ fn osm_style_ports_undeclared_container_ports_and_stateful_sets() {
     if envoy_or_skip().is_none() {
         return;
     }
-    let m = Local::start(
+    let mut m = Local::start(
         "demos",
         41,
         &[
             ("00-ns.yaml", namespace_yaml()),
             ("01-apps.yaml", APPS.to_string()),
             ("02-policy.yaml", POLICY.to_string()),
+            ("03-split.yaml", split(50, 50)),
         ],
         &[],
     );
@@ -196,7 +267,39 @@ fn osm_style_ports_undeclared_container_ports_and_stateful_sets() {
     assert_eq!(st, 200, "db over TCP: {body}");
     assert_eq!(pod_of(&body), "db-0", "{body}");
 
-    // 4. The ConfigMap is not read, and said so.
+    // 4. A route matched on a header (the value a regex matched against the whole value).
+    let buy = "/buy-a-book/new";
+    let (st, body) = m.call(
+        "bookbuyer",
+        "GET",
+        BOOKSTORE,
+        buy,
+        &[("User-Agent", "curl bookbuyer/1.0")],
+    );
+    assert_eq!(st, 200, "bookbuyer's user agent: {body}");
+    assert!(pod_of(&body).starts_with("bookstore-v"), "{body}");
+    let (st, body) = m.call(
+        "bookbuyer",
+        "GET",
+        BOOKSTORE,
+        buy,
+        &[("User-Agent", "bookthief")],
+    );
+    assert_eq!(st, 403, "bookthief's user agent: {body}");
+    let (st, body) = m.call("bookbuyer", "GET", BOOKSTORE, buy, &[]);
+    assert_eq!(st, 403, "no user agent: {body}");
+
+    // 5. The 50/50 split of `bookstore`, then edited live to 100/0.
+    let n = |t: &BTreeMap<String, usize>, k: &str| t.get(k).copied().unwrap_or(0);
+    let t = m.tally("bookbuyer", BOOKSTORE, "/books", &[], 100);
+    let (v1, v2) = (n(&t, V1), n(&t, V2));
+    assert_eq!(v1 + v2, 100, "50/50: {t:?}");
+    assert!((25..=75).contains(&v1), "50/50: {t:?}");
+    m.write("03-split.yaml", &split(100, 0));
+    let t = m.tally("bookbuyer", BOOKSTORE, "/books", &[], 40);
+    assert_eq!(n(&t, V1), 40, "100/0: {t:?}");
+
+    // 6. The ConfigMap is not read, and said so.
     let err = std::fs::read_to_string(m.state.join("runtime.err")).unwrap_or_default();
     assert!(
         err.lines().any(
