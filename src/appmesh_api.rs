@@ -65,7 +65,9 @@ pub fn mesh_lister() -> Option<meshbridge_discovery::runner::ListAppMeshes> {
     Some(std::sync::Arc::new(|| {
         Box::pin(async {
             let client = sync::client_from_env().await;
-            sync::list_meshes(&client).await.map_err(|e| e.to_string())
+            sync::list_meshes(&client)
+                .await
+                .map_err(meshbridge_discovery::runner::ListError::from)
         })
     }))
 }

@@ -31,12 +31,16 @@ use tokio::sync::{Notify, watch};
 /// The capability callback of [`crate::CapsFn`], shareable across tasks.
 pub type SharedCaps = Arc<dyn Fn(&MeshSpec) -> Option<Vec<Capability>> + Send + Sync>;
 
+/// The error of a [`ListAppMeshes`] call: the AWS SDK's own error, typed, behind a box
+/// (this crate does not depend on the AWS SDK).
+pub type ListError = Box<dyn std::error::Error + Send + Sync>;
+
 /// Lists the App Mesh meshes of the AWS account and region (`ListMeshes`); the binary
 /// provides it (this crate does not depend on the AWS SDK) when AWS credentials are
 /// configured.
 pub type ListAppMeshes = Arc<
     dyn Fn() -> std::pin::Pin<
-            Box<dyn std::future::Future<Output = Result<Vec<String>, String>> + Send>,
+            Box<dyn std::future::Future<Output = Result<Vec<String>, ListError>> + Send>,
         > + Send
         + Sync,
 >;

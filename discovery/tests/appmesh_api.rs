@@ -126,7 +126,7 @@ fn a_controller_with_an_unknown_mesh_name_takes_the_only_listed_mesh() {
 fn lister(answer: Arc<Mutex<Result<Vec<String>, String>>>) -> ListAppMeshes {
     Arc::new(move || {
         let a = answer.lock().unwrap().clone();
-        Box::pin(async move { a })
+        Box::pin(async move { a.map_err(runner::ListError::from) })
     })
 }
 
