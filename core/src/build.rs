@@ -772,6 +772,18 @@ fn build_access(snap: &Snapshot, groups: &Groups, l4: &L4, ir: &mut Ir) {
                 "at least one rule is required",
             );
         }
+        // v1alpha1/v1alpha2 allow a TrafficTarget without rules (the schema does not require
+        // them). SMI allows only traffic "on one of the defined routes" and denies everything
+        // else by default, so such a TrafficTarget allows nothing: it is accepted, adds no
+        // allow rule to the IR (its destination stays denied), and is always reported.
+        if !v1alpha3 && tt.rules.is_empty() {
+            cx.push(
+                Severity::Warning,
+                cx.f(tt.rules_field),
+                reasons::NO_RULES,
+                "no rules, so this TrafficTarget allows nothing (SMI allows only traffic \"on one of the defined routes\" and denies the rest by default); to allow all traffic from its sources, add a TCPRoute rule (some meshes, e.g. Traefik Mesh, read a TrafficTarget without rules as allow-all)",
+            );
+        }
         let dest_port = match &tt.port {
             None => None,
             Some(p) => match port_number(p) {

@@ -46,7 +46,9 @@ pub fn conditions(st: &ObjectStatus, meshes: &[(MeshType, Vec<&Finding>)]) -> Ve
     let accepted = !errors.iter().any(|p| !is_ref(p));
     let mut out = vec![
         if accepted {
-            cond(ACCEPTED, true, "Accepted", String::new(), st.generation)
+            // Warnings about the object itself (not its references) stay visible on it.
+            let is_warning = |p: &&crate::report::Problem| !p.is_error() && !is_ref(p);
+            cond(ACCEPTED, true, "Accepted", msg(&is_warning), st.generation)
         } else {
             cond(
                 ACCEPTED,

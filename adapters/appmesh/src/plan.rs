@@ -6,7 +6,8 @@ use meshbridge_core::ir::{
     Backend, HttpRoute, Ir, PathKind, PathRegex, Protocol, ServicePort, Split, SplitPort, SvcKey,
     TargetPort, Traffic, selects,
 };
-use meshbridge_core::model::ObjectKey;
+use meshbridge_core::model::{Kind, ObjectKey};
+use meshbridge_core::report::reasons;
 use meshbridge_core::weights::largest_remainder;
 use meshbridge_core::{Context, Finding};
 use std::collections::BTreeSet;
@@ -43,6 +44,30 @@ pub fn desired_state(ir: &Ir, cx: &Context) -> DesiredState {
                 ),
             );
         }
+    }
+    // A TrafficTarget without rules (v1alpha1/v1alpha2) allows nothing: its destination is
+    // meant to stay denied, which App Mesh cannot express either (core reports the rule).
+    let covered: BTreeSet<&ObjectKey> = ir
+        .access
+        .values()
+        .flat_map(|p| p.rules.iter().map(|r| &r.parent))
+        .collect();
+    for (key, status) in &ir.status {
+        if key.kind != Kind::TrafficTarget || !status.usable() || covered.contains(key) {
+            continue;
+        }
+        let field = status
+            .problems
+            .iter()
+            .find(|pr| pr.condition_reason == reasons::NO_RULES)
+            .map_or("(object)", |pr| pr.field.as_str());
+        p.finding(
+            Feature::TcpAccess,
+            Level::None,
+            key,
+            field,
+            "the TrafficTarget allows nothing, so its destination is meant to be denied all traffic; App Mesh has no per-source authorization, so that is not programmed".into(),
+        );
     }
     let mut st = p.st;
     for r in st.virtual_routers.values_mut() {

@@ -480,11 +480,16 @@ fn access_findings(ir: &Ir, findings: &mut Vec<Finding>) {
     }
     for (key, st) in &ir.status {
         if key.kind == Kind::TrafficTarget && st.usable() && !covered.contains(key) {
+            let field = st
+                .problems
+                .iter()
+                .find(|p| p.condition_reason == meshbridge_core::report::reasons::NO_RULES)
+                .map_or("(object)", |p| p.field.as_str());
             findings.push(finding(
                 Feature::TcpAccess,
                 Level::None,
                 key,
-                "(object)",
+                field,
                 format!(
                     "the TrafficTarget allows nothing, so its destination is denied all traffic; that is not expressed: {ACCESS_REASON}"
                 ),
