@@ -119,9 +119,14 @@ fn every_warning_is_traceable_to_a_matrix_row() {
                 let Some(tag) = line.rsplit_once(" [").map(|(_, t)| t.trim_end_matches(']')) else {
                     continue;
                 };
-                let Some((feature, level)) = tag.split_once(": ") else {
+                // `[mesh: feature: level]` (core's one diagnostics format).
+                let Some((tag_mesh, rest)) = tag.split_once(": ") else {
                     continue;
                 };
+                let Some((feature, level)) = rest.split_once(": ") else {
+                    continue;
+                };
+                assert_eq!(tag_mesh, mesh, "{}: {line}", case.name);
                 assert!(
                     matches!(level, "Partial" | "None"),
                     "{}: finding level `{level}`: {line}",
