@@ -22,6 +22,51 @@ const BOOKSTORE: &str = "bookstore.demo:14001";
 const V1: &str = "bookstore-v1-0";
 const V2: &str = "bookstore-v2-0";
 
+/// The workloads of the demo: bookstore-v1 and bookstore-v2 ([`bookstore_version`]) come
+/// between the Services and the other Deployments.
+fn apps() -> String {
+    APPS.replace(
+        "# bookstore versions\n",
+        &(bookstore_version("v1", "bookstore") + &bookstore_version("v2", "bookstore-v2")),
+    )
+}
+
+/// `bookstore-<v>`: its Service (port `bookstore-port`, no appProtocol) and Deployment
+/// running as `sa` (ServiceAccount `bookstore-v2` is declared with it).
+fn bookstore_version(v: &str, sa: &str) -> String {
+    let account = if sa == "bookstore" {
+        String::new()
+    } else {
+        format!(
+            "apiVersion: v1\nkind: ServiceAccount\nmetadata: {{name: {sa}, namespace: demo}}\n---\n"
+        )
+    };
+    format!(
+        r#"{account}apiVersion: v1
+kind: Service
+metadata: {{name: bookstore-{v}, namespace: demo}}
+spec:
+  selector: {{app: bookstore, version: {v}}}
+  ports: [{{name: bookstore-port, port: 14001, targetPort: 14001}}]
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: bookstore-{v}, namespace: demo}}
+spec:
+  selector: {{matchLabels: {{app: bookstore, version: {v}}}}}
+  template:
+    metadata: {{labels: {{app: bookstore, version: {v}}}}}
+    spec:
+      serviceAccountName: {sa}
+      containers:
+      - name: bookstore
+        command: ["meshbridge", "echo-server"]
+        ports: [{{containerPort: 14001, name: web}}]
+---
+"#
+    )
+}
+
 const APPS: &str = r#"
 apiVersion: v1
 kind: ServiceAccount
@@ -57,52 +102,7 @@ spec:
   selector: {app: bookstore}
   ports: [{name: bookstore-port, port: 14001, targetPort: 14001}]
 ---
-apiVersion: v1
-kind: Service
-metadata: {name: bookstore-v1, namespace: demo}
-spec:
-  selector: {app: bookstore, version: v1}
-  ports: [{name: bookstore-port, port: 14001, targetPort: 14001}]
----
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: bookstore-v1, namespace: demo}
-spec:
-  selector: {matchLabels: {app: bookstore, version: v1}}
-  template:
-    metadata: {labels: {app: bookstore, version: v1}}
-    spec:
-      serviceAccountName: bookstore
-      containers:
-      - name: bookstore
-        command: ["meshbridge", "echo-server"]
-        ports: [{containerPort: 14001, name: web}]
----
-apiVersion: v1
-kind: ServiceAccount
-metadata: {name: bookstore-v2, namespace: demo}
----
-apiVersion: v1
-kind: Service
-metadata: {name: bookstore-v2, namespace: demo}
-spec:
-  selector: {app: bookstore, version: v2}
-  ports: [{name: bookstore-port, port: 14001, targetPort: 14001}]
----
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: bookstore-v2, namespace: demo}
-spec:
-  selector: {matchLabels: {app: bookstore, version: v2}}
-  template:
-    metadata: {labels: {app: bookstore, version: v2}}
-    spec:
-      serviceAccountName: bookstore-v2
-      containers:
-      - name: bookstore
-        command: ["meshbridge", "echo-server"]
-        ports: [{containerPort: 14001, name: web}]
----
+# bookstore versions
 apiVersion: v1
 kind: Service
 metadata: {name: greeter, namespace: demo}
@@ -232,7 +232,7 @@ fn osm_style_ports_undeclared_container_ports_and_stateful_sets() {
         41,
         &[
             ("00-ns.yaml", namespace_yaml()),
-            ("01-apps.yaml", APPS.to_string()),
+            ("01-apps.yaml", apps()),
             ("02-policy.yaml", POLICY.to_string()),
             ("03-split.yaml", split(50, 50)),
         ],

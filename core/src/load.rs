@@ -698,6 +698,14 @@ fn unsupported(kind: Kind, version: &str, known: &str) -> BuildErr {
 }
 
 fn build(kind: Kind, version: &str, v: Value, mut meta: Meta) -> Result<Object, BuildErr> {
+    // A Kubernetes built-in kind: typed by k8s-openapi, in its one served version.
+    macro_rules! built_in {
+        ($variant:ident) => {
+            core_v1(kind, version, v, meta, |o, m| {
+                Object::$variant(Box::new(o), m)
+            })?
+        };
+    }
     Ok(match kind {
         Kind::TrafficSplit => {
             meta.prefix = "spec.";
@@ -829,32 +837,16 @@ fn build(kind: Kind, version: &str, v: Value, mut meta: Meta) -> Result<Object, 
             "v1alpha1" => Object::Install(Box::new(typed(v)?), meta),
             other => return Err(unsupported(kind, other, "v1alpha1")),
         },
-        Kind::Namespace => core_v1(kind, version, v, meta, |o, m| {
-            Object::Namespace(Box::new(o), m)
-        })?,
-        Kind::Service => core_v1(kind, version, v, meta, |o, m| {
-            Object::Service(Box::new(o), m)
-        })?,
-        Kind::ServiceAccount => core_v1(kind, version, v, meta, |o, m| {
-            Object::ServiceAccount(Box::new(o), m)
-        })?,
-        Kind::Pod => core_v1(kind, version, v, meta, |o, m| Object::Pod(Box::new(o), m))?,
-        Kind::Deployment => core_v1(kind, version, v, meta, |o, m| {
-            Object::Deployment(Box::new(o), m)
-        })?,
-        Kind::StatefulSet => core_v1(kind, version, v, meta, |o, m| {
-            Object::StatefulSet(Box::new(o), m)
-        })?,
-        Kind::DaemonSet => core_v1(kind, version, v, meta, |o, m| {
-            Object::DaemonSet(Box::new(o), m)
-        })?,
-        Kind::ReplicaSet => core_v1(kind, version, v, meta, |o, m| {
-            Object::ReplicaSet(Box::new(o), m)
-        })?,
-        Kind::Job => core_v1(kind, version, v, meta, |o, m| Object::Job(Box::new(o), m))?,
-        Kind::EndpointSlice => core_v1(kind, version, v, meta, |o, m| {
-            Object::EndpointSlice(Box::new(o), m)
-        })?,
+        Kind::Namespace => built_in!(Namespace),
+        Kind::Service => built_in!(Service),
+        Kind::ServiceAccount => built_in!(ServiceAccount),
+        Kind::Pod => built_in!(Pod),
+        Kind::Deployment => built_in!(Deployment),
+        Kind::StatefulSet => built_in!(StatefulSet),
+        Kind::DaemonSet => built_in!(DaemonSet),
+        Kind::ReplicaSet => built_in!(ReplicaSet),
+        Kind::Job => built_in!(Job),
+        Kind::EndpointSlice => built_in!(EndpointSlice),
     })
 }
 

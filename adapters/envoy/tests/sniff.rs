@@ -3,6 +3,9 @@
 //! from the Services' target ports when containers declare none, pod templates of every
 //! workload kind, and ignored documents named.
 
+mod common;
+
+use common::{assert_every_resource_encodes, proxy};
 use meshbridge_core::build::build;
 use meshbridge_core::load::load_str;
 use meshbridge_core::{Adapter, Context, Snapshot};
@@ -100,12 +103,6 @@ fn run(text: &str) -> (Vec<Value>, Vec<String>, Vec<String>) {
         })
         .collect();
     (docs, problems, findings)
-}
-
-fn proxy<'a>(docs: &'a [Value], node: &str) -> &'a Value {
-    docs.iter()
-        .find(|d| d["node"]["id"] == node)
-        .unwrap_or_else(|| panic!("no proxy {node}"))
 }
 
 fn named<'a>(p: &'a Value, list: &str, name: &str) -> &'a Value {
@@ -245,16 +242,7 @@ fn an_undeclared_outbound_port_sniffs_http_and_falls_back_to_tcp() {
     assert!(l.get("listenerFilters").is_none());
     assert_eq!(l["filterChains"].as_array().unwrap().len(), 1);
     // Everything encodes with Envoy's descriptors.
-    for d in &docs {
-        for (k, list) in d["resources"].as_object().unwrap() {
-            if k == "secrets" {
-                continue;
-            }
-            for r in list.as_array().unwrap() {
-                meshbridge_envoy::proto::encode(r).unwrap_or_else(|e| panic!("{k}: {e}\n{r:#}"));
-            }
-        }
-    }
+    assert_every_resource_encodes(&docs);
 }
 
 #[test]

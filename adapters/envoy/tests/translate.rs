@@ -2,6 +2,9 @@
 //! Envoy's descriptors (an unknown field or wrong type fails here, not in Envoy).
 
 use meshbridge_core::load::load_str;
+mod common;
+
+use common::{assert_every_resource_encodes, proxy};
 use meshbridge_core::pipeline::translate;
 use meshbridge_core::{Adapter, Context, Feature};
 use meshbridge_envoy::EnvoyAdapter;
@@ -25,32 +28,12 @@ fn run(text: &str) -> (Vec<Value>, Vec<String>) {
     (docs, out.diagnostics)
 }
 
-fn proxy<'a>(docs: &'a [Value], node: &str) -> &'a Value {
-    docs.iter()
-        .find(|d| d["node"]["id"] == node)
-        .unwrap_or_else(|| panic!("no proxy {node}"))
-}
-
 fn named<'a>(list: &'a Value, name: &str) -> &'a Value {
     list.as_array()
         .unwrap()
         .iter()
         .find(|r| r["name"] == name || r["clusterName"] == name)
         .unwrap_or_else(|| panic!("no {name}"))
-}
-
-/// Every xDS resource of every proxy encodes with Envoy's descriptors.
-fn assert_every_resource_encodes(docs: &[Value]) {
-    for d in docs {
-        for (k, list) in d["resources"].as_object().unwrap() {
-            if k == "secrets" {
-                continue;
-            }
-            for r in list.as_array().unwrap() {
-                meshbridge_envoy::proto::encode(r).unwrap_or_else(|e| panic!("{k}: {e}\n{r:#}"));
-            }
-        }
-    }
 }
 
 #[test]
