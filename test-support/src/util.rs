@@ -31,6 +31,11 @@ pub fn now() -> String {
 
 /// Percent-decoding of a query component (`+` is a space).
 pub fn decode(s: &str) -> String {
+    pct_decode(&s.replace('+', " "))
+}
+
+/// Percent-decoding (`%XX`), e.g. of a path segment (`+` stays).
+pub fn pct_decode(s: &str) -> String {
     let b = s.as_bytes();
     let mut out = Vec::new();
     let mut i = 0;
@@ -45,7 +50,7 @@ pub fn decode(s: &str) -> String {
             i += 3;
             continue;
         }
-        out.push(if b[i] == b'+' { b' ' } else { b[i] });
+        out.push(b[i]);
         i += 1;
     }
     String::from_utf8_lossy(&out).into_owned()

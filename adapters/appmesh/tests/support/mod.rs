@@ -288,27 +288,6 @@ async fn serve_conn(
     Ok(())
 }
 
-fn pct_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%'
-            && i + 2 < b.len()
-            && let Some(v) = std::str::from_utf8(&b[i + 1..i + 3])
-                .ok()
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-        {
-            out.push(v);
-            i += 3;
-            continue;
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).to_string()
-}
-
 fn query(target: &str) -> BTreeMap<String, String> {
     target
         .split_once('?')
@@ -316,7 +295,12 @@ fn query(target: &str) -> BTreeMap<String, String> {
         .unwrap_or("")
         .split('&')
         .filter_map(|kv| kv.split_once('='))
-        .map(|(k, v)| (pct_decode(k), pct_decode(v)))
+        .map(|(k, v)| {
+            (
+                meshbridge_test_support::util::pct_decode(k),
+                meshbridge_test_support::util::pct_decode(v),
+            )
+        })
         .collect()
 }
 
@@ -325,7 +309,7 @@ async fn handle(req: &Request, st: &Arc<Mutex<ProxyState>>, moto: u16) -> Respon
     let segs: Vec<String> = path
         .trim_start_matches('/')
         .split('/')
-        .map(pct_decode)
+        .map(meshbridge_test_support::util::pct_decode)
         .collect();
     let body: Value = serde_json::from_slice(&req.body).unwrap_or(Value::Null);
     let q = query(&req.target);
