@@ -404,30 +404,23 @@ impl Mesh<'_> {
                     .any(|(_, p)| self.port_kind(b.proxy, *p) != PortKind::Opaque);
                 // Said once per rule: on the port it names, or (a rule for every port) when
                 // no port of the pod can carry HTTP.
-                if kind == PortKind::Detect
-                    && let Some(proto) = server_first(port)
-                {
+                let node = b.proxy.node_id();
+                let reason = match (kind, server_first(port)) {
+                    (PortKind::Detect, Some(proto)) => Some(format!(
+                        "port {port} of {node} is not declared and is {proto}'s port, a protocol where the server speaks first: its clients wait {DETECT_TIMEOUT} for protocol detection before their connection is proxied as TCP, where HTTP rules allow nothing; declare the port `appProtocol: tcp` or name it `tcp-*`, and allow it with a TCPRoute"
+                    )),
+                    (PortKind::Opaque, _) if named || !any_http => Some(format!(
+                        "port {port} of {node} is declared non-HTTP (appProtocol or port name): HTTP rules cannot be checked there and allow nothing; leave the port undeclared (detected) or declare it HTTP"
+                    )),
+                    _ => None,
+                };
+                if let Some(reason) = reason {
                     findings.push(Finding {
                         feature: Feature::HttpAccess,
                         level: Level::Partial,
                         object: r.parent.clone(),
                         field: r.field.clone(),
-                        reason: format!(
-                            "port {port} of {} is not declared and is {proto}'s port, a protocol where the server speaks first: its clients wait {DETECT_TIMEOUT} for protocol detection before their connection is proxied as TCP, where HTTP rules allow nothing; declare the port `appProtocol: tcp` or name it `tcp-*`, and allow it with a TCPRoute",
-                            b.proxy.node_id()
-                        ),
-                    });
-                }
-                if kind == PortKind::Opaque && (named || !any_http) {
-                    findings.push(Finding {
-                        feature: Feature::HttpAccess,
-                        level: Level::Partial,
-                        object: r.parent.clone(),
-                        field: r.field.clone(),
-                        reason: format!(
-                            "port {port} of {} is declared non-HTTP (appProtocol or port name): HTTP rules cannot be checked there and allow nothing; leave the port undeclared (detected) or declare it HTTP",
-                            b.proxy.node_id()
-                        ),
+                        reason,
                     });
                 }
             }
