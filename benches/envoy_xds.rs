@@ -26,6 +26,9 @@
 //! per-proxy snapshots of K proxies, K synthetic clients each connected as its own node: server
 //! RSS per proxy held and per proxy connected.
 
+#[path = "common/rss.rs"]
+mod rss;
+
 use envoy_types::pb::envoy::config::cluster::v3::Cluster;
 use envoy_types::pb::envoy::config::core::v3::Node;
 use envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service_client::AggregatedDiscoveryServiceClient;
@@ -156,17 +159,6 @@ fn flipped(snap: &NodeSnapshot, n: u32) -> NodeSnapshot {
     s
 }
 
-fn rss_kb(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
-}
-
 /// Serves `cache` (ADS, plain text) on a fresh loopback port until the process ends.
 async fn serve_on_loopback(cache: &Arc<Cache>) -> u16 {
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -202,9 +194,9 @@ fn serve_child(n: usize) {
         .build()
         .unwrap();
     rt.block_on(async move {
-        let before = rss_kb(std::process::id());
+        let before = rss::rss_kib(std::process::id());
         let snap = Arc::new(build_snapshot(n, false));
-        let after = rss_kb(std::process::id());
+        let after = rss::rss_kib(std::process::id());
         let cache = Cache::new();
         let nodes = 5000;
         let set = |snap: &Arc<NodeSnapshot>| {
@@ -380,7 +372,7 @@ fn push_clients(label: &str, n: usize, peer: &mut Peer, ks: &[usize]) {
     let mut offset = 0;
     let port = peer.port;
     for &k in ks {
-        let rss0 = rss_kb(peer.child.id());
+        let rss0 = rss::rss_kib(peer.child.id());
         let (t_all, t_flip, rss1, extra) = rt.block_on(async {
             let conns = k.div_ceil(100);
             let mut chans = vec![];
@@ -416,7 +408,7 @@ fn push_clients(label: &str, n: usize, peer: &mut Peer, ks: &[usize]) {
             let t_all = t0.elapsed();
             tokio::time::sleep(Duration::from_millis(200)).await;
             while drx.try_recv().is_ok() {}
-            let rss1 = rss_kb(peer.child.id());
+            let rss1 = rss::rss_kib(peer.child.id());
             // Route-only change.
             let t1 = Instant::now();
             peer.stdin.write_all(b"flip\n").unwrap();
@@ -549,7 +541,7 @@ fn edit_bench(n: usize, edits: usize) {
     println!(
         "edit n={n}: `local up` → ready {:.0} ms; runtime RSS {} KB",
         t0.elapsed().as_secs_f64() * 1e3,
-        rss_kb(child.id())
+        rss::rss_kib(child.id())
     );
     let stat = |admin: &str| -> f64 {
         let b = http_get(
@@ -580,7 +572,7 @@ fn edit_bench(n: usize, edits: usize) {
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    let rss = rss_kb(child.id());
+    let rss = rss::rss_kib(child.id());
     let _ = std::process::Command::new("kill")
         .arg("-TERM")
         .arg(child.id().to_string())
@@ -724,7 +716,7 @@ fn serve_mesh_child(n: usize, k: usize) {
         .build()
         .unwrap();
     rt.block_on(async move {
-        let before = rss_kb(std::process::id());
+        let before = rss::rss_kib(std::process::id());
         let (ir, proxies) = mesh_input(n);
         let cx = Context::default();
         let mesh = meshbridge_envoy::sidecar::Mesh::new(&ir, &cx, &proxies);
@@ -742,7 +734,7 @@ fn serve_mesh_child(n: usize, k: usize) {
             configs.push(c);
         }
         drop(configs);
-        let after = rss_kb(std::process::id());
+        let after = rss::rss_kib(std::process::id());
         let cache = Cache::new();
         let set = |snaps: &[Arc<NodeSnapshot>]| {
             let mut m = HashMap::new();

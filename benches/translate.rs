@@ -3,21 +3,13 @@
 //! Services), the time of IR → each adapter's objects (best of 3) and the peak RSS of a
 //! process that did only that translation, plus the 10k/1k ratios (linear = 10x).
 
+#[path = "common/rss.rs"]
+mod rss;
+
 use meshbridge_core::{
     Adapter, Context, build::build, load::load_str, snapshot::Snapshot, synth::cluster_yaml,
 };
 use std::time::{Duration, Instant};
-
-fn rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
-}
 
 fn adapter(name: &str) -> Box<dyn Adapter> {
     match name {
@@ -42,11 +34,11 @@ fn child(mesh: &str, n: usize, svc: usize) {
     let mut objects = 0;
     let mut mem = 0;
     for _ in 0..3 {
-        let before = rss_kib();
+        let before = rss::rss_kib(std::process::id());
         let t = Instant::now();
         let out = a.translate(&ir, &cx);
         best = best.min(t.elapsed());
-        mem = mem.max(rss_kib().saturating_sub(before));
+        mem = mem.max(rss::rss_kib(std::process::id()).saturating_sub(before));
         objects = out.objects.len();
         std::hint::black_box(&out);
     }

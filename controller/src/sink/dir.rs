@@ -121,10 +121,6 @@ impl Sink for DirSink {
         Ok(out)
     }
 
-    fn up_to_date(&self, desired: &Value, live: &Value) -> bool {
-        desired == live
-    }
-
     async fn put(
         &mut self,
         key: &OutKey,

@@ -73,10 +73,6 @@ impl Sink for MemorySink {
             .collect())
     }
 
-    fn up_to_date(&self, desired: &Value, live: &Value) -> bool {
-        desired == live
-    }
-
     async fn put(
         &mut self,
         key: &OutKey,

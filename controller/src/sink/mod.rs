@@ -32,7 +32,10 @@ pub trait Sink: Send {
     /// The objects carrying our owner label that exist now.
     async fn list_owned(&mut self) -> Result<BTreeMap<OutKey, Value>>;
     /// Whether `live` already matches `desired` (no write needed).
-    fn up_to_date(&self, desired: &Value, live: &Value) -> bool;
+    /// (Default: equal values, for sinks that store exactly what they are given.)
+    fn up_to_date(&self, desired: &Value, live: &Value) -> bool {
+        desired == live
+    }
     /// Creates or updates one object. `live` is the owned object as last seen, if any; when
     /// absent, the sink must refuse to overwrite an object that is not meshbridge's.
     async fn put(
