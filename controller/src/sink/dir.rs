@@ -121,13 +121,8 @@ impl Sink for DirSink {
         Ok(out)
     }
 
-    async fn put(
-        &mut self,
-        key: &OutKey,
-        desired: &Value,
-        live: Option<&Value>,
-    ) -> Result<PutOutcome> {
-        let path = self.path(key);
+    async fn put(&mut self, k: &OutKey, want: &Value, live: Option<&Value>) -> Result<PutOutcome> {
+        let path = self.path(k);
         if live.is_none() && path.exists() {
             let theirs = read_value(&path);
             if !theirs
@@ -140,9 +135,9 @@ impl Sink for DirSink {
                 )));
             }
         }
-        let text = meshbridge_core::yaml::to_yaml(desired);
+        let text = meshbridge_core::yaml::to_yaml(want);
         if std::fs::read_to_string(&path).ok().as_deref() == Some(text.as_str()) {
-            return Ok(PutOutcome::Written(desired.clone()));
+            return Ok(PutOutcome::Written(want.clone()));
         }
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent).map_err(|e| io(parent, e))?;
@@ -151,7 +146,7 @@ impl Sink for DirSink {
         let tmp = path.with_extension("yaml.tmp");
         std::fs::write(&tmp, text.as_bytes()).map_err(|e| io(&tmp, e))?;
         std::fs::rename(&tmp, &path).map_err(|e| io(&path, e))?;
-        Ok(PutOutcome::Written(desired.clone()))
+        Ok(PutOutcome::Written(want.clone()))
     }
 
     async fn delete(&mut self, key: &OutKey, live: &Value) -> Result<()> {

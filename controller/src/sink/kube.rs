@@ -245,27 +245,22 @@ impl Sink for KubeSink {
         hash(desired) == hash(live) && contained_in(desired, live)
     }
 
-    async fn put(
-        &mut self,
-        key: &OutKey,
-        desired: &Value,
-        live: Option<&Value>,
-    ) -> Result<PutOutcome> {
-        let av = desired
+    async fn put(&mut self, k: &OutKey, want: &Value, live: Option<&Value>) -> Result<PutOutcome> {
+        let av = want
             .get("apiVersion")
             .and_then(Value::as_str)
             .unwrap_or_default()
             .to_string();
-        let gk = (key.group.clone(), key.kind.clone());
+        let gk = (k.group.clone(), k.kind.clone());
         if !self.kinds.contains_key(&gk) {
             self.kinds.insert(gk.clone(), av.clone());
-            if let Some(res) = self.discovery.resolve(&av, &key.kind).await? {
-                self.start_watch(&key.group, &key.kind, &res);
+            if let Some(res) = self.discovery.resolve(&av, &k.kind).await? {
+                self.start_watch(&k.group, &k.kind, &res);
             }
         }
-        let api = self.api_for(&av, &key.kind, &key.namespace).await?;
+        let api = self.api_for(&av, &k.kind, &k.namespace).await?;
         if live.is_none()
-            && let Some(existing) = api.get_opt(&key.name).await.map_err(kube_err)?
+            && let Some(existing) = api.get_opt(&k.name).await.map_err(kube_err)?
         {
             let v = serde_json::to_value(&existing).unwrap_or_default();
             if !is_owned(&v, &self.controller_namespace) {
@@ -277,12 +272,12 @@ impl Sink for KubeSink {
                     .unwrap_or_else(|| {
                         " and is not managed by meshbridge (no meshbridge.io/owner label)".into()
                     });
-                return Ok(PutOutcome::Conflict(format!("{key} exists{owner}")));
+                return Ok(PutOutcome::Conflict(format!("{k} exists{owner}")));
             }
         }
         let pp = PatchParams::apply(FIELD_MANAGER).force();
         let obj = api
-            .patch(&key.name, &pp, &Patch::Apply(desired))
+            .patch(&k.name, &pp, &Patch::Apply(want))
             .await
             .map_err(kube_err)?;
         Ok(PutOutcome::Written(

@@ -73,25 +73,20 @@ impl Sink for MemorySink {
             .collect())
     }
 
-    async fn put(
-        &mut self,
-        key: &OutKey,
-        desired: &Value,
-        live: Option<&Value>,
-    ) -> Result<PutOutcome> {
+    async fn put(&mut self, k: &OutKey, want: &Value, live: Option<&Value>) -> Result<PutOutcome> {
         let ns = self.controller_namespace.clone();
         let mut st = self.lock();
         if live.is_none()
-            && let Some(existing) = st.objects.get(key)
+            && let Some(existing) = st.objects.get(k)
             && !is_owned(existing, &ns)
         {
             return Ok(PutOutcome::Conflict(format!(
-                "{key} exists and is not managed by meshbridge"
+                "{k} exists and is not managed by meshbridge"
             )));
         }
-        st.objects.insert(key.clone(), desired.clone());
-        st.writes.push(Write::Put(key.clone()));
-        Ok(PutOutcome::Written(desired.clone()))
+        st.objects.insert(k.clone(), want.clone());
+        st.writes.push(Write::Put(k.clone()));
+        Ok(PutOutcome::Written(want.clone()))
     }
 
     async fn delete(&mut self, key: &OutKey, live: &Value) -> Result<()> {

@@ -38,12 +38,7 @@ pub trait Sink: Send {
     }
     /// Creates or updates one object. `live` is the owned object as last seen, if any; when
     /// absent, the sink must refuse to overwrite an object that is not meshbridge's.
-    async fn put(
-        &mut self,
-        key: &OutKey,
-        desired: &Value,
-        live: Option<&Value>,
-    ) -> Result<PutOutcome>;
+    async fn put(&mut self, k: &OutKey, want: &Value, live: Option<&Value>) -> Result<PutOutcome>;
     /// Deletes one owned object (`live` is what was seen: the sink deletes only that one).
     async fn delete(&mut self, key: &OutKey, live: &Value) -> Result<()>;
 }

@@ -7,14 +7,13 @@
 //! never removes outputs. An object that fails validation keeps its last good version (see
 //! the engine).
 
-use super::{Source, SyncTracker};
+use super::{Sender, Source, SyncTracker};
 use crate::types::Msg;
 use crate::{Error, Result};
 use meshbridge_core::source::dir::{DirReader, Stamp, scan};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-use tokio::sync::mpsc;
 
 pub struct DirSource {
     pub root: PathBuf,
@@ -40,12 +39,7 @@ async fn quiet_scan(root: &Path, debounce: Duration) -> std::io::Result<BTreeMap
 
 #[async_trait::async_trait]
 impl Source for DirSource {
-    async fn start(
-        self: Box<Self>,
-        tx: mpsc::UnboundedSender<Msg>,
-        sync: SyncTracker,
-        watch: bool,
-    ) -> Result<()> {
+    async fn start(self: Box<Self>, tx: Sender, sync: SyncTracker, watch: bool) -> Result<()> {
         let root = self.root.clone();
         let md =
             std::fs::metadata(&root).map_err(|e| Error::Io(format!("{}: {e}", root.display())))?;

@@ -9,7 +9,7 @@
 //! otherwise a v1alpha1 TrafficSplit read as v1alpha4 would lose its quantities. Objects
 //! are then loaded by core's loader (`load_value`), exactly like files.
 
-use super::{Source, SyncTracker, changes_of};
+use super::{Sender, Source, SyncTracker, changes_of};
 use crate::Result;
 use crate::discovery::{Discovery, Resource, typed_value};
 use crate::types::{Change, Msg};
@@ -277,12 +277,7 @@ pub async fn list_kind(
 
 #[async_trait::async_trait]
 impl Source for KubeSource {
-    async fn start(
-        self: Box<Self>,
-        tx: mpsc::UnboundedSender<Msg>,
-        sync: SyncTracker,
-        watch: bool,
-    ) -> Result<()> {
+    async fn start(self: Box<Self>, tx: Sender, sync: SyncTracker, watch: bool) -> Result<()> {
         let found = probe(&self.discovery).await?;
         for k in &found.missing {
             tracing::warn!(kind = %k, "kind not served by the cluster (CRD not installed?); not watched");

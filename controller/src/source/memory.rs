@@ -1,11 +1,10 @@
 //! A source fed from memory: an initial set of objects, then whatever the test sends on
 //! the channel it keeps.
 
-use super::{Source, SyncTracker};
+use super::{Sender, Source, SyncTracker};
 use crate::Result;
 use crate::types::{Change, Msg};
 use meshbridge_core::model::{Kind, Object};
-use tokio::sync::mpsc;
 
 pub struct MemorySource {
     pub initial: Vec<Object>,
@@ -34,12 +33,7 @@ pub const ALL_KINDS: [Kind; 17] = [
 
 #[async_trait::async_trait]
 impl Source for MemorySource {
-    async fn start(
-        self: Box<Self>,
-        tx: mpsc::UnboundedSender<Msg>,
-        sync: SyncTracker,
-        _watch: bool,
-    ) -> Result<()> {
+    async fn start(self: Box<Self>, tx: Sender, sync: SyncTracker, _watch: bool) -> Result<()> {
         let id = sync.register();
         let changes = self
             .initial

@@ -45,17 +45,15 @@ impl SyncTracker {
     }
 }
 
+/// Where a source sends what it reads.
+pub type Sender = mpsc::UnboundedSender<Msg>;
+
 #[async_trait::async_trait]
 pub trait Source: Send {
     /// Starts reading. Registers its streams with `sync` before returning, then sends
     /// messages to `tx` (from spawned tasks when `watch` is true; with `watch` false it
     /// sends the current state once and returns).
-    async fn start(
-        self: Box<Self>,
-        tx: mpsc::UnboundedSender<Msg>,
-        sync: SyncTracker,
-        watch: bool,
-    ) -> Result<()>;
+    async fn start(self: Box<Self>, tx: Sender, sync: SyncTracker, watch: bool) -> Result<()>;
 }
 
 pub use meshbridge_core::engine::changes_of;
