@@ -56,17 +56,8 @@ fn meshes_table_from_recorded_cluster() {
     let text = out(&o);
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(
-        cells(lines[0]),
-        [
-            "NAME",
-            "TYPE",
-            "VERSION",
-            "REVISION",
-            "NAMESPACES",
-            "TRUST-DOMAIN",
-            "MTLS",
-            "READY"
-        ]
+        cells(lines[0]).join(" "),
+        "NAME TYPE VERSION REVISION NAMESPACES TRUST-DOMAIN MTLS READY"
     );
     assert_eq!(
         cells(lines[1]),
