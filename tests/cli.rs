@@ -1,6 +1,7 @@
 //! Black-box tests of the `meshbridge translate` contract (DESIGN.md): stdout YAML, the
-//! stderr line format `PATH:DOC: Kind namespace/name: field.path: reason`, exit codes
-//! 0/1/2, and no panic on any input.
+//! stderr line format `PATH:LINE: Kind namespace/name: field.path: reason` (LINE: the file
+//! line where the object's document starts; warnings prefixed `warning: `), exit codes
+//! 0/1/2 (warnings never fail), `-n`, and no panic on any input.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -146,6 +147,36 @@ spec: {ports: [{port: 80}]}
     let o = translate("istio", &["-f", "-"], Some(input));
     let out = String::from_utf8(o.stdout).unwrap();
     assert!(out.contains("TrafficSplit/default/s"), "{out}");
+}
+
+#[test]
+fn header_regexes_that_look_like_substrings_warn_on_every_mesh() {
+    let input = "apiVersion: specs.smi-spec.io/v1alpha4
+kind: HTTPRouteGroup
+metadata: {name: ua, namespace: shop}
+spec:
+  matches:
+  - name: bare
+    headers: {user-agent: Firefox, x-tenant: acme}
+  - name: substring
+    headers: {user-agent: \".*Firefox.*\", cookie: \"^session=1$\"}
+";
+    let want = "warning: -:1: HTTPRouteGroup shop/ua: spec.matches[0].headers.user-agent: header regexes match the whole value: `Firefox` matches only a user-agent header that is exactly that, not one containing it; write `.*Firefox.*` for a substring, or `^Firefox$` to keep the exact match";
+    for mesh in ["istio", "linkerd", "gateway-api", "appmesh", "envoy"] {
+        let o = translate(mesh, &["-f", "-"], Some(input));
+        let err = stderr(&o);
+        assert_eq!(
+            o.status.code(),
+            Some(0),
+            "{mesh}: warnings never fail: {err}"
+        );
+        let hints: Vec<&str> = err.lines().filter(|l| l.contains("whole value")).collect();
+        assert_eq!(
+            hints,
+            vec![want],
+            "{mesh}: only matches[0]'s user-agent: {err}"
+        );
+    }
 }
 
 #[test]

@@ -17,6 +17,7 @@ pub mod ir;
 pub mod load;
 pub mod model;
 pub mod pipeline;
+pub mod regex_hint;
 pub mod report;
 pub mod snapshot;
 pub mod source;

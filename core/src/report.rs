@@ -1,5 +1,8 @@
 //! Problems found while loading and validating input, in the one format the CLI prints:
-//! `PATH:DOC: Kind namespace/name: field.path: reason`.
+//! `PATH:LINE: Kind namespace/name: field.path: reason`, where LINE is the 1-based file line
+//! where the object's document starts (for a syntax error, the error's line; the reason then
+//! ends with `at line L, column C`), and `api` replaces `PATH:LINE` for objects from the
+//! Kubernetes API. Warnings are printed with a `warning: ` prefix (`core::engine::diagnostics`).
 
 use crate::model::{ObjectKey, Origin};
 use std::fmt;
@@ -114,4 +117,7 @@ pub mod reasons {
     pub const UNKNOWN_FIELD: &str = "UnknownField";
     /// A TrafficTarget (v1alpha1/v1alpha2) without rules: accepted, allows nothing.
     pub const NO_RULES: &str = "NoRules";
+    /// A header regex that looks like it expects a substring match (a warning: header
+    /// regexes match the whole value; see [`crate::regex_hint`]).
+    pub const SUBSTRING_REGEX: &str = "SubstringRegex";
 }
