@@ -296,7 +296,7 @@ fn load_docs(path: &str, docs: &[Document], opts: &LoadOptions) -> Loaded {
 }
 
 /// A document of a kind meshbridge does not read: recorded in `ignored` and said as a
-/// warning naming it (`PATH:DOC: Kind ns/name: (document): ... ignored`), so nothing is
+/// warning naming it (`PATH:LINE: Kind ns/name: (document): ... ignored`), so nothing is
 /// dropped without a word.
 fn ignore(
     out: &mut Loaded,

@@ -24,7 +24,7 @@ pub struct ObjectState {
     pub generation: Option<i64>,
     pub accepted: bool,
     pub resolved: bool,
-    /// Problems in the `PATH:DOC: Kind ns/name: field: reason` form.
+    /// Problems in the `PATH:LINE: Kind ns/name: field: reason` form.
     pub problems: Vec<Problem>,
     /// An older, accepted version is programmed instead of the current one.
     pub using_last_good: bool,
