@@ -289,6 +289,8 @@ fn validate_route_groups(snap: &Snapshot, ir: &mut Ir) -> Groups {
                 }
                 if let Err(e) = check_regex(re) {
                     cx.invalid(field, reasons::INVALID_REGEX, e);
+                } else if let Some(w) = crate::regex_hint::substring_header_regex(h, re) {
+                    cx.push(Severity::Warning, field, reasons::SUBSTRING_REGEX, w);
                 }
                 headers.push(HeaderMatch {
                     name: h.to_ascii_lowercase(),
