@@ -151,16 +151,7 @@ spec: {ports: [{port: 80}]}
 
 #[test]
 fn header_regexes_that_look_like_substrings_warn_on_every_mesh() {
-    let input = "apiVersion: specs.smi-spec.io/v1alpha4
-kind: HTTPRouteGroup
-metadata: {name: ua, namespace: shop}
-spec:
-  matches:
-  - name: bare
-    headers: {user-agent: Firefox, x-tenant: acme}
-  - name: substring
-    headers: {user-agent: \".*Firefox.*\", cookie: \"^session=1$\"}
-";
+    let input = "apiVersion: specs.smi-spec.io/v1alpha4\nkind: HTTPRouteGroup\nmetadata: {name: ua, namespace: shop}\nspec:\n  matches:\n  - {name: bare, headers: {user-agent: Firefox, x-tenant: acme}}\n  - {name: substring, headers: {user-agent: \".*Firefox.*\", cookie: \"^session=1$\"}}\n";
     let want = "warning: -:1: HTTPRouteGroup shop/ua: spec.matches[0].headers.user-agent: header regexes match the whole value: `Firefox` matches only a user-agent header that is exactly that, not one containing it; write `.*Firefox.*` for a substring, or `^Firefox$` to keep the exact match";
     for mesh in ["istio", "linkerd", "gateway-api", "appmesh", "envoy"] {
         let o = translate(mesh, &["-f", "-"], Some(input));
