@@ -3,23 +3,15 @@
 //! (over 500 and 5,000 Services), the time of each stage (best of 5), the peak RSS of a
 //! process that did only that work, and the 10k/1k ratios (linear growth = ~10x).
 
+#[path = "../../benches/common/rss.rs"]
+mod rss;
+
 use meshbridge_core::{build::build, load::load_str, snapshot::Snapshot, synth::cluster_yaml};
 use std::time::{Duration, Instant};
 
-fn peak_rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
-}
-
 fn one(n_smi: usize, n_svc: usize) -> (Duration, Duration, Duration, u64, u64) {
     let text = cluster_yaml(n_smi, n_svc);
-    let before = peak_rss_kib();
+    let before = rss::peak_rss_kib(std::process::id());
     let (mut tp, mut ts, mut tb) = (Duration::MAX, Duration::MAX, Duration::MAX);
     for _ in 0..5 {
         let t = Instant::now();
@@ -39,7 +31,7 @@ fn one(n_smi: usize, n_svc: usize) -> (Duration, Duration, Duration, u64, u64) {
         ts = ts.min(s);
         tb = tb.min(b);
     }
-    (tp, ts, tb, before, peak_rss_kib())
+    (tp, ts, tb, before, rss::peak_rss_kib(std::process::id()))
 }
 
 fn main() {
