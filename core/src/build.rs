@@ -18,19 +18,19 @@ pub fn build(snap: &Snapshot) -> Ir {
     build_cluster_state(snap, &mut ir);
     let groups = validate_route_groups(snap, &mut ir);
     let l4 = validate_port_routes(snap, &mut ir);
-    build_splits(snap, &groups, &mut ir);
-    build_access(snap, &groups, &l4, &mut ir);
+    let routes = build_splits(snap, &groups, &mut ir);
+    build_access(snap, &groups, &l4, &routes, &mut ir);
     ir
 }
 
-struct Ctx<'a> {
-    key: ObjectKey,
-    meta: &'a model::Meta,
-    status: ObjectStatus,
+pub(crate) struct Ctx<'a> {
+    pub key: ObjectKey,
+    pub meta: &'a model::Meta,
+    pub status: ObjectStatus,
 }
 
 impl<'a> Ctx<'a> {
-    fn new(kind: Kind, meta: &'a model::Meta) -> Self {
+    pub(crate) fn new(kind: Kind, meta: &'a model::Meta) -> Self {
         Ctx {
             key: ObjectKey::new(kind, &meta.namespace, &meta.name),
             meta,
@@ -45,16 +45,16 @@ impl<'a> Ctx<'a> {
     }
 
     /// Field path with the version's prefix (`spec.` or none).
-    fn f(&self, field: &str) -> String {
+    pub(crate) fn f(&self, field: &str) -> String {
         format!("{}{}", self.meta.prefix, field)
     }
 
-    fn invalid(&mut self, field: String, cr: &'static str, reason: impl Into<String>) {
+    pub(crate) fn invalid(&mut self, field: String, cr: &'static str, reason: impl Into<String>) {
         self.status.accepted = false;
         self.push(Severity::Error, field, cr, reason);
     }
 
-    fn unresolved(
+    pub(crate) fn unresolved(
         &mut self,
         sev: Severity,
         field: String,
@@ -65,7 +65,13 @@ impl<'a> Ctx<'a> {
         self.push(sev, field, cr, reason);
     }
 
-    fn push(&mut self, sev: Severity, field: String, cr: &'static str, reason: impl Into<String>) {
+    pub(crate) fn push(
+        &mut self,
+        sev: Severity,
+        field: String,
+        cr: &'static str,
+        reason: impl Into<String>,
+    ) {
         self.status.problems.push(Problem::for_object(
             sev,
             &self.key,
@@ -76,7 +82,7 @@ impl<'a> Ctx<'a> {
         ));
     }
 
-    fn finish(self, ir: &mut Ir) -> bool {
+    pub(crate) fn finish(self, ir: &mut Ir) -> bool {
         let ok = self.status.usable();
         ir.status.insert(self.key, self.status);
         ok
@@ -303,6 +309,7 @@ fn validate_route_groups(snap: &Snapshot, ir: &mut Ir) -> Groups {
                 path,
                 methods,
                 headers,
+                query: vec![],
             });
         }
         if cx.finish(ir) {
@@ -312,7 +319,7 @@ fn validate_route_groups(snap: &Snapshot, ir: &mut Ir) -> Groups {
     out
 }
 
-fn is_token_byte(b: u8) -> bool {
+pub(crate) fn is_token_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 
@@ -441,11 +448,12 @@ fn weight_of(w: &RawWeight) -> Result<u64, String> {
     }
 }
 
-fn ts_key(meta: &model::Meta) -> (String, String, String) {
+pub(crate) fn ts_key(meta: &model::Meta, kind: Kind) -> (String, String, String, Kind) {
     (
         normalise_time(meta.creation_timestamp.as_deref()),
         meta.namespace.clone(),
         meta.name.clone(),
+        kind,
     )
 }
 
@@ -458,10 +466,10 @@ fn normalise_time(t: Option<&str>) -> String {
     }
 }
 
-fn build_splits(snap: &Snapshot, groups: &Groups, ir: &mut Ir) {
+fn build_splits(snap: &Snapshot, groups: &Groups, ir: &mut Ir) -> crate::gamma::Routes {
     // Namespaces in which the snapshot carries Services: only there is "not found" known.
     let svc_namespaces: BTreeSet<&String> = snap.services.keys().map(|(ns, _)| ns).collect();
-    let mut candidates: Vec<(_, Ctx, Split, bool)> = Vec::new();
+    let mut candidates: Vec<Candidate> = Vec::new();
     for ts in snap.splits.values() {
         let mut cx = Ctx::new(Kind::TrafficSplit, &ts.meta);
         let ns = ts.meta.namespace.clone();
@@ -586,116 +594,226 @@ fn build_splits(snap: &Snapshot, groups: &Groups, ir: &mut Ir) {
             );
         }
         // Reference checks against Services, where the snapshot has Services.
-        let mut ports = Vec::new();
-        if let Some(root_key) = &root {
-            let known_ns = svc_namespaces.contains(&ns);
-            let root_svc = ir.services.get(root_key);
-            if known_ns && root_svc.is_none() {
-                cx.unresolved(
-                    Severity::Warning,
-                    cx.f("service"),
-                    reasons::SERVICE_NOT_FOUND,
-                    format!("Service {root_key} not found"),
-                );
-            }
-            for (i, b) in backends.iter().enumerate() {
-                if b.is_root || !known_ns || b.weight == 0 {
-                    continue;
-                }
-                if !ir.services.contains_key(&b.service) {
+        let ports = match &root {
+            Some(root_key) => {
+                let known_ns = svc_namespaces.contains(&ns);
+                if known_ns && !ir.services.contains_key(root_key) {
                     cx.unresolved(
                         Severity::Warning,
-                        cx.f(&format!("backends[{i}].service")),
+                        cx.f("service"),
                         reasons::SERVICE_NOT_FOUND,
-                        format!(
-                            "Service {} not found: its share of requests will fail",
-                            b.service
-                        ),
+                        format!("Service {root_key} not found"),
                     );
                 }
+                let field = |i: usize| cx.f(&format!("backends[{i}].service"));
+                let fields: Vec<String> = (0..backends.len()).map(field).collect();
+                split_ports(ir, &mut cx, root_key, &backends, &fields, known_ns, |_| {
+                    true
+                })
             }
-            if let Some(rs) = root_svc {
-                for rp in &rs.ports {
-                    let mut list = Vec::new();
-                    for (i, b) in backends.iter().enumerate() {
-                        let tp = if b.is_root {
-                            Some(rp.target_port.clone())
-                        } else {
-                            match ir.services.get(&b.service) {
-                                Some(bs) => bs
-                                    .ports
-                                    .iter()
-                                    .find(|p| p.port == rp.port && p.protocol == rp.protocol)
-                                    .map(|p| p.target_port.clone()),
-                                // Unknown backend Service: keep it (already warned) with the root's port.
-                                None => Some(TargetPort::Number(rp.port)),
-                            }
-                        };
-                        match tp {
-                            Some(tp) => list.push((i, tp)),
-                            None => {
-                                if b.weight > 0 {
-                                    cx.push(
-                                        Severity::Warning,
-                                        cx.f(&format!("backends[{i}].service")),
-                                        reasons::BACKEND_PORT_MISMATCH,
-                                        format!(
-                                            "Service {} has no port {}: it is left out of the split on that port",
-                                            b.service, rp.port
-                                        ),
-                                    );
-                                }
-                            }
-                        }
-                    }
-                    ports.push(SplitPort {
-                        port: rp.clone(),
-                        backends: list,
-                    });
-                }
-            }
-        }
+            None => vec![],
+        };
         let split = Split {
             parent: cx.key.clone(),
             root: root.clone().unwrap_or_else(|| SvcKey::new(ns.clone(), "")),
             backends,
             matches,
             ports,
+            rules: vec![],
         };
-        candidates.push((ts_key(&ts.meta), cx, split, selects_nothing));
+        let field = cx.f("service");
+        candidates.push(Candidate {
+            order: ts_key(&ts.meta, Kind::TrafficSplit),
+            cx,
+            splits: vec![(split, None, field)],
+            selects_nothing,
+        });
     }
-    // Two splits on one root: the oldest (creationTimestamp, then name) wins.
-    candidates.sort_by(|a, b| a.0.cmp(&b.0));
-    let mut winners: BTreeMap<SvcKey, ObjectKey> = BTreeMap::new();
-    for (_, mut cx, split, selects_nothing) in candidates {
-        if cx.status.usable()
-            && let Some(w) = winners.get(&split.root)
-        {
-            cx.status.conflicted = true;
-            cx.push(
-                Severity::Error,
-                cx.f("service"),
+    let gamma = crate::gamma::candidates(snap, &svc_namespaces, ir, &mut candidates);
+    resolve(candidates, ir);
+    gamma
+}
+
+/// One split-producing object (a TrafficSplit or a Gateway API route) before the conflict
+/// rule: its splits (one per parent Service: the split, the consumer namespace of a consumer
+/// route, and the field naming that parent).
+pub(crate) struct Candidate<'a> {
+    pub order: (String, String, String, Kind),
+    pub cx: Ctx<'a>,
+    pub splits: Vec<(Split, Option<String>, String)>,
+    pub selects_nothing: bool,
+}
+
+/// The one conflict rule of both languages: per root Service (per consumer namespace for
+/// consumer routes), the oldest object (creationTimestamp, then namespace, name and kind)
+/// wins; every later one is reported as conflicting (an error on it), and the winner carries
+/// a warning naming each object it won over.
+fn resolve(mut candidates: Vec<Candidate>, ir: &mut Ir) {
+    candidates.sort_by(|a, b| a.order.cmp(&b.order));
+    type Slot = (Option<String>, SvcKey);
+    let mut winners: BTreeMap<Slot, (usize, ObjectKey)> = BTreeMap::new();
+    let mut lost: BTreeMap<usize, Vec<(String, ObjectKey, SvcKey)>> = BTreeMap::new();
+    let usable: Vec<bool> = candidates.iter().map(|c| c.cx.status.usable()).collect();
+    for (i, c) in candidates.iter_mut().enumerate() {
+        if !usable[i] {
+            continue;
+        }
+        for (split, consumer, field) in &c.splits {
+            let slot = (consumer.clone(), split.root.clone());
+            match winners.get(&slot) {
+                Some((w, wkey)) => {
+                    c.cx.status.conflicted = true;
+                    let what = match consumer {
+                        Some(ns) => format!("{} for clients in {ns}", split.root),
+                        None => split.root.to_string(),
+                    };
+                    let reason = if wkey.kind == Kind::TrafficSplit
+                        && c.cx.key.kind == Kind::TrafficSplit
+                    {
+                        format!(
+                            "TrafficSplit {}/{} already splits {what} (the oldest split on a root wins)",
+                            wkey.namespace, wkey.name
+                        )
+                    } else {
+                        format!(
+                            "{} {}/{} already routes {what} (one TrafficSplit or route per Service: the oldest wins)",
+                            wkey.kind, wkey.namespace, wkey.name
+                        )
+                    };
+                    c.cx.push(Severity::Error, field.clone(), reasons::CONFLICTED, reason);
+                    lost.entry(*w).or_default().push((
+                        field.clone(),
+                        c.cx.key.clone(),
+                        split.root.clone(),
+                    ));
+                }
+                None => {
+                    winners.insert(slot, (i, c.cx.key.clone()));
+                }
+            }
+        }
+    }
+    for (i, mut c) in candidates.into_iter().enumerate() {
+        for (_, loser, root) in lost.remove(&i).unwrap_or_default() {
+            let field = c
+                .splits
+                .iter()
+                .find(|(s, _, _)| s.root == root)
+                .map(|(_, _, f)| f.clone())
+                .unwrap_or_default();
+            c.cx.push(
+                Severity::Warning,
+                field,
                 reasons::CONFLICTED,
                 format!(
-                    "TrafficSplit {}/{} already splits {} (the oldest split on a root wins)",
-                    w.namespace, w.name, split.root
+                    "{} {}/{} also routes {root} and is not applied (the oldest wins)",
+                    loser.kind, loser.namespace, loser.name
                 ),
             );
         }
-        let root = split.root.clone();
-        let parent = cx.key.clone();
-        if cx.finish(ir) {
-            winners.insert(root.clone(), parent);
-            if !selects_nothing {
-                ir.splits.insert(root, split);
+        let splits = std::mem::take(&mut c.splits);
+        if c.cx.finish(ir) && !c.selects_nothing {
+            for (split, consumer, _) in splits {
+                match consumer {
+                    Some(ns) => {
+                        ir.consumer_splits
+                            .entry(ns)
+                            .or_default()
+                            .insert(split.root.clone(), split);
+                    }
+                    None => {
+                        ir.splits.insert(split.root.clone(), split);
+                    }
+                }
             }
         }
     }
 }
 
+/// The split's backends on each port of the root Service that `on_port` keeps: per port,
+/// each backend with the target port it is reached on (a backend lacking the port is left
+/// out, with a warning at `fields[i]` when its weight is positive). Empty when the root
+/// Service is unknown. Backends whose Service is unknown are warned about (when
+/// `known_ns`: the snapshot carries Services of the namespace) and kept on the root's port.
+pub(crate) fn split_ports(
+    ir: &Ir,
+    cx: &mut Ctx,
+    root_key: &SvcKey,
+    backends: &[Backend],
+    fields: &[String],
+    known_ns: bool,
+    on_port: impl Fn(&ServicePort) -> bool,
+) -> Vec<SplitPort> {
+    let mut ports = Vec::new();
+    for (i, b) in backends.iter().enumerate() {
+        if b.is_root || !known_ns || b.weight == 0 {
+            continue;
+        }
+        if !ir.services.contains_key(&b.service) {
+            cx.unresolved(
+                Severity::Warning,
+                fields[i].clone(),
+                reasons::SERVICE_NOT_FOUND,
+                format!(
+                    "Service {} not found: its share of requests will fail",
+                    b.service
+                ),
+            );
+        }
+    }
+    let Some(rs) = ir.services.get(root_key) else {
+        return ports;
+    };
+    for rp in rs.ports.iter().filter(|p| on_port(p)) {
+        let mut list = Vec::new();
+        for (i, b) in backends.iter().enumerate() {
+            let tp = if b.is_root {
+                Some(rp.target_port.clone())
+            } else {
+                match ir.services.get(&b.service) {
+                    Some(bs) => bs
+                        .ports
+                        .iter()
+                        .find(|p| p.port == rp.port && p.protocol == rp.protocol)
+                        .map(|p| p.target_port.clone()),
+                    // Unknown backend Service: keep it (already warned) with the root's port.
+                    None => Some(TargetPort::Number(rp.port)),
+                }
+            };
+            match tp {
+                Some(tp) => list.push((i, tp)),
+                None => {
+                    if b.weight > 0 {
+                        cx.push(
+                            Severity::Warning,
+                            fields[i].clone(),
+                            reasons::BACKEND_PORT_MISMATCH,
+                            format!(
+                                "Service {} has no port {}: it is left out of the split on that port",
+                                b.service, rp.port
+                            ),
+                        );
+                    }
+                }
+            }
+        }
+        ports.push(SplitPort {
+            port: rp.clone(),
+            backends: list,
+        });
+    }
+    ports
+}
+
 // === TrafficTarget ===
 
-fn build_access(snap: &Snapshot, groups: &Groups, l4: &L4, ir: &mut Ir) {
+fn build_access(
+    snap: &Snapshot,
+    groups: &Groups,
+    l4: &L4,
+    routes: &crate::gamma::Routes,
+    ir: &mut Ir,
+) {
     let sa_namespaces: BTreeSet<&String> = snap.service_accounts.keys().map(|(ns, _)| ns).collect();
     for tt in snap.targets.values() {
         let mut cx = Ctx::new(Kind::TrafficTarget, &tt.meta);
@@ -822,11 +940,25 @@ fn build_access(snap: &Snapshot, groups: &Groups, l4: &L4, ir: &mut Ir) {
                     snap.udp_routes.contains_key(&gk),
                     l4.contains_key(&(Kind::UDPRoute, gk.0.clone(), gk.1.clone())),
                 ),
+                "HTTPRoute" | "GRPCRoute" => {
+                    let kind = if r.kind == "HTTPRoute" {
+                        Kind::HTTPRoute
+                    } else {
+                        Kind::GRPCRoute
+                    };
+                    let rk = (kind, ns.clone(), r.name.clone());
+                    (
+                        snap.gamma_routes.contains_key(&rk),
+                        routes.contains_key(&rk),
+                    )
+                }
                 other => {
                     cx.invalid(
                         format!("{field}.kind"),
                         reasons::INVALID_FIELD,
-                        format!("`{other}`: rules name an HTTPRouteGroup, TCPRoute or UDPRoute"),
+                        format!(
+                            "`{other}`: rules name an HTTPRouteGroup, TCPRoute or UDPRoute (or, meshbridge's extension, an HTTPRoute or GRPCRoute)"
+                        ),
                     );
                     continue;
                 }
@@ -875,6 +1007,68 @@ fn build_access(snap: &Snapshot, groups: &Groups, l4: &L4, ir: &mut Ir) {
                             sel
                         }
                     };
+                    rules.push(AccessRule {
+                        parent: cx.key.clone(),
+                        rule_index: i,
+                        field: field.clone(),
+                        sources: vec![],
+                        ports: scope(Ports::All),
+                        traffic: Traffic::Http(selected),
+                    });
+                    continue;
+                }
+                "HTTPRoute" | "GRPCRoute" => {
+                    let kind = if r.kind == "HTTPRoute" {
+                        Kind::HTTPRoute
+                    } else {
+                        Kind::GRPCRoute
+                    };
+                    let all = &routes[&(kind, ns.clone(), r.name.clone())];
+                    let mut selected: Vec<HttpRoute> = Vec::new();
+                    let mut every = false;
+                    match &r.matches {
+                        None => {
+                            for (_, ms) in all {
+                                every |= ms.is_empty();
+                                selected.extend(ms.iter().cloned());
+                            }
+                        }
+                        Some(names) if names.is_empty() => {
+                            for (_, ms) in all {
+                                every |= ms.is_empty();
+                                selected.extend(ms.iter().cloned());
+                            }
+                        }
+                        Some(names) => {
+                            for (j, n) in names.iter().enumerate() {
+                                match all.iter().find(|(rn, _)| rn.as_deref() == Some(n)) {
+                                    Some((_, ms)) => {
+                                        every |= ms.is_empty();
+                                        selected.extend(ms.iter().cloned());
+                                    }
+                                    None => cx.unresolved(
+                                        Severity::Error,
+                                        format!("{field}.matches[{j}]"),
+                                        reasons::UNKNOWN_MATCH,
+                                        format!(
+                                            "{} {ns}/{} has no rule named `{n}` (matches name rules by `rules[].name`)",
+                                            r.kind, r.name
+                                        ),
+                                    ),
+                                }
+                            }
+                        }
+                    }
+                    // A rule without matches matches every request: allow every request.
+                    if every {
+                        selected = vec![HttpRoute::new(
+                            ObjectKey::new(kind, ns.clone(), r.name.clone()),
+                            "all",
+                            None,
+                            &[],
+                            &[],
+                        )];
+                    }
                     rules.push(AccessRule {
                         parent: cx.key.clone(),
                         rule_index: i,

@@ -33,10 +33,27 @@ pub enum Feature {
     Metrics,
     /// Mutual TLS between workloads.
     Mtls,
+    /// GAMMA route tables: several rules with their own matches and backends, in Gateway
+    /// API precedence, unmatched requests answered 404.
+    RouteTables,
+    /// GAMMA `queryParams` matches.
+    QueryRouting,
+    /// GAMMA `RequestHeaderModifier` / `ResponseHeaderModifier` filters.
+    HeaderModifiers,
+    /// GAMMA `URLRewrite` filter (path and host).
+    UrlRewrite,
+    /// GAMMA `RequestRedirect` filter.
+    Redirects,
+    /// GAMMA `timeouts` (request, backendRequest).
+    Timeouts,
+    /// GAMMA `retry`.
+    Retries,
+    /// GAMMA consumer routes (a route in the client's namespace for a Service elsewhere).
+    ConsumerRoutes,
 }
 
 impl Feature {
-    pub const ALL: [Feature; 12] = [
+    pub const ALL: [Feature; 20] = [
         Feature::TrafficSplit,
         Feature::TrafficSplitMatches,
         Feature::PathRouting,
@@ -49,6 +66,14 @@ impl Feature {
         Feature::UdpRoutes,
         Feature::Metrics,
         Feature::Mtls,
+        Feature::RouteTables,
+        Feature::QueryRouting,
+        Feature::HeaderModifiers,
+        Feature::UrlRewrite,
+        Feature::Redirects,
+        Feature::Timeouts,
+        Feature::Retries,
+        Feature::ConsumerRoutes,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -65,6 +90,14 @@ impl Feature {
             Feature::UdpRoutes => "udpRoutes",
             Feature::Metrics => "metrics",
             Feature::Mtls => "mtls",
+            Feature::RouteTables => "routeTables",
+            Feature::QueryRouting => "queryRouting",
+            Feature::HeaderModifiers => "headerModifiers",
+            Feature::UrlRewrite => "urlRewrite",
+            Feature::Redirects => "redirects",
+            Feature::Timeouts => "timeouts",
+            Feature::Retries => "retries",
+            Feature::ConsumerRoutes => "consumerRoutes",
         }
     }
 }

@@ -281,6 +281,25 @@ pub struct Workload {
 #[serde(transparent)]
 pub struct PathRegex(pub String);
 
+/// The tail of a segment-prefix regex: the end of the path, or `/` and anything.
+const SEGMENT_TAIL: &str = "(?:/.*)?$";
+
+/// The literal an escaped regex stands for, if it is only escaped literal characters.
+fn unescape_literal(re: &str) -> Option<String> {
+    let mut out = String::new();
+    let mut chars = re.chars();
+    while let Some(c) = chars.next() {
+        if c == '\\' {
+            out.push(chars.next()?);
+        } else if "()[]{}|*+?.^$".contains(c) {
+            return None;
+        } else {
+            out.push(c);
+        }
+    }
+    Some(out)
+}
+
 /// What a start-anchored path regex means, for targets without (or with full-match) regex.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum PathKind {
@@ -295,6 +314,32 @@ pub enum PathKind {
 }
 
 impl PathRegex {
+    /// The regex of a path equal to `path` (Gateway API `Exact`).
+    pub fn exact(path: &str) -> PathRegex {
+        PathRegex(format!("^{}$", regex_syntax::escape(path)))
+    }
+
+    /// The regex of Gateway API's `PathPrefix` `prefix`: whole path segments (`/foo` matches
+    /// `/foo`, `/foo/` and `/foo/bar`, not `/foobar`); a trailing `/` is ignored. `None` for
+    /// `/` (every path).
+    pub fn segment_prefix_of(prefix: &str) -> Option<PathRegex> {
+        let p = prefix.trim_end_matches('/');
+        if p.is_empty() {
+            return None;
+        }
+        Some(PathRegex(format!(
+            "^{}{SEGMENT_TAIL}",
+            regex_syntax::escape(p)
+        )))
+    }
+
+    /// The prefix when this regex is one [`PathRegex::segment_prefix_of`] made.
+    pub fn segment_prefix(&self) -> Option<String> {
+        let lit = self.0.strip_prefix('^')?.strip_suffix(SEGMENT_TAIL)?;
+        let unescaped = unescape_literal(lit)?;
+        (regex_syntax::escape(&unescaped) == lit).then_some(unescaped)
+    }
+
     /// A regex for targets whose regex match is whole-path (Envoy `safe_regex`, Istio
     /// `regex`, Gateway API `RegularExpression`): `(?:P).*`, or `P` without the `.*`
     /// when `P` already ends with `$`.
@@ -412,6 +457,10 @@ pub struct HttpRoute {
     pub methods: Vec<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub headers: Vec<HeaderMatch>,
+    /// Query parameters (GAMMA `queryParams`): name as written (case-sensitive), whole-value
+    /// RE2 regex; every one must match.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub query: Vec<HeaderMatch>,
 }
 
 impl HttpRoute {
@@ -436,6 +485,7 @@ impl HttpRoute {
                     regex: r.to_string(),
                 })
                 .collect(),
+            query: vec![],
         }
     }
 
@@ -443,6 +493,7 @@ impl HttpRoute {
     pub fn is_catch_all(&self) -> bool {
         self.methods.is_empty()
             && self.headers.is_empty()
+            && self.query.is_empty()
             && self.path.as_ref().is_none_or(|p| p.kind() == PathKind::Any)
     }
 }
@@ -482,6 +533,117 @@ pub struct Split {
     /// Per root port (empty when the root Service is not in the snapshot).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub ports: Vec<SplitPort>,
+    /// A route table (GAMMA routes that are more than one weighted split): the rules in
+    /// order, the first whose matches match a request applies, and a request matching no
+    /// rule is answered 404 (Gateway API), not sent to the root. When non-empty, `matches`
+    /// is empty and `backends` lists every backend any rule names (each once, with the
+    /// weight of its first rule); rules name backends by index. Routes that are exactly a
+    /// split (one rule, or matched rules to one weighted set then a catch-all to the root,
+    /// no filters, timeouts or retries) are built as a split instead, so that an SMI
+    /// TrafficSplit and its GAMMA equivalent give the same IR.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub rules: Vec<RouteRule>,
+}
+
+/// One rule of a route table ([`Split::rules`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RouteRule {
+    /// Field path of the rule (`spec.rules[2]`), for findings.
+    pub field: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// ORed; empty = every request.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub matches: Vec<HttpRoute>,
+    /// `(index into Split::backends, weight)`; empty with no redirect = answered 500
+    /// (Gateway API: a rule without backends fails its requests).
+    pub backends: Vec<(usize, u64)>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub filters: Vec<Filter>,
+    /// Whole-request timeout in ms (`timeouts.request`); 0 = none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
+    /// Per-try timeout in ms (`timeouts.backendRequest`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backend_timeout_ms: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry: Option<Retry>,
+}
+
+impl RouteRule {
+    /// The rule's redirect, if it has one (a redirect rule sends no request upstream).
+    pub fn redirect(&self) -> Option<&Redirect> {
+        self.filters.iter().find_map(|f| match f {
+            Filter::Redirect(r) => Some(r),
+            _ => None,
+        })
+    }
+}
+
+/// Header edits (Gateway API `RequestHeaderModifier` / `ResponseHeaderModifier`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct HeaderEdit {
+    /// `(name, value)`: replaces any existing value.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub set: Vec<(String, String)>,
+    /// `(name, value)`: appended.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub add: Vec<(String, String)>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub remove: Vec<String>,
+}
+
+/// A path rewrite (Gateway API `HTTPPathModifier`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum PathRewrite {
+    /// The whole path becomes this.
+    Full(String),
+    /// The matched path prefix (the rule's only match is a segment prefix) becomes this.
+    Prefix(String),
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Redirect {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scheme: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<PathRewrite>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    /// 301 or 302 (default 302).
+    pub status_code: u16,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Filter {
+    RequestHeaders(HeaderEdit),
+    ResponseHeaders(HeaderEdit),
+    Redirect(Redirect),
+    Rewrite {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        hostname: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        path: Option<PathRewrite>,
+    },
+}
+
+/// Retries (Gateway API `rules[].retry`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Retry {
+    /// Retries after the first try.
+    pub attempts: u32,
+    /// HTTP status codes that are retried (empty: connection failures only).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub codes: Vec<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backoff_ms: Option<u64>,
 }
 
 impl Split {
@@ -582,8 +744,12 @@ pub struct Ir {
     pub namespaces: BTreeMap<String, NamespaceInfo>,
     pub services: BTreeMap<SvcKey, Service>,
     pub workloads: BTreeMap<Identity, Workload>,
-    /// Winning split per root service.
+    /// Winning split (or route table) per root service.
     pub splits: BTreeMap<SvcKey, Split>,
+    /// GAMMA consumer routes: per client namespace, the route table its clients use for a
+    /// Service of another namespace (instead of the producer's split).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub consumer_splits: BTreeMap<String, BTreeMap<SvcKey, Split>>,
     pub access: BTreeMap<Identity, AccessPolicy>,
     /// Every SMI input object's outcome.
     #[serde(serialize_with = "ser::status")]
@@ -591,6 +757,15 @@ pub struct Ir {
 }
 
 impl Ir {
+    /// The split (or route table) clients in `client_ns` use for `svc`: a consumer route of
+    /// their namespace, else the producer's.
+    pub fn split_for(&self, client_ns: &str, svc: &SvcKey) -> Option<&Split> {
+        self.consumer_splits
+            .get(client_ns)
+            .and_then(|m| m.get(svc))
+            .or_else(|| self.splits.get(svc))
+    }
+
     /// The IR as one deterministic YAML document (the per-stage golden `ir.yaml`): the same
     /// IR always renders to the same bytes.
     pub fn to_yaml(&self) -> String {
@@ -791,6 +966,28 @@ mod tests {
         assert_eq!(k("/api/v[0-9]+"), PathKind::Regex);
         assert_eq!(k("/a.b"), PathKind::Regex);
         assert_eq!(k("/a\\.b"), PathKind::Prefix("/a.b".into()));
+    }
+
+    #[test]
+    fn gateway_paths() {
+        let e = PathRegex::exact("/a.b");
+        assert_eq!(e.kind(), PathKind::Exact("/a.b".into()));
+        let p = PathRegex::segment_prefix_of("/api/").unwrap();
+        assert_eq!(p.segment_prefix().as_deref(), Some("/api"));
+        assert_eq!(PathRegex::segment_prefix_of("/"), None);
+        let re = regex::Regex::new(&p.0).unwrap();
+        for (path, want) in [
+            ("/api", true),
+            ("/api/", true),
+            ("/api/v1", true),
+            ("/apix", false),
+        ] {
+            assert_eq!(re.is_match(path), want, "{path}");
+        }
+        let dotted = PathRegex::segment_prefix_of("/v1.0").unwrap();
+        assert_eq!(dotted.segment_prefix().as_deref(), Some("/v1.0"));
+        assert_eq!(PathRegex("/api(?:/.*)?$".into()).segment_prefix(), None);
+        assert_eq!(PathRegex("^/a.b(?:/.*)?$".into()).segment_prefix(), None);
     }
 
     #[test]

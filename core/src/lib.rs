@@ -12,6 +12,7 @@ pub mod capability;
 pub mod crd;
 pub mod engine;
 mod fields;
+mod gamma;
 pub mod hash;
 pub mod ir;
 pub mod load;

@@ -2,7 +2,7 @@
 //! invalid document yields a [`Problem`] naming the file, document, object and field, and
 //! never stops the others. Nothing here panics on any input (see the fuzz/proptest target).
 
-use crate::api::{access, meshbridge, specs, split};
+use crate::api::{access, gateway, meshbridge, specs, split};
 use crate::model::*;
 use crate::report::{Problem, Severity, reasons};
 use serde::de::DeserializeOwned;
@@ -24,6 +24,10 @@ pub fn kind_from_str(s: &str) -> Option<Kind> {
         "HTTPRouteGroup" => Kind::HTTPRouteGroup,
         "TCPRoute" => Kind::TCPRoute,
         "UDPRoute" => Kind::UDPRoute,
+        "HTTPRoute" => Kind::HTTPRoute,
+        "GRPCRoute" => Kind::GRPCRoute,
+        "TCPRoute.gateway.networking.k8s.io" => Kind::GatewayTCPRoute,
+        "ReferenceGrant" => Kind::ReferenceGrant,
         "Mesh" => Kind::Mesh,
         "Install" => Kind::Install,
         "Namespace" => Kind::Namespace,
@@ -430,7 +434,14 @@ fn load_value_depth(v: Value, origin: &Origin, opts: &LoadOptions, out: &mut Loa
         ));
         return;
     }
-    let Some(kind) = kind_from_str(raw_kind) else {
+    let in_gateway_group = api_version
+        .rsplit_once('/')
+        .is_some_and(|(g, _)| g == gateway::GROUP);
+    let kind = match raw_kind {
+        "TCPRoute" if in_gateway_group => Some(Kind::GatewayTCPRoute),
+        _ => kind_from_str(raw_kind),
+    };
+    let Some(kind) = kind else {
         // SMI groups: every kind there must be one we know.
         if is_smi_group(&api_version) && !api_version.starts_with("metrics.smi-spec.io/") {
             out.problems.push(problem(
@@ -458,6 +469,9 @@ fn load_value_depth(v: Value, origin: &Origin, opts: &LoadOptions, out: &mut Loa
         Kind::TrafficSplit => split::GROUP,
         Kind::TrafficTarget => access::GROUP,
         Kind::HTTPRouteGroup | Kind::TCPRoute | Kind::UDPRoute => specs::GROUP,
+        Kind::HTTPRoute | Kind::GRPCRoute | Kind::GatewayTCPRoute | Kind::ReferenceGrant => {
+            gateway::GROUP
+        }
         Kind::Mesh | Kind::Install => meshbridge::GROUP,
         Kind::Namespace | Kind::Service | Kind::ServiceAccount | Kind::Pod => "",
         Kind::Deployment | Kind::StatefulSet | Kind::DaemonSet | Kind::ReplicaSet => "apps",
@@ -684,6 +698,18 @@ fn typed<T: DeserializeOwned>(v: Value) -> Result<T, BuildErr> {
     })
 }
 
+/// [`typed`] for the value of `spec`: field paths start with `spec`.
+fn typed_spec<T: DeserializeOwned>(v: Value) -> Result<T, BuildErr> {
+    typed(v).map_err(|(f, cr, r)| {
+        let f = if f == "(root)" {
+            "spec".into()
+        } else {
+            format!("spec.{f}")
+        };
+        (f, cr, r)
+    })
+}
+
 fn unsupported(kind: Kind, version: &str, known: &str) -> BuildErr {
     let draft = if kind == Kind::TrafficTarget && version == "v1alpha4" {
         " (access v1alpha4 is an unreleased draft)"
@@ -837,6 +863,40 @@ fn build(kind: Kind, version: &str, v: Value, mut meta: Meta) -> Result<Object, 
             "v1alpha1" => Object::Install(Box::new(typed(v)?), meta),
             other => return Err(unsupported(kind, other, "v1alpha1")),
         },
+        Kind::HTTPRoute | Kind::GRPCRoute | Kind::GatewayTCPRoute => {
+            meta.prefix = "spec.";
+            let known = match kind {
+                Kind::HTTPRoute => &["v1", "v1beta1"][..],
+                Kind::GRPCRoute => &["v1", "v1alpha2"][..],
+                _ => &["v1alpha2", "v1"][..],
+            };
+            if !known.contains(&version) {
+                return Err(unsupported(kind, version, &known.join(", ")));
+            }
+            let spec = v.get("spec").cloned().unwrap_or(Value::Null);
+            if !spec.is_object() {
+                return Err((
+                    "spec".into(),
+                    reasons::INVALID_FIELD,
+                    "required field is missing or not a mapping".into(),
+                ));
+            }
+            let spec = match kind {
+                Kind::HTTPRoute => gateway::RouteSpec::Http(typed_spec(spec)?),
+                Kind::GRPCRoute => gateway::RouteSpec::Grpc(typed_spec(spec)?),
+                _ => gateway::RouteSpec::Tcp(typed_spec(spec)?),
+            };
+            Object::GammaRoute(Box::new(GammaRoute { meta, spec }))
+        }
+        Kind::ReferenceGrant => {
+            meta.prefix = "spec.";
+            if !["v1beta1", "v1alpha2", "v1"].contains(&version) {
+                return Err(unsupported(kind, version, "v1beta1, v1"));
+            }
+            let spec = v.get("spec").cloned().unwrap_or(Value::Null);
+            let spec = typed_spec(spec)?;
+            Object::ReferenceGrant(Box::new(ReferenceGrant { meta, spec }))
+        }
         Kind::Namespace => built_in!(Namespace),
         Kind::Service => built_in!(Service),
         Kind::ServiceAccount => built_in!(ServiceAccount),

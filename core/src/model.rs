@@ -18,6 +18,14 @@ pub enum Kind {
     HTTPRouteGroup,
     TCPRoute,
     UDPRoute,
+    /// Gateway API HTTPRoute (GAMMA: parentRef a Service).
+    HTTPRoute,
+    /// Gateway API GRPCRoute.
+    GRPCRoute,
+    /// Gateway API TCPRoute (not SMI's `TCPRoute`; printed `TCPRoute.gateway.networking.k8s.io`).
+    GatewayTCPRoute,
+    /// Gateway API ReferenceGrant.
+    ReferenceGrant,
     Mesh,
     Install,
     Namespace,
@@ -40,6 +48,10 @@ impl Kind {
             Kind::HTTPRouteGroup => "HTTPRouteGroup",
             Kind::TCPRoute => "TCPRoute",
             Kind::UDPRoute => "UDPRoute",
+            Kind::HTTPRoute => "HTTPRoute",
+            Kind::GRPCRoute => "GRPCRoute",
+            Kind::GatewayTCPRoute => "TCPRoute.gateway.networking.k8s.io",
+            Kind::ReferenceGrant => "ReferenceGrant",
             Kind::Mesh => "Mesh",
             Kind::Install => "Install",
             Kind::Namespace => "Namespace",
@@ -64,6 +76,28 @@ impl Kind {
                 | Kind::TCPRoute
                 | Kind::UDPRoute
         )
+    }
+
+    /// A Gateway API route read in the GAMMA profile.
+    pub fn is_gamma_route(self) -> bool {
+        matches!(
+            self,
+            Kind::HTTPRoute | Kind::GRPCRoute | Kind::GatewayTCPRoute
+        )
+    }
+
+    /// An input whose outcome the engine reports (conditions on the object): SMI kinds and
+    /// Gateway API routes.
+    pub fn has_status(self) -> bool {
+        self.is_smi() || self.is_gamma_route()
+    }
+
+    /// The kind's name as Kubernetes spells it (`TCPRoute` for both TCPRoutes).
+    pub fn k8s_kind(self) -> &'static str {
+        match self {
+            Kind::GatewayTCPRoute => "TCPRoute",
+            k => k.as_str(),
+        }
     }
 }
 
@@ -216,6 +250,29 @@ pub struct PortRoute {
     pub ports: Option<Vec<IntOrString>>,
 }
 
+/// A Gateway API route (HTTPRoute, GRPCRoute, TCPRoute) read as input.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GammaRoute {
+    pub meta: Meta,
+    pub spec: crate::api::gateway::RouteSpec,
+}
+
+impl GammaRoute {
+    pub fn kind(&self) -> Kind {
+        match self.spec {
+            crate::api::gateway::RouteSpec::Http(_) => Kind::HTTPRoute,
+            crate::api::gateway::RouteSpec::Grpc(_) => Kind::GRPCRoute,
+            crate::api::gateway::RouteSpec::Tcp(_) => Kind::GatewayTCPRoute,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct ReferenceGrant {
+    pub meta: Meta,
+    pub spec: crate::api::gateway::ReferenceGrantSpec,
+}
+
 /// One input object of any kind.
 #[derive(Clone, Debug)]
 pub enum Object {
@@ -224,6 +281,8 @@ pub enum Object {
     HttpRouteGroup(HttpRouteGroup),
     TcpRoute(PortRoute),
     UdpRoute(PortRoute),
+    GammaRoute(Box<GammaRoute>),
+    ReferenceGrant(Box<ReferenceGrant>),
     Mesh(Box<crate::api::meshbridge::Mesh>, Meta),
     Install(Box<crate::api::meshbridge::Install>, Meta),
     Namespace(Box<Namespace>, Meta),
@@ -246,6 +305,8 @@ impl Object {
             Object::HttpRouteGroup(_) => Kind::HTTPRouteGroup,
             Object::TcpRoute(_) => Kind::TCPRoute,
             Object::UdpRoute(_) => Kind::UDPRoute,
+            Object::GammaRoute(r) => r.kind(),
+            Object::ReferenceGrant(_) => Kind::ReferenceGrant,
             Object::Mesh(..) => Kind::Mesh,
             Object::Install(..) => Kind::Install,
             Object::Namespace(..) => Kind::Namespace,
@@ -267,6 +328,8 @@ impl Object {
             Object::TrafficTarget(o) => &o.meta,
             Object::HttpRouteGroup(o) => &o.meta,
             Object::TcpRoute(o) | Object::UdpRoute(o) => &o.meta,
+            Object::GammaRoute(o) => &o.meta,
+            Object::ReferenceGrant(o) => &o.meta,
             Object::Mesh(_, m)
             | Object::Install(_, m)
             | Object::Namespace(_, m)

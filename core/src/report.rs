@@ -70,6 +70,8 @@ impl Problem {
                 | reasons::SERVICE_ACCOUNT_NOT_FOUND
                 | reasons::UNKNOWN_MATCH
                 | reasons::BACKEND_PORT_MISMATCH
+                | reasons::REF_NOT_PERMITTED
+                | reasons::INVALID_KIND
         )
     }
 }
@@ -120,4 +122,10 @@ pub mod reasons {
     /// A header regex that looks like it expects a substring match (a warning: header
     /// regexes match the whole value; see [`crate::regex_hint`]).
     pub const SUBSTRING_REGEX: &str = "SubstringRegex";
+    /// A cross-namespace backendRef no ReferenceGrant allows (Gateway API's reason).
+    pub const REF_NOT_PERMITTED: &str = "RefNotPermitted";
+    /// A backendRef of a kind other than Service (Gateway API's reason).
+    pub const INVALID_KIND: &str = "InvalidKind";
+    /// A Gateway API field value meshbridge does not support (Gateway API's reason).
+    pub const UNSUPPORTED_VALUE: &str = "UnsupportedValue";
 }

@@ -14,6 +14,9 @@ pub struct Snapshot {
     pub route_groups: BTreeMap<NsName, HttpRouteGroup>,
     pub tcp_routes: BTreeMap<NsName, PortRoute>,
     pub udp_routes: BTreeMap<NsName, PortRoute>,
+    /// Gateway API routes, by kind (HTTPRoute, GRPCRoute, GatewayTCPRoute) then name.
+    pub gamma_routes: BTreeMap<(Kind, String, String), GammaRoute>,
+    pub reference_grants: BTreeMap<NsName, ReferenceGrant>,
     pub meshes: BTreeMap<NsName, (crate::api::meshbridge::Mesh, Meta)>,
     pub installs: BTreeMap<NsName, (crate::api::meshbridge::Install, Meta)>,
     pub namespaces: BTreeMap<String, (k8s_openapi::api::core::v1::Namespace, Meta)>,
@@ -60,6 +63,8 @@ impl Snapshot {
             Object::HttpRouteGroup(o) => self.route_groups.insert(k, o).is_some(),
             Object::TcpRoute(o) => self.tcp_routes.insert(k, o).is_some(),
             Object::UdpRoute(o) => self.udp_routes.insert(k, o).is_some(),
+            Object::GammaRoute(o) => self.gamma_routes.insert((o.kind(), k.0, k.1), *o).is_some(),
+            Object::ReferenceGrant(o) => self.reference_grants.insert(k, *o).is_some(),
             Object::Mesh(o, m) => self.meshes.insert(k, (*o, m)).is_some(),
             Object::Install(o, m) => self.installs.insert(k, (*o, m)).is_some(),
             Object::Namespace(o, m) => self.namespaces.insert(k.1, (*o, m)).is_some(),
@@ -84,6 +89,10 @@ impl Snapshot {
             Kind::HTTPRouteGroup => self.route_groups.remove(&k).is_some(),
             Kind::TCPRoute => self.tcp_routes.remove(&k).is_some(),
             Kind::UDPRoute => self.udp_routes.remove(&k).is_some(),
+            Kind::HTTPRoute | Kind::GRPCRoute | Kind::GatewayTCPRoute => {
+                self.gamma_routes.remove(&(key.kind, k.0, k.1)).is_some()
+            }
+            Kind::ReferenceGrant => self.reference_grants.remove(&k).is_some(),
             Kind::Mesh => self.meshes.remove(&k).is_some(),
             Kind::Install => self.installs.remove(&k).is_some(),
             Kind::Namespace => self.namespaces.remove(&key.name).is_some(),
@@ -108,6 +117,10 @@ impl Snapshot {
             Kind::HTTPRouteGroup => &self.route_groups.get(&k)?.meta.origin,
             Kind::TCPRoute => &self.tcp_routes.get(&k)?.meta.origin,
             Kind::UDPRoute => &self.udp_routes.get(&k)?.meta.origin,
+            Kind::HTTPRoute | Kind::GRPCRoute | Kind::GatewayTCPRoute => {
+                &self.gamma_routes.get(&(key.kind, k.0, k.1))?.meta.origin
+            }
+            Kind::ReferenceGrant => &self.reference_grants.get(&k)?.meta.origin,
             Kind::Mesh => &self.meshes.get(&k)?.1.origin,
             Kind::Install => &self.installs.get(&k)?.1.origin,
             Kind::Namespace => &self.namespaces.get(&key.name)?.1.origin,

@@ -455,6 +455,7 @@ proptest::proptest! {
             }).collect(),
             matches: vec![],
             ports: vec![],
+            rules: vec![],
         });
         let t = IstioAdapter.translate(&ir, &Context::default());
         assert_istio_rules(&t);

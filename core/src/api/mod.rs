@@ -52,6 +52,7 @@ macro_rules! toplevel_object {
 
 pub mod access;
 pub mod common;
+pub mod gateway;
 pub mod meshbridge;
 pub mod metrics;
 pub mod specs;

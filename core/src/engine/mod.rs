@@ -236,7 +236,7 @@ impl Engine {
             .flat_map(|(_, s)| s.problems.iter().cloned())
             .collect();
         for (k, e) in &self.store.entries {
-            if !k.object.kind.is_smi() && e.current.is_none() {
+            if !k.object.kind.has_status() && e.current.is_none() {
                 v.extend(e.load_problems.iter().cloned());
             }
         }
@@ -287,7 +287,7 @@ impl Engine {
             object,
             live_status: Some(ls),
         } = &change
-            && (key.object.kind.is_smi() || key.object.kind == Kind::Mesh)
+            && (key.object.kind.has_status() || key.object.kind == Kind::Mesh)
             && let Some(e) = self.store.entries.get_mut(&key)
             && let Some(cur) = &e.current
             && cur.meta().generation.is_some()

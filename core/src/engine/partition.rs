@@ -215,7 +215,7 @@ pub(crate) fn compute(store: &mut Store, r: &Renderers<'_>, ns: &str) -> Option<
         let Some(e) = store.entries.get(&k) else {
             continue;
         };
-        if !k.object.kind.is_smi() {
+        if !k.object.kind.has_status() {
             continue;
         }
         let st = ObjectStatus {

@@ -81,7 +81,7 @@ impl Entry {
 
 /// Whether the engine validates objects of `kind` (and so keeps a last accepted version).
 pub(crate) fn validated(kind: Kind) -> bool {
-    kind.is_smi()
+    kind.has_status()
 }
 
 #[derive(Clone, Debug, Default)]
