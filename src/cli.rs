@@ -21,6 +21,11 @@ pub struct Cli {
 pub enum Command {
     /// Translate SMI objects (and the Kubernetes objects they refer to) into a mesh's objects.
     Translate(crate::translate::TranslateArgs),
+    /// Convert SMI TrafficSplits (and their HTTPRouteGroups) into equivalent Gateway API
+    /// GAMMA routes on stdout, with a report on stderr of what changes meaning.
+    Convert(crate::convert::ConvertArgs),
+    /// Moving namespaces between meshes: `swap plan` lists what the new mesh cannot keep.
+    Swap(crate::convert::SwapArgs),
     /// Print every CustomResourceDefinition meshbridge serves.
     Crds,
     /// The controller: watch inputs (cluster or directory), program the selected meshes.
@@ -47,6 +52,8 @@ pub fn main() -> ExitCode {
     };
     match cli.command {
         Command::Translate(args) => crate::translate::run(args),
+        Command::Convert(args) => crate::convert::convert(args),
+        Command::Swap(args) => crate::convert::swap(args),
         Command::Run(args) => {
             let mut ext = meshbridge_controller::Extensions::default();
             if args.appmesh_mode == "api" {

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 mod appmesh_api;
 mod cli;
+mod convert;
 mod inputs;
 mod registry;
 mod runtime;
