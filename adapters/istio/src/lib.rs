@@ -130,6 +130,46 @@ impl Adapter for IstioAdapter {
                 Level::Full,
                 "STRICT PeerAuthentication in every namespace with TrafficTarget destinations",
             ),
+            (
+                Feature::RouteTables,
+                Level::Partial,
+                "one http route per rule in precedence order, no catch-all (unmatched requests get Envoy's 404 NR), directResponse 500 for rules without backends; rules do not apply on ports declared TCP, and matches Istio cannot express (a header named twice, `uri`/`scheme`/`method`/`authority` headers) are left out (reported)",
+            ),
+            (
+                Feature::QueryRouting,
+                Level::Full,
+                "queryParams.<name>.regex (full-match RE2)",
+            ),
+            (
+                Feature::HeaderModifiers,
+                Level::Partial,
+                "headers.request / headers.response set, add, remove; a header added twice (Istio's add is a map) makes the rule answer 500 (reported)",
+            ),
+            (
+                Feature::UrlRewrite,
+                Level::Full,
+                "rewrite.authority and rewrite.uriRegexRewrite (full path, or the matched segment prefix)",
+            ),
+            (
+                Feature::Redirects,
+                Level::Full,
+                "redirect uri, authority, scheme, port, redirectCode; a prefix redirect becomes uri.exact P and uri.prefix P/ routes",
+            ),
+            (
+                Feature::Timeouts,
+                Level::Partial,
+                "timeout; backendRequest as retries.perTryTimeout with a retry, else it bounds the whole request (reported)",
+            ),
+            (
+                Feature::Retries,
+                Level::Partial,
+                "retries attempts, retryOn connect-failure,refused-stream,unavailable,cancelled plus retriable-status-codes and the codes, perTryTimeout; no backoff (Envoy's default applies, reported); a rule without retry keeps Istio's default retry policy",
+            ),
+            (
+                Feature::ConsumerRoutes,
+                Level::Full,
+                "VirtualService `<service>.<namespace>` in the client namespace with exportTo [\".\"]",
+            ),
         ])
     }
 
