@@ -380,3 +380,90 @@ async fn a_missing_controller_namespace_is_an_error_not_a_silent_follower() {
         meshbridge_controller::leader::Step::Leader
     );
 }
+
+/// The official Gateway API HTTPRoute CRD (../shared/schemas), served with its schema.
+fn load_httproute_crd(f: &FakeApi) {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/schemas/gateway-api/gateway.networking.k8s.io_httproutes.yaml");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path:?}: {e}"));
+    let crd = meshbridge_core::load::parse_document(&text)
+        .unwrap()
+        .unwrap();
+    f.load_crd(&crd);
+}
+
+#[tokio::test]
+async fn a_gamma_route_gets_its_status_in_parents_beside_other_controllers() {
+    let f = cluster();
+    load_httproute_crd(&f);
+    create(
+        &f,
+        concat!(
+            include_str!("common/fixtures/labelled_shop_and_meshes.yaml"),
+            "---\n",
+            include_str!("common/fixtures/web_services.yaml"),
+            "---\n",
+            "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: web, namespace: shop}\n",
+            "spec:\n  parentRefs: [{group: \"\", kind: Service, name: web, port: 80}, {name: edge}]\n",
+            "  rules: [{backendRefs: [{name: web-v1, port: 80, weight: 9}, {name: web-v2, port: 80, weight: 1}]}]\n",
+        ),
+    )
+    .await;
+    // A gateway controller already reports on its Gateway parent.
+    let other = json!({
+        "parentRef": {"name": "edge"},
+        "controllerName": "example.com/gateway",
+        "conditions": [{"type": "Accepted", "status": "True", "reason": "Accepted", "message": "",
+                        "lastTransitionTime": "2026-01-01T00:00:00Z", "observedGeneration": 1}],
+    });
+    f.edit(
+        "/apis/gateway.networking.k8s.io/v1/namespaces/shop/httproutes",
+        "web",
+        |r| r["status"] = json!({"parents": [other.clone()]}),
+    );
+    let (mut rec, _) = start(&f, "controller").await;
+    let r = rec.reconcile().await;
+    assert!(r.errors.is_empty(), "{:?}", r.errors);
+    let route = f
+        .get("gateway.networking.k8s.io/v1", "httproutes", "shop", "web")
+        .unwrap();
+    let parents = route["status"]["parents"].as_array().unwrap();
+    assert_eq!(parents.len(), 2, "{parents:#?}");
+    assert_eq!(
+        parents[0], other,
+        "the other controller's entry is kept as it was"
+    );
+    let ours = &parents[1];
+    assert_eq!(ours["controllerName"], "meshbridge.io/mesh-controller");
+    assert_eq!(
+        ours["parentRef"],
+        json!({"group": "", "kind": "Service", "name": "web", "port": 80})
+    );
+    let conds: Vec<Condition> = serde_json::from_value(ours["conditions"].clone()).unwrap();
+    assert_eq!(condition(&conds, "Accepted").status, "True", "{conds:?}");
+    assert_eq!(
+        condition(&conds, "ResolvedRefs").status,
+        "True",
+        "{conds:?}"
+    );
+    assert_eq!(
+        condition(&conds, "meshbridge.io/programmed-linkerd").status,
+        "True",
+        "{conds:?}"
+    );
+    // The route is programmed like a split: the test adapter's output for shop/web.
+    assert!(
+        r.applied
+            .iter()
+            .any(|k| k.to_string() == "Route.linkerd.test.meshbridge.io shop/web"),
+        "{:?}",
+        r.applied
+    );
+    // A restart with nothing changed writes nothing.
+    let (mut again, _) = start(&f, "controller").await;
+    f.take_log();
+    let r = again.reconcile().await;
+    assert!(r.errors.is_empty(), "{:?}", r.errors);
+    let writes = write_lines(&f.take_log());
+    assert!(writes.is_empty(), "{writes:#?}");
+}

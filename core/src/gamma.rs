@@ -21,6 +21,8 @@
 //!   `port` other than the parent's is refused: the IR reaches backends on the called port,
 //!   as SMI does); a backend in another namespace needs a ReferenceGrant there that allows
 //!   this route's kind from its namespace; weight default 1.
+//! - Routes labelled as meshbridge's own output (`app.kubernetes.io/managed-by: meshbridge`
+//!   and `meshbridge.io/owner`, what the gateway-api backend writes) are not read as input.
 //! - HTTPRoute/GRPCRoute apply to the parent's ports that can carry HTTP (not those declared
 //!   opaque TCP); a TCPRoute to every TCP port; `parentRefs[].port` narrows to one port.
 
@@ -76,6 +78,16 @@ pub(crate) fn candidates<'a>(
 ) -> Routes {
     let mut routes = Routes::new();
     for ((kind, ns, name), r) in &snap.gamma_routes {
+        // meshbridge's own output (the gateway-api backend's routes): not input.
+        if r.meta
+            .labels
+            .get(crate::adapter::MANAGED_BY_LABEL)
+            .map(String::as_str)
+            == Some(crate::adapter::MANAGED_BY_VALUE)
+            && r.meta.labels.contains_key(crate::adapter::OWNER_LABEL)
+        {
+            continue;
+        }
         let parents: Vec<(usize, &ParentRef)> = r
             .spec
             .parent_refs()

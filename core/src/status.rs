@@ -12,6 +12,26 @@ pub const RESOLVED_REFS: &str = "ResolvedRefs";
 /// each writer compares and writes only its own, so the two never rewrite each other's).
 pub const DISCOVERY_CONDITIONS: [&str; 2] = ["Ready", "VersionResolved"];
 
+/// The `controllerName` meshbridge writes in a Gateway API route's `status.parents[]`.
+pub const GATEWAY_CONTROLLER_NAME: &str = "meshbridge.io/mesh-controller";
+
+/// A condition type as written in a Gateway API route's status: condition types there must
+/// be Kubernetes names, so `Programmed/<mesh>` is written `meshbridge.io/programmed-<mesh>`.
+pub fn gateway_condition_type(t: &str) -> String {
+    match t.strip_prefix("Programmed/") {
+        Some(mesh) => format!("meshbridge.io/programmed-{mesh}"),
+        None => t.to_string(),
+    }
+}
+
+/// The inverse of [`gateway_condition_type`].
+pub fn condition_type_from_gateway(t: &str) -> String {
+    match t.strip_prefix("meshbridge.io/programmed-") {
+        Some(mesh) => format!("Programmed/{mesh}"),
+        None => t.to_string(),
+    }
+}
+
 fn cond(t: &str, ok: bool, reason: &str, message: String, generation: Option<i64>) -> Condition {
     Condition {
         type_: t.to_string(),

@@ -201,6 +201,25 @@ spec:
 }
 
 #[test]
+fn meshbridge_output_routes_are_not_input() {
+    let (ir, problems) = ir_of(
+        r#"
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata:
+  name: web-8080
+  namespace: default
+  labels: {app.kubernetes.io/managed-by: meshbridge, meshbridge.io/owner: meshbridge-system}
+spec:
+  parentRefs: [{group: "", kind: Service, name: web}]
+  rules: [{backendRefs: [{name: web-v1, port: 8080}]}]
+"#,
+    );
+    assert!(problems.is_empty(), "{problems:?}");
+    assert!(ir.splits.is_empty() && ir.status.is_empty());
+}
+
+#[test]
 fn consumer_routes_and_reference_grants() {
     let route = r#"
 apiVersion: v1

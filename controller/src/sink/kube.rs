@@ -354,6 +354,10 @@ impl StatusSink for KubeStatusSink {
         let Some(res) = res else {
             return Err(Error::Kube(format!("{} is not served", target.key.kind)));
         };
+        if target.key.kind.is_gamma_route() && res.has_status {
+            let api = api_of(&self.client, &res, &target.key.namespace);
+            return write_route_status(&api, target, conditions).await;
+        }
         if res.has_status {
             let api = api_of(&self.client, &res, &target.key.namespace);
             let mut body = json!({
@@ -390,7 +394,7 @@ impl StatusSink for KubeStatusSink {
                         .clone()
                         .unwrap_or_else(|| res.api.api_version.clone()),
                 ),
-                kind: Some(target.key.kind.as_str().to_string()),
+                kind: Some(target.key.kind.k8s_kind().to_string()),
                 name: Some(target.key.name.clone()),
                 namespace: Some(target.key.namespace.clone()),
                 uid: target.uid.clone(),
@@ -418,6 +422,76 @@ impl StatusSink for KubeStatusSink {
             }
             Ok(())
         }
+    }
+}
+
+/// A Gateway API route's status, the Gateway API way: one `status.parents[]` entry per
+/// Service parent with meshbridge's `controllerName` and the conditions. `parents` is an
+/// atomic list shared with other controllers (a Gateway's), so the status is read, the
+/// entries of other controllers kept, ours replaced, and written back with the
+/// resourceVersion read (a concurrent write gives 409: the next reconcile retries).
+async fn write_route_status(
+    api: &Api<DynamicObject>,
+    target: &StatusTarget,
+    conditions: &[Condition],
+) -> Result<()> {
+    use meshbridge_core::status::{GATEWAY_CONTROLLER_NAME, gateway_condition_type};
+    let live = match api.get_status(&target.key.name).await {
+        Ok(o) => o,
+        Err(kube::Error::Api(s)) if s.code == 404 => return Ok(()),
+        Err(e) => return Err(kube_err(e)),
+    };
+    let conditions: Vec<Value> = conditions
+        .iter()
+        .map(|c| {
+            let mut c = c.clone();
+            c.type_ = gateway_condition_type(&c.type_);
+            serde_json::to_value(c).unwrap_or(Value::Null)
+        })
+        .collect();
+    let mut parents: Vec<Value> = live
+        .data
+        .pointer("/status/parents")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|p| {
+            p.get("controllerName").and_then(Value::as_str) != Some(GATEWAY_CONTROLLER_NAME)
+        })
+        .collect();
+    let refs = live
+        .data
+        .pointer("/spec/parentRefs")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    for r in refs {
+        let is_service = r.get("group").and_then(Value::as_str) == Some("")
+            && r.get("kind").and_then(Value::as_str) == Some("Service");
+        if is_service && parents.len() < 32 {
+            parents.push(json!({
+                "parentRef": r,
+                "controllerName": GATEWAY_CONTROLLER_NAME,
+                "conditions": conditions,
+            }));
+        }
+    }
+    let body = json!({
+        "metadata": {"resourceVersion": live.metadata.resource_version},
+        "status": {"parents": parents},
+    });
+    match api
+        .patch_status(
+            &target.key.name,
+            &PatchParams::default(),
+            &Patch::Merge(body),
+        )
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+        Err(e) => Err(kube_err(e)),
     }
 }
 

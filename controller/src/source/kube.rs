@@ -43,6 +43,18 @@ pub const CUSTOM_GROUPS: &[(&str, &[&str], &[Kind])] = &[
         &[Kind::HTTPRouteGroup, Kind::TCPRoute, Kind::UDPRoute],
     ),
     ("meshbridge.io", &["v1alpha1"], &[Kind::Mesh, Kind::Install]),
+    // Gateway API (GAMMA routes as input); Gateway API CRDs convert between versions, so
+    // the newest served version is read.
+    (
+        "gateway.networking.k8s.io",
+        &["v1", "v1beta1", "v1alpha2"],
+        &[
+            Kind::HTTPRoute,
+            Kind::GRPCRoute,
+            Kind::GatewayTCPRoute,
+            Kind::ReferenceGrant,
+        ],
+    ),
 ];
 
 /// Built-in kinds read: (apiVersion, kind).
@@ -100,7 +112,7 @@ pub async fn probe(discovery: &Discovery) -> Result<InputResources> {
                 continue;
             };
             for k in *kinds {
-                if let Some(r) = served.get(k.as_str()) {
+                if let Some(r) = served.get(k.k8s_kind()) {
                     out.by_version.insert((*k, v.to_string()), r.clone());
                     out.served_versions
                         .entry(*k)
@@ -153,13 +165,20 @@ pub fn convert(kind: Kind, res: &Resource, served: &[String], obj: &DynamicObjec
     let Some(mut v) = typed_value(obj, &res.api) else {
         return vec![];
     };
-    let live_status: Option<Vec<Condition>> = if kind.is_smi() || kind == Kind::Mesh {
+    let live_status: Option<Vec<Condition>> = if kind.is_gamma_route() {
+        Some(gateway_live_conditions(&v))
+    } else if kind.is_smi() || kind == Kind::Mesh {
         v.pointer("/status/conditions")
             .and_then(|c| serde_json::from_value(c.clone()).ok())
             .or(Some(vec![]))
     } else {
         None
     };
+    if kind.is_gamma_route()
+        && let Some(o) = v.as_object_mut()
+    {
+        o.remove("status");
+    }
     if kind.is_smi() || matches!(kind, Kind::Mesh | Kind::Install) {
         if let Some(av) = written_version(&v)
             && let Some((g, ver)) = av.rsplit_once('/')
@@ -194,6 +213,32 @@ pub fn convert(kind: Kind, res: &Resource, served: &[String], obj: &DynamicObjec
         }
     }
     changes
+}
+
+/// The conditions meshbridge last wrote on a Gateway API route: those of its first
+/// `status.parents[]` entry with meshbridge's `controllerName`, with condition types read
+/// back ([`meshbridge_core::status::condition_type_from_gateway`]). Empty when there is none.
+pub fn gateway_live_conditions(v: &Value) -> Vec<Condition> {
+    let Some(parents) = v.pointer("/status/parents").and_then(Value::as_array) else {
+        return vec![];
+    };
+    parents
+        .iter()
+        .find(|p| {
+            p.get("controllerName").and_then(Value::as_str)
+                == Some(meshbridge_core::status::GATEWAY_CONTROLLER_NAME)
+        })
+        .and_then(|p| p.get("conditions"))
+        .and_then(|c| serde_json::from_value::<Vec<Condition>>(c.clone()).ok())
+        .map(|cs| {
+            cs.into_iter()
+                .map(|mut c| {
+                    c.type_ = meshbridge_core::status::condition_type_from_gateway(&c.type_);
+                    c
+                })
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 fn key_of(kind: Kind, obj: &DynamicObject) -> ObjectKey {
