@@ -30,7 +30,8 @@ pub const KIND: &str = "EnvoyProxyConfig";
 pub struct EnvoyAdapter;
 
 /// The Envoy backend's capability matrix (one per build: Envoy can express all of SMI's HTTP
-/// and TCP semantics; the sidecar proxies no UDP).
+/// and TCP semantics and GAMMA's route tables, filters, timeouts and retries; the sidecar
+/// proxies no UDP).
 pub fn capabilities() -> CapabilityMatrix {
     CapabilityMatrix::new([
         (Feature::TrafficSplit, Level::Full, ""),
@@ -65,6 +66,22 @@ pub fn capabilities() -> CapabilityMatrix {
             "Envoy statistics per cluster `<ns>/<svc>|<port>`; the TrafficMetrics API is not served",
         ),
         (Feature::Mtls, Level::Full, ""),
+        (Feature::RouteTables, Level::Full, ""),
+        (Feature::QueryRouting, Level::Full, ""),
+        (
+            Feature::HeaderModifiers,
+            Level::Partial,
+            "the `host` header cannot be set, added or removed by a header modifier (Envoy refuses it): such an edit is not applied and reported; use URLRewrite's hostname",
+        ),
+        (Feature::UrlRewrite, Level::Full, ""),
+        (Feature::Redirects, Level::Full, ""),
+        (Feature::Timeouts, Level::Full, ""),
+        (
+            Feature::Retries,
+            Level::Partial,
+            "a backoff is Envoy's fully jittered exponential back-off from that base interval: a retry may come sooner than the backoff",
+        ),
+        (Feature::ConsumerRoutes, Level::Full, ""),
     ])
 }
 

@@ -5,12 +5,17 @@
 //! - `outbound_http` on `P:15001`: HTTP, routes from RDS `outbound_http` — one virtual host per
 //!   (service, HTTP port) with the service's names as domains; TrafficSplit weights become
 //!   weighted clusters, A/B matches become routes (path regex full-match `(?:P).*`, one route
-//!   per method, header regexes) with a catch-all to the root service last.
+//!   per method, header regexes) with a catch-all to the root service last. A route table
+//!   (GAMMA [`Split::rules`]) becomes one route per rule match in precedence order, with its
+//!   filters, redirect, timeouts and retries, and no catch-all: unmatched requests get 404
+//!   ([`rules`]). Each proxy uses the split or route table of its namespace
+//!   ([`Ir::split_for`]: a consumer route there wins over the producer's).
 //! - `outbound_tcp_<port>` on `P:<port>`: one per service port not declared HTTP, `tcp_proxy`;
 //!   on a port not declared at all ([`PortKind::Detect`]) Envoy's HTTP inspector picks a chain:
 //!   HTTP (`http/1.0`, `http/1.1`, `h2c`) → HCM with RDS `outbound_http_<port>` (the port's
 //!   routes, any host), anything else — or nothing sent within 1 s, a
-//!   server-first protocol — `tcp_proxy`. Undeclared ports also get a virtual host on
+//!   server-first protocol — `tcp_proxy` (to the root service when the port has a route
+//!   table: HTTP routes say nothing about other traffic). Undeclared ports also get a virtual host on
 //!   `outbound_http` (the bare names go to the first declared HTTP port, else the first
 //!   undeclared one).
 //! - `inbound_<port>` on `P:<port>` per container port: mTLS required (client certificate
@@ -42,8 +47,8 @@
 use crate::proto::{CLUSTER, ENDPOINT, ROUTE};
 use meshbridge_core::capability::{Feature, Level};
 use meshbridge_core::ir::{
-    HttpRoute, Identity, Ir, PodInfo, PortKind, Protocol, Service, ServicePort, SvcKey, TargetPort,
-    Traffic, port_name_kind, selects,
+    HttpRoute, Identity, Ir, PodInfo, PortKind, Protocol, Service, ServicePort, Split, SvcKey,
+    TargetPort, Traffic, port_name_kind, selects,
 };
 use meshbridge_core::model::ObjectKey;
 use meshbridge_core::{Context, Finding};
@@ -52,6 +57,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 mod proxy;
 mod rbac;
+mod rules;
 
 pub use rbac::rbac_policies;
 
@@ -298,6 +304,14 @@ impl<'a> Mesh<'a> {
                 }
             }
         }
+        let tables = self
+            .ir
+            .splits
+            .values()
+            .chain(self.ir.consumer_splits.values().flat_map(|m| m.values()));
+        for split in tables {
+            rules::findings(split, &mut self.findings);
+        }
         for pol in self.ir.access.values() {
             for r in &pol.rules {
                 if r.traffic == Traffic::Udp {
@@ -375,36 +389,34 @@ impl<'a> Mesh<'a> {
         })
     }
 
-    /// Targets of a service port: `(cluster, weight)`; a split applies when it has the port.
-    /// `None` = the port is not routable (split configured but no backend has the port).
+    /// Targets of a service port for clients in namespace `from` (their consumer route, else
+    /// the producer's split): `(cluster, weight)`; a split applies when it has the port.
+    /// `None` = the port is not routable (split configured but no backend has the port). A
+    /// route table ([`Split::rules`]) routes HTTP only, rule by rule ([`rules`]): its port's
+    /// targets here are the root (what non-HTTP traffic on a detected port reaches).
     fn targets(
         &self,
+        from: &str,
         s: &Service,
         port: u16,
-    ) -> (Vec<(String, u64)>, Option<&'a meshbridge_core::ir::Split>) {
+    ) -> (Vec<(String, u64)>, Option<&'a Split>) {
         let root = vec![(cluster_name(&s.key, port), 1)];
-        let Some(split) = self.ir.splits.get(&s.key) else {
+        let Some(split) = self.ir.split_for(from, &s.key) else {
             return (root, None);
         };
         let Some(sp) = split.ports.iter().find(|p| p.port.port == port) else {
             return (root, None);
         };
-        let mut v: Vec<(String, u64)> = sp
-            .backends
-            .iter()
-            .filter_map(|(i, _)| split.backends.get(*i))
-            .map(|b| (cluster_name(&b.service, port), b.weight))
-            .collect();
-        // Envoy: the sum must fit in u32; zero weights get no traffic.
-        let sum: u128 = v.iter().map(|(_, w)| *w as u128).sum();
-        if sum > u32::MAX as u128 {
-            let ws: Vec<u64> = v.iter().map(|(_, w)| *w).collect();
-            let scaled = meshbridge_core::weights::largest_remainder(&ws, 1_000_000);
-            for (e, w) in v.iter_mut().zip(scaled) {
-                e.1 = w;
-            }
+        if !split.rules.is_empty() {
+            return (root, Some(split));
         }
-        v.retain(|(_, w)| *w > 0);
+        let v = fit_weights(
+            sp.backends
+                .iter()
+                .filter_map(|(i, _)| split.backends.get(*i))
+                .map(|b| (cluster_name(&b.service, port), b.weight))
+                .collect(),
+        );
         if v.is_empty() {
             return (root, None);
         }
@@ -457,6 +469,20 @@ impl<'a> Mesh<'a> {
             }
             _ => base["prefix"] = json!("/"),
         }
+        Self::with_headers(r, base)
+    }
+
+    /// `base` (a path match) with the route's query parameters, then one match per method
+    /// (`:method` first) with its headers (`host` as `:authority`).
+    fn with_headers(r: &HttpRoute, mut base: Value) -> Vec<Value> {
+        if !r.query.is_empty() {
+            let qs: Vec<Value> = r
+                .query
+                .iter()
+                .map(|q| json!({"name": q.name, "stringMatch": {"safeRegex": {"regex": q.regex}}}))
+                .collect();
+            base["queryParameters"] = json!(qs);
+        }
         let headers: Vec<Value> = r
             .headers
             .iter()
@@ -499,12 +525,13 @@ impl<'a> Mesh<'a> {
     /// root too when A/B matches send the rest there).
     fn port_clusters(
         &self,
+        from: &str,
         s: &Service,
         port: u16,
         http: bool,
     ) -> (BTreeSet<String>, BTreeSet<String>) {
         let root = cluster_name(&s.key, port);
-        let (targets, split) = self.targets(s, port);
+        let (targets, split) = self.targets(from, s, port);
         let mut routed: BTreeSet<String> = targets.into_iter().map(|(c, _)| c).collect();
         let mut all = routed.clone();
         all.insert(root.clone());
@@ -512,6 +539,8 @@ impl<'a> Mesh<'a> {
             if http && !split.matches.is_empty() {
                 routed.insert(root);
             }
+            // A route table: every cluster a rule sends to (the root stays in `routed`).
+            routed.extend(rules::routed(split, port));
             if let Some(sp) = split.ports.iter().find(|p| p.port.port == port) {
                 all.extend(
                     sp.backends
@@ -532,12 +561,13 @@ impl<'a> Mesh<'a> {
     fn scope(
         &self,
         id: &Identity,
+        from: &str,
         s: &Service,
         port: u16,
         http: bool,
         parents: &mut BTreeSet<ObjectKey>,
     ) -> Option<BTreeSet<String>> {
-        let (all, routed) = self.port_clusters(s, port, http);
+        let (all, routed) = self.port_clusters(from, s, port, http);
         let mut reachable = false;
         if let Some(dests) = self.allowed.get(id) {
             for info in all.iter().filter_map(|c| self.clusters.get(c)) {
@@ -592,27 +622,38 @@ impl<'a> Mesh<'a> {
                 vhosts.push(json!({
                     "name": cluster_name(&s.key, p.port),
                     "domains": self.domains(s, p.port, i == default, from),
-                    "routes": self.port_routes(s, p.port, kept, parents),
+                    "routes": self.port_routes(from, s, p.port, kept, parents),
                 }));
             }
         }
         json!({"@type": ROUTE, "name": OUTBOUND_ROUTE, "virtualHosts": vhosts})
     }
 
-    /// The HTTP routes of one service port (its virtual host's).
+    /// The HTTP routes of one service port (its virtual host's), for clients in `from`.
     fn port_routes(
         &self,
+        from: &str,
         s: &Service,
         port: u16,
         kept: &BTreeSet<String>,
         parents: &mut BTreeSet<ObjectKey>,
     ) -> Vec<Value> {
         let name = cluster_name(&s.key, port);
-        let (targets, split) = self.targets(s, port);
+        let (targets, split) = self.targets(from, s, port);
         if let Some(split) = split {
             parents.insert(split.parent.clone());
         }
         let mut routes = Vec::new();
+        if let Some(split) = split.filter(|sp| !sp.rules.is_empty()) {
+            // A route table: its rules in order, no catch-all (unmatched requests: 404).
+            // Trimmed, every route that would reach a destination answers its refusal.
+            for r in &split.rules {
+                for m in &r.matches {
+                    parents.insert(m.group.clone());
+                }
+            }
+            return rules::routes(split, port, !kept.contains(&name));
+        }
         if !kept.contains(&name) {
             // Trimmed: this proxy may not reach any destination of the port, and each
             // of them would answer it with its RBAC filter's local reply. Answer that
@@ -645,8 +686,15 @@ impl<'a> Mesh<'a> {
         routes
     }
 
-    fn tcp_conflict(&self, s: &Service, port: u16, why: &str, findings: &mut Vec<Finding>) {
-        if let Some(split) = self.ir.splits.get(&s.key) {
+    fn tcp_conflict(
+        &self,
+        from: &str,
+        s: &Service,
+        port: u16,
+        why: &str,
+        findings: &mut Vec<Finding>,
+    ) {
+        if let Some(split) = self.ir.split_for(from, &s.key) {
             findings.push(Finding {
                 feature: Feature::TcpRoutes,
                 level: Level::Partial,
@@ -689,6 +737,21 @@ impl<'a> Mesh<'a> {
             .and_then(|(n, _)| n.as_deref());
         port_name_kind(name)
     }
+}
+
+/// Weighted targets as Envoy takes them: the sum must fit in u32 (scaled to a million when
+/// it does not), and zero weights get no traffic.
+fn fit_weights(mut v: Vec<(String, u64)>) -> Vec<(String, u64)> {
+    let sum: u128 = v.iter().map(|(_, w)| *w as u128).sum();
+    if sum > u32::MAX as u128 {
+        let ws: Vec<u64> = v.iter().map(|(_, w)| *w).collect();
+        let scaled = meshbridge_core::weights::largest_remainder(&ws, 1_000_000);
+        for (e, w) in v.iter_mut().zip(scaled) {
+            e.1 = w;
+        }
+    }
+    v.retain(|(_, w)| *w > 0);
+    v
 }
 
 fn router() -> Value {

@@ -155,6 +155,7 @@ impl Mesh<'_> {
                 }
                 if let Some(cs) = self.scope(
                     &b.proxy.identity,
+                    &b.proxy.namespace,
                     s,
                     p.port,
                     p.kind() != PortKind::Opaque,
@@ -199,6 +200,7 @@ impl Mesh<'_> {
                 }
                 if let Some(other) = tcp_ports.get(&p.port) {
                     self.tcp_conflict(
+                        &proxy.namespace,
                         s,
                         p.port,
                         &format!("{} already uses it", other.key),
@@ -211,6 +213,7 @@ impl Mesh<'_> {
                     || p.port == ADMIN_PORT
                 {
                     self.tcp_conflict(
+                        &proxy.namespace,
                         s,
                         p.port,
                         &format!("pod {} uses the port itself", proxy.node_id()),
@@ -227,7 +230,7 @@ impl Mesh<'_> {
     /// One outbound TCP listener per TCP service port (see [`Mesh::tcp_ports`]).
     fn outbound_tcp(&self, b: &mut Build, kept: &BTreeSet<String>, findings: &mut Vec<Finding>) {
         for (port, s) in self.tcp_ports(b.proxy, findings) {
-            let (targets, split) = self.targets(s, port);
+            let (targets, split) = self.targets(&b.proxy.namespace, s, port);
             if let Some(split) = split {
                 b.parents.insert(split.parent.clone());
             }
@@ -267,7 +270,7 @@ impl Mesh<'_> {
                 // like the outbound HTTP listener routes the port; anything else (or
                 // nothing within the timeout: a server-first protocol) is proxied as TCP.
                 let route = format!("outbound_http_{port}");
-                let routes = self.port_routes(s, port, kept, &mut b.parents);
+                let routes = self.port_routes(&b.proxy.namespace, s, port, kept, &mut b.parents);
                 b.routes.insert(
                     route.clone(),
                     json!({"@type": ROUTE, "name": route, "virtualHosts": [{
