@@ -17,10 +17,12 @@
 //!   while SMI sends them to the root.
 
 mod matches;
+pub mod table;
 
 pub use matches::{ANY_PATH_REGEX, exact_path_ok};
 
 use meshbridge_core::api::meshbridge::MeshType;
+use meshbridge_core::ir::SvcKey;
 use meshbridge_core::ir::{
     Backend, HttpRoute, Ports, Protocol, ServicePort, Split, SplitPort, Traffic,
 };
@@ -30,7 +32,7 @@ use meshbridge_core::{
     Adapter, CapabilityMatrix, Context, Feature, Finding, Ir, Level, OutputObject, Translation,
 };
 use serde_json::{Value, json};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// `gateway.networking.k8s.io/v1` (HTTPRoute, GRPCRoute, standard TCPRoute).
 pub const API_V1: &str = "gateway.networking.k8s.io/v1";
@@ -133,6 +135,38 @@ impl Adapter for GatewayApiAdapter {
                 Level::None,
                 "not configurable through Gateway API; the underlying mesh provides mTLS",
             ),
+            (
+                Feature::RouteTables,
+                Level::Partial,
+                "rules written back in order without a catch-all (GAMMA answers unmatched requests 404); at most 16 rules, 64 matches per rule and fewer than 128 in all: the table ends at the first rule that does not fit (its requests then get 404); RegularExpression paths are implementation-specific",
+            ),
+            (
+                Feature::QueryRouting,
+                Level::Partial,
+                "literal values → Exact (Core); other regexes → RegularExpression (implementation-specific); HTTPRoute only (GRPCRoute has no queryParams)",
+            ),
+            (Feature::HeaderModifiers, Level::Full, ""),
+            (
+                Feature::UrlRewrite,
+                Level::Partial,
+                "URLRewrite is Extended support; routes with a rewrite are HTTPRoutes (GRPCRoute has no URLRewrite)",
+            ),
+            (
+                Feature::Redirects,
+                Level::Partial,
+                "RequestRedirect is Core for HTTPRoute; routes with a redirect are HTTPRoutes (GRPCRoute has no redirect)",
+            ),
+            (
+                Feature::Timeouts,
+                Level::Partial,
+                "`timeouts` is Extended support; routes with timeouts are HTTPRoutes (GRPCRoute has none)",
+            ),
+            (
+                Feature::Retries,
+                Level::Partial,
+                "`retry` is an experimental-channel field: the standard-channel HTTPRoute CRD (v1.6.1) lacks it, so it applies only where the experimental CRD is installed",
+            ),
+            (Feature::ConsumerRoutes, Level::Full, ""),
         ]);
         if let (_, Some(bad)) = TcpRouteVersion::from_context(cx) {
             m.set(
@@ -149,17 +183,25 @@ impl Adapter for GatewayApiAdapter {
     fn translate(&self, ir: &Ir, cx: &Context) -> Translation {
         let (tcp, bad_version) = TcpRouteVersion::from_context(cx);
         let mut out = Translation::default();
-        for split in ir.splits.values() {
+        let mut grants = Grants::new();
+        let consumers = ir
+            .consumer_splits
+            .iter()
+            .flat_map(|(ns, m)| m.values().map(move |s| (Some(ns.as_str()), s)));
+        for (consumer, split) in ir.splits.values().map(|s| (None, s)).chain(consumers) {
             SplitTranslation {
                 ir,
                 cx,
                 split,
                 tcp,
                 bad_version: bad_version.as_deref(),
+                consumer,
+                grants: &mut grants,
                 out: &mut out,
             }
             .run();
         }
+        table::reference_grants(cx, grants, &mut out);
         access_findings(ir, &mut out.findings);
         out.finish()
     }
@@ -190,6 +232,11 @@ fn service_ref(name: &str, port: u16, weight: Option<u64>) -> Value {
     v
 }
 
+/// Cross-namespace backendRefs of consumer routes, which need a ReferenceGrant in the
+/// backend's namespace: (backend namespace, route namespace, route kind) → Service names
+/// and the objects that asked for them.
+type Grants = BTreeMap<(String, String, &'static str), (BTreeSet<String>, BTreeSet<ObjectKey>)>;
+
 /// `a` and `b` give every backend the same share (`a_i / Σa == b_i / Σb`).
 fn same_shares(a: &[u64], b: &[u64]) -> bool {
     let sa: u128 = a.iter().map(|x| *x as u128).sum();
@@ -217,6 +264,10 @@ struct SplitTranslation<'a> {
     split: &'a Split,
     tcp: TcpRouteVersion,
     bad_version: Option<&'a str>,
+    /// The client namespace of a consumer route (`Ir::consumer_splits`); `None` for the
+    /// producer's split.
+    consumer: Option<&'a str>,
+    grants: &'a mut Grants,
     out: &'a mut Translation,
 }
 
@@ -227,9 +278,62 @@ impl SplitTranslation<'_> {
             .push(finding(feature, level, &self.split.parent, field, reason));
     }
 
+    /// The namespace the route is written to: the client's for a consumer route.
+    fn route_ns(&self) -> &str {
+        self.consumer.unwrap_or(&self.split.root.namespace)
+    }
+
+    /// The route's name: `<root>-<port>`; a consumer route `<root>.<root namespace>-<port>`
+    /// (one client namespace may route Services of equal names in several namespaces).
+    fn route_name(&self, port: u16) -> String {
+        let root = &self.split.root;
+        match self.consumer {
+            None => format!("{}-{port}", root.name),
+            Some(_) => format!("{}.{}-{port}", root.name, root.namespace),
+        }
+    }
+
+    /// `parentRefs` naming the root Service on `port` (with its namespace for a consumer
+    /// route).
+    fn parent_refs(&self, port: u16) -> Value {
+        let root = &self.split.root;
+        let mut p = json!({"group": "", "kind": "Service", "name": root.name, "port": port});
+        if self.consumer.is_some() {
+            p["namespace"] = json!(root.namespace);
+        }
+        json!([p])
+    }
+
+    /// A `backendRef` to `svc` from a route of kind `kind`: with `namespace` (and a
+    /// ReferenceGrant recorded) when the Service is in another namespace than the route.
+    fn backend_ref(
+        &mut self,
+        kind: &'static str,
+        svc: &SvcKey,
+        port: u16,
+        weight: Option<u64>,
+    ) -> Value {
+        let mut v = service_ref(&svc.name, port, weight);
+        let route_ns = self.route_ns().to_string();
+        if svc.namespace != route_ns {
+            v["namespace"] = json!(svc.namespace);
+            let e = self
+                .grants
+                .entry((svc.namespace.clone(), route_ns, kind))
+                .or_default();
+            e.0.insert(svc.name.clone());
+            e.1.insert(self.split.parent.clone());
+        }
+        v
+    }
+
     fn run(mut self) {
         let split = self.split;
         let root = &split.root;
+        if !split.ports.is_empty() && !split.rules.is_empty() {
+            self.run_table();
+            return;
+        }
         if split.ports.is_empty() {
             let reason = if self.ir.services.contains_key(root) {
                 format!(
@@ -301,14 +405,24 @@ impl SplitTranslation<'_> {
                 );
                 continue;
             }
-            let Some(refs) = self.backend_refs(sp) else {
+            let kind: &'static str = if !p.is_http() {
+                "TCPRoute"
+            } else if is_grpc(p) && (!ab || grpc.is_some()) {
+                "GRPCRoute"
+            } else {
+                "HTTPRoute"
+            };
+            let Some(refs) = self.backend_refs(sp, kind) else {
                 continue;
             };
-            let name = format!("{}-{}", root.name, p.port);
-            let parent_refs =
-                json!([{"group": "", "kind": "Service", "name": root.name, "port": p.port}]);
-            let root_ref = service_ref(&root.name, p.port, None);
-            let (api, kind, rules) = if !p.is_http() {
+            let name = self.route_name(p.port);
+            let parent_refs = self.parent_refs(p.port);
+            let root_ref = if ab {
+                self.backend_ref(kind, root, p.port, None)
+            } else {
+                Value::Null
+            };
+            let (api, kind, rules) = if kind == "TCPRoute" {
                 if let Some(bad) = self.bad_version {
                     self.report(
                         Feature::TcpRoutes,
@@ -324,7 +438,7 @@ impl SplitTranslation<'_> {
                     "TCPRoute",
                     json!([{"backendRefs": refs}]),
                 )
-            } else if is_grpc(p) && (!ab || grpc.is_some()) {
+            } else if kind == "GRPCRoute" {
                 let rules = match &grpc {
                     None => json!([{"backendRefs": refs}]),
                     Some(ms) => {
@@ -366,7 +480,7 @@ impl SplitTranslation<'_> {
                 self.cx,
                 api,
                 kind,
-                Some(&root.namespace),
+                Some(self.route_ns()),
                 &name,
                 parents.clone(),
                 json!({"spec": {"parentRefs": parent_refs, "rules": rules}}),
@@ -382,7 +496,7 @@ impl SplitTranslation<'_> {
     /// The weighted `backendRefs` of one root port, or `None` when no route is needed (no
     /// backend with a positive weight serves the port: SMI sends its traffic to the root)
     /// or possible (reported).
-    fn backend_refs(&mut self, sp: &SplitPort) -> Option<Vec<Value>> {
+    fn backend_refs(&mut self, sp: &SplitPort, kind: &'static str) -> Option<Vec<Value>> {
         let split = self.split;
         let mut entries: Vec<&Backend> = sp
             .backends
@@ -438,7 +552,7 @@ impl SplitTranslation<'_> {
             entries
                 .iter()
                 .zip(scaled)
-                .map(|(b, w)| service_ref(&b.service.name, sp.port.port, Some(w)))
+                .map(|(b, w)| self.backend_ref(kind, &b.service, sp.port.port, Some(w)))
                 .collect(),
         )
     }

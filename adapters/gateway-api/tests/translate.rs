@@ -670,6 +670,14 @@ fn capability_matrix() {
             (Feature::UdpRoutes, Level::None),
             (Feature::Metrics, Level::None),
             (Feature::Mtls, Level::None),
+            (Feature::RouteTables, Level::Partial),
+            (Feature::QueryRouting, Level::Partial),
+            (Feature::HeaderModifiers, Level::Full),
+            (Feature::UrlRewrite, Level::Partial),
+            (Feature::Redirects, Level::Partial),
+            (Feature::Timeouts, Level::Partial),
+            (Feature::Retries, Level::Partial),
+            (Feature::ConsumerRoutes, Level::Full),
         ]
     );
     for r in m.rows() {
