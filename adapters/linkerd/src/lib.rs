@@ -227,6 +227,46 @@ impl Adapter for LinkerdAdapter {
                 "TrafficMetrics is not Linkerd configuration: it is answered by querying Linkerd's Prometheus metrics, which this adapter does not do",
             ),
             (Feature::Mtls, Level::Full, ""),
+            (
+                Feature::RouteTables,
+                Level::Partial,
+                "HTTPRoute per root port with the rules in Gateway API precedence (which Linkerd applies itself), no catch-all (Linkerd answers unmatched requests 404); a rule without backends gets a backendRef to a Service that cannot exist, which Linkerd answers 500; at most 16 rules of 8 matches and 16 backendRefs per rule (reported); needs the root Service's ports; non-HTTP connections on undeclared ports are not routed",
+            ),
+            (
+                Feature::QueryRouting,
+                Level::Partial,
+                "queryParams Exact / RegularExpression `^(?:R)$`; at most 16 per match, one condition per name (reported)",
+            ),
+            (
+                Feature::HeaderModifiers,
+                Level::Partial,
+                "RequestHeaderModifier on the rule; ResponseHeaderModifier only on backendRefs (Linkerd's rule filters do not take it), so it is not applied to redirects or rules without backends (reported)",
+            ),
+            (
+                Feature::UrlRewrite,
+                Level::None,
+                "Linkerd's HTTPRoute has no URLRewrite filter: a rule with one answers 500 (reported) rather than forwarding unrewritten requests",
+            ),
+            (
+                Feature::Redirects,
+                Level::Full,
+                "RequestRedirect (scheme, hostname, path, port, statusCode)",
+            ),
+            (
+                Feature::Timeouts,
+                Level::Partial,
+                "rules[].timeouts request and backendRequest (policy.linkerd.io/v1beta3, Linkerd 2.16+; not applied on older versions, reported)",
+            ),
+            (
+                Feature::Retries,
+                Level::Partial,
+                "retry.linkerd.io/http (the status codes) and retry.linkerd.io/limit annotations (Linkerd 2.16+), which hold for a whole HTTPRoute: only when every forwarding rule has the same retry with status codes; no backoff setting (reported)",
+            ),
+            (
+                Feature::ConsumerRoutes,
+                Level::Partial,
+                "HTTPRoute in the client namespace with parentRef namespace set to the Service's namespace; backendRefs name the backends' namespace, and a Linkerd that enforces ReferenceGrants needs one allowing policy.linkerd.io HTTPRoutes from the client namespace",
+            ),
         ]);
         if split_mode(cx) == SplitMode::ServiceProfile {
             m.set(
@@ -249,6 +289,11 @@ impl Adapter for LinkerdAdapter {
         let mode = split_mode(cx);
         for s in ir.splits.values() {
             split::translate(ir, s, mode, &mut out);
+        }
+        for (ns, splits) in &ir.consumer_splits {
+            for s in splits.values() {
+                split::translate_consumer(ns, s, &mut out);
+            }
         }
         for p in ir.access.values() {
             access::translate(ir, p, &mut out);

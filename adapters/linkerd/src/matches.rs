@@ -135,6 +135,77 @@ pub fn convert(route: &HttpRoute) -> Result<Vec<Value>, Inexpressible> {
     }
 }
 
+/// One GAMMA match → Linkerd matches: as [`convert`], with segment prefixes as `PathPrefix`
+/// (Linkerd's prefixes are whole segments, as Gateway API's) and the query parameters as
+/// `queryParams` (`Exact` for literals, else `RegularExpression ^(?:R)$`).
+pub fn gamma_convert(route: &HttpRoute) -> Result<Vec<Value>, Inexpressible> {
+    let path = match route.path.as_ref().and_then(|p| p.segment_prefix()) {
+        Some(prefix) if prefix.len() <= MAX_PATH_VALUE => {
+            json!({"type": "PathPrefix", "value": prefix})
+        }
+        _ => path_of(route)?,
+    };
+    let headers = headers_of(route)?;
+    if route.query.len() > MAX_HEADERS {
+        return Err(Inexpressible {
+            feature: Feature::QueryRouting,
+            reason: format!(
+                "match `{}` has {} query parameters; Linkerd's HTTPRoute allows at most {MAX_HEADERS}",
+                route.name,
+                route.query.len()
+            ),
+        });
+    }
+    let mut query = Vec::new();
+    for q in &route.query {
+        if query.iter().any(|v: &Value| v["name"] == q.name.as_str()) {
+            return Err(Inexpressible {
+                feature: Feature::QueryRouting,
+                reason: format!(
+                    "query parameter `{}` appears twice in match `{}`; Linkerd's HTTPRoute takes one condition per name",
+                    q.name, route.name
+                ),
+            });
+        }
+        let (ty, value) = if !q.regex.is_empty() && is_literal(&q.regex) {
+            ("Exact", q.regex.clone())
+        } else {
+            ("RegularExpression", format!("^(?:{})$", q.regex))
+        };
+        if value.len() > MAX_PATH_VALUE {
+            return Err(Inexpressible {
+                feature: Feature::QueryRouting,
+                reason: format!(
+                    "query parameter `{}` of match `{}` needs a {}-character value; Linkerd's HTTPRoute allows at most {MAX_PATH_VALUE}",
+                    q.name,
+                    route.name,
+                    value.len()
+                ),
+            });
+        }
+        query.push(json!({"name": q.name, "type": ty, "value": value}));
+    }
+    let mk = |method: Option<&str>| {
+        let mut m = serde_json::Map::new();
+        if !headers.is_empty() {
+            m.insert("headers".into(), Value::Array(headers.clone()));
+        }
+        if let Some(meth) = method {
+            m.insert("method".into(), json!(meth));
+        }
+        m.insert("path".into(), path.clone());
+        if !query.is_empty() {
+            m.insert("queryParams".into(), Value::Array(query.clone()));
+        }
+        Value::Object(m)
+    };
+    if route.methods.is_empty() {
+        Ok(vec![mk(None)])
+    } else {
+        Ok(route.methods.iter().map(|m| mk(Some(m))).collect())
+    }
+}
+
 /// What one converted path accepts, for the disjointness check.
 enum PathSet {
     All,
