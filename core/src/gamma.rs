@@ -555,7 +555,7 @@ fn value_regex(cx: &mut Ctx, m: &gateway::ValueMatch, field: &str) -> Option<Str
     match m.type_.as_deref().unwrap_or("Exact") {
         "Exact" => Some(regex_syntax::escape(&m.value)),
         "RegularExpression" => match check_regex(&m.value) {
-            Ok(()) => Some(m.value.clone()),
+            Ok(()) => Some(unwrap_anchors(&m.value)),
             Err(e) => {
                 cx.invalid(format!("{field}.value"), reasons::INVALID_REGEX, e);
                 None
@@ -569,6 +569,16 @@ fn value_regex(cx: &mut Ctx, m: &gateway::ValueMatch, field: &str) -> Option<Str
             );
             None
         }
+    }
+}
+
+/// Header and query regexes match the whole value, so `^(?:X)$` (what meshbridge's
+/// gateway-api backend writes) is `X`: unwrapped when `X` is a regex on its own (its groups
+/// balanced: then the outer group spans all of it).
+fn unwrap_anchors(re: &str) -> String {
+    match re.strip_prefix("^(?:").and_then(|r| r.strip_suffix(")$")) {
+        Some(inner) if !inner.ends_with('\\') && check_regex(inner).is_ok() => inner.to_string(),
+        _ => re.to_string(),
     }
 }
 

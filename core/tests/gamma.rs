@@ -181,6 +181,29 @@ spec:
 }
 
 #[test]
+fn whole_value_anchors_are_unwrapped_only_when_they_wrap_everything() {
+    let (ir, problems) = ir_of(
+        r#"
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: h, namespace: default}
+spec:
+  parentRefs: [{group: "", kind: Service, name: web}]
+  rules:
+  - matches:
+    - headers:
+      - {type: RegularExpression, name: a, value: "^(?:.*Android.*)$"}
+      - {type: RegularExpression, name: b, value: "^(?:x)|(?:y)$"}
+    backendRefs: [{name: web-v1, port: 8080}]
+"#,
+    );
+    assert!(problems.is_empty(), "{problems:?}");
+    let h = &ir.splits[&web()].rules[0].matches[0].headers;
+    assert_eq!(h[0].regex, ".*Android.*");
+    assert_eq!(h[1].regex, "^(?:x)|(?:y)$");
+}
+
+#[test]
 fn gateway_only_routes_are_not_mesh_routes() {
     let (ir, problems) = ir_of(
         r#"

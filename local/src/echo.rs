@@ -66,11 +66,14 @@ async fn handle(
         .map(|p| p.as_str().to_string())
         .unwrap_or_else(|| "/".into());
     let mut headers = serde_json::Map::new();
+    // A header sent several times is one value, joined with ", " (RFC 9110 5.3).
     for (k, v) in req.headers() {
-        headers.insert(
-            k.as_str().to_string(),
-            Value::String(String::from_utf8_lossy(v.as_bytes()).into_owned()),
-        );
+        let v = String::from_utf8_lossy(v.as_bytes()).into_owned();
+        let joined = match headers.get(k.as_str()).and_then(Value::as_str) {
+            Some(prev) => format!("{prev}, {v}"),
+            None => v,
+        };
+        headers.insert(k.as_str().to_string(), Value::String(joined));
     }
     let caller = caller_of(
         req.headers()
