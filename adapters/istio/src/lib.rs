@@ -153,7 +153,7 @@ impl Adapter for IstioAdapter {
             (
                 Feature::Redirects,
                 Level::Full,
-                "redirect uri, authority, scheme, port, redirectCode; a prefix redirect becomes uri.exact P and uri.prefix P/ routes",
+                "redirect uri, authority, scheme, port (else derivePort: the scheme's default when it changes, the request's port otherwise), redirectCode; a prefix redirect becomes uri.exact P and uri.prefix P/ routes",
             ),
             (
                 Feature::Timeouts,

@@ -564,8 +564,20 @@ fn redirect_of(r: &Redirect, uri: Option<&str>) -> Value {
     if let Some(s) = &r.scheme {
         v.insert("scheme".into(), json!(s));
     }
-    if let Some(p) = r.port {
-        v.insert("port".into(), json!(p));
+    // Gateway API: without a port, the scheme's well-known port when the scheme changes,
+    // else the request's port (what Istio's own Gateway API translation sets).
+    match r.port {
+        Some(p) => {
+            v.insert("port".into(), json!(p));
+        }
+        None => {
+            let derive = if r.scheme.is_some() {
+                "FROM_PROTOCOL_DEFAULT"
+            } else {
+                "FROM_REQUEST_PORT"
+            };
+            v.insert("derivePort".into(), json!(derive));
+        }
     }
     v.insert("redirectCode".into(), json!(r.status_code));
     Value::Object(v)
@@ -841,7 +853,11 @@ fn rule_routes(
     if !rewrite.is_empty() {
         r.insert("rewrite".into(), Value::Object(rewrite));
     }
-    match (timeout, rule.backend_timeout_ms, &rule.retry) {
+    match (
+        timeout,
+        rule.backend_timeout_ms.filter(|b| *b > 0),
+        &rule.retry,
+    ) {
         (Some(t), Some(b), None) => {
             r.insert("timeout".into(), json!(duration(t.min(b))));
         }
@@ -853,7 +869,7 @@ fn rule_routes(
         }
         _ => {}
     }
-    if rule.backend_timeout_ms.is_some() && rule.retry.is_none() {
+    if rule.backend_timeout_ms.is_some_and(|b| b > 0) && rule.retry.is_none() {
         findings.push(finding(
             split,
             Feature::Timeouts,

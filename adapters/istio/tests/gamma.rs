@@ -160,12 +160,15 @@ fn route_table_in_order_without_catch_all() {
     );
     let r1 = by("rule-1-8080");
     assert_eq!(r1["match"][0]["uri"], json!({"exact": "/old"}));
-    assert_eq!(r1["redirect"], json!({"uri": "/new", "redirectCode": 301}));
+    assert_eq!(
+        r1["redirect"],
+        json!({"uri": "/new", "derivePort": "FROM_REQUEST_PORT", "redirectCode": 301})
+    );
     let r2 = by("rule-2-0-exact-8080");
     assert_eq!(r2["match"][0]["uri"], json!({"exact": "/legacy"}));
     assert_eq!(
         r2["redirect"],
-        json!({"uri": "/archive", "authority": "old.example.com", "redirectCode": 302})
+        json!({"uri": "/archive", "authority": "old.example.com", "derivePort": "FROM_REQUEST_PORT", "redirectCode": 302})
     );
     let r2p = by("rule-2-0-prefix-8080");
     assert_eq!(r2p["match"][0]["uri"], json!({"prefix": "/legacy/"}));
@@ -216,6 +219,38 @@ spec:
     );
     assert_eq!(http[1]["timeout"], "2s");
     assert_eq!(http[1]["match"], json!([{"port": 8080}]));
+}
+
+#[test]
+fn scheme_redirect_derives_the_port() {
+    let t = run(r#"
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: web, namespace: default}
+spec:
+  parentRefs: [{group: "", kind: Service, name: web, port: 8080}]
+  rules:
+  - matches: [{path: {type: Exact, value: /secure}}]
+    filters: [{type: RequestRedirect, requestRedirect: {scheme: https}}]
+  - matches: [{path: {type: Exact, value: /moved}}]
+    filters: [{type: RequestRedirect, requestRedirect: {hostname: other.example.com, port: 8443, statusCode: 301}}]
+  - backendRefs: [{name: web-v1, port: 8080}]
+    timeouts: {request: 0s}
+"#);
+    assert!(t.findings.is_empty(), "{:?}", t.findings);
+    let http = &spec(&t, "VirtualService", "default", "web")["http"];
+    assert_eq!(
+        http[0]["redirect"],
+        json!({"scheme": "https", "derivePort": "FROM_PROTOCOL_DEFAULT", "redirectCode": 302})
+    );
+    assert_eq!(
+        http[1]["redirect"],
+        json!({"authority": "other.example.com", "port": 8443, "redirectCode": 301})
+    );
+    assert!(
+        http[2].get("timeout").is_none(),
+        "0s = no timeout: Istio's default"
+    );
 }
 
 #[test]
