@@ -1,5 +1,6 @@
 //! `--source kube`: watches (kube-rs watchers, relist-aware) on the SMI kinds, meshbridge.io
-//! kinds, Namespaces, Services, ServiceAccounts, Pods, Deployments and EndpointSlices.
+//! kinds, Gateway API routes (GAMMA) and ReferenceGrants, Namespaces, Services,
+//! ServiceAccounts, Pods, Deployments and EndpointSlices.
 //!
 //! SMI versions: every released version of each SMI group is probed through discovery;
 //! each kind is watched once, at the newest served version. SMI's own CRDs serve several
