@@ -220,8 +220,16 @@ fn must_allow() -> Vec<Req> {
         req("patch", "split.smi-spec.io", "trafficsplits/status")
             .ns("shop")
             .named("web"),
+        // GAMMA route status (read, then written back)
+        req("get", "gateway.networking.k8s.io", "httproutes/status")
+            .ns("shop")
+            .named("web"),
+        req("patch", "gateway.networking.k8s.io", "httproutes/status")
+            .ns("shop")
+            .named("web"),
         // inputs, watched cluster-wide
         req("watch", "split.smi-spec.io", "trafficsplits"),
+        req("watch", "gateway.networking.k8s.io", "referencegrants"),
         req("list", "", "services"),
         // its lease
         req("update", "coordination.k8s.io", "leases")

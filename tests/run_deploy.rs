@@ -300,13 +300,20 @@ fn cluster_role_is_exactly_what_the_controller_uses() {
     for (group, _, kinds) in CUSTOM_GROUPS {
         for k in *kinds {
             expected.insert(
-                (group.to_string(), plural(k.as_str())),
+                (group.to_string(), plural(k.k8s_kind())),
                 set(&["list", "watch"]),
             );
             if k.is_smi() || *k == meshbridge_core::model::Kind::Mesh {
                 expected.insert(
-                    (group.to_string(), format!("{}/status", plural(k.as_str()))),
+                    (group.to_string(), format!("{}/status", plural(k.k8s_kind()))),
                     set(&["patch"]),
+                );
+            }
+            // GAMMA route status: read, then written back (status.parents is shared).
+            if k.is_gamma_route() {
+                expected.insert(
+                    (group.to_string(), format!("{}/status", plural(k.k8s_kind()))),
+                    set(&["get", "patch"]),
                 );
             }
         }
