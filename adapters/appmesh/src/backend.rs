@@ -175,7 +175,7 @@ impl Backend {
             let plan = Plan {
                 ir: part.ir.clone(),
                 cx: part.cx.clone(),
-                state: desired_state(part.ir, part.cx),
+                state: desired_state(part.ir, part.cx).for_api(),
             };
             self.plans.insert(part.namespace.to_string(), plan);
         }

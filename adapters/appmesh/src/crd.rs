@@ -89,7 +89,43 @@ pub fn http_match_json(m: &HttpMatch) -> Value {
     Value::Object(o)
 }
 
-fn route(r: &RouteDef, router_ns: &str) -> Value {
+/// An App Mesh `Duration`.
+fn duration(ms: u64) -> Value {
+    if ms.is_multiple_of(1000) {
+        json!({"unit": "s", "value": ms / 1000})
+    } else {
+        json!({"unit": "ms", "value": ms})
+    }
+}
+
+/// Adds query matches, timeout and retry policy to an `httpRoute` / `http2Route` object.
+fn add_extras(hr: &mut Value, x: &RouteExtras) {
+    if !x.query.is_empty() {
+        hr["match"]["queryParameters"] = x
+            .query
+            .iter()
+            .map(|(n, v)| json!({"name": n, "match": {"exact": v}}))
+            .collect();
+    }
+    if let Some(ms) = x.per_request_ms {
+        hr["timeout"] = json!({"perRequest": duration(ms)});
+    }
+    if let Some(rt) = &x.retry {
+        let mut p = json!({
+            "maxRetries": rt.max_retries,
+            "perRetryTimeout": duration(rt.per_retry_timeout_ms),
+        });
+        if !rt.http_events.is_empty() {
+            p["httpRetryEvents"] = json!(rt.http_events);
+        }
+        if !rt.tcp_events.is_empty() {
+            p["tcpRetryEvents"] = json!(rt.tcp_events);
+        }
+        hr["retryPolicy"] = p;
+    }
+}
+
+fn route(r: &RouteDef, router_ns: &str, extras: Option<&RouteExtras>) -> Value {
     let targets = |ts: &[Target]| -> Value {
         Value::Array(ts.iter().map(|t| target(t, router_ns)).collect())
     };
@@ -100,14 +136,14 @@ fn route(r: &RouteDef, router_ns: &str) -> Value {
             targets: ts,
         } => {
             let key = if *http2 { "http2Route" } else { "httpRoute" };
-            json!({
-                "name": r.name,
-                "priority": r.priority,
-                key: {
-                    "match": http_match_json(r#match),
-                    "action": {"weightedTargets": targets(ts)},
-                },
-            })
+            let mut hr = json!({
+                "match": http_match_json(r#match),
+                "action": {"weightedTargets": targets(ts)},
+            });
+            if let Some(x) = extras {
+                add_extras(&mut hr, x);
+            }
+            json!({"name": r.name, "priority": r.priority, key: hr})
         }
         RouteKind::Tcp { port, targets: ts } => {
             let mut tcp = json!({"action": {"weightedTargets": targets(ts)}});
@@ -138,7 +174,14 @@ pub fn render(st: &DesiredState, cx: &Context) -> Translation {
         let spec = json!({
             "awsName": vr.names.aws_name,
             "listeners": vr.listeners.iter().map(listener).collect::<Vec<_>>(),
-            "routes": vr.routes.iter().map(|r| route(r, &vr.names.namespace)).collect::<Vec<_>>(),
+            "routes": vr
+                .routes
+                .iter()
+                .map(|r| {
+                    let x = st.route_extras.get(&(vr.names.aws_name.clone(), r.name.clone()));
+                    route(r, &vr.names.namespace, x)
+                })
+                .collect::<Vec<_>>(),
         });
         t.objects
             .push(object(cx, "VirtualRouter", &vr.names, &vr.parents, spec));

@@ -107,6 +107,46 @@ pub fn capabilities() -> CapabilityMatrix {
             Level::None,
             "listener TLS needs ACM PCA or SPIRE (SDS) certificates, which meshbridge does not manage",
         ),
+        (
+            Feature::RouteTables,
+            Level::Partial,
+            "one route per rule match (and method), priorities in rule order, no catch-all (Envoy answers unmatched requests 404); a rule App Mesh cannot express (filters, regex query matches, no positive-weight backend = 500) is left out whole, so its requests match a later rule or none; the API backend also leaves out routes with query matches",
+        ),
+        (
+            Feature::QueryRouting,
+            Level::Partial,
+            "queryParameters match exact values only (at most 10): a rule with a regex query match is left out; CRD output only (the API backend leaves such routes out)",
+        ),
+        (
+            Feature::HeaderModifiers,
+            Level::None,
+            "App Mesh virtual routes cannot modify request or response headers: the rule is left out",
+        ),
+        (
+            Feature::UrlRewrite,
+            Level::None,
+            "App Mesh virtual routes cannot rewrite URLs (only gateway routes can): the rule is left out",
+        ),
+        (
+            Feature::Redirects,
+            Level::None,
+            "App Mesh virtual routes cannot answer redirects: the rule is left out",
+        ),
+        (
+            Feature::Timeouts,
+            Level::Partial,
+            "timeout.perRequest (the request timeout, or the per-try timeout when there are no retries); CRD output only (the API backend keeps App Mesh's defaults)",
+        ),
+        (
+            Feature::Retries,
+            Level::Partial,
+            "retryPolicy by event, not status code (server-error 5xx, gateway-error 502-504, client-error 409; connection errors always), no backoff setting, a per-retry timeout is required (15s when the rule gives none); CRD output only",
+        ),
+        (
+            Feature::ConsumerRoutes,
+            Level::None,
+            "App Mesh routes are per VirtualRouter, the same for every client: no per-client-namespace routing",
+        ),
     ])
 }
 

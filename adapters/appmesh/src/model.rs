@@ -175,6 +175,31 @@ pub struct VirtualServiceDef {
     pub parents: BTreeSet<ObjectKey>,
 }
 
+/// What a route carries beyond its match and targets (route tables from GAMMA routes):
+/// query-parameter matches, timeouts and retries. Kept beside the routes (keyed by router
+/// and route App Mesh name) so that the route model stays as the API sync reads it; the CRD
+/// rendering writes these, and the API backend leaves them out with a finding
+/// ([`DesiredState::for_api`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RouteExtras {
+    /// `match.queryParameters[]`: `(name, exact value)`.
+    pub query: Vec<(String, String)>,
+    /// `timeout.perRequest` in ms (0 = disabled).
+    pub per_request_ms: Option<u64>,
+    pub retry: Option<RetryDef>,
+}
+
+/// `retryPolicy`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RetryDef {
+    pub max_retries: u32,
+    pub per_retry_timeout_ms: u64,
+    /// `server-error`, `gateway-error`, `client-error`.
+    pub http_events: Vec<&'static str>,
+    /// `connection-error`.
+    pub tcp_events: Vec<&'static str>,
+}
+
 /// Everything meshbridge wants in one mesh, keyed by App Mesh name, plus what could not be
 /// expressed. Built by [`crate::desired_state`]; pure data.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -184,10 +209,58 @@ pub struct DesiredState {
     pub virtual_nodes: BTreeMap<String, VirtualNodeDef>,
     pub virtual_routers: BTreeMap<String, VirtualRouterDef>,
     pub virtual_services: BTreeMap<String, VirtualServiceDef>,
+    /// Per (router App Mesh name, route name): what the route carries beyond the model of
+    /// [`RouteDef`] (absent = nothing).
+    pub route_extras: BTreeMap<(String, String), RouteExtras>,
     pub findings: Vec<Finding>,
 }
 
 impl DesiredState {
+    /// The plan the API sync programs: the sync writes routes' match, targets and
+    /// priority only, so route extras are left out — a route with query matches is left
+    /// out entirely (without them it would take requests the route does not match), and
+    /// timeouts and retries are dropped; each is reported.
+    pub fn for_api(mut self) -> DesiredState {
+        let extras = std::mem::take(&mut self.route_extras);
+        for ((router, route), x) in extras {
+            let Some(vr) = self.virtual_routers.get_mut(&router) else {
+                continue;
+            };
+            let parent = vr.parents.iter().next().cloned();
+            let Some(parent) = parent else { continue };
+            if !x.query.is_empty() {
+                vr.routes.retain(|r| r.name != route);
+                self.findings.push(Finding {
+                    feature: meshbridge_core::Feature::QueryRouting,
+                    level: meshbridge_core::Level::Partial,
+                    object: parent.clone(),
+                    field: format!("route {route}"),
+                    reason: format!(
+                        "the App Mesh API backend does not program queryParameters matches (the controller CRDs do): route {route} of router {router} is left out, so its requests match a later route or none"
+                    ),
+                });
+            }
+            if x.per_request_ms.is_some() || x.retry.is_some() {
+                self.findings.push(Finding {
+                    feature: if x.retry.is_some() {
+                        meshbridge_core::Feature::Retries
+                    } else {
+                        meshbridge_core::Feature::Timeouts
+                    },
+                    level: meshbridge_core::Level::Partial,
+                    object: parent,
+                    field: format!("route {route}"),
+                    reason: format!(
+                        "the App Mesh API backend does not program route timeouts or retry policies (the controller CRDs do): route {route} of router {router} keeps App Mesh's defaults"
+                    ),
+                });
+            }
+        }
+        self.findings.sort();
+        self.findings.dedup();
+        self
+    }
+
     /// Tags every resource meshbridge creates carries (sorted by key).
     pub fn tags(&self) -> Vec<(String, String)> {
         vec![

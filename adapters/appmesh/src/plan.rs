@@ -3,8 +3,8 @@
 use crate::model::*;
 use meshbridge_core::capability::{Feature, Level};
 use meshbridge_core::ir::{
-    Backend, HttpRoute, Ir, PathKind, PathRegex, Protocol, ServicePort, Split, SplitPort, SvcKey,
-    TargetPort, Traffic, selects,
+    Backend, Filter, HttpRoute, Ir, PathKind, PathRegex, Protocol, RouteRule, ServicePort, Split,
+    SplitPort, SvcKey, TargetPort, Traffic, selects,
 };
 use meshbridge_core::model::{Kind, ObjectKey};
 use meshbridge_core::report::reasons;
@@ -24,7 +24,25 @@ pub fn desired_state(ir: &Ir, cx: &Context) -> DesiredState {
         roots: ir.splits.keys().cloned().collect(),
     };
     for split in ir.splits.values() {
-        p.split(split);
+        if split.rules.is_empty() || split.ports.is_empty() {
+            p.split(split);
+        } else {
+            p.table(split);
+        }
+    }
+    for (ns, splits) in &ir.consumer_splits {
+        for split in splits.values() {
+            p.finding(
+                Feature::ConsumerRoutes,
+                Level::None,
+                &split.parent,
+                "spec.parentRefs",
+                format!(
+                    "a consumer route (clients in namespace {ns} only, for Service {}): App Mesh routes per VirtualRouter, the same for every client, and has no per-client-namespace routing; not programmed, so clients in {ns} use the Service's own routing",
+                    split.root
+                ),
+            );
+        }
     }
     for policy in ir.access.values() {
         for rule in &policy.rules {
@@ -683,6 +701,508 @@ impl Planner<'_> {
             ));
         }
         out
+    }
+}
+
+/// One rule of a route table as App Mesh route matches (one per IR match and method), with
+/// the query parameters each carries (route extras).
+type RuleMatches = Vec<(String, HttpMatch, Vec<(String, String)>)>;
+
+/// HTTP status codes App Mesh's `server-error` retry event covers.
+const SERVER_ERRORS: [u16; 11] = [500, 501, 502, 503, 504, 505, 506, 507, 508, 510, 511];
+/// `gateway-error`.
+const GATEWAY_ERRORS: [u16; 3] = [502, 503, 504];
+/// App Mesh's route timeout default (also Envoy's), used as the per-try timeout a retry
+/// policy requires when the route gives none.
+const DEFAULT_TIMEOUT_MS: u64 = 15_000;
+
+/// The literal a whole-value regex stands for, if it is one (non-empty).
+fn literal(re: &str) -> Option<String> {
+    match PathRegex(format!("^(?:{re})$")).kind() {
+        PathKind::Exact(lit) if !lit.is_empty() => Some(lit),
+        _ => None,
+    }
+}
+
+impl Planner<'_> {
+    /// A GAMMA route table: one App Mesh route per rule match (and method), priorities in
+    /// rule order (0 = first rule), no catch-all: a request no route matches gets Envoy's
+    /// 404 (`NR`), which is what the table says. Rules App Mesh cannot express are left out
+    /// whole (reported): their requests then match a later rule, or none.
+    fn table(&mut self, split: &Split) {
+        let parent = split.parent.clone();
+        let tcp_table = split.parent.kind == Kind::GatewayTCPRoute;
+        let mut usable: Vec<(&SplitPort, PortProtocol)> = Vec::new();
+        for sp in &split.ports {
+            match sp.port.protocol {
+                Protocol::Tcp => {
+                    let mut proto = protocol_of(&sp.port);
+                    if proto == PortProtocol::Tcp && !tcp_table {
+                        // An HTTPRoute / GRPCRoute says the port carries HTTP.
+                        proto = PortProtocol::Http;
+                    }
+                    usable.push((sp, proto));
+                }
+                other => self.finding(
+                    if other == Protocol::Udp {
+                        Feature::UdpRoutes
+                    } else {
+                        Feature::TcpRoutes
+                    },
+                    Level::None,
+                    &parent,
+                    "spec.parentRefs",
+                    format!(
+                        "port {} of {} is {other:?}: App Mesh routes only HTTP, HTTP/2, gRPC and TCP; not programmed",
+                        sp.port.port, split.root
+                    ),
+                ),
+            }
+        }
+        if usable.is_empty() {
+            return;
+        }
+        // What each rule becomes (reported once, not per port).
+        let plans: Vec<Option<(RuleMatches, RouteExtras)>> = split
+            .rules
+            .iter()
+            .map(|r| self.rule_plan(&parent, r))
+            .collect();
+        let multi = usable.len() > 1;
+        let router_names = node_names(&split.root);
+        let root_names = node_names(&split.root);
+        let mut listeners = Vec::new();
+        let mut routes: Vec<RouteDef> = Vec::new();
+        let mut extras: Vec<(String, RouteExtras)> = Vec::new();
+        let mut root_mappings: Vec<PortMapping> = Vec::new();
+        for (sp, proto) in usable {
+            let port = sp.port.port;
+            let root_tp = match self.resolve_target_port(&split.root, &sp.port.target_port) {
+                Ok(tp) => tp,
+                Err(reason) => {
+                    self.finding(
+                        Feature::RouteTables,
+                        Level::None,
+                        &parent,
+                        "spec.parentRefs",
+                        format!("{reason}; port {port} not programmed"),
+                    );
+                    continue;
+                }
+            };
+            let first = routes.len();
+            listeners.push(PortMapping {
+                port,
+                protocol: proto,
+            });
+            let port_match = multi.then_some(port);
+            if proto == PortProtocol::Tcp {
+                if let Some(r) = split.rules.first()
+                    && let Some(targets) =
+                        self.rule_targets(split, r, sp, proto, &root_names, root_tp, multi)
+                {
+                    routes.push(RouteDef {
+                        name: format!("p{port}-tcp"),
+                        priority: 0,
+                        kind: RouteKind::Tcp {
+                            port: port_match,
+                            targets,
+                        },
+                    });
+                }
+                for r in split.rules.iter().skip(1) {
+                    self.finding(
+                        Feature::TcpRoutes,
+                        Level::Partial,
+                        &parent,
+                        &r.field,
+                        "a TCP route applies its first rule to every connection; later rules are never used and are not programmed".into(),
+                    );
+                }
+            } else {
+                let http2 = proto != PortProtocol::Http;
+                for (i, (r, plan)) in split.rules.iter().zip(&plans).enumerate() {
+                    let Some((matches, x)) = plan else {
+                        continue;
+                    };
+                    let Some(targets) =
+                        self.rule_targets(split, r, sp, proto, &root_names, root_tp, multi)
+                    else {
+                        continue;
+                    };
+                    let priority = u16::try_from(i)
+                        .unwrap_or(CATCH_ALL_PRIORITY)
+                        .min(CATCH_ALL_PRIORITY);
+                    for (j, (suffix, hm, query)) in matches.iter().enumerate() {
+                        let name = format!("p{port}-r{i}-m{j}{suffix}");
+                        let mut hm = hm.clone();
+                        hm.port = port_match;
+                        let mut x = x.clone();
+                        x.query = query.clone();
+                        if x != RouteExtras::default() {
+                            extras.push((name.clone(), x));
+                        }
+                        routes.push(RouteDef {
+                            name,
+                            priority,
+                            kind: RouteKind::Http {
+                                http2,
+                                r#match: hm,
+                                targets: targets.clone(),
+                            },
+                        });
+                    }
+                }
+            }
+            if routes[first..]
+                .iter()
+                .any(|r| r.kind.targets().iter().any(|t| t.node == root_names))
+            {
+                root_mappings.push(PortMapping {
+                    port: root_tp,
+                    protocol: proto,
+                });
+            }
+        }
+        if listeners.is_empty() {
+            return;
+        }
+        for m in root_mappings {
+            self.node(&split.root, m, &parent);
+        }
+        for (route, x) in extras {
+            self.st
+                .route_extras
+                .insert((router_names.aws_name.clone(), route), x);
+        }
+        let vr = self
+            .st
+            .virtual_routers
+            .entry(router_names.aws_name.clone())
+            .or_insert_with(|| VirtualRouterDef {
+                names: router_names.clone(),
+                listeners: Vec::new(),
+                routes: Vec::new(),
+                parents: BTreeSet::new(),
+            });
+        vr.listeners.extend(listeners);
+        vr.routes.extend(routes);
+        vr.parents.insert(parent.clone());
+        let vs_names = Names {
+            namespace: split.root.namespace.clone(),
+            k8s_name: split.root.name.clone(),
+            aws_name: split.root.fqdn(&self.cx.cluster_domain),
+        };
+        let vs = self
+            .st
+            .virtual_services
+            .entry(vs_names.aws_name.clone())
+            .or_insert_with(|| VirtualServiceDef {
+                names: vs_names,
+                router: router_names,
+                parents: BTreeSet::new(),
+            });
+        vs.parents.insert(parent);
+    }
+
+    /// Reports a rule left out of the table.
+    fn leave_out(
+        &mut self,
+        parent: &ObjectKey,
+        field: &str,
+        feature: Feature,
+        level: Level,
+        why: String,
+    ) {
+        self.finding(
+            feature,
+            level,
+            parent,
+            field,
+            format!(
+                "{why}; the whole rule is left out, so its requests match a later rule of the route (and go to its backends) or none (404)"
+            ),
+        );
+    }
+
+    /// The weighted targets of one rule on one port; `None` (reported) when no backend
+    /// with a positive weight serves the port: the rule answers 500, which App Mesh routes
+    /// cannot do.
+    #[allow(clippy::too_many_arguments)]
+    fn rule_targets(
+        &mut self,
+        split: &Split,
+        r: &RouteRule,
+        sp: &SplitPort,
+        proto: PortProtocol,
+        root_node: &Names,
+        root_tp: u16,
+        multi: bool,
+    ) -> Option<Vec<Target>> {
+        let mut rs = split.clone();
+        for b in &mut rs.backends {
+            b.weight = 0;
+        }
+        for (i, w) in &r.backends {
+            if let Some(b) = rs.backends.get_mut(*i) {
+                b.weight = b.weight.saturating_add(*w);
+            }
+        }
+        let rsp = SplitPort {
+            port: sp.port.clone(),
+            backends: sp
+                .backends
+                .iter()
+                .filter(|(i, _)| rs.backends.get(*i).is_some_and(|b| b.weight > 0))
+                .cloned()
+                .collect(),
+        };
+        if rsp.backends.is_empty() || r.redirect().is_some() {
+            if r.redirect().is_none() {
+                self.leave_out(
+                    &split.parent,
+                    &r.field,
+                    Feature::RouteTables,
+                    Level::Partial,
+                    format!(
+                        "the rule has no backend with a positive weight on port {} (Gateway API answers its requests 500); an App Mesh route needs a weighted target and cannot answer a fixed status",
+                        sp.port.port
+                    ),
+                );
+            }
+            return None;
+        }
+        let t = self.targets(&rs, &rsp, proto, root_node, root_tp, multi);
+        (!t.is_empty()).then_some(t)
+    }
+
+    /// A rule's matches, timeout and retry policy, or `None` (reported) when App Mesh cannot
+    /// express it: header modifiers, rewrites and redirects, regex query matches, limits.
+    fn rule_plan(
+        &mut self,
+        parent: &ObjectKey,
+        r: &RouteRule,
+    ) -> Option<(RuleMatches, RouteExtras)> {
+        for (k, f) in r.filters.iter().enumerate() {
+            let (feature, what) = match f {
+                Filter::RequestHeaders(_) => (Feature::HeaderModifiers, "RequestHeaderModifier"),
+                Filter::ResponseHeaders(_) => (Feature::HeaderModifiers, "ResponseHeaderModifier"),
+                Filter::Rewrite { .. } => (Feature::UrlRewrite, "URLRewrite"),
+                Filter::Redirect(_) => (Feature::Redirects, "RequestRedirect"),
+            };
+            self.leave_out(
+                parent,
+                &format!("{}.filters[{k}]", r.field),
+                feature,
+                Level::None,
+                format!("App Mesh virtual routes cannot express a {what} filter (routes only match and pick weighted targets)"),
+            );
+        }
+        if !r.filters.is_empty() {
+            return None;
+        }
+        let mut out: RuleMatches = Vec::new();
+        let any = [HttpRoute {
+            group: parent.clone(),
+            name: String::new(),
+            path: None,
+            methods: vec![],
+            headers: vec![],
+            query: vec![],
+        }];
+        let matches: &[HttpRoute] = if r.matches.is_empty() {
+            &any
+        } else {
+            &r.matches
+        };
+        for (j, m) in matches.iter().enumerate() {
+            let field = format!("{}.matches[{j}]", r.field);
+            let path = match &m.path {
+                None => PathMatch::Prefix("/".into()),
+                Some(p) => match path_match(p) {
+                    Ok(pm) => pm,
+                    Err(reason) => {
+                        self.leave_out(
+                            parent,
+                            &field,
+                            Feature::PathRouting,
+                            Level::Partial,
+                            reason,
+                        );
+                        return None;
+                    }
+                },
+            };
+            if m.headers.len() > MAX_HEADERS || m.query.len() > MAX_HEADERS {
+                self.leave_out(
+                    parent,
+                    &field,
+                    Feature::HeaderRouting,
+                    Level::Partial,
+                    format!("{} headers and {} query parameters; App Mesh matches at most {MAX_HEADERS} of each per route", m.headers.len(), m.query.len()),
+                );
+                return None;
+            }
+            let mut headers = Vec::new();
+            for h in &m.headers {
+                match header_value(&h.regex) {
+                    Some(value) if !h.name.is_empty() && h.name.len() <= MAX_HEADER_NAME => headers
+                        .push(HeaderDef {
+                            name: h.name.clone(),
+                            value,
+                        }),
+                    _ => {
+                        self.leave_out(
+                            parent,
+                            &field,
+                            Feature::HeaderRouting,
+                            Level::Partial,
+                            format!("header {:?} exceeds App Mesh's limits (name {MAX_HEADER_NAME}, value {MAX_MATCH_LEN} characters)", h.name),
+                        );
+                        return None;
+                    }
+                }
+            }
+            headers.sort();
+            let mut query = Vec::new();
+            for q in &m.query {
+                match literal(&q.regex) {
+                    Some(v) if v.len() <= MAX_MATCH_LEN => query.push((q.name.clone(), v)),
+                    _ => {
+                        self.leave_out(
+                            parent,
+                            &field,
+                            Feature::QueryRouting,
+                            Level::None,
+                            format!("query parameter {:?} is matched by the regex `{}`: App Mesh matches query parameters exactly only", q.name, q.regex),
+                        );
+                        return None;
+                    }
+                }
+            }
+            let methods: Vec<Option<String>> = if m.methods.is_empty() {
+                vec![None]
+            } else {
+                m.methods
+                    .iter()
+                    .map(|x| Some(x.to_ascii_uppercase()))
+                    .collect()
+            };
+            for meth in methods {
+                if let Some(mm) = &meth
+                    && !HTTP_METHODS.contains(&mm.as_str())
+                {
+                    self.leave_out(
+                        parent,
+                        &field,
+                        Feature::MethodRouting,
+                        Level::Partial,
+                        format!(
+                            "method {mm:?} is not one App Mesh can match ({})",
+                            HTTP_METHODS.join(" ")
+                        ),
+                    );
+                    return None;
+                }
+                let suffix = meth
+                    .as_deref()
+                    .map_or(String::new(), |x| format!("-{}", x.to_ascii_lowercase()));
+                out.push((
+                    suffix,
+                    HttpMatch {
+                        path: path.clone(),
+                        method: meth,
+                        headers: headers.clone(),
+                        port: None,
+                    },
+                    query.clone(),
+                ));
+            }
+        }
+        // Without retries the one try is bounded by both timeouts.
+        let mut x = RouteExtras {
+            per_request_ms: match (r.timeout_ms, r.backend_timeout_ms, &r.retry) {
+                (t, Some(b), None) => Some(t.filter(|t| *t > 0).map_or(b, |t| t.min(b))),
+                (t, _, _) => t,
+            },
+            ..RouteExtras::default()
+        };
+        if let Some(rt) = r.retry.as_ref().filter(|rt| rt.attempts > 0) {
+            x.retry = Some(self.retry_def(parent, r, rt));
+        }
+        Some((out, x))
+    }
+
+    fn retry_def(
+        &mut self,
+        parent: &ObjectKey,
+        r: &RouteRule,
+        rt: &meshbridge_core::ir::Retry,
+    ) -> RetryDef {
+        let field = format!("{}.retry", r.field);
+        let codes: BTreeSet<u16> = rt.codes.iter().copied().collect();
+        let mut events: Vec<&'static str> = Vec::new();
+        let mut covered: BTreeSet<u16> = BTreeSet::new();
+        if !codes.is_empty() && codes.iter().all(|c| GATEWAY_ERRORS.contains(c)) {
+            events.push("gateway-error");
+            covered.extend(GATEWAY_ERRORS);
+        } else if codes.iter().any(|c| SERVER_ERRORS.contains(c)) {
+            events.push("server-error");
+            covered.extend(SERVER_ERRORS);
+        }
+        if codes.contains(&409) {
+            events.push("client-error");
+            covered.insert(409);
+        }
+        let missing: Vec<String> = codes.difference(&covered).map(|c| c.to_string()).collect();
+        let extra: Vec<String> = covered.difference(&codes).map(|c| c.to_string()).collect();
+        if !missing.is_empty() {
+            self.finding(
+                Feature::Retries,
+                Level::Partial,
+                parent,
+                &field,
+                format!("App Mesh retries by event (server-error: 5xx, gateway-error: 502/503/504, client-error: 409), not by status code: {} are not retried", missing.join(", ")),
+            );
+        }
+        if !extra.is_empty() {
+            self.finding(
+                Feature::Retries,
+                Level::Partial,
+                parent,
+                &field,
+                format!(
+                    "App Mesh retries by event, not by status code: the events {} also retry {}",
+                    events.join(", "),
+                    extra.join(", ")
+                ),
+            );
+        }
+        if rt.backoff_ms.is_some() {
+            self.finding(
+                Feature::Retries,
+                Level::Partial,
+                parent,
+                &field,
+                "App Mesh retry policies have no backoff setting: Envoy's default backoff (25ms base) applies".into(),
+            );
+        }
+        let per_try = r.backend_timeout_ms.or(r.timeout_ms.filter(|t| *t > 0));
+        if per_try.is_none() {
+            self.finding(
+                Feature::Retries,
+                Level::Partial,
+                parent,
+                &field,
+                format!("an App Mesh retry policy needs a per-retry timeout and the rule gives none: {DEFAULT_TIMEOUT_MS}ms (App Mesh's default request timeout) is used"),
+            );
+        }
+        RetryDef {
+            max_retries: rt.attempts,
+            per_retry_timeout_ms: per_try.unwrap_or(DEFAULT_TIMEOUT_MS),
+            http_events: events,
+            tcp_events: vec!["connection-error"],
+        }
     }
 }
 
