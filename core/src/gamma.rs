@@ -408,85 +408,91 @@ fn catch_all_precedence() -> Precedence {
     (2, Reverse(1), 1, Reverse(0), Reverse(0))
 }
 
+/// A match reader: the match, its field path and its IR name → the IR match with its
+/// precedence (None when invalid, with the problem pushed).
+type MatchReader<M> = fn(&mut Ctx, &M, &str, String) -> Option<(HttpRoute, Precedence)>;
+
+/// One rule of an HTTPRoute or GRPCRoute (`(index, name)`): its name, matches (read by
+/// `read`), filters and backendRefs; timeouts and retries are the caller's.
+fn http_like_rule<M>(
+    snap: &Snapshot,
+    cx: &mut Ctx,
+    names: &mut BTreeSet<String>,
+    (i, name): (usize, Option<&str>),
+    ms: &[M],
+    read: MatchReader<M>,
+    (fs, refs): (&[RouteFilter], &[BackendRef]),
+) -> RawRule {
+    let field = format!("spec.rules[{i}]");
+    check_rule_name(cx, names, name, &field);
+    let mut matches = Vec::new();
+    for (j, m) in ms.iter().enumerate() {
+        let label = rule_label(name, i, j, ms.len());
+        if let Some(hm) = read(cx, m, &format!("{field}.matches[{j}]"), label) {
+            matches.push(hm);
+        }
+    }
+    let filters = filters(cx, fs, &format!("{field}.filters"), &matches);
+    let backends = backend_refs(snap, cx, refs, &field);
+    RawRule {
+        field,
+        name: name.map(str::to_string),
+        match_all: ms.is_empty(),
+        matches,
+        backends,
+        filters,
+        timeout_ms: None,
+        backend_timeout_ms: None,
+        retry: None,
+    }
+}
+
 /// Reads and validates every rule of a route.
 fn read_rules(snap: &Snapshot, r: &GammaRoute, cx: &mut Ctx) -> Vec<RawRule> {
     let mut out = Vec::new();
     let mut names = BTreeSet::new();
+    let no_rules = |cx: &mut Ctx| {
+        cx.invalid(
+            "spec.rules".into(),
+            reasons::INVALID_FIELD,
+            "at least one rule is required",
+        )
+    };
     match &r.spec {
         RouteSpec::Http(s) => {
             if s.rules.is_empty() {
-                cx.invalid(
-                    "spec.rules".into(),
-                    reasons::INVALID_FIELD,
-                    "at least one rule is required",
-                );
+                no_rules(cx);
             }
             for (i, rule) in s.rules.iter().enumerate() {
-                let field = format!("spec.rules[{i}]");
-                check_rule_name(cx, &mut names, rule.name.as_deref(), &field);
-                let mut matches = Vec::new();
-                for (j, m) in rule.matches.iter().enumerate() {
-                    if let Some(hm) = http_match(
-                        cx,
-                        m,
-                        &format!("{field}.matches[{j}]"),
-                        rule_label(rule.name.as_deref(), i, j, rule.matches.len()),
-                    ) {
-                        matches.push(hm);
-                    }
-                }
-                let filters = filters(cx, &rule.filters, &format!("{field}.filters"), &matches);
-                let (timeout_ms, backend_timeout_ms) = timeouts(cx, rule.timeouts.as_ref(), &field);
-                let retry = retry(cx, rule.retry.as_ref(), &field);
-                let backends = backend_refs(snap, cx, &rule.backend_refs, &field);
-                out.push(RawRule {
-                    field,
-                    name: rule.name.clone(),
-                    match_all: rule.matches.is_empty(),
-                    matches,
-                    backends,
-                    filters,
-                    timeout_ms,
-                    backend_timeout_ms,
-                    retry,
-                });
+                let mut raw = http_like_rule(
+                    snap,
+                    cx,
+                    &mut names,
+                    (i, rule.name.as_deref()),
+                    &rule.matches,
+                    http_match,
+                    (&rule.filters, &rule.backend_refs),
+                );
+                (raw.timeout_ms, raw.backend_timeout_ms) =
+                    timeouts(cx, rule.timeouts.as_ref(), &raw.field);
+                raw.retry = retry(cx, rule.retry.as_ref(), &raw.field);
+                out.push(raw);
             }
         }
         RouteSpec::Grpc(s) => {
             if s.rules.is_empty() {
-                cx.invalid(
-                    "spec.rules".into(),
-                    reasons::INVALID_FIELD,
-                    "at least one rule is required",
-                );
+                no_rules(cx);
             }
             for (i, rule) in s.rules.iter().enumerate() {
-                let field = format!("spec.rules[{i}]");
-                check_rule_name(cx, &mut names, rule.name.as_deref(), &field);
-                let mut matches = Vec::new();
-                for (j, m) in rule.matches.iter().enumerate() {
-                    if let Some(hm) = grpc_match(
-                        cx,
-                        m,
-                        &format!("{field}.matches[{j}]"),
-                        rule_label(rule.name.as_deref(), i, j, rule.matches.len()),
-                    ) {
-                        matches.push(hm);
-                    }
-                }
-                let filters = filters(cx, &rule.filters, &format!("{field}.filters"), &[]);
-                let backends = backend_refs(snap, cx, &rule.backend_refs, &field);
-                out.push(RawRule {
-                    field,
-                    name: rule.name.clone(),
-                    match_all: rule.matches.is_empty(),
-                    matches,
-                    backends,
-                    filters,
-                    timeout_ms: None,
-                    backend_timeout_ms: None,
-                    retry: None,
-                });
+                out.push(http_like_rule(
+                    snap,
+                    cx,
+                    &mut names,
+                    (i, rule.name.as_deref()),
+                    &rule.matches,
+                    grpc_match,
+                    (&rule.filters, &rule.backend_refs),
+                ));
             }
         }
         RouteSpec::Tcp(s) => {

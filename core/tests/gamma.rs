@@ -31,7 +31,18 @@ spec:
   ports: [{name: http, port: 8080}]
 "#;
 
+/// The IR of SERVICES plus `extra`, where a line `@route NAME` stands for the head of an
+/// HTTPRoute `default/NAME` whose parent is the Service `web` (its `rules` follow).
 fn ir_of(extra: &str) -> (Ir, Vec<String>) {
+    let extra: String = extra
+        .lines()
+        .map(|l| match l.strip_prefix("@route ") {
+            Some(name) => format!(
+                "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {{name: {name}, namespace: default}}\nspec:\n  parentRefs: [{{group: \"\", kind: Service, name: web}}]\n"
+            ),
+            None => format!("{l}\n"),
+        })
+        .collect();
     let text = format!("{SERVICES}\n---\n{extra}");
     let l = load_str("in.yaml", &text);
     let mut problems: Vec<String> = l.problems.iter().map(|p| p.to_string()).collect();
@@ -48,11 +59,7 @@ fn web() -> SvcKey {
 fn one_rule_for_every_request_is_a_split() {
     let (ir, problems) = ir_of(
         r#"
-apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata: {name: canary, namespace: default}
-spec:
-  parentRefs: [{group: "", kind: Service, name: web}]
+@route canary
   rules:
   - matches: [{path: {type: PathPrefix, value: /}}]
     backendRefs: [{name: web-v1, port: 8080, weight: 90}, {name: web-v2, port: 8080, weight: 10}]
@@ -153,11 +160,7 @@ spec:
 fn invalid_fields_are_named_and_the_route_is_not_applied() {
     let (ir, problems) = ir_of(
         r#"
-apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata: {name: bad, namespace: default}
-spec:
-  parentRefs: [{group: "", kind: Service, name: web}]
+@route bad
   rules:
   - matches: [{path: {type: PathPrefix, value: "v2"}, method: get}]
     filters: [{type: RequestMirror}]
@@ -184,11 +187,7 @@ spec:
 fn whole_value_anchors_are_unwrapped_only_when_they_wrap_everything() {
     let (ir, problems) = ir_of(
         r#"
-apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata: {name: h, namespace: default}
-spec:
-  parentRefs: [{group: "", kind: Service, name: web}]
+@route h
   rules:
   - matches:
     - headers:
@@ -319,11 +318,7 @@ spec:
 fn traffic_target_may_name_an_http_route_rule() {
     let (ir, problems) = ir_of(
         r#"
-apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata: {name: api, namespace: default}
-spec:
-  parentRefs: [{group: "", kind: Service, name: web}]
+@route api
   rules:
   - name: read
     matches: [{path: {type: PathPrefix, value: /api}, method: GET}]
@@ -355,11 +350,7 @@ spec:
     // An unknown rule name is an unresolved reference.
     let (_, problems) = ir_of(
         r#"
-apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata: {name: api, namespace: default}
-spec:
-  parentRefs: [{group: "", kind: Service, name: web}]
+@route api
   rules: [{name: read, backendRefs: [{name: web, port: 8080}]}]
 ---
 apiVersion: access.smi-spec.io/v1alpha3
