@@ -20,6 +20,10 @@
 //! - routes: weights as whole percents (largest remainder) over at most 10 targets; A/B
 //!   matches become one route per (match, method) with explicit priorities in SMI order,
 //!   then a catch-all (priority 1000) to the root's own node.
+//! - GAMMA route tables: one route per rule match (and method), priority = rule index, no
+//!   catch-all (Envoy answers unmatched requests 404); query matches, timeouts and retry
+//!   policies as route extras the CRDs render; rules App Mesh cannot express (filters, regex
+//!   query matches, 500 rules) are left out whole and reported; consumer routes reported.
 //!
 //! App Mesh has no request-level authorization: TrafficTargets are reported, never faked.
 

@@ -15,6 +15,9 @@
 //! - A/B splits: rules with the converted matches, then a catch-all rule to the root
 //!   Service itself (its backend facet), since GAMMA rejects requests that no rule matches
 //!   while SMI sends them to the root.
+//! - GAMMA route tables ([`table`]): written back rule for rule (no catch-all); consumer
+//!   routes in the client namespace with `parentRefs[].namespace`, plus ReferenceGrants for
+//!   their backendRefs to other namespaces.
 
 mod matches;
 pub mod table;

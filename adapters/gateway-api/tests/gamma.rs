@@ -235,3 +235,49 @@ fn durations_and_literals() {
     assert_eq!(literal_of("\\d"), None);
     assert_eq!(literal_of(""), None);
 }
+
+#[test]
+fn split_shaped_consumer_route_keeps_the_split_form() {
+    // One rule of weighted backends: core builds an ordinary split, in the consumer map.
+    let input = services()
+        + r#"---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: web-canary, namespace: shop}
+spec:
+  parentRefs: [{group: "", kind: Service, name: web, namespace: default, port: 8080}]
+  rules:
+  - backendRefs: [{name: web-v1, namespace: default, port: 8080, weight: 90}, {name: web-v2, namespace: default, port: 8080, weight: 10}]
+---
+apiVersion: gateway.networking.k8s.io/v1beta1
+kind: ReferenceGrant
+metadata: {name: shop-routes, namespace: default}
+spec:
+  from: [{group: gateway.networking.k8s.io, kind: HTTPRoute, namespace: shop}]
+  to: [{group: "", kind: Service}]
+"#;
+    let t = translate(&input);
+    let with_ns = |name: &str, w: u64| {
+        let mut b = backend(name, w);
+        b["namespace"] = json!("default");
+        b
+    };
+    assert_eq!(
+        spec(&t, "HTTPRoute", "web.default-8080"),
+        &json!({
+            "parentRefs": [{"group": "", "kind": "Service", "name": "web", "namespace": "default", "port": 8080}],
+            "rules": [{
+                "matches": [{"path": {"type": "PathPrefix", "value": "/"}}],
+                "backendRefs": [with_ns("web-v1", 90), with_ns("web-v2", 10)],
+            }],
+        })
+    );
+    assert_eq!(
+        spec(&t, "ReferenceGrant", "meshbridge-httproute-shop")["to"],
+        json!([
+            {"group": "", "kind": "Service", "name": "web-v1"},
+            {"group": "", "kind": "Service", "name": "web-v2"},
+        ])
+    );
+    assert!(t.findings.is_empty(), "{:?}", t.findings);
+}
