@@ -1127,6 +1127,25 @@ impl Planner<'_> {
             },
             ..RouteExtras::default()
         };
+        if let Some(ms) = x
+            .per_request_ms
+            .filter(|ms| *ms == 0 || *ms > DEFAULT_TIMEOUT_MS)
+        {
+            let what = if ms == 0 {
+                "no timeout (perRequest 0)".to_string()
+            } else {
+                format!("a {ms}ms timeout")
+            };
+            self.finding(
+                Feature::Timeouts,
+                Level::Partial,
+                parent,
+                &format!("{}.timeouts", r.field),
+                format!(
+                    "{what} is written on the route, but App Mesh also bounds each request by the timeouts of every resource in the conversation, and the target VirtualNodes' listener timeouts (default {DEFAULT_TIMEOUT_MS}ms) are not set by meshbridge"
+                ),
+            );
+        }
         if let Some(rt) = r.retry.as_ref().filter(|rt| rt.attempts > 0) {
             x.retry = Some(self.retry_def(parent, r, rt));
         }

@@ -233,3 +233,48 @@ fn capability_rows_for_gamma() {
         assert!(!m.get(f).reason.is_empty());
     }
 }
+
+#[test]
+fn long_timeouts_and_default_per_retry_timeout_are_reported() {
+    let input = services()
+        + r#"---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: web, namespace: default}
+spec:
+  parentRefs: [{group: "", kind: Service, name: web, port: 8080}]
+  rules:
+  - backendRefs: [{name: web-v1, port: 8080}]
+    timeouts: {request: 30s}
+  - matches: [{path: {type: Exact, value: /never}}]
+    backendRefs: [{name: web-v2, port: 8080}]
+    retry: {attempts: 3, codes: [500, 409]}
+"#;
+    let out = run(&input);
+    assert_valid(&out);
+    let t = findings(&out, Feature::Timeouts);
+    assert_eq!(t.len(), 1, "{t:?}");
+    assert!(t[0].reason.contains("30000ms"), "{}", t[0].reason);
+    let vr = find(&out, "VirtualRouter", "web");
+    let retry = vr["spec"]["routes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find_map(|r| r["httpRoute"].get("retryPolicy"))
+        .unwrap();
+    assert_eq!(
+        retry,
+        &json!({
+            "maxRetries": 3,
+            "perRetryTimeout": {"unit": "s", "value": 15},
+            "httpRetryEvents": ["server-error", "client-error"],
+            "tcpRetryEvents": ["connection-error"],
+        })
+    );
+    let r = findings(&out, Feature::Retries);
+    assert!(
+        r.iter().any(|f| f.reason.contains("per-retry timeout")),
+        "{r:?}"
+    );
+    assert!(r.iter().any(|f| f.reason.contains("also retry")), "{r:?}");
+}
