@@ -166,8 +166,8 @@ impl Adapter for GatewayApiAdapter {
             ),
             (
                 Feature::Retries,
-                Level::Partial,
-                "`retry` is an experimental-channel field: the standard-channel HTTPRoute CRD (v1.6.1) lacks it, so it applies only where the experimental CRD is installed",
+                Level::None,
+                "`retry` is an experimental-channel field: meshbridge writes the standard channel (v1.6.1), whose HTTPRoute CRD lacks it",
             ),
             (Feature::ConsumerRoutes, Level::Full, ""),
         ]);

@@ -530,21 +530,14 @@ impl SplitTranslation<'_> {
         if !t.is_empty() {
             o.insert("timeouts".into(), Value::Object(t));
         }
-        if let Some(rt) = &r.retry {
-            let mut v = Map::new();
-            v.insert("attempts".into(), json!(rt.attempts));
-            if !rt.codes.is_empty() {
-                v.insert("codes".into(), json!(rt.codes));
-            }
-            if let Some(b) = rt.backoff_ms {
-                v.insert("backoff".into(), json!(duration(b)));
-            }
-            o.insert("retry".into(), Value::Object(v));
+        if r.retry.is_some() {
+            // Not written: a cluster with only the standard-channel CRDs would reject the
+            // whole route (strict field validation) or prune the field.
             self.report(
                 Feature::Retries,
-                Level::Partial,
+                Level::None,
                 &format!("{}.retry", r.field),
-                "`retry` is an experimental-channel HTTPRoute field (GEP-1731): the standard-channel CRD (v1.6.1) has no `rules[].retry`, so a cluster with only the standard CRDs rejects it (strict field validation) or drops it (pruning); install the experimental-channel HTTPRoute CRD for retries to apply".into(),
+                "not written: `retry` is an experimental-channel HTTPRoute field (GEP-1731) and meshbridge writes the standard channel (v1.6.1), whose CRD has no `rules[].retry` (a cluster with only the standard CRDs would reject the whole route)".into(),
             );
         }
         Ok(Value::Object(o))

@@ -99,7 +99,6 @@ fn route_table_is_written_back_rule_for_rule() {
             "filters": [{"type": "RequestHeaderModifier", "requestHeaderModifier": {"set": [{"name": "x-version", "value": "v2"}], "remove": ["x-debug"]}}],
             "backendRefs": [backend("web-v2", 1)],
             "timeouts": {"request": "5s", "backendRequest": "500ms"},
-            "retry": {"attempts": 2, "codes": [503]},
         })
     );
     assert_eq!(
@@ -116,10 +115,11 @@ fn route_table_is_written_back_rule_for_rule() {
             "backendRefs": [backend("web-v1", 80), backend("web-v2", 20)],
         })
     );
-    // Only the retry is reported (experimental-channel field missing from the standard CRD).
+    // Only the retry is reported and not written (experimental-channel field missing from
+    // the standard CRD).
     assert_eq!(t.findings.len(), 1, "{:?}", t.findings);
     assert_eq!(t.findings[0].feature, Feature::Retries);
-    assert_eq!(t.findings[0].level, Level::Partial);
+    assert_eq!(t.findings[0].level, Level::None);
     assert!(
         t.findings[0].field.ends_with(".retry"),
         "{:?}",

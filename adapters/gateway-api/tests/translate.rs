@@ -676,7 +676,7 @@ fn capability_matrix() {
             (Feature::UrlRewrite, Level::Partial),
             (Feature::Redirects, Level::Partial),
             (Feature::Timeouts, Level::Partial),
-            (Feature::Retries, Level::Partial),
+            (Feature::Retries, Level::None),
             (Feature::ConsumerRoutes, Level::Full),
         ]
     );
