@@ -262,3 +262,54 @@ spec: {matches: {ports: []}}
     );
     assert_eq!(o.status.code(), Some(0), "{}", text(&o.stdout));
 }
+
+/// A consumer route's partition reads the Services and ReferenceGrants of the namespaces it
+/// names, and re-renders when they change: granting (then revoking) the reference turns the
+/// consumer route on (then off) without touching the route.
+#[test]
+fn a_consumer_route_follows_the_reference_grant_of_the_other_namespace() {
+    use meshbridge_core::api::meshbridge::MeshType;
+    use meshbridge_core::engine::{Backends, Change, Engine, EngineConfig, changes_of};
+    use meshbridge_core::model::{Kind, ObjectKey};
+    let input = std::fs::read_to_string(cases().join("gamma/route-table/input.yaml")).unwrap();
+    let (grant, rest): (Vec<&str>, Vec<&str>) = input
+        .split("\n---\n")
+        .partition(|d| d.contains("kind: ReferenceGrant"));
+    let mut engine = Engine::new(
+        EngineConfig {
+            base: meshbridge_core::Context::default(),
+            trust_domain: None,
+            backends: Backends::Every(MeshType::GatewayApi),
+        },
+        vec![Box::new(meshbridge_gateway_api::GatewayApiAdapter)],
+    );
+    let apply = |engine: &mut Engine, text: &str| {
+        let (changes, _) = changes_of(meshbridge_core::load::load_str("in.yaml", text));
+        for c in changes {
+            engine.apply(c);
+        }
+        engine.recompute();
+    };
+    let consumer_outputs = |engine: &Engine| {
+        engine
+            .desired()
+            .values()
+            .filter(|d| d.object.namespace.as_deref() == Some("client"))
+            .count()
+    };
+    apply(&mut engine, &rest.join("\n---\n"));
+    let route = ObjectKey::new(Kind::HTTPRoute, "client", "web-pinned");
+    assert!(!engine.state(&route).unwrap().resolved, "no grant yet");
+    assert_eq!(consumer_outputs(&engine), 0);
+    apply(&mut engine, grant[0]);
+    assert!(engine.state(&route).unwrap().resolved, "granted");
+    assert!(consumer_outputs(&engine) > 0);
+    engine.apply(Change::Delete(ObjectKey::new(
+        Kind::ReferenceGrant,
+        "default",
+        "from-client",
+    )));
+    engine.recompute();
+    assert!(!engine.state(&route).unwrap().resolved, "revoked");
+    assert_eq!(consumer_outputs(&engine), 0);
+}

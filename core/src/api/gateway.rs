@@ -223,6 +223,26 @@ pub enum RouteSpec {
 }
 
 impl RouteSpec {
+    /// Namespaces the route names (Service parents and backendRefs that state one).
+    pub fn namespaces(&self) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .parent_refs()
+            .iter()
+            .filter(|p| p.is_service())
+            .filter_map(|p| p.namespace.clone())
+            .collect();
+        let refs: Vec<&BackendRef> = match self {
+            RouteSpec::Http(s) => s.rules.iter().flat_map(|r| &r.backend_refs).collect(),
+            RouteSpec::Grpc(s) => s.rules.iter().flat_map(|r| &r.backend_refs).collect(),
+            RouteSpec::Tcp(s) => s.rules.iter().flat_map(|r| &r.backend_refs).collect(),
+        };
+        out.extend(refs.into_iter().filter_map(|b| b.namespace.clone()));
+        out.retain(|n| !n.is_empty());
+        out.sort();
+        out.dedup();
+        out
+    }
+
     pub fn parent_refs(&self) -> &[ParentRef] {
         match self {
             RouteSpec::Http(s) => &s.parent_refs,

@@ -346,6 +346,14 @@ impl Engine {
                     }
                 }
             }
+            Kind::Service | Kind::ReferenceGrant => {
+                self.dirty.insert(key.namespace.clone());
+                for (ns, p) in &self.partitions {
+                    if p.route_refs.contains(&key.namespace) {
+                        self.dirty.insert(ns.clone());
+                    }
+                }
+            }
             _ => {
                 self.dirty.insert(key.namespace.clone());
             }

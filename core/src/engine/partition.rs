@@ -24,6 +24,9 @@ pub(crate) struct Partition {
     pub findings: Vec<(MeshType, Finding)>,
     /// Namespaces (other than this one) whose ServiceAccounts this partition read.
     pub sa_refs: BTreeSet<String>,
+    /// Namespaces (other than this one) whose Services and ReferenceGrants this partition
+    /// read: the parents and backends of its GAMMA consumer and cross-namespace routes.
+    pub route_refs: BTreeSet<String>,
 }
 
 /// What a partition is rendered with.
@@ -38,6 +41,7 @@ pub(crate) fn compute(store: &mut Store, r: &Renderers<'_>, ns: &str) -> Option<
     let keys: Vec<_> = store.by_ns.get(ns)?.iter().cloned().collect();
     let mut snap = Snapshot::default();
     let mut sa_refs = BTreeSet::new();
+    let mut route_refs: BTreeSet<String> = BTreeSet::new();
     let mut fallback_candidates = Vec::new();
     let mut load_invalid = Vec::new();
     for k in &keys {
@@ -52,6 +56,9 @@ pub(crate) fn compute(store: &mut Store, r: &Renderers<'_>, ns: &str) -> Option<
                             sa_refs.insert(n.clone());
                         }
                     }
+                }
+                if let Object::GammaRoute(r) = cur {
+                    route_refs.extend(r.spec.namespaces().into_iter().filter(|n| n != ns));
                 }
                 snap.apply(cur.clone());
                 if e.last_good.is_some() {
@@ -81,14 +88,20 @@ pub(crate) fn compute(store: &mut Store, r: &Renderers<'_>, ns: &str) -> Option<
             snap.apply(o.clone());
         }
     }
-    for other in &sa_refs {
+    let read_from = |snap: &mut Snapshot, other: &String, kinds: &[Kind]| {
         if let Some(set) = store.by_ns.get(other) {
-            for k in set.iter().filter(|k| k.object.kind == Kind::ServiceAccount) {
+            for k in set.iter().filter(|k| kinds.contains(&k.object.kind)) {
                 if let Some(o) = store.entries.get(k).and_then(|e| e.readable()) {
                     snap.apply(o.clone());
                 }
             }
         }
+    };
+    for other in &sa_refs {
+        read_from(&mut snap, other, &[Kind::ServiceAccount]);
+    }
+    for other in &route_refs {
+        read_from(&mut snap, other, &[Kind::Service, Kind::ReferenceGrant]);
     }
 
     let first = crate::build::build(&snap);
@@ -120,6 +133,7 @@ pub(crate) fn compute(store: &mut Store, r: &Renderers<'_>, ns: &str) -> Option<
     // Backends.
     let mut p = Partition {
         sa_refs,
+        route_refs,
         ..Partition::default()
     };
     let selection = r.cfg.meshes_for(store, ns);
@@ -239,7 +253,12 @@ pub(crate) fn compute(store: &mut Store, r: &Renderers<'_>, ns: &str) -> Option<
             ),
         );
     }
-    if p.outputs.is_empty() && p.api.is_empty() && p.states.is_empty() && p.sa_refs.is_empty() {
+    if p.outputs.is_empty()
+        && p.api.is_empty()
+        && p.states.is_empty()
+        && p.sa_refs.is_empty()
+        && p.route_refs.is_empty()
+    {
         return None;
     }
     Some(p)
