@@ -305,14 +305,20 @@ fn cluster_role_is_exactly_what_the_controller_uses() {
             );
             if k.is_smi() || *k == meshbridge_core::model::Kind::Mesh {
                 expected.insert(
-                    (group.to_string(), format!("{}/status", plural(k.k8s_kind()))),
+                    (
+                        group.to_string(),
+                        format!("{}/status", plural(k.k8s_kind())),
+                    ),
                     set(&["patch"]),
                 );
             }
             // GAMMA route status: read, then written back (status.parents is shared).
             if k.is_gamma_route() {
                 expected.insert(
-                    (group.to_string(), format!("{}/status", plural(k.k8s_kind()))),
+                    (
+                        group.to_string(),
+                        format!("{}/status", plural(k.k8s_kind())),
+                    ),
                     set(&["get", "patch"]),
                 );
             }
