@@ -8,7 +8,7 @@ use std::process::ExitCode;
 #[command(
     name = "meshbridge",
     version,
-    about = "Mesh-agnostic service-mesh control layer: SMI in, Istio / Linkerd / App Mesh / Gateway API / Envoy out"
+    about = "Mesh-agnostic service-mesh control layer: SMI or Gateway API (GAMMA) in, Istio / Linkerd / App Mesh / Gateway API / Envoy out"
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -19,7 +19,7 @@ pub struct Cli {
 #[allow(clippy::large_enum_variant)]
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Translate SMI objects (and the Kubernetes objects they refer to) into a mesh's objects.
+    /// Translate SMI objects or GAMMA routes (and the Kubernetes objects they refer to) into a mesh's objects.
     Translate(crate::translate::TranslateArgs),
     /// Convert SMI TrafficSplits (and their HTTPRouteGroups) into equivalent Gateway API
     /// GAMMA routes on stdout, with a report on stderr of what changes meaning.
