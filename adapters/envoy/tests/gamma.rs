@@ -13,78 +13,51 @@ use meshbridge_core::{Adapter, Context, Feature, Level};
 use meshbridge_envoy::EnvoyAdapter;
 use serde_json::Value;
 
+const SERVICES: &str = include_str!("../../../conformance/fixtures/gamma/services.yaml");
+const WEB_ROUTE: &str = include_str!("../../../conformance/fixtures/gamma/web-route.yaml");
+
+/// A pod labelled `app`, with one container (listening on `port`, if any).
+fn pod(ns: &str, name: &str, app: &str, sa: &str, ip: &str, port: Option<u16>) -> String {
+    let ports = port.map_or(String::new(), |p| {
+        format!(", ports: [{{containerPort: {p}}}]")
+    });
+    format!(
+        "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}, namespace: {ns}, labels: {{app: {app}}}}}\n\
+         spec:\n  serviceAccountName: {sa}\n  containers: [{{name: app, image: app{ports}}}]\n\
+         status: {{podIP: {ip}}}\n"
+    )
+}
+
 /// Services web, web-v1, web-v2 (port 8080 `http`) with one pod each (sa `web`); clients in
-/// `default` and in `other`, both allowed to reach `web` (any TCP, so nothing is trimmed).
-const BASE: &str = r#"
-apiVersion: v1
-kind: Namespace
-metadata: {name: default}
----
-apiVersion: v1
-kind: Namespace
-metadata: {name: other}
----
-apiVersion: v1
-kind: Service
-metadata: {name: web, namespace: default}
-spec:
-  selector: {app: web}
-  ports: [{name: http, port: 8080, targetPort: 8080}]
----
-apiVersion: v1
-kind: Service
-metadata: {name: web-v1, namespace: default}
-spec:
-  selector: {app: web-v1}
-  ports: [{name: http, port: 8080, targetPort: 8080}]
----
-apiVersion: v1
-kind: Service
-metadata: {name: web-v2, namespace: default}
-spec:
-  selector: {app: web-v2}
-  ports: [{name: http, port: 8080, targetPort: 8080}]
----
-apiVersion: v1
-kind: Pod
-metadata: {name: web-0, namespace: default, labels: {app: web}}
-spec:
-  serviceAccountName: web
-  containers: [{name: app, image: app, ports: [{containerPort: 8080}]}]
-status: {podIP: 10.0.0.1}
----
-apiVersion: v1
-kind: Pod
-metadata: {name: web-v1-0, namespace: default, labels: {app: web-v1}}
-spec:
-  serviceAccountName: web
-  containers: [{name: app, image: app, ports: [{containerPort: 8080}]}]
-status: {podIP: 10.0.0.2}
----
-apiVersion: v1
-kind: Pod
-metadata: {name: web-v2-0, namespace: default, labels: {app: web-v2}}
-spec:
-  serviceAccountName: web
-  containers: [{name: app, image: app, ports: [{containerPort: 8080}]}]
-status: {podIP: 10.0.0.3}
----
-apiVersion: v1
-kind: Pod
-metadata: {name: client, namespace: default, labels: {app: client}}
-spec:
-  serviceAccountName: client
-  containers: [{name: app, image: app}]
-status: {podIP: 10.0.0.10}
----
-apiVersion: v1
-kind: Pod
-metadata: {name: client, namespace: other, labels: {app: client}}
-spec:
-  serviceAccountName: client
-  containers: [{name: app, image: app}]
-status: {podIP: 10.0.1.10}
----
+/// `default` and in `other` (sa `client`). No access policy yet.
+fn workloads() -> String {
+    let mut docs = vec![
+        "apiVersion: v1\nkind: Namespace\nmetadata: {name: default}\n".to_string(),
+        "apiVersion: v1\nkind: Namespace\nmetadata: {name: other}\n".to_string(),
+        SERVICES.to_string(),
+    ];
+    for (app, ip) in [
+        ("web", "10.0.0.1"),
+        ("web-v1", "10.0.0.2"),
+        ("web-v2", "10.0.0.3"),
+    ] {
+        docs.push(pod(
+            "default",
+            &format!("{app}-0"),
+            app,
+            "web",
+            ip,
+            Some(8080),
+        ));
+    }
+    for (ns, ip) in [("default", "10.0.0.10"), ("other", "10.0.1.10")] {
+        docs.push(pod(ns, "client", "client", "client", ip, None));
+    }
+    docs.join("\n---\n")
+}
+
+/// Both clients allowed to reach `web` (any TCP, so nothing is trimmed).
+const ACCESS: &str = r#"
 apiVersion: specs.smi-spec.io/v1alpha4
 kind: TCPRoute
 metadata: {name: any, namespace: default}
@@ -101,15 +74,19 @@ spec:
   rules: [{kind: TCPRoute, name: any}]
 "#;
 
-/// The brief's route table, plus a rule with a rewrite, response headers and a backoff.
+/// The workloads, the access policy, then `extra`.
+fn inputs(extra: &str) -> String {
+    format!("{}\n---\n{ACCESS}\n---\n{extra}", workloads())
+}
+
+/// The HTTPRoute `default/web` (parent: the Service web, port 8080) with these rule items.
+fn web_route(rules: &str) -> String {
+    format!("{WEB_ROUTE}{rules}")
+}
+
+/// The rules of the brief's route table, plus a rule with a rewrite, response headers and a
+/// backoff (Envoy's own table: see `web_route`).
 const TABLE: &str = r#"
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata: {name: web, namespace: default}
-spec:
-  parentRefs: [{group: "", kind: Service, name: web, port: 8080}]
-  rules:
   - matches: [{path: {type: PathPrefix, value: /v2}}]
     filters:
     - type: RequestHeaderModifier
@@ -138,14 +115,19 @@ spec:
     filters: [{type: RequestRedirect, requestRedirect: {scheme: https, hostname: secure.example}}]
 "#;
 
-/// Load → snapshot → IR → the envoy adapter: every proxy's document and the findings.
-fn run(text: &str) -> (Vec<Value>, Vec<meshbridge_core::Finding>) {
+/// Load → snapshot → IR (neither with problems) → the envoy adapter.
+fn translate(text: &str) -> meshbridge_core::Translation {
     let loaded = load_str("in.yaml", text);
     assert!(loaded.problems.is_empty(), "{:?}", loaded.problems);
     let ir = build(&Snapshot::from_objects(loaded.objects));
     let problems: Vec<String> = ir.problems().iter().map(|p| p.to_string()).collect();
     assert!(problems.is_empty(), "{problems:?}");
-    let t = EnvoyAdapter.translate(&ir, &Context::default());
+    EnvoyAdapter.translate(&ir, &Context::default())
+}
+
+/// [`translate`]: every proxy's document (each resource encodes) and the findings.
+fn run(text: &str) -> (Vec<Value>, Vec<meshbridge_core::Finding>) {
+    let t = translate(text);
     let docs: Vec<Value> = t.objects.iter().map(|o| o.body.clone()).collect();
     assert_every_resource_encodes(&docs);
     (docs, t.findings)
@@ -179,7 +161,7 @@ fn clusters(doc: &Value) -> Vec<String> {
 
 #[test]
 fn a_route_table_becomes_routes_in_precedence_order_with_filters() {
-    let (docs, findings) = run(&format!("{BASE}{TABLE}"));
+    let (docs, findings) = run(&inputs(&web_route(TABLE)));
     let client = proxy(&docs, "default/client");
     let rs = routes(client, "web");
     let names: Vec<&str> = rs.iter().map(|r| r["name"].as_str().unwrap()).collect();
@@ -335,9 +317,7 @@ fn a_route_table_becomes_routes_in_precedence_order_with_filters() {
 
 #[test]
 fn the_route_is_a_parent_of_every_client_proxy() {
-    let loaded = load_str("in.yaml", &format!("{BASE}{TABLE}"));
-    let ir = build(&Snapshot::from_objects(loaded.objects));
-    let t = EnvoyAdapter.translate(&ir, &Context::default());
+    let t = translate(&inputs(&web_route(TABLE)));
     let client = t
         .objects
         .iter()
@@ -355,8 +335,8 @@ fn the_route_is_a_parent_of_every_client_proxy() {
 
 #[test]
 fn a_consumer_route_applies_only_to_clients_of_its_namespace() {
+    // Envoy's own consumer route: from `other`, where a client pod runs, with a port.
     let consumer = r#"
----
 apiVersion: gateway.networking.k8s.io/v1
 kind: HTTPRoute
 metadata: {name: pin, namespace: other}
@@ -373,7 +353,7 @@ spec:
   from: [{group: gateway.networking.k8s.io, kind: HTTPRoute, namespace: other}]
   to: [{group: "", kind: Service}]
 "#;
-    let (docs, _) = run(&format!("{BASE}{consumer}"));
+    let (docs, _) = run(&inputs(consumer));
     // The client in `other` uses its namespace's route: only /pinned, to web-v2; nothing else.
     let rs = routes(proxy(&docs, "other/client"), "web");
     assert_eq!(rs.len(), 1, "{rs:#?}");
@@ -394,18 +374,11 @@ spec:
 #[test]
 fn an_unmatched_path_has_no_route() {
     let only = r#"
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata: {name: web, namespace: default}
-spec:
-  parentRefs: [{group: "", kind: Service, name: web, port: 8080}]
-  rules:
   - matches: [{path: {type: PathPrefix, value: /v2}}]
     filters: [{type: RequestHeaderModifier, requestHeaderModifier: {set: [{name: x-v, value: "2"}]}}]
     backendRefs: [{name: web-v2, port: 8080}]
 "#;
-    let (docs, _) = run(&format!("{BASE}{only}"));
+    let (docs, _) = run(&inputs(&web_route(only)));
     let rs = routes(proxy(&docs, "default/client"), "web");
     // One route, matching only /v2 and below: /v2x, /other and / match nothing (404).
     assert_eq!(rs.len(), 1, "{rs:#?}");
@@ -420,11 +393,7 @@ spec:
 fn a_trimmed_client_keeps_redirects_and_answers_the_refusal_itself() {
     // Without the TrafficTarget, no client may reach web's pods: routes that would send a
     // request answer 403 locally; the redirect and the 500 stay.
-    let base = BASE
-        .split("---\napiVersion: specs.smi-spec.io")
-        .next()
-        .unwrap();
-    let (docs, _) = run(&format!("{base}{TABLE}"));
+    let (docs, _) = run(&format!("{}\n---\n{}", workloads(), web_route(TABLE)));
     let rs = routes(proxy(&docs, "default/client"), "web");
     assert_eq!(rs.len(), 7);
     let by = |n: &str| rs.iter().find(|r| r["name"] == n).unwrap().clone();
@@ -443,18 +412,11 @@ fn query_matches_on_a_split_shaped_route() {
     // Matched rules to one weighted set, then everything else to the Service: an SMI-shaped
     // A/B split whose match carries a query parameter.
     let ab = r#"
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata: {name: web, namespace: default}
-spec:
-  parentRefs: [{group: "", kind: Service, name: web, port: 8080}]
-  rules:
   - matches: [{queryParams: [{name: canary, value: "true"}]}]
     backendRefs: [{name: web-v2, port: 8080}]
   - backendRefs: [{name: web, port: 8080}]
 "#;
-    let (docs, _) = run(&format!("{BASE}{ab}"));
+    let (docs, _) = run(&inputs(&web_route(ab)));
     let rs = routes(proxy(&docs, "default/client"), "web");
     assert_eq!(rs.len(), 2, "{rs:#?}");
     assert_eq!(
@@ -486,13 +448,6 @@ fn capability_rows_for_gamma_features() {
 #[test]
 fn prefix_redirects_and_host_edits() {
     let table = r#"
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata: {name: web, namespace: default}
-spec:
-  parentRefs: [{group: "", kind: Service, name: web, port: 8080}]
-  rules:
   - matches: [{path: {type: PathPrefix, value: /a/}}, {path: {type: PathPrefix, value: /b}}]
     filters: [{type: RequestRedirect, requestRedirect: {path: {type: ReplacePrefixMatch, replacePrefixMatch: /c/}, port: 9090, statusCode: 302}}]
   - matches: [{path: {type: PathPrefix, value: /host}}]
@@ -501,7 +456,7 @@ spec:
       requestHeaderModifier: {set: [{name: Host, value: elsewhere}, {name: x-kept, value: "1"}]}
     backendRefs: [{name: web-v1, port: 8080}]
 "#;
-    let (docs, findings) = run(&format!("{BASE}{table}"));
+    let (docs, findings) = run(&inputs(&web_route(table)));
     let rs = routes(proxy(&docs, "default/client"), "web");
     // One route per match, each rewriting its own prefix (trailing `/` dropped).
     assert_eq!(rs.len(), 3, "{rs:#?}");

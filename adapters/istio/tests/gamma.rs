@@ -9,55 +9,41 @@ use meshbridge_istio::IstioAdapter;
 use serde_json::{Value, json};
 use std::sync::OnceLock;
 
-const SERVICES: &str = r#"
-apiVersion: v1
-kind: Service
-metadata: {name: web, namespace: default}
-spec:
-  selector: {app: web}
-  ports: [{name: http, port: 8080, targetPort: 8080}]
----
-apiVersion: v1
-kind: Service
-metadata: {name: web-v1, namespace: default}
-spec:
-  selector: {app: web-v1}
-  ports: [{name: http, port: 8080, targetPort: 8080}]
----
-apiVersion: v1
-kind: Service
-metadata: {name: web-v2, namespace: default}
-spec:
-  selector: {app: web-v2}
-  ports: [{name: http, port: 8080, targetPort: 8080}]
-"#;
+const SERVICES: &str = include_str!("../../../conformance/fixtures/gamma/services.yaml");
+const WEB_ROUTE: &str = include_str!("../../../conformance/fixtures/gamma/web-route.yaml");
+const ROUTE_TABLE: &str = include_str!("../../../conformance/fixtures/gamma/route-table.yaml");
+const CONSUMER_ROUTE: &str =
+    include_str!("../../../conformance/fixtures/gamma/consumer-route.yaml");
 
-const TABLE: &str = r#"
-apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata: {name: web, namespace: default}
-spec:
-  parentRefs: [{group: "", kind: Service, name: web, port: 8080}]
-  rules:
-  - matches: [{path: {type: PathPrefix, value: /v2}}]
-    filters:
-    - type: RequestHeaderModifier
-      requestHeaderModifier: {set: [{name: x-version, value: v2}], remove: [x-debug]}
-    - type: ResponseHeaderModifier
-      responseHeaderModifier: {add: [{name: x-served-by, value: v2}]}
-    - type: URLRewrite
-      urlRewrite: {hostname: web-v2.internal, path: {type: ReplacePrefixMatch, replacePrefixMatch: /}}
-    backendRefs: [{name: web-v2, port: 8080}]
-    timeouts: {request: 5s, backendRequest: 1500ms}
-    retry: {attempts: 2, codes: [503]}
-  - matches: [{path: {type: Exact, value: /old}}]
-    filters: [{type: RequestRedirect, requestRedirect: {path: {type: ReplaceFullPath, replaceFullPath: /new}, statusCode: 301}}]
-  - matches: [{path: {type: PathPrefix, value: /legacy}}]
-    filters: [{type: RequestRedirect, requestRedirect: {hostname: old.example.com, path: {type: ReplacePrefixMatch, replacePrefixMatch: /archive}}}]
-  - matches: [{headers: [{name: x-canary, value: "yes"}], queryParams: [{name: debug, value: "1"}]}]
-    backendRefs: [{name: web-v1, port: 8080, weight: 80}, {name: web-v2, port: 8080, weight: 20}]
-  - matches: [{path: {type: PathPrefix, value: /broken}}]
-"#;
+/// The HTTPRoute `default/web` (parent: the Service web, port 8080) with these rule items.
+fn web_route(rules: &str) -> String {
+    format!("{WEB_ROUTE}{rules}")
+}
+
+/// `text` with `lines` put in after its `# <marker>` comment line (which must be there).
+fn fill(text: &str, marker: &str, lines: &str) -> String {
+    let at = format!("# <{marker}>\n");
+    assert!(text.contains(&at), "no {at:?} in {text}");
+    text.replacen(&at, &format!("{at}{lines}"), 1)
+}
+
+/// The shared route table, plus for Istio a URL rewrite on the /v2 rule and a prefix
+/// redirect (/legacy, rule 2) after the /old rule.
+fn table() -> String {
+    let t = fill(
+        ROUTE_TABLE,
+        "v2-filters",
+        "    - type: URLRewrite\n      \
+         urlRewrite: {hostname: web-v2.internal, path: {type: ReplacePrefixMatch, replacePrefixMatch: /}}\n",
+    );
+    let t = fill(
+        &t,
+        "after-old",
+        "  - matches: [{path: {type: PathPrefix, value: /legacy}}]\n    \
+         filters: [{type: RequestRedirect, requestRedirect: {hostname: old.example.com, path: {type: ReplacePrefixMatch, replacePrefixMatch: /archive}}}]\n",
+    );
+    web_route(&t)
+}
 
 fn schemas() -> &'static meshbridge_conformance::schema::Registry {
     static S: OnceLock<meshbridge_conformance::schema::Registry> = OnceLock::new();
@@ -107,7 +93,7 @@ fn dest(host: &str, weight: u64) -> Value {
 
 #[test]
 fn route_table_in_order_without_catch_all() {
-    let t = run(TABLE);
+    let t = run(&table());
     assert!(t.findings.is_empty(), "{:?}", t.findings);
     assert_eq!(names(&t), vec!["VirtualService default/web"]);
     let http = spec(&t, "VirtualService", "default", "web")["http"].clone();
@@ -184,19 +170,15 @@ fn route_table_in_order_without_catch_all() {
 
 #[test]
 fn backoff_is_reported() {
-    let t = run(r#"
-apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata: {name: web, namespace: default}
-spec:
-  parentRefs: [{group: "", kind: Service, name: web, port: 8080}]
-  rules:
+    let t = run(&web_route(
+        r#"
   - matches: [{path: {type: PathPrefix, value: /a}}]
     backendRefs: [{name: web-v1, port: 8080}]
     retry: {attempts: 3, backoff: 100ms}
   - backendRefs: [{name: web-v2, port: 8080}]
     timeouts: {backendRequest: 2s}
-"#);
+"#,
+    ));
     let keys = finding_keys(&t);
     assert!(
         keys.contains(&(
@@ -223,20 +205,16 @@ spec:
 
 #[test]
 fn scheme_redirect_derives_the_port() {
-    let t = run(r#"
-apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata: {name: web, namespace: default}
-spec:
-  parentRefs: [{group: "", kind: Service, name: web, port: 8080}]
-  rules:
+    let t = run(&web_route(
+        r#"
   - matches: [{path: {type: Exact, value: /secure}}]
     filters: [{type: RequestRedirect, requestRedirect: {scheme: https}}]
   - matches: [{path: {type: Exact, value: /moved}}]
     filters: [{type: RequestRedirect, requestRedirect: {hostname: other.example.com, port: 8443, statusCode: 301}}]
   - backendRefs: [{name: web-v1, port: 8080}]
     timeouts: {request: 0s}
-"#);
+"#,
+    ));
     assert!(t.findings.is_empty(), "{:?}", t.findings);
     let http = &spec(&t, "VirtualService", "default", "web")["http"];
     assert_eq!(
@@ -255,28 +233,7 @@ spec:
 
 #[test]
 fn consumer_route_lives_in_the_client_namespace() {
-    let t = run(r#"
-apiVersion: v1
-kind: Namespace
-metadata: {name: client}
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata: {name: pin, namespace: client}
-spec:
-  parentRefs: [{group: "", kind: Service, name: web, namespace: default}]
-  rules:
-  - matches: [{path: {type: Exact, value: /x}}]
-    backendRefs: [{name: web-v2, namespace: default, port: 8080}]
-  - backendRefs: [{name: web-v1, namespace: default, port: 8080}]
----
-apiVersion: gateway.networking.k8s.io/v1beta1
-kind: ReferenceGrant
-metadata: {name: from-client, namespace: default}
-spec:
-  from: [{group: gateway.networking.k8s.io, kind: HTTPRoute, namespace: client}]
-  to: [{group: "", kind: Service}]
-"#);
+    let t = run(CONSUMER_ROUTE);
     assert!(t.findings.is_empty(), "{:?}", t.findings);
     assert_eq!(names(&t), vec!["VirtualService client/web.default"]);
     let s = spec(&t, "VirtualService", "client", "web.default");

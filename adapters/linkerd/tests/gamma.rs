@@ -7,28 +7,37 @@ use meshbridge_linkerd::LinkerdAdapter;
 use serde_json::{Value, json};
 use std::sync::OnceLock;
 
-const SERVICES: &str = r#"
-apiVersion: v1
-kind: Service
-metadata: {name: web, namespace: default}
-spec:
-  selector: {app: web}
-  ports: [{name: http, port: 8080, targetPort: 8080}]
----
-apiVersion: v1
-kind: Service
-metadata: {name: web-v1, namespace: default}
-spec:
-  selector: {app: web-v1}
-  ports: [{name: http, port: 8080, targetPort: 8080}]
----
-apiVersion: v1
-kind: Service
-metadata: {name: web-v2, namespace: default}
-spec:
-  selector: {app: web-v2}
-  ports: [{name: http, port: 8080, targetPort: 8080}]
-"#;
+const SERVICES: &str = include_str!("../../../conformance/fixtures/gamma/services.yaml");
+const WEB_ROUTE: &str = include_str!("../../../conformance/fixtures/gamma/web-route.yaml");
+const ROUTE_TABLE: &str = include_str!("../../../conformance/fixtures/gamma/route-table.yaml");
+const CONSUMER_ROUTE: &str =
+    include_str!("../../../conformance/fixtures/gamma/consumer-route.yaml");
+
+/// The HTTPRoute `default/web` (parent: the Service web, port 8080) with these rule items.
+fn web_route(rules: &str) -> String {
+    format!("{WEB_ROUTE}{rules}")
+}
+
+/// `text` with `lines` put in after its `# <marker>` comment line (which must be there).
+fn fill(text: &str, marker: &str, lines: &str) -> String {
+    let at = format!("# <{marker}>\n");
+    assert!(text.contains(&at), "no {at:?} in {text}");
+    text.replacen(&at, &format!("{at}{lines}"), 1)
+}
+
+const RETRY_503: &str = "    retry: {attempts: 2, codes: [503]}\n";
+
+/// The shared route table, plus for Linkerd the /v2 retry on the canary rule too and a
+/// prefix rewrite (/rewrite, rule 3, same retry) before the /broken rule.
+fn table() -> String {
+    let t = fill(ROUTE_TABLE, "canary", RETRY_503);
+    let rewrite = format!(
+        "  - matches: [{{path: {{type: PathPrefix, value: /rewrite}}}}]\n    \
+         filters: [{{type: URLRewrite, urlRewrite: {{path: {{type: ReplacePrefixMatch, replacePrefixMatch: /}}}}}}]\n    \
+         backendRefs: [{{name: web-v1, port: 8080}}]\n{RETRY_503}"
+    );
+    web_route(&fill(&t, "before-broken", &rewrite))
+}
 
 fn schemas() -> &'static meshbridge_conformance::schema::Registry {
     static S: OnceLock<meshbridge_conformance::schema::Registry> = OnceLock::new();
@@ -97,37 +106,9 @@ fn backend(name: &str, weight: u64) -> Value {
     json!({"group": "", "kind": "Service", "name": name, "port": 8080, "weight": weight})
 }
 
-const TABLE: &str = r#"
-apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata: {name: web, namespace: default}
-spec:
-  parentRefs: [{group: "", kind: Service, name: web, port: 8080}]
-  rules:
-  - matches: [{path: {type: PathPrefix, value: /v2}}]
-    filters:
-    - type: RequestHeaderModifier
-      requestHeaderModifier: {set: [{name: x-version, value: v2}], remove: [x-debug]}
-    - type: ResponseHeaderModifier
-      responseHeaderModifier: {add: [{name: x-served-by, value: v2}]}
-    backendRefs: [{name: web-v2, port: 8080}]
-    timeouts: {request: 5s, backendRequest: 1500ms}
-    retry: {attempts: 2, codes: [503]}
-  - matches: [{path: {type: Exact, value: /old}}]
-    filters: [{type: RequestRedirect, requestRedirect: {path: {type: ReplaceFullPath, replaceFullPath: /new}, statusCode: 301}}]
-  - matches: [{headers: [{name: x-canary, value: "yes"}], queryParams: [{name: debug, value: "1"}]}]
-    backendRefs: [{name: web-v1, port: 8080, weight: 80}, {name: web-v2, port: 8080, weight: 20}]
-    retry: {attempts: 2, codes: [503]}
-  - matches: [{path: {type: PathPrefix, value: /rewrite}}]
-    filters: [{type: URLRewrite, urlRewrite: {path: {type: ReplacePrefixMatch, replacePrefixMatch: /}}}]
-    backendRefs: [{name: web-v1, port: 8080}]
-    retry: {attempts: 2, codes: [503]}
-  - matches: [{path: {type: PathPrefix, value: /broken}}]
-"#;
-
 #[test]
 fn route_table_rules_in_precedence_without_catch_all() {
-    let t = run(TABLE);
+    let t = run(&table());
     assert_eq!(
         keys(&t),
         vec![(
@@ -204,19 +185,15 @@ fn route_table_rules_in_precedence_without_catch_all() {
 
 #[test]
 fn differing_retries_and_old_linkerd_are_reported() {
-    let yaml = r#"
-apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata: {name: web, namespace: default}
-spec:
-  parentRefs: [{group: "", kind: Service, name: web, port: 8080}]
-  rules:
+    let yaml = &web_route(
+        r#"
   - matches: [{path: {type: PathPrefix, value: /a}}]
     backendRefs: [{name: web-v1, port: 8080}]
     retry: {attempts: 3, codes: [502]}
     timeouts: {request: 2s}
   - backendRefs: [{name: web-v2, port: 8080}]
-"#;
+"#,
+    );
     let t = run(yaml);
     assert_eq!(
         keys(&t),
@@ -264,28 +241,7 @@ spec:
 
 #[test]
 fn consumer_route_lives_in_the_client_namespace() {
-    let t = run(r#"
-apiVersion: v1
-kind: Namespace
-metadata: {name: client}
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata: {name: pin, namespace: client}
-spec:
-  parentRefs: [{group: "", kind: Service, name: web, namespace: default}]
-  rules:
-  - matches: [{path: {type: Exact, value: /x}}]
-    backendRefs: [{name: web-v2, namespace: default, port: 8080}]
-  - backendRefs: [{name: web-v1, namespace: default, port: 8080}]
----
-apiVersion: gateway.networking.k8s.io/v1beta1
-kind: ReferenceGrant
-metadata: {name: from-client, namespace: default}
-spec:
-  from: [{group: gateway.networking.k8s.io, kind: HTTPRoute, namespace: client}]
-  to: [{group: "", kind: Service}]
-"#);
+    let t = run(CONSUMER_ROUTE);
     assert!(t.findings.is_empty(), "{:?}", t.findings);
     assert_eq!(t.objects.len(), 1);
     let r = route(&t, "client", "web-default-route-8080");
