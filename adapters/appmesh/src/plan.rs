@@ -250,37 +250,19 @@ impl Planner<'_> {
             );
             return;
         }
-        let mut usable: Vec<(&SplitPort, PortProtocol)> = Vec::new();
-        for sp in &split.ports {
-            match sp.port.protocol {
-                Protocol::Tcp => usable.push((sp, protocol_of(&sp.port))),
-                Protocol::Udp => self.finding(
-                    Feature::UdpRoutes,
-                    Level::None,
-                    &parent,
-                    "spec.service",
-                    format!(
-                        "port {} of {} is UDP: App Mesh routes only HTTP, HTTP/2, gRPC and TCP; not programmed",
-                        sp.port.port, split.root
-                    ),
-                ),
-                Protocol::Sctp => self.finding(
-                    Feature::TcpRoutes,
-                    Level::None,
-                    &parent,
-                    "spec.service",
-                    format!(
-                        "port {} of {} is SCTP: App Mesh routes only HTTP, HTTP/2, gRPC and TCP; not programmed",
-                        sp.port.port, split.root
-                    ),
-                ),
-            }
-        }
+        let usable = self.usable_ports(
+            split,
+            "spec.service",
+            |p| match p {
+                Protocol::Udp => "UDP".into(),
+                _ => "SCTP".into(),
+            },
+            false,
+        );
         if usable.is_empty() {
             return;
         }
         let multi = usable.len() > 1;
-        let router_names = node_names(&split.root);
         let mut listeners = Vec::new();
         let mut routes: Vec<RouteDef> = Vec::new();
         // (index of the port's first route, the root's listener on that port)
@@ -288,20 +270,8 @@ impl Planner<'_> {
         for (sp, proto) in usable {
             let port = sp.port.port;
             // The root's own endpoints (catch-all target of A/B, fallback of an all-zero port).
-            let root_target = match self.resolve_target_port(&split.root, &sp.port.target_port) {
-                Ok(tp) => Some(tp),
-                Err(reason) => {
-                    self.finding(
-                        Feature::TrafficSplit,
-                        Level::None,
-                        &parent,
-                        "spec.service",
-                        format!("{reason}; port {port} not programmed"),
-                    );
-                    None
-                }
-            };
-            let Some(root_tp) = root_target else {
+            let Some(root_tp) = self.root_port(split, sp, Feature::TrafficSplit, "spec.service")
+            else {
                 continue;
             };
             // The root's own node is registered only if a route targets it (below).
@@ -332,11 +302,7 @@ impl Planner<'_> {
             });
             let targets = self.targets(split, sp, proto, &root_node, root_tp, multi);
             let is_http = proto != PortProtocol::Tcp;
-            let root_only = vec![Target {
-                node: root_node.clone(),
-                weight: 100,
-                port: multi.then_some(root_tp),
-            }];
+            let root_only = only(&root_node, multi.then_some(root_tp));
             if !is_http {
                 let tgts = if split.matches.is_empty() {
                     targets
@@ -353,14 +319,7 @@ impl Planner<'_> {
                     );
                     root_only.clone()
                 };
-                routes.push(RouteDef {
-                    name: format!("p{port}-tcp"),
-                    priority: CATCH_ALL_PRIORITY,
-                    kind: RouteKind::Tcp {
-                        port: multi.then_some(port),
-                        targets: tgts,
-                    },
-                });
+                routes.push(tcp_route(port, CATCH_ALL_PRIORITY, multi, tgts));
                 continue;
             }
             let http2 = proto != PortProtocol::Http;
@@ -388,15 +347,8 @@ impl Planner<'_> {
                         );
                         break;
                     }
-                    routes.push(RouteDef {
-                        name: format!("p{port}-m{i}{suffix}"),
-                        priority,
-                        kind: RouteKind::Http {
-                            http2,
-                            r#match: hm,
-                            targets: targets.clone(),
-                        },
-                    });
+                    let name = format!("p{port}-m{i}{suffix}");
+                    routes.push(http_route(name, priority, http2, hm, targets.clone()));
                     priority += 1;
                 }
             }
@@ -409,13 +361,82 @@ impl Planner<'_> {
         let root_names = node_names(&split.root);
         for (k, (first, mapping)) in root_ports.iter().enumerate() {
             let end = root_ports.get(k + 1).map_or(routes.len(), |n| n.0);
-            let used = routes[*first..end]
-                .iter()
-                .any(|r| r.kind.targets().iter().any(|t| t.node == root_names));
-            if used {
+            if targets_node(&routes[*first..end], &root_names) {
                 self.node(&split.root, *mapping, &parent);
             }
         }
+        self.router(split, listeners, routes);
+    }
+
+    /// The ports of `split` App Mesh can route (with their protocol); the others (UDP,
+    /// SCTP, named by `name`) are reported. With `http`, a plain TCP port carries HTTP.
+    fn usable_ports<'s>(
+        &mut self,
+        split: &'s Split,
+        field: &str,
+        name: fn(Protocol) -> String,
+        http: bool,
+    ) -> Vec<(&'s SplitPort, PortProtocol)> {
+        let mut usable = Vec::new();
+        for sp in &split.ports {
+            let p = sp.port.protocol;
+            if p == Protocol::Tcp {
+                let proto = match protocol_of(&sp.port) {
+                    PortProtocol::Tcp if http => PortProtocol::Http,
+                    proto => proto,
+                };
+                usable.push((sp, proto));
+                continue;
+            }
+            self.finding(
+                if p == Protocol::Udp {
+                    Feature::UdpRoutes
+                } else {
+                    Feature::TcpRoutes
+                },
+                Level::None,
+                &split.parent,
+                field,
+                format!(
+                    "port {} of {} is {}: App Mesh routes only HTTP, HTTP/2, gRPC and TCP; not programmed",
+                    sp.port.port,
+                    split.root,
+                    name(p)
+                ),
+            );
+        }
+        usable
+    }
+
+    /// The root's target port for `sp`, or `None` (reported: the port is not programmed).
+    fn root_port(
+        &mut self,
+        split: &Split,
+        sp: &SplitPort,
+        feature: Feature,
+        field: &str,
+    ) -> Option<u16> {
+        match self.resolve_target_port(&split.root, &sp.port.target_port) {
+            Ok(tp) => Some(tp),
+            Err(reason) => {
+                let port = sp.port.port;
+                self.finding(
+                    feature,
+                    Level::None,
+                    &split.parent,
+                    field,
+                    format!("{reason}; port {port} not programmed"),
+                );
+                None
+            }
+        }
+    }
+
+    /// The root's VirtualRouter (with `listeners` and `routes` added) and the
+    /// VirtualService that names it.
+    fn router(&mut self, split: &Split, listeners: Vec<PortMapping>, routes: Vec<RouteDef>) {
+        let parent = split.parent.clone();
+        let router_names = node_names(&split.root);
         let vr = self
             .st
             .virtual_routers
@@ -519,11 +540,7 @@ impl Planner<'_> {
         }
         if raw.iter().all(|t| t.weight == 0) {
             // Nothing left with a share on this port: SMI sends everything to the root.
-            return vec![Target {
-                node: root_node.clone(),
-                weight: 100,
-                port: multi.then_some(root_tp),
-            }];
+            return only(root_node, multi.then_some(root_tp));
         }
         // Zero-weight backends never get traffic: leave them out (keeps within 10 targets).
         raw.retain(|t| t.weight > 0);
@@ -594,21 +611,18 @@ impl Planner<'_> {
             "{} {}/{} match {:?}",
             m.group.kind, m.group.namespace, m.group.name, m.name
         );
-        let path = match &m.path {
-            None => PathMatch::Prefix("/".into()),
-            Some(p) => match path_match(p) {
-                Ok(pm) => pm,
-                Err(reason) => {
-                    self.finding(
-                        Feature::PathRouting,
-                        Level::Partial,
-                        parent,
-                        &field,
-                        format!("{label}: {reason}; its requests go to the root service"),
-                    );
-                    return vec![];
-                }
-            },
+        let path = match match_path(m) {
+            Ok(pm) => pm,
+            Err(reason) => {
+                self.finding(
+                    Feature::PathRouting,
+                    Level::Partial,
+                    parent,
+                    &field,
+                    format!("{label}: {reason}; its requests go to the root service"),
+                );
+                return vec![];
+            }
         };
         if m.headers.len() > MAX_HEADERS {
             self.finding(
@@ -731,34 +745,9 @@ impl Planner<'_> {
     /// whole (reported): their requests then match a later rule, or none.
     fn table(&mut self, split: &Split) {
         let parent = split.parent.clone();
-        let tcp_table = split.parent.kind == Kind::GatewayTCPRoute;
-        let mut usable: Vec<(&SplitPort, PortProtocol)> = Vec::new();
-        for sp in &split.ports {
-            match sp.port.protocol {
-                Protocol::Tcp => {
-                    let mut proto = protocol_of(&sp.port);
-                    if proto == PortProtocol::Tcp && !tcp_table {
-                        // An HTTPRoute / GRPCRoute says the port carries HTTP.
-                        proto = PortProtocol::Http;
-                    }
-                    usable.push((sp, proto));
-                }
-                other => self.finding(
-                    if other == Protocol::Udp {
-                        Feature::UdpRoutes
-                    } else {
-                        Feature::TcpRoutes
-                    },
-                    Level::None,
-                    &parent,
-                    "spec.parentRefs",
-                    format!(
-                        "port {} of {} is {other:?}: App Mesh routes only HTTP, HTTP/2, gRPC and TCP; not programmed",
-                        sp.port.port, split.root
-                    ),
-                ),
-            }
-        }
+        // An HTTPRoute / GRPCRoute says the port carries HTTP.
+        let http_table = split.parent.kind != Kind::GatewayTCPRoute;
+        let usable = self.usable_ports(split, "spec.parentRefs", |p| format!("{p:?}"), http_table);
         if usable.is_empty() {
             return;
         }
@@ -777,18 +766,9 @@ impl Planner<'_> {
         let mut root_mappings: Vec<PortMapping> = Vec::new();
         for (sp, proto) in usable {
             let port = sp.port.port;
-            let root_tp = match self.resolve_target_port(&split.root, &sp.port.target_port) {
-                Ok(tp) => tp,
-                Err(reason) => {
-                    self.finding(
-                        Feature::RouteTables,
-                        Level::None,
-                        &parent,
-                        "spec.parentRefs",
-                        format!("{reason}; port {port} not programmed"),
-                    );
-                    continue;
-                }
+            let Some(root_tp) = self.root_port(split, sp, Feature::RouteTables, "spec.parentRefs")
+            else {
+                continue;
             };
             let first = routes.len();
             listeners.push(PortMapping {
@@ -801,14 +781,7 @@ impl Planner<'_> {
                     && let Some(targets) =
                         self.rule_targets(split, r, sp, proto, &root_names, root_tp, multi)
                 {
-                    routes.push(RouteDef {
-                        name: format!("p{port}-tcp"),
-                        priority: 0,
-                        kind: RouteKind::Tcp {
-                            port: port_match,
-                            targets,
-                        },
-                    });
+                    routes.push(tcp_route(port, 0, multi, targets));
                 }
                 for r in split.rules.iter().skip(1) {
                     self.finding(
@@ -842,22 +815,11 @@ impl Planner<'_> {
                         if x != RouteExtras::default() {
                             extras.push((name.clone(), x));
                         }
-                        routes.push(RouteDef {
-                            name,
-                            priority,
-                            kind: RouteKind::Http {
-                                http2,
-                                r#match: hm,
-                                targets: targets.clone(),
-                            },
-                        });
+                        routes.push(http_route(name, priority, http2, hm, targets.clone()));
                     }
                 }
             }
-            if routes[first..]
-                .iter()
-                .any(|r| r.kind.targets().iter().any(|t| t.node == root_names))
-            {
+            if targets_node(&routes[first..], &root_names) {
                 root_mappings.push(PortMapping {
                     port: root_tp,
                     protocol: proto,
@@ -875,34 +837,7 @@ impl Planner<'_> {
                 .route_extras
                 .insert((router_names.aws_name.clone(), route), x);
         }
-        let vr = self
-            .st
-            .virtual_routers
-            .entry(router_names.aws_name.clone())
-            .or_insert_with(|| VirtualRouterDef {
-                names: router_names.clone(),
-                listeners: Vec::new(),
-                routes: Vec::new(),
-                parents: BTreeSet::new(),
-            });
-        vr.listeners.extend(listeners);
-        vr.routes.extend(routes);
-        vr.parents.insert(parent.clone());
-        let vs_names = Names {
-            namespace: split.root.namespace.clone(),
-            k8s_name: split.root.name.clone(),
-            aws_name: split.root.fqdn(&self.cx.cluster_domain),
-        };
-        let vs = self
-            .st
-            .virtual_services
-            .entry(vs_names.aws_name.clone())
-            .or_insert_with(|| VirtualServiceDef {
-                names: vs_names,
-                router: router_names,
-                parents: BTreeSet::new(),
-            });
-        vs.parents.insert(parent);
+        self.router(split, listeners, routes);
     }
 
     /// Reports a rule left out of the table.
@@ -1017,21 +952,12 @@ impl Planner<'_> {
         };
         for (j, m) in matches.iter().enumerate() {
             let field = format!("{}.matches[{j}]", r.field);
-            let path = match &m.path {
-                None => PathMatch::Prefix("/".into()),
-                Some(p) => match path_match(p) {
-                    Ok(pm) => pm,
-                    Err(reason) => {
-                        self.leave_out(
-                            parent,
-                            &field,
-                            Feature::PathRouting,
-                            Level::Partial,
-                            reason,
-                        );
-                        return None;
-                    }
-                },
+            let path = match match_path(m) {
+                Ok(pm) => pm,
+                Err(reason) => {
+                    self.leave_out(parent, &field, Feature::PathRouting, Level::Partial, reason);
+                    return None;
+                }
             };
             if m.headers.len() > MAX_HEADERS || m.query.len() > MAX_HEADERS {
                 self.leave_out(
@@ -1227,20 +1153,67 @@ impl Planner<'_> {
 
 /// The lowest-priority HTTP route of a port: every request (`prefix: /`) to `targets`.
 fn catch_all(name: String, http2: bool, port: Option<u16>, targets: Vec<Target>) -> RouteDef {
+    let every = HttpMatch {
+        path: PathMatch::Prefix("/".into()),
+        method: None,
+        headers: vec![],
+        port,
+    };
+    http_route(name, CATCH_ALL_PRIORITY, http2, every, targets)
+}
+
+/// An HTTP (or HTTP/2) route.
+fn http_route(
+    name: String,
+    priority: u16,
+    http2: bool,
+    r#match: HttpMatch,
+    targets: Vec<Target>,
+) -> RouteDef {
     RouteDef {
         name,
-        priority: CATCH_ALL_PRIORITY,
+        priority,
         kind: RouteKind::Http {
             http2,
-            r#match: HttpMatch {
-                path: PathMatch::Prefix("/".into()),
-                method: None,
-                headers: vec![],
-                port,
-            },
+            r#match,
             targets,
         },
     }
+}
+
+/// The TCP route of `port` (matching the port only when the router has several).
+fn tcp_route(port: u16, priority: u16, multi: bool, targets: Vec<Target>) -> RouteDef {
+    RouteDef {
+        name: format!("p{port}-tcp"),
+        priority,
+        kind: RouteKind::Tcp {
+            port: multi.then_some(port),
+            targets,
+        },
+    }
+}
+
+/// All traffic to one node.
+fn only(node: &Names, port: Option<u16>) -> Vec<Target> {
+    vec![Target {
+        node: node.clone(),
+        weight: 100,
+        port,
+    }]
+}
+
+/// Whether any of `routes` sends traffic to `node`.
+fn targets_node(routes: &[RouteDef], node: &Names) -> bool {
+    routes
+        .iter()
+        .any(|r| r.kind.targets().iter().any(|t| t.node == *node))
+}
+
+/// The path of a match: `prefix: /` when it gives none.
+fn match_path(m: &HttpRoute) -> Result<PathMatch, String> {
+    m.path
+        .as_ref()
+        .map_or_else(|| Ok(PathMatch::Prefix("/".into())), path_match)
 }
 
 /// A start-anchored SMI path regex as an App Mesh path match: `prefix` for literals

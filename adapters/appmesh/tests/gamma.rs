@@ -51,43 +51,15 @@ fn findings(out: &Output, feature: Feature) -> Vec<&Finding> {
         .collect()
 }
 
-fn svc(ns: &str, name: &str) -> String {
-    format!(
-        "---\napiVersion: v1\nkind: Service\nmetadata: {{name: {name}, namespace: {ns}}}\nspec:\n  selector: {{app: {name}}}\n  ports: [{{name: http, port: 8080, targetPort: 8080}}]\n"
-    )
-}
+/// Services web, web-v1 and web-v2 (port 8080) in `default`.
+const SERVICES: &str = include_str!("../../../conformance/fixtures/gamma/appmesh-services.yaml");
+/// A route table for web: timeouts and retries, a redirect, a header modifier, a regex
+/// query match and a weighted rule.
+const TABLE: &str = include_str!("../../../conformance/fixtures/gamma/appmesh-route-table.yaml");
 
 fn services() -> String {
-    ["web", "web-v1", "web-v2"]
-        .iter()
-        .map(|n| svc("default", n))
-        .collect()
+    SERVICES.to_owned()
 }
-
-const TABLE: &str = r#"---
-apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata: {name: web, namespace: default}
-spec:
-  parentRefs: [{group: "", kind: Service, name: web, port: 8080}]
-  rules:
-  - matches: [{path: {type: PathPrefix, value: /v2}}]
-    backendRefs: [{name: web-v2, port: 8080}]
-    timeouts: {request: 5s, backendRequest: 500ms}
-    retry: {attempts: 2, codes: [503]}
-  - matches: [{path: {type: Exact, value: /old}}]
-    filters: [{type: RequestRedirect, requestRedirect: {path: {type: ReplaceFullPath, replaceFullPath: /new}, statusCode: 301}}]
-  - matches: [{path: {type: PathPrefix, value: /hdr}}]
-    filters:
-    - type: RequestHeaderModifier
-      requestHeaderModifier: {set: [{name: x-version, value: v2}]}
-    backendRefs: [{name: web-v2, port: 8080}]
-  - matches: [{headers: [{name: x-user, value: "a"}], queryParams: [{name: user, type: RegularExpression, value: "a.*"}]}]
-    backendRefs: [{name: web-v2, port: 8080}]
-  - matches: [{method: GET, headers: [{name: x-canary, value: "yes"}], queryParams: [{name: debug, value: "1.0"}]}]
-    backendRefs: [{name: web-v1, port: 8080, weight: 80}, {name: web-v2, port: 8080, weight: 20}]
-    timeouts: {request: 2s}
-"#;
 
 #[test]
 fn route_table_becomes_prioritised_routes() {
@@ -187,18 +159,7 @@ fn api_plan_leaves_out_what_the_sync_cannot_write() {
 #[test]
 fn consumer_routes_are_reported() {
     let input = services()
-        + &svc("shop", "web-shop")
-        + r#"---
-apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata: {name: web-for-shop, namespace: shop}
-spec:
-  parentRefs: [{group: "", kind: Service, name: web, namespace: default, port: 8080}]
-  rules:
-  - matches: [{path: {type: Exact, value: /ping}}]
-    backendRefs: [{name: web-shop, port: 8080}]
-  - backendRefs: [{name: web-shop, port: 8080}]
-"#;
+        + include_str!("../../../conformance/fixtures/gamma/appmesh-consumer-route.yaml");
     let out = run(&input);
     assert!(!out.failed, "{:?}", out.diagnostics);
     let c = findings(&out, Feature::ConsumerRoutes);
@@ -236,20 +197,8 @@ fn capability_rows_for_gamma() {
 
 #[test]
 fn long_timeouts_and_default_per_retry_timeout_are_reported() {
-    let input = services()
-        + r#"---
-apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata: {name: web, namespace: default}
-spec:
-  parentRefs: [{group: "", kind: Service, name: web, port: 8080}]
-  rules:
-  - backendRefs: [{name: web-v1, port: 8080}]
-    timeouts: {request: 30s}
-  - matches: [{path: {type: Exact, value: /never}}]
-    backendRefs: [{name: web-v2, port: 8080}]
-    retry: {attempts: 3, codes: [500, 409]}
-"#;
+    let input =
+        services() + include_str!("../../../conformance/fixtures/gamma/appmesh-timeouts.yaml");
     let out = run(&input);
     assert_valid(&out);
     let t = findings(&out, Feature::Timeouts);

@@ -7,47 +7,24 @@ use common::*;
 use meshbridge_core::{Feature, Level};
 use serde_json::{Value, json};
 
-fn svc(ns: &str, name: &str) -> String {
-    format!(
-        "---\napiVersion: v1\nkind: Service\nmetadata: {{name: {name}, namespace: {ns}}}\nspec:\n  selector: {{app: {name}}}\n  ports: [{{name: http, port: 8080, targetPort: 8080}}]\n"
-    )
-}
+/// Services web, web-v1 and web-v2 (port 8080) in `default`.
+const SERVICES: &str =
+    include_str!("../../../conformance/fixtures/gamma/gateway-api-services.yaml");
+/// A route table for web: header modifiers, a redirect, a rewrite, timeouts, a retry and
+/// query matches.
+const TABLE: &str =
+    include_str!("../../../conformance/fixtures/gamma/gateway-api-route-table.yaml");
+/// Lets HTTPRoutes in `shop` reference Services in `default`.
+const SHOP_GRANT: &str =
+    include_str!("../../../conformance/fixtures/gamma/gateway-api-shop-grant.yaml");
 
 fn services() -> String {
-    ["web", "web-v1", "web-v2"]
-        .iter()
-        .map(|n| svc("default", n))
-        .collect()
+    SERVICES.to_owned()
 }
 
 fn backend(name: &str, weight: u64) -> Value {
     json!({"group": "", "kind": "Service", "name": name, "port": 8080, "weight": weight})
 }
-
-const TABLE: &str = r#"---
-apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata: {name: web, namespace: default}
-spec:
-  parentRefs: [{group: "", kind: Service, name: web, port: 8080}]
-  rules:
-  - matches: [{path: {type: PathPrefix, value: /v2}}]
-    filters:
-    - type: RequestHeaderModifier
-      requestHeaderModifier: {set: [{name: x-version, value: v2}], remove: [x-debug]}
-    backendRefs: [{name: web-v2, port: 8080}]
-    timeouts: {request: 5s, backendRequest: 500ms}
-    retry: {attempts: 2, codes: [503]}
-  - matches: [{path: {type: Exact, value: /old}}]
-    filters: [{type: RequestRedirect, requestRedirect: {path: {type: ReplaceFullPath, replaceFullPath: /new}, statusCode: 301}}]
-  - matches: [{path: {type: PathPrefix, value: /api}}]
-    filters:
-    - {type: URLRewrite, urlRewrite: {path: {type: ReplacePrefixMatch, replacePrefixMatch: /v1}}}
-    - {type: ResponseHeaderModifier, responseHeaderModifier: {add: [{name: x-served, value: "1"}]}}
-    backendRefs: [{name: web-v1, port: 8080}]
-  - matches: [{headers: [{name: x-canary, value: "yes"}], queryParams: [{name: debug, value: "1.0"}, {name: user, type: RegularExpression, value: "a.*"}]}]
-    backendRefs: [{name: web-v1, port: 8080, weight: 80}, {name: web-v2, port: 8080, weight: 20}]
-"#;
 
 #[test]
 fn route_table_is_written_back_rule_for_rule() {
@@ -130,26 +107,8 @@ fn route_table_is_written_back_rule_for_rule() {
 #[test]
 fn consumer_route_lives_in_the_client_namespace() {
     let input = services()
-        + &svc("shop", "web-shop")
-        + r#"---
-apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata: {name: web-for-shop, namespace: shop}
-spec:
-  parentRefs: [{group: "", kind: Service, name: web, namespace: default, port: 8080}]
-  rules:
-  - matches: [{path: {type: Exact, value: /ping}}]
-    backendRefs: [{name: web-v2, namespace: default, port: 8080}]
-    timeouts: {request: 1m30s}
-  - backendRefs: [{name: web-shop, port: 8080}]
----
-apiVersion: gateway.networking.k8s.io/v1beta1
-kind: ReferenceGrant
-metadata: {name: shop-routes, namespace: default}
-spec:
-  from: [{group: gateway.networking.k8s.io, kind: HTTPRoute, namespace: shop}]
-  to: [{group: "", kind: Service}]
-"#;
+        + include_str!("../../../conformance/fixtures/gamma/gateway-api-consumer-route.yaml")
+        + SHOP_GRANT;
     let t = translate(&input);
     assert_eq!(
         kinds(&t),
@@ -187,22 +146,8 @@ spec:
 
 #[test]
 fn grpc_route_table_stays_a_grpcroute() {
-    let input = svc("default", "echo").replace("name: http,", "name: grpc,")
-        + &svc("default", "echo-v2").replace("name: http,", "name: grpc,")
-        + r#"---
-apiVersion: gateway.networking.k8s.io/v1
-kind: GRPCRoute
-metadata: {name: echo, namespace: default}
-spec:
-  parentRefs: [{group: "", kind: Service, name: echo, port: 8080}]
-  rules:
-  - matches: [{method: {service: pkg.Echo, method: Say}}]
-    filters: [{type: RequestHeaderModifier, requestHeaderModifier: {add: [{name: x-a, value: b}]}}]
-    backendRefs: [{name: echo-v2, port: 8080}]
-  - matches: [{method: {service: pkg.Admin}, headers: [{name: x-admin, value: "1"}]}]
-    backendRefs: [{name: echo, port: 8080}]
-"#;
-    let t = translate(&input);
+    let input = include_str!("../../../conformance/fixtures/gamma/gateway-api-grpc-route.yaml");
+    let t = translate(input);
     assert_eq!(
         kinds(&t),
         ["gateway.networking.k8s.io/v1 GRPCRoute default/echo-8080"]
@@ -240,22 +185,8 @@ fn durations_and_literals() {
 fn split_shaped_consumer_route_keeps_the_split_form() {
     // One rule of weighted backends: core builds an ordinary split, in the consumer map.
     let input = services()
-        + r#"---
-apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata: {name: web-canary, namespace: shop}
-spec:
-  parentRefs: [{group: "", kind: Service, name: web, namespace: default, port: 8080}]
-  rules:
-  - backendRefs: [{name: web-v1, namespace: default, port: 8080, weight: 90}, {name: web-v2, namespace: default, port: 8080, weight: 10}]
----
-apiVersion: gateway.networking.k8s.io/v1beta1
-kind: ReferenceGrant
-metadata: {name: shop-routes, namespace: default}
-spec:
-  from: [{group: gateway.networking.k8s.io, kind: HTTPRoute, namespace: shop}]
-  to: [{group: "", kind: Service}]
-"#;
+        + include_str!("../../../conformance/fixtures/gamma/gateway-api-canary-route.yaml")
+        + SHOP_GRANT;
     let t = translate(&input);
     let with_ns = |name: &str, w: u64| {
         let mut b = backend(name, w);
