@@ -5,7 +5,7 @@ mod common;
 
 use common::*;
 use meshbridge_core::adapter::Adapter;
-use meshbridge_core::{Context, Feature, Level};
+use meshbridge_core::{Context, Feature, Level, Translation};
 use meshbridge_gateway_api::GatewayApiAdapter;
 use serde_json::{Value, json};
 
@@ -38,6 +38,20 @@ fn split(version: &str, backends: &[(&str, &str)], matches: &[&str]) -> String {
     s
 }
 
+/// Services `names` on `ports` and a match-less v1alpha4 split of `web` over `backends`.
+fn plain_split(names: &[&str], ports: &str, backends: &[(&str, &str)]) -> String {
+    services(names, ports) + &split("v1alpha4", backends, &[])
+}
+
+/// The spec of the only output object: a v1 `kind` named `name` in `shop`.
+fn only<'a>(t: &'a Translation, kind: &str, name: &str) -> &'a Value {
+    assert_eq!(
+        kinds(t),
+        [format!("gateway.networking.k8s.io/v1 {kind} shop/{name}")]
+    );
+    spec(t, kind, name)
+}
+
 fn backend(name: &str, port: u16, weight: u64) -> Value {
     json!({"group": "", "kind": "Service", "name": name, "port": port, "weight": weight})
 }
@@ -52,16 +66,13 @@ fn all_paths() -> Value {
 
 #[test]
 fn split_90_10() {
-    let t = translate(
-        &(services(&["web", "web-v1", "web-v2"], HTTP80)
-            + &split("v1alpha4", &[("web-v1", "90"), ("web-v2", "10")], &[])),
-    );
+    let t = translate(&plain_split(
+        &["web", "web-v1", "web-v2"],
+        HTTP80,
+        &[("web-v1", "90"), ("web-v2", "10")],
+    ));
     assert_eq!(
-        kinds(&t),
-        ["gateway.networking.k8s.io/v1 HTTPRoute shop/web-80"]
-    );
-    assert_eq!(
-        spec(&t, "HTTPRoute", "web-80"),
+        only(&t, "HTTPRoute", "web-80"),
         &json!({
             "parentRefs": parent("web", 80),
             "rules": [{
@@ -131,10 +142,11 @@ fn weights_are_copied_as_relative_shares() {
 
 #[test]
 fn root_as_its_own_backend() {
-    let t = translate(
-        &(services(&["web", "web-v2"], HTTP80)
-            + &split("v1alpha4", &[("web", "90"), ("web-v2", "10")], &[])),
-    );
+    let t = translate(&plain_split(
+        &["web", "web-v2"],
+        HTTP80,
+        &[("web", "90"), ("web-v2", "10")],
+    ));
     assert_eq!(
         spec(&t, "HTTPRoute", "web-80"),
         &json!({
@@ -281,16 +293,13 @@ const TCP_SVC: &str = "{name: postgres, port: 5432}";
 
 #[test]
 fn tcp_port_gives_tcproute_v1_by_default() {
-    let t = translate(
-        &(services(&["web", "web-v1", "web-v2"], TCP_SVC)
-            + &split("v1alpha4", &[("web-v1", "3"), ("web-v2", "1")], &[])),
-    );
+    let t = translate(&plain_split(
+        &["web", "web-v1", "web-v2"],
+        TCP_SVC,
+        &[("web-v1", "3"), ("web-v2", "1")],
+    ));
     assert_eq!(
-        kinds(&t),
-        ["gateway.networking.k8s.io/v1 TCPRoute shop/web-5432"]
-    );
-    assert_eq!(
-        spec(&t, "TCPRoute", "web-5432"),
+        only(&t, "TCPRoute", "web-5432"),
         &json!({
             "parentRefs": parent("web", 5432),
             "rules": [{"backendRefs": [backend("web-v1", 5432, 3), backend("web-v2", 5432, 1)]}],
@@ -301,8 +310,11 @@ fn tcp_port_gives_tcproute_v1_by_default() {
 
 #[test]
 fn tcp_port_gives_tcproute_v1alpha2_when_selected() {
-    let input = services(&["web", "web-v1", "web-v2"], TCP_SVC)
-        + &split("v1alpha4", &[("web-v1", "3"), ("web-v2", "1")], &[]);
+    let input = plain_split(
+        &["web", "web-v1", "web-v2"],
+        TCP_SVC,
+        &[("web-v1", "3"), ("web-v2", "1")],
+    );
     let t = translate_cx(&input, &mesh_cx(Some("v1alpha2")));
     assert_eq!(
         kinds(&t),
@@ -324,8 +336,7 @@ fn tcp_port_gives_tcproute_v1alpha2_when_selected() {
 
 #[test]
 fn tcp_route_version_from_a_mesh_object_through_the_pipeline() {
-    let input = services(&["web", "web-v1"], TCP_SVC)
-        + &split("v1alpha4", &[("web-v1", "1")], &[])
+    let input = plain_split(&["web", "web-v1"], TCP_SVC, &[("web-v1", "1")])
         + "---\napiVersion: meshbridge.io/v1alpha1\nkind: Mesh\nmetadata: {name: linkerd-gamma, namespace: meshbridge-system}\nspec:\n  type: gateway-api\n  tcpRouteVersion: v1alpha2\n";
     let loaded = meshbridge_core::load::load_str("in.yaml", &input);
     let out = meshbridge_core::pipeline::translate(
@@ -347,10 +358,11 @@ fn tcp_route_version_from_a_mesh_object_through_the_pipeline() {
 #[test]
 fn several_ports_http_tcp_udp_grpc() {
     let ports = "{name: http, port: 80}, {name: admin, port: 9000}, {name: dns, port: 53, protocol: UDP}, {name: rpc, port: 7070, appProtocol: grpc}";
-    let t = translate(
-        &(services(&["web", "web-v2"], ports)
-            + &split("v1alpha4", &[("web", "80"), ("web-v2", "20")], &[])),
-    );
+    let t = translate(&plain_split(
+        &["web", "web-v2"],
+        ports,
+        &[("web", "80"), ("web-v2", "20")],
+    ));
     assert_eq!(
         kinds(&t),
         [
@@ -447,10 +459,11 @@ fn ab_split_on_undeclared_tcp_port_is_reported() {
 #[test]
 fn missing_root_service_is_reported_not_guessed() {
     // Backends are known, the root is not: no ports, so nothing is emitted.
-    let t = translate(
-        &(services(&["web-v1", "web-v2"], HTTP80)
-            + &split("v1alpha4", &[("web-v1", "90"), ("web-v2", "10")], &[])),
-    );
+    let t = translate(&plain_split(
+        &["web-v1", "web-v2"],
+        HTTP80,
+        &[("web-v1", "90"), ("web-v2", "10")],
+    ));
     assert!(t.objects.is_empty());
     assert_eq!(t.findings.len(), 1);
     let f = &t.findings[0];
@@ -497,20 +510,22 @@ fn backend_without_the_root_port_is_left_out() {
 #[test]
 fn weights_over_one_million_are_scaled() {
     // Exact ratio: no finding.
-    let t = translate(
-        &(services(&["web", "a", "b"], HTTP80)
-            + &split("v1alpha4", &[("a", "3000000"), ("b", "1000000")], &[])),
-    );
+    let t = translate(&plain_split(
+        &["web", "a", "b"],
+        HTTP80,
+        &[("a", "3000000"), ("b", "1000000")],
+    ));
     assert_eq!(
         spec(&t, "HTTPRoute", "web-80")["rules"][0]["backendRefs"],
         json!([backend("a", 80, 750000), backend("b", 80, 250000)])
     );
     assert!(t.findings.is_empty());
     // Rounded ratio: reported.
-    let t = translate(
-        &(services(&["web", "a", "b"], HTTP80)
-            + &split("v1alpha4", &[("a", "2000000"), ("b", "1000000")], &[])),
-    );
+    let t = translate(&plain_split(
+        &["web", "a", "b"],
+        HTTP80,
+        &[("a", "2000000"), ("b", "1000000")],
+    ));
     assert_eq!(
         spec(&t, "HTTPRoute", "web-80")["rules"][0]["backendRefs"],
         json!([backend("a", 80, 666667), backend("b", 80, 333333)])
@@ -638,9 +653,11 @@ fn traffic_targets_are_reported_none() {
 
 #[test]
 fn outputs_are_sorted_and_named_per_root_and_port() {
-    let input = services(&["web", "api", "web-v2", "api-v2"], HTTP80)
-        + &split("v1alpha4", &[("web-v2", "1")], &[])
-        + "---\napiVersion: split.smi-spec.io/v1alpha4\nkind: TrafficSplit\nmetadata: {name: api-split, namespace: shop}\nspec:\n  service: api.shop.svc.cluster.local\n  backends:\n  - {service: api-v2, weight: 1}\n";
+    let input = plain_split(
+        &["web", "api", "web-v2", "api-v2"],
+        HTTP80,
+        &[("web-v2", "1")],
+    ) + "---\napiVersion: split.smi-spec.io/v1alpha4\nkind: TrafficSplit\nmetadata: {name: api-split, namespace: shop}\nspec:\n  service: api.shop.svc.cluster.local\n  backends:\n  - {service: api-v2, weight: 1}\n";
     let t = translate(&input);
     assert_eq!(
         kinds(&t),
