@@ -64,6 +64,24 @@ fn version(v: &Value) -> &str {
     }
 }
 
+/// A request through `outbound` must be answered 200 by echo `want` (`v1` or `v2`).
+fn served_by(
+    outbound: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    want: &str,
+) -> Result<(), String> {
+    let (st, _, v) = request(outbound, method, path, headers);
+    expect(
+        st == 200 && version(&v) == want,
+        format!(
+            "{method} {path} {headers:?} from {outbound}: {st} {} (want {want})",
+            version(&v)
+        ),
+    )
+}
+
 fn route(name: &str, ns: &str, rules: &str) -> String {
     format!(
         "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {{name: {name}, namespace: {ns}}}\nspec:\n  parentRefs: [{{group: \"\", kind: Service, name: echo, namespace: demo, port: 80}}]\n  rules:\n{rules}"
@@ -100,8 +118,7 @@ fn scenarios() -> Vec<Scenario> {
             ),
             check: |m| {
                 for _ in 0..5 {
-                    let (st, _, v) = request(&m.client, "GET", "/", &[]);
-                    expect(st == 200 && version(&v) == "v1", format!("{st} {v}"))?;
+                    served_by(&m.client, "GET", "/", &[], "v1")?;
                 }
                 Ok(())
             },
@@ -152,11 +169,7 @@ fn scenarios() -> Vec<Scenario> {
                     ("/", &[("version", "two")][..], "v2"),
                     ("/", &[("version", "one")][..], "v1"),
                 ] {
-                    let (st, _, v) = request(&m.client, "GET", path, hs);
-                    expect(
-                        st == 200 && version(&v) == want,
-                        format!("{path} {hs:?}: {st} {} (want {want})", version(&v)),
-                    )?;
+                    served_by(&m.client, "GET", path, hs, want)?;
                 }
                 Ok(())
             },
@@ -179,11 +192,7 @@ fn scenarios() -> Vec<Scenario> {
                     ("/?animal=dolphin", "v1"),
                     ("/", "v1"),
                 ] {
-                    let (st, _, v) = request(&m.client, "GET", path, &[]);
-                    expect(
-                        st == 200 && version(&v) == want,
-                        format!("{path}: {st} {}", version(&v)),
-                    )?;
+                    served_by(&m.client, "GET", path, &[], want)?;
                 }
                 Ok(())
             },
@@ -202,16 +211,8 @@ fn scenarios() -> Vec<Scenario> {
                 ),
             ),
             check: |m| {
-                let (st, _, v) = request(&m.client, "POST", "/", &[]);
-                expect(
-                    st == 200 && version(&v) == "v2",
-                    format!("POST: {st} {}", version(&v)),
-                )?;
-                let (st, _, v) = request(&m.client, "GET", "/", &[]);
-                expect(
-                    st == 200 && version(&v) == "v1",
-                    format!("GET: {st} {}", version(&v)),
-                )?;
+                served_by(&m.client, "POST", "/", &[], "v2")?;
+                served_by(&m.client, "GET", "/", &[], "v1")?;
                 // No rule matches HEAD... DELETE: Gateway API answers 404.
                 let (st, _, _) = request(&m.client, "DELETE", "/", &[]);
                 expect(st == 404, format!("DELETE matched no rule: {st}, want 404"))
@@ -365,16 +366,8 @@ fn scenarios() -> Vec<Scenario> {
                 ),
             check: |m| {
                 for _ in 0..5 {
-                    let (st, _, v) = request(&m.client, "GET", "/", &[]);
-                    expect(
-                        st == 200 && version(&v) == "v1",
-                        format!("producer client: {st} {}", version(&v)),
-                    )?;
-                    let (st, _, v) = request(&m.consumer, "GET", "/", &[]);
-                    expect(
-                        st == 200 && version(&v) == "v2",
-                        format!("consumer client: {st} {}", version(&v)),
-                    )?;
+                    served_by(&m.client, "GET", "/", &[], "v1")?;
+                    served_by(&m.consumer, "GET", "/", &[], "v2")?;
                 }
                 Ok(())
             },
@@ -405,11 +398,6 @@ fn report(results: &[(&Scenario, Result<(), String>)]) -> String {
         .filter_map(|(s, _)| s.feature)
         .collect();
     features.sort();
-    let tests = |v: &[&(&Scenario, Result<(), String>)]| {
-        v.iter()
-            .map(|(s, _)| format!("      - {}\n", s.name))
-            .collect::<String>()
-    };
     let failed_tests = |v: &[&(&Scenario, Result<(), String>)]| {
         let f: Vec<String> = v
             .iter()

@@ -116,6 +116,16 @@ async fn start(f: &FakeApi, user: &str) -> (Reconciler, Arc<Metrics>) {
     (rec, metrics)
 }
 
+/// A new reconciler (a restart) on the same cluster reconciles without a single write.
+async fn restart_writes_nothing(f: &FakeApi) {
+    let (mut again, _) = start(f, "controller").await;
+    f.take_log();
+    let r = again.reconcile().await;
+    assert!(r.errors.is_empty(), "{:?}", r.errors);
+    let writes = write_lines(&f.take_log());
+    assert!(writes.is_empty(), "{writes:#?}");
+}
+
 fn conditions(f: &FakeApi, av: &str, plural: &str, ns: &str, name: &str) -> Vec<Condition> {
     let v = f.get(av, plural, ns, name).expect("object");
     serde_json::from_value(v["status"]["conditions"].clone()).unwrap_or_default()
@@ -194,12 +204,7 @@ async fn list_items_without_type_are_read_labels_choose_the_mesh_and_stale_outpu
         },
     );
     // A restart with nothing changed writes nothing (not even over discovery's conditions).
-    let (mut again, _) = start(&f, "controller").await;
-    f.take_log();
-    let r = again.reconcile().await;
-    assert!(r.errors.is_empty(), "{:?}", r.errors);
-    let writes = write_lines(&f.take_log());
-    assert!(writes.is_empty(), "{writes:#?}");
+    restart_writes_nothing(&f).await;
 }
 
 #[tokio::test]
@@ -460,10 +465,5 @@ async fn a_gamma_route_gets_its_status_in_parents_beside_other_controllers() {
         r.applied
     );
     // A restart with nothing changed writes nothing.
-    let (mut again, _) = start(&f, "controller").await;
-    f.take_log();
-    let r = again.reconcile().await;
-    assert!(r.errors.is_empty(), "{:?}", r.errors);
-    let writes = write_lines(&f.take_log());
-    assert!(writes.is_empty(), "{writes:#?}");
+    restart_writes_nothing(&f).await;
 }

@@ -807,6 +807,24 @@ pub(crate) fn split_ports(
 
 // === TrafficTarget ===
 
+/// An allow of the HTTP requests `selected` matches (sources are filled in later).
+fn http_rule(
+    parent: &ObjectKey,
+    rule_index: usize,
+    field: &str,
+    ports: Ports,
+    selected: Vec<HttpRoute>,
+) -> AccessRule {
+    AccessRule {
+        parent: parent.clone(),
+        rule_index,
+        field: field.to_string(),
+        sources: vec![],
+        ports,
+        traffic: Traffic::Http(selected),
+    }
+}
+
 fn build_access(
     snap: &Snapshot,
     groups: &Groups,
@@ -1007,14 +1025,7 @@ fn build_access(
                             sel
                         }
                     };
-                    rules.push(AccessRule {
-                        parent: cx.key.clone(),
-                        rule_index: i,
-                        field: field.clone(),
-                        sources: vec![],
-                        ports: scope(Ports::All),
-                        traffic: Traffic::Http(selected),
-                    });
+                    rules.push(http_rule(&cx.key, i, &field, scope(Ports::All), selected));
                     continue;
                 }
                 "HTTPRoute" | "GRPCRoute" => {
@@ -1069,14 +1080,7 @@ fn build_access(
                             &[],
                         )];
                     }
-                    rules.push(AccessRule {
-                        parent: cx.key.clone(),
-                        rule_index: i,
-                        field: field.clone(),
-                        sources: vec![],
-                        ports: scope(Ports::All),
-                        traffic: Traffic::Http(selected),
-                    });
+                    rules.push(http_rule(&cx.key, i, &field, scope(Ports::All), selected));
                     continue;
                 }
                 "TCPRoute" => (Traffic::Tcp, Kind::TCPRoute),

@@ -76,6 +76,11 @@ impl Feature {
         Feature::ConsumerRoutes,
     ];
 
+    /// The GAMMA features (the last rows of [`Feature::ALL`]).
+    pub fn gamma() -> &'static [Feature] {
+        &Feature::ALL[12..]
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Feature::TrafficSplit => "trafficSplit",

@@ -8,28 +8,8 @@ use meshbridge_core::load::load_str;
 use meshbridge_core::model::{Kind, ObjectKey};
 use meshbridge_core::snapshot::Snapshot;
 
-const SERVICES: &str = r#"
-apiVersion: v1
-kind: Service
-metadata: {name: web, namespace: default}
-spec:
-  selector: {app: web}
-  ports: [{name: http, port: 8080}]
----
-apiVersion: v1
-kind: Service
-metadata: {name: web-v1, namespace: default}
-spec:
-  selector: {app: web-v1}
-  ports: [{name: http, port: 8080}]
----
-apiVersion: v1
-kind: Service
-metadata: {name: web-v2, namespace: default}
-spec:
-  selector: {app: web-v2}
-  ports: [{name: http, port: 8080}]
-"#;
+/// Services web, web-v1 and web-v2 (port 8080 `http`) in `default`: the GAMMA tests' base.
+const SERVICES: &str = include_str!("../../conformance/fixtures/gamma/services.yaml");
 
 /// The IR of SERVICES plus `extra`, where a line `@route NAME` stands for the head of an
 /// HTTPRoute `default/NAME` whose parent is the Service `web` (its `rules` follow).
@@ -171,7 +151,7 @@ fn invalid_fields_are_named_and_the_route_is_not_applied() {
     assert!(!ir.splits.contains_key(&web()));
     let all = problems.join("\n");
     for want in [
-        "in.yaml:25: HTTPRoute default/bad: spec.rules[0].matches[0].path.value: `v2` must start with `/`",
+        "in.yaml:26: HTTPRoute default/bad: spec.rules[0].matches[0].path.value: `v2` must start with `/`",
         "spec.rules[0].matches[0].method: `get` is not an HTTP method",
         "spec.rules[0].filters[0].type: `RequestMirror` is not supported",
         "spec.rules[0].backendRefs[0].weight: -1: weights are 0–1000000",

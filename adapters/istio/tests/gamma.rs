@@ -247,16 +247,7 @@ fn consumer_route_lives_in_the_client_namespace() {
 #[test]
 fn matrix_declares_the_gamma_rows() {
     let m = IstioAdapter.capabilities(&Context::default());
-    for f in [
-        Feature::RouteTables,
-        Feature::QueryRouting,
-        Feature::HeaderModifiers,
-        Feature::UrlRewrite,
-        Feature::Redirects,
-        Feature::Timeouts,
-        Feature::Retries,
-        Feature::ConsumerRoutes,
-    ] {
-        assert!(!m.get(f).reason.contains("not implemented"), "{f:?}");
+    for f in Feature::gamma() {
+        assert!(!m.get(*f).reason.contains("not implemented"), "{f:?}");
     }
 }
