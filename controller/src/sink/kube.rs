@@ -50,6 +50,8 @@ pub const KNOWN_OUTPUT_KINDS: &[(&str, &str)] = &[
     ("gateway.networking.k8s.io/v1", "GRPCRoute"),
     ("gateway.networking.k8s.io/v1alpha2", "TCPRoute"),
     ("gateway.networking.k8s.io/v1alpha2", "UDPRoute"),
+    // The gateway-api backend's grants for consumer routes' cross-namespace backendRefs.
+    ("gateway.networking.k8s.io/v1beta1", "ReferenceGrant"),
 ];
 
 fn kube_err(e: kube::Error) -> Error {
