@@ -91,11 +91,7 @@ fn headers_of(route: &HttpRoute) -> Result<Vec<Value>, Inexpressible> {
     }
     let mut out = Vec::new();
     for h in &route.headers {
-        let (ty, value) = if !h.regex.is_empty() && is_literal(&h.regex) {
-            ("Exact", h.regex.clone())
-        } else {
-            ("RegularExpression", format!("^(?:{})$", h.regex))
-        };
+        let (ty, value) = value_match(&h.regex);
         if value.len() > MAX_HEADER_VALUE {
             return Err(Inexpressible {
                 feature: Feature::HeaderRouting,
@@ -115,8 +111,32 @@ fn headers_of(route: &HttpRoute) -> Result<Vec<Value>, Inexpressible> {
 /// One IR route → Linkerd matches (one per method; the IR's AND within a match is kept,
 /// the OR across methods becomes OR across matches).
 pub fn convert(route: &HttpRoute) -> Result<Vec<Value>, Inexpressible> {
-    let path = path_of(route)?;
-    let headers = headers_of(route)?;
+    Ok(matches_of(
+        route,
+        path_of(route)?,
+        headers_of(route)?,
+        vec![],
+    ))
+}
+
+/// A whole-value regex as a Linkerd value match: `Exact` for a literal, else
+/// `RegularExpression ^(?:R)$`.
+fn value_match(regex: &str) -> (&'static str, String) {
+    if !regex.is_empty() && is_literal(regex) {
+        ("Exact", regex.to_string())
+    } else {
+        ("RegularExpression", format!("^(?:{regex})$"))
+    }
+}
+
+/// The Linkerd matches of one IR route: one per method (none: one), each with the path,
+/// headers and query parameters.
+fn matches_of(
+    route: &HttpRoute,
+    path: Value,
+    headers: Vec<Value>,
+    query: Vec<Value>,
+) -> Vec<Value> {
     let mk = |method: Option<&str>| {
         let mut m = serde_json::Map::new();
         if !headers.is_empty() {
@@ -126,12 +146,15 @@ pub fn convert(route: &HttpRoute) -> Result<Vec<Value>, Inexpressible> {
             m.insert("method".into(), json!(meth));
         }
         m.insert("path".into(), path.clone());
+        if !query.is_empty() {
+            m.insert("queryParams".into(), Value::Array(query.clone()));
+        }
         Value::Object(m)
     };
     if route.methods.is_empty() {
-        Ok(vec![mk(None)])
+        vec![mk(None)]
     } else {
-        Ok(route.methods.iter().map(|m| mk(Some(m))).collect())
+        route.methods.iter().map(|m| mk(Some(m))).collect()
     }
 }
 
@@ -167,11 +190,7 @@ pub fn gamma_convert(route: &HttpRoute) -> Result<Vec<Value>, Inexpressible> {
                 ),
             });
         }
-        let (ty, value) = if !q.regex.is_empty() && is_literal(&q.regex) {
-            ("Exact", q.regex.clone())
-        } else {
-            ("RegularExpression", format!("^(?:{})$", q.regex))
-        };
+        let (ty, value) = value_match(&q.regex);
         if value.len() > MAX_PATH_VALUE {
             return Err(Inexpressible {
                 feature: Feature::QueryRouting,
@@ -185,25 +204,7 @@ pub fn gamma_convert(route: &HttpRoute) -> Result<Vec<Value>, Inexpressible> {
         }
         query.push(json!({"name": q.name, "type": ty, "value": value}));
     }
-    let mk = |method: Option<&str>| {
-        let mut m = serde_json::Map::new();
-        if !headers.is_empty() {
-            m.insert("headers".into(), Value::Array(headers.clone()));
-        }
-        if let Some(meth) = method {
-            m.insert("method".into(), json!(meth));
-        }
-        m.insert("path".into(), path.clone());
-        if !query.is_empty() {
-            m.insert("queryParams".into(), Value::Array(query.clone()));
-        }
-        Value::Object(m)
-    };
-    if route.methods.is_empty() {
-        Ok(vec![mk(None)])
-    } else {
-        Ok(route.methods.iter().map(|m| mk(Some(m))).collect())
-    }
+    Ok(matches_of(route, path, headers, query))
 }
 
 /// What one converted path accepts, for the disjointness check.
