@@ -16,6 +16,7 @@ mod gamma;
 pub mod hash;
 pub mod ir;
 pub mod load;
+pub mod metrics;
 pub mod model;
 pub mod pipeline;
 pub mod regex_hint;
