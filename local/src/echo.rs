@@ -1,6 +1,10 @@
 //! `meshbridge echo-server`: answers every request on every port it is given with a JSON
 //! object naming the pod and the caller.
 //!
+//! A request may ask for a slower or failed answer (for tests and demos of the metrics):
+//! `?delay_ms=N` waits N ms (at most 10 s) before answering, `?status=NNN` answers with that
+//! status code (the same JSON body).
+//!
 //! Environment (set by `meshbridge local`): `MESHBRIDGE_LISTEN` (address, default
 //! `127.0.0.1`), `MESHBRIDGE_PORTS` (comma-separated, default `8080`), `MESHBRIDGE_POD`,
 //! `MESHBRIDGE_NAMESPACE`, `MESHBRIDGE_SERVICE_ACCOUNT`.
@@ -80,8 +84,23 @@ async fn handle(
             .get("x-forwarded-client-cert")
             .and_then(|v| v.to_str().ok()),
     );
+    let query = req.uri().query().unwrap_or("").to_string();
+    let param = |k: &str| {
+        query.split('&').find_map(|kv| {
+            let (key, v) = kv.split_once('=')?;
+            (key == k).then(|| v.parse::<u64>().ok()).flatten()
+        })
+    };
+    let status = param("status")
+        .and_then(|s| u16::try_from(s).ok())
+        .and_then(|s| hyper::StatusCode::from_u16(s).ok())
+        .unwrap_or(hyper::StatusCode::OK);
+    let delay = param("delay_ms").unwrap_or(0).min(10_000);
     // Drain the body (keep-alive needs it consumed).
     let _ = req.into_body().collect().await;
+    if delay > 0 {
+        tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
+    }
     let body = json!({
         "pod": cfg.pod,
         "namespace": cfg.namespace,
@@ -92,6 +111,7 @@ async fn handle(
         "caller": caller,
     });
     let mut resp = Response::new(Full::new(Bytes::from(body.to_string())));
+    *resp.status_mut() = status;
     resp.headers_mut().insert(
         "content-type",
         hyper::header::HeaderValue::from_static("application/json"),

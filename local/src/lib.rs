@@ -4,6 +4,7 @@ pub mod echo;
 mod envoy_bin;
 mod error;
 pub mod inputs;
+mod metrics;
 mod pods;
 pub mod procs;
 pub mod runtime;
@@ -66,6 +67,17 @@ pub struct UpArgs {
     /// (default: `default`). An object that states another keeps its own, with a warning.
     #[arg(short = 'n', long)]
     pub namespace: Option<String>,
+    /// Where the web dashboard and the TrafficMetrics API
+    /// (`/apis/metrics.smi-spec.io/v1alpha1`) are served; printed as the first JSON line
+    /// (`{"ui": …, "metrics": …}`). Port 0: any free port.
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub ui_addr: String,
+    /// How often every sidecar's statistics are read, in milliseconds.
+    #[arg(long, default_value_t = 1000)]
+    pub scrape_interval_ms: u64,
+    /// Window of the TrafficMetrics answers, in seconds.
+    #[arg(long, default_value_t = meshbridge_core::metrics::DEFAULT_WINDOW_S)]
+    pub metrics_window: u64,
 }
 
 /// `meshbridge local up`: runs until `controls.stop` (the caller provides the runtime and
@@ -87,6 +99,9 @@ pub async fn run_local(args: LocalArgs, controls: Controls) -> ExitCode {
         envoy: a.envoy,
         trust_domain: a.trust_domain,
         namespace: a.namespace,
+        ui_addr: a.ui_addr,
+        scrape_interval: std::time::Duration::from_millis(a.scrape_interval_ms.max(50)),
+        metrics_window: std::time::Duration::from_secs(a.metrics_window.max(1)),
     };
     let res = up(opts, controls).await;
     match res {

@@ -19,6 +19,8 @@ pub(crate) struct PodSpec {
     pub(crate) ports: Vec<(Option<String>, u16)>,
     /// One program per container that has a command: argv and env.
     pub(crate) programs: Vec<Program>,
+    /// The workload that runs it (`Deployment`, `StatefulSet`, ...; `None` for a Pod).
+    pub(crate) owner: Option<(String, String)>,
 }
 
 /// A program of a pod: argv and environment.
@@ -64,6 +66,7 @@ fn pod_spec(
         labels,
         ports,
         programs,
+        owner: None,
     }
 }
 
@@ -91,12 +94,14 @@ pub(crate) fn pods_of(snap: &Snapshot) -> Vec<PodSpec> {
             .unwrap_or_default();
         // StatefulSets name their pods `<name>-<ordinal>`; the others get the same form.
         for i in 0..t.replicas.clamp(0, 50) {
-            out.push(pod_spec(
+            let mut p = pod_spec(
                 t.namespace,
                 &format!("{}-{i}", t.name),
                 labels.clone(),
                 spec,
-            ));
+            );
+            p.owner = Some((t.kind.k8s_kind().to_string(), t.name.to_string()));
+            out.push(p);
         }
     }
     let services: Vec<Service> = snap

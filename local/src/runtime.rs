@@ -4,6 +4,7 @@
 use crate::envoy_bin::find_envoy;
 use crate::error::{Error, io, os};
 use crate::inputs::Inputs;
+use crate::metrics::Ui;
 use crate::pods::{PodSpec, pods_of};
 use crate::procs::{PidFile, Proc};
 use meshbridge_core::Context;
@@ -48,6 +49,12 @@ pub struct UpOptions {
     pub trust_domain: Option<String>,
     /// Namespace of DIR's namespaced objects that state none (`-n`; default `default`).
     pub namespace: Option<String>,
+    /// Where the dashboard and the TrafficMetrics API are served (port 0: any free port).
+    pub ui_addr: String,
+    /// How often every sidecar's statistics are read.
+    pub scrape_interval: Duration,
+    /// The window of the TrafficMetrics answers.
+    pub metrics_window: Duration,
 }
 
 impl Default for UpOptions {
@@ -63,6 +70,9 @@ impl Default for UpOptions {
             envoy: None,
             trust_domain: None,
             namespace: None,
+            ui_addr: "127.0.0.1:0".into(),
+            scrape_interval: Duration::from_secs(1),
+            metrics_window: Duration::from_secs(meshbridge_core::metrics::DEFAULT_WINDOW_S),
         }
     }
 }
@@ -115,6 +125,8 @@ struct Runtime {
     saved_state: String,
     /// The translation context of the last reload (trust domain: flag > Mesh > default).
     cx: Context,
+    /// The served metrics and dashboard.
+    ui: Ui,
 }
 
 impl Runtime {
@@ -516,6 +528,16 @@ impl Runtime {
             emit(json!({"event": "warnings", "generation": self.generation, "warnings": warnings}));
         }
         self.configs = configs;
+        let mut model = meshbridge_core::metrics::dashboard::model(
+            self.inputs.engine(),
+            &ir,
+            &[(MeshType::Envoy, meshbridge_envoy::capabilities())],
+        );
+        model.generation = self.generation;
+        self.ui.update(
+            self.pods.iter().map(|(n, p)| (n, p.ip.as_str(), &p.spec)),
+            model,
+        );
         self.save_state();
         self.refresh_certs()?;
         let t2 = Instant::now();
@@ -687,6 +709,11 @@ pub async fn up(opts: UpOptions, controls: Controls) -> Result<(), Error> {
         envoy_bin.display(),
         state.display()
     );
+    let ui = Ui::start(&opts.ui_addr, opts.scrape_interval, opts.metrics_window).await?;
+    emit(json!({
+        "ui": format!("http://{}/", ui.addr),
+        "metrics": format!("http://{}{}", ui.addr, meshbridge_core::metrics::api::PREFIX),
+    }));
     let cache = Cache::new();
     let conns = Connections::default();
     let mut server = start_xds(cache.clone(), listener, tls(), conns.clone());
@@ -712,6 +739,7 @@ pub async fn up(opts: UpOptions, controls: Controls) -> Result<(), Error> {
         self_exe: std::env::current_exe().map_err(os("the path of this executable"))?,
         saved_state: String::new(),
         cx: Context::for_mesh(&Context::default(), opts.trust_domain.as_deref(), None),
+        ui,
     };
     if let Err(e) = rt.reload().await {
         rt.shutdown().await;

@@ -62,6 +62,8 @@ pub struct Local {
     pub pods: Vec<Value>,
     pub generation: u64,
     pub events: Vec<Value>,
+    /// The `{"ui": …, "metrics": …}` line (the dashboard and TrafficMetrics URLs).
+    pub ui: Option<Value>,
 }
 
 pub fn temp_dir(name: &str) -> PathBuf {
@@ -90,6 +92,7 @@ impl Local {
             pods: vec![],
             generation: 0,
             events: vec![],
+            ui: None,
         };
         me.wait_line(Duration::from_secs(90), |l| l == "ready");
         me.wait_synced(1);
@@ -130,6 +133,8 @@ impl Local {
                     if let Ok(v) = serde_json::from_str::<Value>(&l) {
                         if v.get("pod").is_some() && v.get("ip").is_some() {
                             self.pods.push(v.clone());
+                        } else if v.get("ui").is_some() {
+                            self.ui = Some(v.clone());
                         } else if v.get("event").is_some() {
                             if v["event"] == "synced" {
                                 self.generation =

@@ -83,6 +83,9 @@ impl Bootstrap<'_> {
         json!({
             "node": {"id": self.node_id, "cluster": self.cluster},
             "admin": {"address": {"socketAddress": {"address": self.admin_ip, "portValue": self.admin_port}}},
+            // Histograms reach the admin interface (what the metrics are read from) at
+            // each flush: every second rather than Envoy's default five.
+            "statsFlushInterval": "1s",
             "dynamicResources": {
                 "adsConfig": {
                     "apiType": if self.delta { "DELTA_GRPC" } else { "GRPC" },

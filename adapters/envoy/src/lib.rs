@@ -13,6 +13,7 @@ pub mod ca;
 pub mod proto;
 pub mod server;
 pub mod sidecar;
+pub mod stats;
 
 use meshbridge_core::api::meshbridge::MeshType;
 use meshbridge_core::{
