@@ -14,7 +14,11 @@ pub enum GetError {
     #[error("{url}: timed out after {ms} ms")]
     Timeout { url: String, ms: u128 },
     #[error("{url}: HTTP {status}: {body}")]
-    Status { url: String, status: u16, body: String },
+    Status {
+        url: String,
+        status: u16,
+        body: String,
+    },
 }
 
 /// GETs `url` (`http://host:port/path?query`) and returns the body of a 2xx answer.

@@ -73,6 +73,41 @@ impl Numbers for Recorded {
     }
 }
 
+/// No numbers, and why (a backend that has no source of them, a missing flag): every
+/// request is answered 503 with the reason.
+pub struct Unavailable(pub String);
+
+impl Numbers for Unavailable {
+    fn window(&self) -> BoxFuture<'_, Result<Window, String>> {
+        Box::pin(async move { Err(self.0.clone()) })
+    }
+}
+
+/// Several sources in one (a runtime programming several meshes): their edges and
+/// inventories together. A source that fails fails the whole answer (a partial answer
+/// would under-count without saying so).
+pub struct Merged(pub Vec<Arc<dyn Numbers>>);
+
+impl Numbers for Merged {
+    fn window(&self) -> BoxFuture<'_, Result<Window, String>> {
+        Box::pin(async move {
+            let mut out = Window::default();
+            for n in &self.0 {
+                let w = n.window().await?;
+                if out.timestamp.is_empty() || w.timestamp > out.timestamp {
+                    out.timestamp = w.timestamp;
+                }
+                out.seconds = out.seconds.max(w.seconds);
+                out.edges.extend(w.edges);
+                out.inventory.extend(w.inventory);
+            }
+            out.inventory.sort();
+            out.inventory.dedup();
+            Ok(out)
+        })
+    }
+}
+
 /// What the server serves: the dashboard's configuration side (replaced by the runtime when
 /// its inputs change) and the numbers.
 pub struct State {

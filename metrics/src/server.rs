@@ -30,6 +30,32 @@ pub struct ServerTls {
     pub client_ca_pem: Option<String>,
 }
 
+impl ServerTls {
+    /// A self-signed serving certificate for `names` (DNS names), valid for `days`, and
+    /// `client_ca_pem`. A Kubernetes APIService then sets `insecureSkipTLSVerify` (as
+    /// metrics-server's does) or carries the certificate as its `caBundle`.
+    pub fn self_signed(
+        names: Vec<String>,
+        days: u32,
+        client_ca_pem: Option<String>,
+    ) -> Result<ServerTls, ServeError> {
+        let mut params =
+            rcgen::CertificateParams::new(names).map_err(|e| ServeError::Tls(e.to_string()))?;
+        let now = std::time::SystemTime::now();
+        params.not_before = now.into();
+        params.not_after = (now + std::time::Duration::from_secs(u64::from(days) * 86400)).into();
+        let key = rcgen::KeyPair::generate().map_err(|e| ServeError::Tls(e.to_string()))?;
+        let cert = params
+            .self_signed(&key)
+            .map_err(|e| ServeError::Tls(e.to_string()))?;
+        Ok(ServerTls {
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+            client_ca_pem,
+        })
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
     #[error("TLS: {0}")]
@@ -96,7 +122,10 @@ pub async fn serve(
                         return;
                     };
                     let verified = !require_client
-                        || s.get_ref().1.peer_certificates().is_some_and(|c| !c.is_empty());
+                        || s.get_ref()
+                            .1
+                            .peer_certificates()
+                            .is_some_and(|c| !c.is_empty());
                     connection(s, state, verified).await;
                 }
             }
@@ -136,7 +165,11 @@ fn api_group() -> Value {
     json!({"kind": "APIGroup", "apiVersion": "v1", "name": GROUP, "versions": [gv], "preferredVersion": gv})
 }
 
-async fn handle(state: &State, req: Request<Incoming>, client_verified: bool) -> Response<Full<Bytes>> {
+async fn handle(
+    state: &State,
+    req: Request<Incoming>,
+    client_verified: bool,
+) -> Response<Full<Bytes>> {
     let path = req.uri().path().to_string();
     if req.method() != hyper::Method::GET && req.method() != hyper::Method::HEAD {
         return json_reply(
@@ -175,7 +208,9 @@ async fn handle(state: &State, req: Request<Incoming>, client_verified: bool) ->
         p if p == format!("/apis/{GROUP}") || p == format!("/apis/{GROUP}/") => {
             json_reply(200, &api_group())
         }
-        p if p.starts_with(PREFIX) && (p.len() == PREFIX.len() || p.as_bytes()[PREFIX.len()] == b'/') => {
+        p if p.starts_with(PREFIX)
+            && (p.len() == PREFIX.len() || p.as_bytes()[PREFIX.len()] == b'/') =>
+        {
             match state.numbers.window().await {
                 Ok(w) => match answer(&p[PREFIX.len()..], &w) {
                     Ok(v) => json_reply(200, &v),

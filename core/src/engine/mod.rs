@@ -146,6 +146,15 @@ impl Engine {
         self.adapters.keys().copied().collect()
     }
 
+    /// Each adapter's capability matrix in the engine's base context (what this runtime
+    /// programs, with or without a Mesh object).
+    pub fn capabilities(&self) -> Vec<(MeshType, crate::CapabilityMatrix)> {
+        self.adapters
+            .iter()
+            .map(|(t, a)| (*t, a.capabilities(&self.cfg.base)))
+            .collect()
+    }
+
     /// Desired outputs (after the last [`Engine::recompute`]).
     pub fn desired(&self) -> &BTreeMap<OutKey, Desired> {
         &self.desired
