@@ -20,6 +20,7 @@ pub mod run;
 pub mod sink;
 pub mod source;
 pub mod status;
+pub mod traffic;
 pub mod types;
 mod watch;
 

@@ -106,6 +106,9 @@ pub struct Reconciler {
     api_pending: BTreeMap<MeshType, bool>,
     /// Per API mesh, the input objects its last sync could not (fully) program.
     api_problems: BTreeMap<MeshType, BTreeMap<ObjectKey, Vec<ApiProblem>>>,
+    /// The dashboard / TrafficMetrics server's state, and the passes that changed something
+    /// (its model's generation).
+    ui: Option<(Arc<meshbridge_metrics::State>, u64)>,
 }
 
 impl Reconciler {
@@ -133,7 +136,32 @@ impl Reconciler {
             api_backends: Vec::new(),
             api_pending: BTreeMap::new(),
             api_problems: BTreeMap::new(),
+            ui: None,
         }
+    }
+
+    /// Keeps `state`'s configuration model current (after every pass that changes an
+    /// output or a status).
+    pub fn set_ui(&mut self, state: Arc<meshbridge_metrics::State>) {
+        self.ui = Some((state, 0));
+    }
+
+    fn refresh_ui(&mut self, changed: bool) {
+        let Some((state, generation)) = &mut self.ui else {
+            return;
+        };
+        if !changed && *generation > 0 {
+            return;
+        }
+        *generation += 1;
+        let ir = meshbridge_core::build::build(&self.engine.snapshot_in_use());
+        let mut m = meshbridge_core::metrics::dashboard::model(
+            &self.engine,
+            &ir,
+            &self.engine.capabilities(),
+        );
+        m.generation = *generation;
+        state.set_model(m);
     }
 
     /// Adds a backend programmed through an API; the engine stops sending that mesh's
@@ -231,6 +259,7 @@ impl Reconciler {
         for (output, partitions) in &delta.shared {
             tracing::warn!(%output, ?partitions, "output produced by several namespaces; using one");
         }
+        self.refresh_ui(!delta.outputs.is_empty() || !delta.states.is_empty());
         self.pending.extend(delta.outputs.iter().cloned());
         self.pending_status.extend(delta.states.iter().cloned());
         for m in &delta.api {

@@ -105,6 +105,36 @@ pub struct RunArgs {
     /// an Install reports InstallerNotEnabled and runs nothing).
     #[arg(long, default_value = "meshbridge-installer")]
     pub installer_service_account: String,
+    /// Serve the TrafficMetrics API (metrics.smi-spec.io/v1alpha1) over HTTPS here, for the
+    /// APIService `v1alpha1.metrics.smi-spec.io` (`off` to disable). Only clients with a
+    /// certificate of the API server's request-header CA are answered.
+    #[arg(long, default_value = "off")]
+    pub traffic_metrics_addr: String,
+    /// Serving certificate and key (PEM files) of --traffic-metrics-addr (default: a
+    /// self-signed one for the Service named by --traffic-metrics-service).
+    #[arg(long)]
+    pub traffic_metrics_cert: Option<String>,
+    #[arg(long)]
+    pub traffic_metrics_key: Option<String>,
+    /// The request-header client CA (PEM file) whose certificates may call the TrafficMetrics
+    /// API (default: `requestheader-client-ca-file` of the ConfigMap
+    /// kube-system/extension-apiserver-authentication).
+    #[arg(long)]
+    pub traffic_metrics_client_ca: Option<String>,
+    /// Service (in the controller namespace) the APIService points at: the name in the
+    /// self-signed certificate.
+    #[arg(long, default_value = "meshbridge-traffic-metrics")]
+    pub traffic_metrics_service: String,
+    /// Prometheus that scrapes the mesh (Istio's or Linkerd's proxies), e.g.
+    /// http://prometheus.istio-system:9090: where the TrafficMetrics numbers come from for
+    /// those backends.
+    #[arg(long)]
+    pub prometheus_url: Option<String>,
+    /// Serve the web dashboard (and the TrafficMetrics API, unauthenticated) over plain HTTP
+    /// here (`off` to disable; in a cluster bind the pod's loopback and use
+    /// `kubectl port-forward`).
+    #[arg(long, default_value = "off")]
+    pub ui_addr: String,
 }
 
 /// A background task `meshbridge run` starts beside the reconciler (e.g. mesh discovery and
@@ -136,6 +166,9 @@ pub struct Extensions {
     pub api_backends: Vec<Box<dyn ApiBackend>>,
     /// Background tasks.
     pub tasks: Vec<Task>,
+    /// Where the TrafficMetrics numbers come from (chosen by the binary from the backends
+    /// and `--prometheus-url`); `Err`: why there are none.
+    pub traffic_metrics: Option<std::result::Result<Arc<dyn meshbridge_metrics::Numbers>, String>>,
 }
 
 /// Parsed `--source` / `--output`.
@@ -346,6 +379,16 @@ pub async fn run_with(
     let mut rec = Reconciler::new(engine, sink, status, metrics.clone(), leader.clone());
     for b in ext.api_backends {
         rec.add_api_backend(b);
+    }
+    if !args.once {
+        let numbers = ext.traffic_metrics.unwrap_or_else(|| {
+            Err("this build of meshbridge run has no source of traffic metrics".into())
+        });
+        if let Some(state) =
+            crate::traffic::start(&args, client.as_ref(), &controller_ns, numbers).await?
+        {
+            rec.set_ui(state);
+        }
     }
 
     source

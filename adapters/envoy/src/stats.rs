@@ -105,9 +105,12 @@ fn cluster_stats(stats: &Value) -> Result<BTreeMap<String, ClusterStats>, String
     Ok(out)
 }
 
+/// Per cluster: each endpoint's address, rq_success and rq_error.
+type HostStats = BTreeMap<String, Vec<(String, f64, f64)>>;
+
 /// Per cluster, per endpoint address: (rq_success, rq_error) of a `/clusters?format=json`
 /// document.
-fn host_stats(clusters: &Value) -> Result<BTreeMap<String, Vec<(String, f64, f64)>>, String> {
+fn host_stats(clusters: &Value) -> Result<HostStats, String> {
     let list = clusters["cluster_statuses"]
         .as_array()
         .ok_or("clusters: no `cluster_statuses` list in the admin answer")?;

@@ -205,7 +205,7 @@ impl Totals {
 /// Milliseconds as a Quantity of seconds: `10m` for 10 ms, `1500u` for 1.5 ms.
 pub fn seconds_quantity(ms: f64) -> String {
     let us = (ms * 1000.0).round().max(0.0) as u64;
-    if us % 1000 == 0 {
+    if us.is_multiple_of(1000) {
         format!("{}m", us / 1000)
     } else {
         format!("{us}u")
