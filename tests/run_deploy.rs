@@ -188,6 +188,9 @@ fn validate(d: &Value) {
         "CustomResourceDefinition" => rt::<
             k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
         >(d),
+        "APIService" => {
+            rt::<k8s_openapi::kube_aggregator::pkg::apis::apiregistration::v1::APIService>(d)
+        }
         other => panic!("unexpected kind {other} in the rendering"),
     };
     assert_eq!(
@@ -214,17 +217,20 @@ fn plain_rendering_is_schema_valid_and_complete() {
             .or_default() += 1;
     }
     // The controller's and discovery's (ClusterRole + Role each; the installer and the
-    // built-in mesh identities are opt-in and not rendered by default).
-    assert_eq!(kinds.get("ClusterRole"), Some(&2), "{kinds:?}");
+    // built-in mesh identities are opt-in and not rendered by default), and the
+    // TrafficMetrics API's: the readers' ClusterRole (aggregated into view), the binding to
+    // kube-system's extension-apiserver-authentication-reader, its Service and APIService.
+    assert_eq!(kinds.get("ClusterRole"), Some(&3), "{kinds:?}");
     assert_eq!(kinds.get("ClusterRoleBinding"), Some(&2), "{kinds:?}");
     assert_eq!(kinds.get("Role"), Some(&2), "{kinds:?}");
-    assert_eq!(kinds.get("RoleBinding"), Some(&2), "{kinds:?}");
+    assert_eq!(kinds.get("RoleBinding"), Some(&3), "{kinds:?}");
+    assert_eq!(kinds.get("Service"), Some(&2), "{kinds:?}");
     for k in [
         "Namespace",
         "ServiceAccount",
         "Deployment",
         "PodDisruptionBudget",
-        "Service",
+        "APIService",
     ] {
         assert_eq!(kinds.get(k), Some(&1), "{k}: {kinds:?}");
     }
@@ -239,11 +245,25 @@ fn plain_rendering_is_schema_valid_and_complete() {
         .find(|d| d["kind"] == "PodDisruptionBudget")
         .unwrap();
     assert_eq!(pdb["spec"]["minAvailable"], 1);
-    // Every workload object lives in the controller namespace.
+    // Every workload object lives in the controller namespace (but for the one binding
+    // Kubernetes' own aggregated-API rule puts in kube-system: reading the front-proxy CA).
     for d in &docs {
+        let auth_reader = d["kind"] == "RoleBinding"
+            && d["roleRef"]["name"] == "extension-apiserver-authentication-reader";
+        if auth_reader {
+            assert_eq!(d["metadata"]["namespace"], "kube-system");
+            assert_eq!(d["roleRef"]["kind"], "Role");
+            continue;
+        }
         if !matches!(
             d["kind"].as_str(),
-            Some("Namespace" | "ClusterRole" | "ClusterRoleBinding" | "CustomResourceDefinition")
+            Some(
+                "Namespace"
+                    | "ClusterRole"
+                    | "ClusterRoleBinding"
+                    | "CustomResourceDefinition"
+                    | "APIService"
+            )
         ) {
             assert_eq!(
                 d["metadata"]["namespace"], "meshbridge-system",
@@ -563,6 +583,20 @@ fn builtin_mesh_copy_is_its_workload_only() {
             .collect::<Vec<_>>(),
         ["--discovery=false"]
     );
+    // One TrafficMetrics API per cluster (the APIService names one Service): the
+    // controller's; the mesh's copy neither serves it nor gets its Service.
+    assert!(
+        !args
+            .iter()
+            .any(|a| a.starts_with("--traffic-metrics") || a.starts_with("--ui-addr")),
+        "{args:?}"
+    );
+    let services: Vec<&str> = objs
+        .iter()
+        .filter(|o| o["kind"] == "Service")
+        .filter_map(|o| o["metadata"]["name"].as_str())
+        .collect();
+    assert_eq!(services, [format!("{BUILTIN_NAME}-metrics")]);
 }
 
 #[test]

@@ -483,6 +483,13 @@ pub fn builtin_objects(i: &Install) -> Vec<Value> {
         if !v["metadata"].is_object() {
             continue;
         }
+        // One TrafficMetrics API per cluster (one APIService): the controller's.
+        if v["metadata"]["name"]
+            .as_str()
+            .is_some_and(|n| n.ends_with("-traffic-metrics"))
+        {
+            continue;
+        }
         rename(&mut v, &ns);
         if v.pointer("/metadata/labels/app.kubernetes.io~1version")
             .is_some()
@@ -501,17 +508,24 @@ pub fn builtin_objects(i: &Install) -> Vec<Value> {
                 .and_then(Value::as_array_mut)
             {
                 for c in cs {
+                    if let Some(ports) = c.get_mut("ports").and_then(Value::as_array_mut) {
+                        ports.retain(|p| p["name"] != "https-tm");
+                    }
                     if let Some(img) = c.get("image").and_then(Value::as_str) {
                         let repo = img.rsplit_once(':').map(|(r, _)| r).unwrap_or(img);
                         c["image"] = json!(format!("{repo}:{version}"));
                     }
                     if let Some(args) = c.get_mut("args").and_then(Value::as_array_mut) {
-                        // One discovery/Install loop per cluster: the controller's.
+                        // One discovery/Install loop and one TrafficMetrics API per
+                        // cluster: the controller's.
                         args.retain(|a| {
                             a.as_str().is_none_or(|s| {
                                 !s.starts_with("--discovery=")
                                     && !s.starts_with("--discovery-interval=")
                                     && !s.starts_with("--installer-service-account=")
+                                    && !s.starts_with("--traffic-metrics-")
+                                    && !s.starts_with("--prometheus-url=")
+                                    && !s.starts_with("--ui-addr=")
                             })
                         });
                         for a in args.iter_mut() {
