@@ -39,6 +39,9 @@ pub enum Command {
     Meshes(meshbridge_discovery::cli::MeshesArgs),
     /// Create an Install object (printed, or applied with --apply) that installs a mesh.
     Install(meshbridge_discovery::cli::InstallArgs),
+    /// Live traffic metrics (success rate, RPS, p50/p90/p99) per workload and, for
+    /// `deploy/NAME`, per edge, from the TrafficMetrics API; like `linkerd viz stat`.
+    Top(crate::top::TopArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -137,6 +140,9 @@ pub fn main() -> ExitCode {
             Threads::Current,
             meshbridge_discovery::cli::install(args),
         ),
+        Command::Top(args) => {
+            crate::runtime::block_on("top", Threads::Current, crate::top::run(args))
+        }
         Command::Crds => {
             print!("{}", meshbridge_core::crd::all_yaml());
             ExitCode::SUCCESS

@@ -10,6 +10,7 @@ mod convert;
 mod inputs;
 mod registry;
 mod runtime;
+mod top;
 mod translate;
 
 fn main() -> ExitCode {
