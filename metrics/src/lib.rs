@@ -7,6 +7,7 @@
 //! Library code: no runtime of its own, the caller's tokio runtime runs every future.
 
 pub mod http;
+pub mod prometheus;
 pub mod server;
 
 use meshbridge_core::metrics::dashboard::Model;

@@ -11,6 +11,7 @@
 //! The mapping, the naming rules and the capability matrix are described in `README.md`.
 
 pub mod authz;
+pub mod metrics;
 pub mod routing;
 
 use meshbridge_core::api::meshbridge::MeshType;
@@ -122,8 +123,8 @@ impl Adapter for IstioAdapter {
             (Feature::UdpRoutes, Level::None, "Istio does not proxy UDP"),
             (
                 Feature::Metrics,
-                Level::None,
-                "not translated: TrafficMetrics are not produced by this adapter",
+                Level::Partial,
+                "served from Prometheus (`--prometheus-url`): `istio_requests_total` and `istio_request_duration_milliseconds_bucket` with `reporter=\"destination\"`; Istio labels do not say a workload's kind, so every workload is reported as a Deployment; client pods are not known (destination pods only where the scrape adds a `pod` label); requests from clients outside the mesh (`unknown`) and failures the destination never saw are not counted; counts are Prometheus `increase()` estimates",
             ),
             (
                 Feature::Mtls,

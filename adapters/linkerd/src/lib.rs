@@ -10,6 +10,7 @@
 
 mod access;
 mod matches;
+pub mod metrics;
 mod names;
 mod split;
 
@@ -223,8 +224,8 @@ impl Adapter for LinkerdAdapter {
             ),
             (
                 Feature::Metrics,
-                Level::None,
-                "TrafficMetrics is not Linkerd configuration: it is answered by querying Linkerd's Prometheus metrics, which this adapter does not do",
+                Level::Partial,
+                "served from Prometheus (`--prometheus-url`, linkerd-viz's or one scraping the proxies the same way): `response_total` and `response_latency_ms_bucket` with `direction=\"outbound\"`, so requests from clients without a Linkerd proxy and calls to destinations outside the cluster are not counted; counts are Prometheus `increase()` estimates",
             ),
             (Feature::Mtls, Level::Full, ""),
             (

@@ -12,6 +12,7 @@
 
 pub mod api;
 pub mod dashboard;
+pub mod prom;
 
 use serde::Serialize;
 use std::collections::{BTreeMap, VecDeque};
