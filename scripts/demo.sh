@@ -3,7 +3,8 @@
 # built-in Envoy xDS control plane + real Envoy sidecars — on a copy of local/examples/demo.
 # It shows, live: every call denied by default (403), a TrafficTarget copied into the directory
 # turning calls allowed, and the 90/10 TrafficSplit between web-v1 and web-v2. Then it keeps
-# running (edit files in the printed directory and watch) until Ctrl-C.
+# running (edit files in the printed directory and watch) until Ctrl-C. The dashboard and the
+# TrafficMetrics API are served at the printed URLs (`meshbridge top --server URL` reads them).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 TOOLS="$PWD/.tools"
@@ -24,6 +25,9 @@ trap 'kill -TERM $PID 2>/dev/null; wait $PID 2>/dev/null; rm -rf "$DIR" "$LOG" "
 for _ in $(seq 600); do grep -qx ready "$LOG" && break; kill -0 $PID 2>/dev/null || { cat "$DIR.err"; exit 1; }; sleep 0.1; done
 grep -qx ready "$LOG" || { echo "meshbridge local did not become ready"; cat "$DIR.err"; exit 1; }
 cat "$LOG"
+UI="$(grep -m1 '"ui"' "$LOG" | python3 -c 'import json,sys; d=json.loads(sys.stdin.readline()); print(d["ui"], d["metrics"])')"
+read -r UI_URL METRICS_URL <<<"$UI"
+echo; echo "== dashboard: $UI_URL   (TrafficMetrics API: $METRICS_URL)"
 OUT="$(grep -m1 '"demo/client' "$LOG" | python3 -c 'import json,sys; print(json.loads(sys.stdin.readline())["outbound"])')"
 OUT="${OUT#http://}"
 calls() { for _ in $(seq "$1"); do curl -s -o /dev/null -w '%{http_code}\n' -H 'Host: web.demo' "http://$OUT/"; done | sort | uniq -c; }
@@ -34,5 +38,7 @@ echo; echo "== copied allow-client.yaml into $DIR; waiting for the sidecars to a
 for _ in $(seq 100); do [ "$(grep -c '"synced"' "$LOG" || true)" -gt "$SYNCED" ] && break; sleep 0.1; done
 echo "== client -> web, 200 calls, by the pod that answered (90/10 split):"
 for _ in $(seq 200); do curl -s -H 'Host: web.demo' "http://$OUT/" | python3 -c 'import json,sys; print(json.load(sys.stdin)["pod"])' 2>/dev/null || echo denied; done | sort | uniq -c
-echo; echo "Running. Edit the YAML in $DIR (e.g. the weights in app.yaml) and call http://$OUT/ with 'Host: web.demo'. Ctrl-C stops everything."
+echo; echo "== what the sidecars counted (meshbridge top):"
+./target/debug/meshbridge top --server "$METRICS_URL" -n demo --once || true
+echo; echo "Running. Dashboard: $UI_URL — edit the YAML in $DIR (e.g. the weights in app.yaml) and watch it; call http://$OUT/ with 'Host: web.demo'; 'meshbridge top --server $METRICS_URL -n demo' for a live table. Ctrl-C stops everything."
 wait $PID

@@ -64,7 +64,7 @@ pub fn capabilities() -> CapabilityMatrix {
         (
             Feature::Metrics,
             Level::Partial,
-            "Envoy statistics per cluster `<ns>/<svc>|<port>`; the TrafficMetrics API is not served",
+            "TrafficMetrics served by `meshbridge local` from each sidecar's own statistics (pods, workloads, namespaces, edges); per pod, a Service's latency is shared by its pods; requests to a Service the caller may not reach at all, answered 403 by the caller's own sidecar, are not counted as edges",
         ),
         (Feature::Mtls, Level::Full, ""),
         (Feature::RouteTables, Level::Full, ""),
