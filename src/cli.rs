@@ -99,6 +99,10 @@ pub fn main() -> ExitCode {
                         })
                     }));
             }
+            ext.traffic_metrics = Some(crate::registry::traffic_metrics(
+                &args.backend,
+                args.prometheus_url.as_deref(),
+            ));
             crate::runtime::init_tracing(&args.log);
             let adapters =
                 meshbridge_controller::adapters_for(&args, &crate::registry::adapter_for, &ext);
