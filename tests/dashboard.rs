@@ -3,8 +3,9 @@
 //! `intruder` no TrafficTarget allows) gets real traffic; the page shows the workloads, the
 //! edges and the split with exactly the requests this test sent; a weight edit in the
 //! directory shows up in the page within 2 s, in place; an API error (a 503 injected by the
-//! driver) is reported and recovered from; a refused edge (the live document with one edge
-//! marked refused) is drawn red dashed and listed. Screenshots go to `target/test-artifacts/dashboard/`
+//! driver) is reported and recovered from; the intruder's refused calls (answered 403 by its
+//! own sidecar, counted per trimmed virtual host) are a refused edge, drawn red dashed and
+//! listed. Screenshots go to `target/test-artifacts/dashboard/`
 //! (`MESHBRIDGE_UPDATE_SCREENSHOT=1` also copies the first to `docs/dashboard.png`).
 //!
 //! Needs Debian's `chromium` (`/usr/bin/chromium`, or `$MESHBRIDGE_CHROMIUM`), Node and
@@ -127,7 +128,8 @@ fn dashboard_shows_live_topology_and_split_and_a_weight_edit_within_2s() {
             ("allow-client.yaml", ALLOW.to_string()),
             ("intruder.yaml", INTRUDER.to_string()),
         ],
-        &[],
+        // Every request of the test stays in the window until the end.
+        &["--metrics-window", "600"],
     );
     let ui = m.ui.as_ref().expect("the {\"ui\": …} line before ready")["ui"]
         .as_str()
@@ -155,9 +157,21 @@ fn dashboard_shows_live_topology_and_split_and_a_weight_edit_within_2s() {
     let deadline = Instant::now() + Duration::from_secs(15);
     let doc = loop {
         let (st, d) = api(&ui);
+        // The intruder's calls: refused by its own sidecar (it may reach no pod of web),
+        // counted per trimmed virtual host and shared between web's two pods.
+        let refused = |to: &str| {
+            d["edges"].as_array().into_iter().flatten().any(|e| {
+                e["from"] == "Deployment/demo/intruder"
+                    && e["to"] == format!("Deployment/demo/{to}")
+                    && e["refused"] == true
+                    && e["stats"]["denied"] == (DENIED_CALLS / 2) as f64
+            })
+        };
         if st == 200
             && split_requests(&d, "web-v1") == v1 as f64
             && split_requests(&d, "web-v2") == v2 as f64
+            && refused("web-v1")
+            && refused("web-v2")
         {
             break d;
         }
@@ -318,11 +332,12 @@ fn dashboard_shows_live_topology_and_split_and_a_weight_edit_within_2s() {
     assert_eq!(refused["stroke"], "rgb(208, 74, 74)", "{refused:#}");
     assert_eq!(refused["marker"], "url(#arrow-refused)");
     assert_eq!(refused["listVisible"], true);
+    // The intruder's refused calls to `web`, shared between its two pods.
     assert!(
-        refused["listed"][0]
-            .as_str()
-            .unwrap()
-            .starts_with("intruder → web-v1: 20 requests denied"),
+        refused["listed"][0].as_str().unwrap().starts_with(&format!(
+            "intruder → web-v1: {} requests denied",
+            DENIED_CALLS / 2
+        )),
         "{refused:#}"
     );
     assert_eq!(r["pageErrors"], json!([]), "JavaScript errors in the page");

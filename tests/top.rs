@@ -41,6 +41,7 @@ fn edge(from: Peer, to: Peer, success: f64, failure: f64, buckets: &[(f64, f64)]
         latency: Histogram {
             buckets: buckets.to_vec(),
         },
+        refused_by_caller: false,
     }
 }
 

@@ -7,7 +7,7 @@ use crate::Error;
 use crate::pods::PodSpec;
 use meshbridge_core::metrics::dashboard::Model;
 use meshbridge_core::metrics::{Owner, Peer};
-use meshbridge_envoy::stats::{CLUSTERS_PATH, STATS_PATH, edges_of};
+use meshbridge_envoy::stats::{CLUSTERS_PATH, Resolve, STATS_PATH, edges_of};
 use meshbridge_metrics::{Recorded, State, http::get, now_ms};
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -26,6 +26,8 @@ struct Target {
 struct Targets {
     list: Vec<Target>,
     by_ip: HashMap<String, Peer>,
+    /// The pods each Service (namespace, name) selects.
+    by_service: HashMap<(String, String), Vec<Peer>>,
 }
 
 /// The served metrics and dashboard of one `meshbridge local up`.
@@ -86,15 +88,26 @@ impl Ui {
         })
     }
 
-    /// The pods now running (`(node, pod address, spec)`) and the configuration's model.
+    /// The pods now running (`(node, pod address, spec)`), the Services of the IR and the
+    /// configuration's model.
     pub(crate) fn update<'a>(
         &self,
         pods: impl Iterator<Item = (&'a String, &'a str, &'a PodSpec)>,
+        ir: &meshbridge_core::Ir,
         model: Model,
     ) {
         let mut t = Targets::default();
         for (node, ip, spec) in pods {
             let peer = peer_of(spec);
+            for s in ir.services_in(&spec.namespace) {
+                if !s.selector.is_empty() && meshbridge_core::ir::selects(&s.selector, &spec.labels)
+                {
+                    t.by_service
+                        .entry((s.key.namespace.clone(), s.key.name.clone()))
+                        .or_default()
+                        .push(peer.clone());
+                }
+            }
             t.by_ip.insert(ip.to_string(), peer.clone());
             t.list.push(Target {
                 node: node.clone(),
@@ -128,13 +141,18 @@ async fn scrape_loop(targets: Arc<RwLock<Targets>>, recorded: Arc<Recorded>, int
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        let (list, by_ip) = match targets.read() {
-            Ok(t) => (t.list.clone(), Arc::new(t.by_ip.clone())),
+        let (list, by_ip, by_service) = match targets.read() {
+            Ok(t) => (
+                t.list.clone(),
+                Arc::new(t.by_ip.clone()),
+                Arc::new(t.by_service.clone()),
+            ),
             Err(_) => return,
         };
         let mut set = tokio::task::JoinSet::new();
         for t in list {
             let by_ip = by_ip.clone();
+            let by_service = by_service.clone();
             set.spawn(async move {
                 let timeout = Duration::from_millis(800);
                 let stats = get(&format!("{}{STATS_PATH}", t.admin), timeout)
@@ -143,10 +161,29 @@ async fn scrape_loop(targets: Arc<RwLock<Targets>>, recorded: Arc<Recorded>, int
                 let clusters = get(&format!("{}{CLUSTERS_PATH}", t.admin), timeout)
                     .await
                     .ok()?;
-                let stats: serde_json::Value = serde_json::from_slice(&stats).ok()?;
-                let clusters: serde_json::Value = serde_json::from_slice(&clusters).ok()?;
-                let at = |ip: &str| by_ip.get(ip).cloned();
-                match edges_of(&t.peer, &stats, &clusters, &at) {
+                // A sidecar not answering (starting, stopping) is read next time; an answer
+                // that does not parse is said.
+                let parse = |what: &str, b: &[u8]| {
+                    serde_json::from_slice::<serde_json::Value>(b)
+                        .map_err(|e| {
+                            eprintln!("meshbridge local: statistics of {}: {what}: {e}", t.node)
+                        })
+                        .ok()
+                };
+                let stats = parse("/stats", &stats)?;
+                let clusters = parse("/clusters", &clusters)?;
+                let pod_at = |ip: &str| by_ip.get(ip).cloned();
+                let service_pods = |ns: &str, svc: &str| {
+                    by_service
+                        .get(&(ns.to_string(), svc.to_string()))
+                        .cloned()
+                        .unwrap_or_default()
+                };
+                let resolve = Resolve {
+                    pod_at: &pod_at,
+                    service_pods: &service_pods,
+                };
+                match edges_of(&t.peer, &stats, &clusters, &resolve) {
                     Ok(e) => Some((t.node, now_ms(), e)),
                     Err(e) => {
                         eprintln!("meshbridge local: statistics of {}: {e}", t.node);

@@ -536,6 +536,7 @@ impl Runtime {
         model.generation = self.generation;
         self.ui.update(
             self.pods.iter().map(|(n, p)| (n, p.ip.as_str(), &p.spec)),
+            &ir,
             model,
         );
         self.save_state();

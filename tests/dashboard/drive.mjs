@@ -9,8 +9,8 @@
 // cell and object the page shows; screenshot; rename the staged edit into the watched
 // directory and measure how long until the page shows the new declared weights (updated in
 // place: same elements, no navigation); screenshot; show that an API error is reported
-// (503 injected) and recovered from; show that a refused edge is drawn red dashed and listed
-// (the live document with one edge marked refused); screenshot.
+// (503 injected) and recovered from; show that the refused edge (the intruder's calls) is
+// drawn red dashed and listed; screenshot.
 // Output: progress on stderr; one JSON line on stdout (what the page showed, the latency,
 // the screenshots). Exit 1 on any failure, with the reason on stderr.
 import fs from 'node:fs';
@@ -112,15 +112,9 @@ try {
   await page.waitForFunction(() => document.getElementById('status').dataset.state === 'ok', null, { timeout: 5000 });
   result.recoveredStatus = await page.$eval('#status', (e) => e.textContent);
 
-  // 4. A refused edge (the live document, one edge marked refused): red dashed, listed.
+  // 4. The refused edge (the intruder's real calls, refused by its own sidecar): red
+  // dashed, listed.
   const [rf, rt] = cfg.refused;
-  await page.route('**/api/dashboard', async (r) => {
-    const resp = await r.fetch();
-    const d = await resp.json();
-    d.edges = (d.edges || []).filter((e) => !(e.from === rf && e.to === rt));
-    d.edges.push({ from: rf, to: rt, refused: true, stats: { requests: 0, rps: 0, successRate: null, p99Ms: null, denied: 20 } });
-    await r.fulfill({ response: resp, json: d });
-  });
   await page.waitForSelector(`[data-edge="${rf} -> ${rt}"][data-refused="true"]`, { timeout: 5000 });
   result.refused = await page.evaluate(([f, t]) => {
     const g = document.querySelector(`[data-edge="${CSS.escape(f + ' -> ' + t)}"]`);
@@ -135,7 +129,6 @@ try {
     };
   }, [rf, rt]);
   await shot(page, 'dashboard-refused.png');
-  await page.unroute('**/api/dashboard');
 
   result.pageErrors = pageErrors;
   result.navigations = navigations;

@@ -64,7 +64,7 @@ pub fn capabilities() -> CapabilityMatrix {
         (
             Feature::Metrics,
             Level::Partial,
-            "TrafficMetrics served by `meshbridge local` from each sidecar's own statistics (pods, workloads, namespaces, edges); per pod, a Service's latency is shared by its pods; requests to a Service the caller may not reach at all, answered 403 by the caller's own sidecar, are not counted as edges",
+            "TrafficMetrics served by `meshbridge local` (the built-in mesh does not run in a cluster yet) from each sidecar's own statistics (pods, workloads, namespaces, edges; calls the caller's own sidecar refuses are refused edges to the Service's pods); a Service's latency histogram is shared among its pods in proportion to their requests, not measured per pod",
         ),
         (Feature::Mtls, Level::Full, ""),
         (Feature::RouteTables, Level::Full, ""),

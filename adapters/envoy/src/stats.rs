@@ -8,10 +8,15 @@
 //!   `upstream_rq_time` histogram (Envoy's buckets, in ms);
 //! - `/clusters?format=json` — per cluster and endpoint: `rq_success` and `rq_error` (5xx).
 //!
+//! - the same document, per trimmed virtual host (a Service port the caller may not reach at
+//!   all, whose refusal its own sidecar answers: [`crate::sidecar::DENY_PORT`]):
+//!   `vhost.<ns>/<svc>|<port>.vcluster.denied.upstream_rq_403` and its `upstream_rq_time`.
+//!
 //! One [`EdgeSample`] per (cluster, destination pod) with traffic: counts are the endpoint's
 //! own; the 403s and the latency histogram are the cluster's, shared among its endpoints in
 //! proportion to their requests (exact when a Service has one pod, and summed per Service or
-//! workload always exact). Failures that reached no endpoint (no healthy upstream,
+//! workload always exact). Refusals of a trimmed port are edges to the pods behind the
+//! Service (shared evenly: the caller's sidecar answered for all of them). Failures that reached no endpoint (no healthy upstream,
 //! connection failures) are an edge to the Service's namespace without a pod. Inbound
 //! (`inbound|…`) and control-plane clusters are not edges.
 //!
@@ -22,9 +27,10 @@ use meshbridge_core::metrics::{EdgeSample, Histogram, Peer};
 use serde_json::Value;
 use std::collections::BTreeMap;
 
-/// The admin paths to read (append to `http://<admin address>`).
+/// The admin paths to read (append to `http://<admin address>`). The statistics are the
+/// clusters' and the virtual hosts' (`filter=^(cluster|vhost)\.`).
 pub const STATS_PATH: &str =
-    "/stats?format=json&usedonly&histogram_buckets=cumulative&filter=%5Ecluster%5C.";
+    "/stats?format=json&usedonly&histogram_buckets=cumulative&filter=%5E%28cluster%7Cvhost%29%5C.";
 pub const CLUSTERS_PATH: &str = "/clusters?format=json";
 
 /// The Service of an outbound cluster name (`ns/svc|port` → `(ns, svc)`).
@@ -37,6 +43,8 @@ pub fn service_of_cluster(name: &str) -> Option<(&str, &str)> {
 
 #[derive(Default)]
 struct ClusterStats {
+    /// Refusals counted by a trimmed virtual host (`vhost.X.vcluster.denied.*`).
+    refused: f64,
     errors_5xx: f64,
     forbidden: f64,
     latency: Histogram,
@@ -48,6 +56,14 @@ fn num(v: &Value) -> f64 {
         Value::String(s) => s.parse().unwrap_or(0.0),
         _ => 0.0,
     }
+}
+
+/// The virtual host of a trimmed port's refusal statistic (`vhost.<vh>.vcluster.denied<suffix>`).
+fn denied_vhost<'a>(name: &'a str, suffix: &str) -> Option<&'a str> {
+    name.strip_prefix("vhost.")?
+        .strip_suffix(suffix)?
+        .strip_suffix(crate::sidecar::DENIED_VCLUSTER)?
+        .strip_suffix(".vcluster.")
 }
 
 /// Per-cluster counters and histograms of a `/stats?format=json` document.
@@ -65,6 +81,7 @@ fn cluster_stats(stats: &Value) -> Result<BTreeMap<String, ClusterStats>, String
                 let Some(cluster) = name
                     .strip_prefix("cluster.")
                     .and_then(|n| n.strip_suffix(".upstream_rq_time"))
+                    .or_else(|| denied_vhost(name, ".upstream_rq_time"))
                 else {
                     continue;
                 };
@@ -84,7 +101,14 @@ fn cluster_stats(stats: &Value) -> Result<BTreeMap<String, ClusterStats>, String
             }
             continue;
         }
-        let Some(name) = s["name"].as_str().and_then(|n| n.strip_prefix("cluster.")) else {
+        let Some(full) = s["name"].as_str() else {
+            continue;
+        };
+        if let Some(vh) = denied_vhost(full, ".upstream_rq_403") {
+            out.entry(vh.to_string()).or_default().refused = num(&s["value"]);
+            continue;
+        }
+        let Some(name) = full.strip_prefix("cluster.") else {
             continue;
         };
         for (suffix, field) in [(".upstream_rq_5xx", 1), (".upstream_rq_403", 2)] {
@@ -147,14 +171,22 @@ fn scaled(h: &Histogram, f: f64) -> Histogram {
     }
 }
 
+/// How the caller's edges find their destinations: the pod at an address, and the pods
+/// behind a Service (`namespace`, `name`).
+pub struct Resolve<'a> {
+    pub pod_at: &'a dyn Fn(&str) -> Option<Peer>,
+    pub service_pods: &'a dyn Fn(&str, &str) -> Vec<Peer>,
+}
+
 /// The edges of the sidecar of `caller`: its admin `/stats` and `/clusters` documents
-/// ([`STATS_PATH`], [`CLUSTERS_PATH`]), and the pods by address (`pod_at`).
+/// ([`STATS_PATH`], [`CLUSTERS_PATH`]).
 pub fn edges_of(
     caller: &Peer,
     stats: &Value,
     clusters: &Value,
-    pod_at: &dyn Fn(&str) -> Option<Peer>,
+    resolve: &Resolve,
 ) -> Result<Vec<EdgeSample>, String> {
+    let pod_at = resolve.pod_at;
     let per_cluster = cluster_stats(stats)?;
     let hosts = host_stats(clusters)?;
     let mut out = Vec::new();
@@ -162,6 +194,32 @@ pub fn edges_of(
         let Some((ns, svc)) = service_of_cluster(name) else {
             continue;
         };
+        if cs.refused > 0.0 {
+            let mut latency = cs.latency.clone();
+            latency.buckets.push((f64::INFINITY, latency.count()));
+            let mut pods = (resolve.service_pods)(ns, svc);
+            if pods.is_empty() {
+                pods.push(Peer {
+                    namespace: ns.to_string(),
+                    pod: None,
+                    owner: None,
+                });
+            }
+            let share = 1.0 / pods.len() as f64;
+            for to in pods {
+                out.push(EdgeSample {
+                    from: caller.clone(),
+                    to,
+                    service: Some(svc.to_string()),
+                    success: cs.refused * share,
+                    failure: 0.0,
+                    denied: cs.refused * share,
+                    latency: scaled(&latency, share),
+                    refused_by_caller: true,
+                });
+            }
+            continue;
+        }
         let mut latency = cs.latency.clone();
         // Envoy's buckets stop at 1 h: +Inf holds what the last one does. (Histograms
         // reach the admin interface at each stats flush, counters at once: for up to one
@@ -191,6 +249,7 @@ pub fn edges_of(
                 failure: *err,
                 denied: (cs.forbidden * share).min(*ok),
                 latency: scaled(&latency, share),
+                refused_by_caller: false,
             });
         }
         let unattributed = (cs.errors_5xx - host_errors).max(0.0);
@@ -207,6 +266,7 @@ pub fn edges_of(
                 failure: unattributed,
                 denied: 0.0,
                 latency: Histogram::default(),
+                refused_by_caller: false,
             });
         }
     }
@@ -251,7 +311,17 @@ mod tests {
             "127.1.0.3" => Some(Peer::pod("demo", "web-0", None)),
             _ => None,
         };
-        let e = edges_of(&caller, &stats, &clusters, &at).unwrap();
+        let none = |_: &str, _: &str| vec![];
+        let e = edges_of(
+            &caller,
+            &stats,
+            &clusters,
+            &Resolve {
+                pod_at: &at,
+                service_pods: &none,
+            },
+        )
+        .unwrap();
         assert_eq!(e.len(), 3, "{e:#?}");
         assert_eq!(
             (e[0].to.pod.as_deref(), e[0].success, e[0].failure),
@@ -281,15 +351,39 @@ mod tests {
     #[test]
     fn bad_documents_are_errors() {
         let caller = Peer::default();
-        assert!(
-            edges_of(
-                &caller,
-                &json!({}),
-                &json!({"cluster_statuses": []}),
-                &|_| None
-            )
-            .is_err()
-        );
-        assert!(edges_of(&caller, &json!({"stats": []}), &json!([]), &|_| None).is_err());
+        let r = Resolve {
+            pod_at: &|_| None,
+            service_pods: &|_, _| vec![],
+        };
+        assert!(edges_of(&caller, &json!({}), &json!({"cluster_statuses": []}), &r).is_err());
+        assert!(edges_of(&caller, &json!({"stats": []}), &json!([]), &r).is_err());
+    }
+
+    #[test]
+    fn refusals_of_trimmed_ports_are_edges_to_the_service_pods() {
+        let stats = json!({"stats": [
+            {"name": "vhost.demo/web|80.vcluster.denied.upstream_rq_403", "value": 10},
+            {"name": "vhost.demo/web|80.vcluster.other.upstream_rq_total", "value": 0},
+            {"histograms": [{"name": "vhost.demo/web|80.vcluster.denied.upstream_rq_time", "buckets": [
+                {"upper_bound": 1, "cumulative": 10}]}]}
+        ]});
+        let caller = Peer::pod("demo", "intruder-0", None);
+        let pods = |ns: &str, svc: &str| {
+            assert_eq!((ns, svc), ("demo", "web"));
+            vec![
+                Peer::pod("demo", "web-0", None),
+                Peer::pod("demo", "web-1", None),
+            ]
+        };
+        let r = Resolve {
+            pod_at: &|_| None,
+            service_pods: &pods,
+        };
+        let e = edges_of(&caller, &stats, &json!({"cluster_statuses": []}), &r).unwrap();
+        assert_eq!(e.len(), 2);
+        assert_eq!((e[0].success, e[0].denied, e[0].failure), (5.0, 5.0, 0.0));
+        assert!(e.iter().all(|e| e.refused_by_caller));
+        assert_eq!(e[1].to.pod.as_deref(), Some("web-1"));
+        assert!(e[0].latency.quantile(0.5).is_some());
     }
 }

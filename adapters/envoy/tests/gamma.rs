@@ -392,12 +392,13 @@ fn an_unmatched_path_has_no_route() {
 #[test]
 fn a_trimmed_client_keeps_redirects_and_answers_the_refusal_itself() {
     // Without the TrafficTarget, no client may reach web's pods: routes that would send a
-    // request answer 403 locally; the redirect and the 500 stay.
+    // request go to the proxy's own deny listener (403 there); the redirect and the 500
+    // stay.
     let (docs, _) = run(&format!("{}\n---\n{}", workloads(), web_route(TABLE)));
     let rs = routes(proxy(&docs, "default/client"), "web");
     assert_eq!(rs.len(), 7);
     let by = |n: &str| rs.iter().find(|r| r["name"] == n).unwrap().clone();
-    assert_eq!(by("web/rule0")["directResponse"]["status"], 403);
+    assert_eq!(by("web/rule0")["route"]["cluster"], "meshbridge-denied");
     assert!(by("web/rule1")["redirect"].is_object());
     assert_eq!(by("web/rule5")["directResponse"]["status"], 500);
     assert!(

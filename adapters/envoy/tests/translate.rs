@@ -219,14 +219,38 @@ fn vhost<'a>(doc: &'a Value, name: &str) -> &'a Value {
     named(&rc["virtualHosts"], name)
 }
 
-/// The single route of a vhost trimmed for this proxy: the destination's RBAC reply.
+/// The single route of a vhost trimmed for this proxy: to the proxy's own deny listener
+/// (which answers the destination's RBAC reply: [`deny_listener_answers_the_rbac_reply`]),
+/// its refusals counted by the vhost's `denied` virtual cluster.
 fn is_denied_here(vh: &Value) -> bool {
     let routes = vh["routes"].as_array().unwrap();
     routes.len() == 1
         && routes[0]["match"]["prefix"] == "/"
-        && routes[0]["directResponse"]["status"] == 403
-        && routes[0]["directResponse"]["body"]["inlineString"] == "RBAC: access denied"
-        && routes[0].get("route").is_none()
+        && routes[0]["route"] == serde_json::json!({"cluster": "meshbridge-denied"})
+        && vh["virtualClusters"][0]["name"] == "denied"
+}
+
+/// A proxy with a trimmed port has its deny listener (the RBAC filter's reply, on the pod's
+/// address, port 15004) and the static cluster that reaches it; a proxy without one has
+/// neither.
+fn deny_listener_answers_the_rbac_reply(doc: &Value) -> bool {
+    let Some(l) = doc["resources"]["listeners"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["name"] == "meshbridge-denied")
+    else {
+        return false;
+    };
+    let route = &l["filterChains"][0]["filters"][0]["typedConfig"]["routeConfig"]["virtualHosts"]
+        [0]["routes"][0];
+    let c = named(&doc["resources"]["clusters"], "meshbridge-denied");
+    l["address"]["socketAddress"]["portValue"] == 15004
+        && route["directResponse"]["status"] == 403
+        && route["directResponse"]["body"]["inlineString"] == "RBAC: access denied"
+        && c["type"] == "STATIC"
+        && c["loadAssignment"]["endpoints"][0]["lbEndpoints"][0]["endpoint"]["address"]
+            == l["address"]
 }
 
 fn outbound_clusters(doc: &Value) -> Vec<String> {
@@ -235,7 +259,7 @@ fn outbound_clusters(doc: &Value) -> Vec<String> {
         .unwrap()
         .iter()
         .filter_map(|c| c["name"].as_str())
-        .filter(|n| !n.starts_with("inbound|"))
+        .filter(|n| !n.starts_with("inbound|") && *n != "meshbridge-denied")
         .map(str::to_string)
         .collect()
 }
@@ -259,6 +283,8 @@ fn a_proxy_gets_only_the_clusters_it_may_reach() {
     // it, so web-2 refuses with its RBAC too.)
     let web = proxy(&docs, "demo/web-1");
     assert_eq!(outbound_clusters(web), vec!["demo/db|5432"]);
+    assert!(deny_listener_answers_the_rbac_reply(web), "{web:#}");
+    assert!(!deny_listener_answers_the_rbac_reply(client));
     assert!(has(&web["resources"]["endpoints"], "demo/db|5432"));
     for vh in ["demo/web|80", "demo/web-v1|80", "demo/web-v2|80"] {
         let v = vhost(web, vh);

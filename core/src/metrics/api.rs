@@ -296,10 +296,14 @@ fn known(w: &Window, r: &Resource) -> bool {
         .any(|p| r.matches(p))
 }
 
-/// What `r` served over the window (every client).
+/// What `r` served over the window (every client; not what a caller's own proxy refused).
 pub fn served(w: &Window, r: &Resource) -> Totals {
     let mut t = Totals::default();
-    for e in w.edges.iter().filter(|e| r.matches(&e.to)) {
+    for e in w
+        .edges
+        .iter()
+        .filter(|e| !e.refused_by_caller && r.matches(&e.to))
+    {
         t.add(e);
     }
     t
@@ -363,12 +367,13 @@ fn peer_ref(kind: ResourceKind, p: &Peer) -> Value {
         .unwrap_or_else(|| json!({}))
 }
 
-/// Every edge of `r` in both directions, one item per peer and direction.
+/// Every edge of `r` in both directions, one item per peer and direction. A request the
+/// caller's own proxy refused is the caller's edge only (the server never saw it).
 pub fn edge_totals(w: &Window, r: &Resource) -> BTreeMap<(&'static str, String), (Value, Totals)> {
     let mut by: BTreeMap<(&'static str, String), (Value, Totals)> = BTreeMap::new();
     for e in &w.edges {
         for (dir, me, peer) in [("to", &e.from, &e.to), ("from", &e.to, &e.from)] {
-            if !r.matches(me) {
+            if !r.matches(me) || (dir == "from" && e.refused_by_caller) {
                 continue;
             }
             let pr = peer_ref(r.kind, peer);
@@ -436,6 +441,7 @@ mod tests {
             failure: f,
             denied: 0.0,
             latency: lat(s + f),
+            refused_by_caller: false,
         };
         Window {
             timestamp: "2026-12-07T12:00:00Z".into(),
@@ -511,6 +517,33 @@ mod tests {
             .unwrap();
         assert_eq!(from["edge"]["resource"]["name"], "web");
         assert_eq!(metric(from, "success_count"), "18");
+    }
+
+    #[test]
+    fn a_request_the_callers_proxy_refused_is_the_callers_edge_only() {
+        let mut w = window();
+        w.edges.push(EdgeSample {
+            from: deploy("shop", "intruder-0", "intruder"),
+            to: deploy("shop", "api-0", "api"),
+            service: Some("svc".into()),
+            success: 7.0,
+            failure: 0.0,
+            denied: 7.0,
+            latency: Histogram::default(),
+            refused_by_caller: true,
+        });
+        // api never saw them: what it served and its `from` edges are as before.
+        let d = answer("/namespaces/shop/deployments/api", &w).unwrap();
+        assert_eq!(metric(&d, "success_count"), "18");
+        let e = answer("/namespaces/shop/deployments/api/edges", &w).unwrap();
+        assert_eq!(e["items"].as_array().unwrap().len(), 2, "{e:#}");
+        // The intruder's own edge to api holds them.
+        let e = answer("/namespaces/shop/deployments/intruder/edges", &w).unwrap();
+        let items = e["items"].as_array().unwrap();
+        assert_eq!(items.len(), 1, "{e:#}");
+        assert_eq!(items[0]["edge"]["direction"], "to");
+        assert_eq!(items[0]["edge"]["resource"]["name"], "api");
+        assert_eq!(metric(&items[0], "success_count"), "7");
     }
 
     #[test]

@@ -174,13 +174,23 @@ pub struct EdgeSample {
     /// Of `success`: requests the destination's access policy refused (403).
     pub denied: f64,
     pub latency: Histogram,
+    /// Refused by the caller's own proxy (it may reach no pod of the Service): the
+    /// destination never saw these requests, so they count for the caller's edges only, not
+    /// for what `to` served.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub refused_by_caller: bool,
 }
 
-type EdgeKey = (Peer, Peer, Option<String>);
+type EdgeKey = (Peer, Peer, Option<String>, bool);
 
 impl EdgeSample {
     fn key(&self) -> EdgeKey {
-        (self.from.clone(), self.to.clone(), self.service.clone())
+        (
+            self.from.clone(),
+            self.to.clone(),
+            self.service.clone(),
+            self.refused_by_caller,
+        )
     }
 
     pub fn requests(&self) -> f64 {
@@ -204,6 +214,7 @@ impl EdgeSample {
             failure: (self.failure - base.failure).max(0.0),
             denied: (self.denied - base.denied).max(0.0),
             latency: self.latency.minus(&base.latency),
+            refused_by_caller: self.refused_by_caller,
         }
     }
 }
@@ -356,6 +367,7 @@ mod tests {
             failure: 1.0,
             denied: 0.0,
             latency: h(&[(5.0, success), (f64::INFINITY, success + 1.0)]),
+            refused_by_caller: false,
         }
     }
 

@@ -73,6 +73,15 @@ pub const OUTBOUND_ROUTE: &str = "outbound_http";
 /// body, `content-type: text/plain`); trimmed ports answer the same.
 pub const RBAC_DENIED_STATUS: u16 = 403;
 pub const RBAC_DENIED_BODY: &str = "RBAC: access denied";
+/// Where a proxy answers, itself, the requests it sends to trimmed HTTP ports: a listener
+/// of its own on this port whose only route is the RBAC refusal above. Trimmed routes go
+/// there through the cluster [`DENY_CLUSTER`] rather than answering directly, so that each
+/// trimmed virtual host counts its refusals (virtual cluster [`DENIED_VCLUSTER`]:
+/// `vhost.<ns>/<svc>|<port>.vcluster.denied.upstream_rq_403`), as a destination's refusals
+/// are counted by the caller's cluster statistics: metrics see refused calls either way.
+pub const DENY_PORT: u16 = 15004;
+pub const DENY_CLUSTER: &str = "meshbridge-denied";
+pub const DENIED_VCLUSTER: &str = "denied";
 /// Early-data buffer of a trimmed TCP port's proxy (never used: its RBAC closes first).
 const RBAC_EARLY_DATA_BYTES: u32 = 1024;
 
@@ -185,6 +194,11 @@ pub struct Mesh<'a> {
 
 pub fn cluster_name(svc: &SvcKey, port: u16) -> String {
     format!("{}/{}|{}", svc.namespace, svc.name, port)
+}
+
+/// The route action of a trimmed route: to the proxy's own deny listener.
+fn denied_action() -> Value {
+    json!({"cluster": DENY_CLUSTER})
 }
 
 fn ads() -> Value {
@@ -619,11 +633,16 @@ impl<'a> Mesh<'a> {
                 .position(|p| p.kind() == PortKind::Http)
                 .unwrap_or(0);
             for (i, p) in http.iter().enumerate() {
-                vhosts.push(json!({
-                    "name": cluster_name(&s.key, p.port),
+                let name = cluster_name(&s.key, p.port);
+                let mut vh = json!({
+                    "name": name,
                     "domains": self.domains(s, p.port, i == default, from),
                     "routes": self.port_routes(from, s, p.port, kept, parents),
-                }));
+                });
+                if !kept.contains(&name) {
+                    vh["virtualClusters"] = json!([{"name": DENIED_VCLUSTER, "headers": [{"name": ":method", "presentMatch": true}]}]);
+                }
+                vhosts.push(vh);
             }
         }
         json!({"@type": ROUTE, "name": OUTBOUND_ROUTE, "virtualHosts": vhosts})
@@ -656,16 +675,12 @@ impl<'a> Mesh<'a> {
         }
         if !kept.contains(&name) {
             // Trimmed: this proxy may not reach any destination of the port, and each
-            // of them would answer it with its RBAC filter's local reply. Answer that
-            // here instead of sending the port's clusters and endpoints, so the client
-            // gets what it got before: the same status, body and content type (only
-            // Envoy's `x-envoy-upstream-service-time` header is missing, and a local
-            // reply's `Connection: close` is closed after Envoy's delayed-close grace).
+            // of them would answer it with its RBAC filter's local reply. The proxy's own
+            // deny listener answers that instead ([`DENY_PORT`]), without the port's
+            // clusters and endpoints, so the client gets what it got before: the same
+            // status, body and content type.
             routes.push(
-                json!({"name": "denied", "match": {"prefix": "/"}, "directResponse": {
-                    "status": RBAC_DENIED_STATUS,
-                    "body": {"inlineString": RBAC_DENIED_BODY},
-                }}),
+                json!({"name": "denied", "match": {"prefix": "/"}, "route": denied_action()}),
             );
         } else if let Some(split) = split {
             for m in &split.matches {

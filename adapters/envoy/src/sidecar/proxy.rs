@@ -4,8 +4,9 @@
 //! inbound access rules, local cluster, route configuration (HTTP) and listener.
 
 use super::{
-    ADMIN_PORT, Mesh, OUTBOUND_PORT, OUTBOUND_ROUTE, Proxy, ProxyConfig, RBAC_EARLY_DATA_BYTES,
-    ROOT_CA_SECRET, ads, cluster_name, rbac_policies, router, socket,
+    ADMIN_PORT, DENY_CLUSTER, DENY_PORT, Mesh, OUTBOUND_PORT, OUTBOUND_ROUTE, Proxy, ProxyConfig,
+    RBAC_DENIED_BODY, RBAC_DENIED_STATUS, RBAC_EARLY_DATA_BYTES, ROOT_CA_SECRET, ads, cluster_name,
+    rbac_policies, router, socket,
 };
 use crate::proto::{CLUSTER, ENDPOINT, LISTENER, ROUTE};
 use meshbridge_core::Finding;
@@ -185,7 +186,54 @@ impl Mesh<'_> {
             }]}),
         );
         let routes = self.outbound_routes(&b.proxy.namespace, kept, &mut b.parents);
+        let trimmed = routes["virtualHosts"]
+            .as_array()
+            .is_some_and(|v| v.iter().any(|vh| vh.get("virtualClusters").is_some()));
         b.routes.insert(OUTBOUND_ROUTE.to_string(), routes);
+        if trimmed {
+            Self::deny_listener(b);
+        }
+    }
+
+    /// The proxy's own refusal of trimmed HTTP ports ([`DENY_PORT`]): a listener answering
+    /// every request with the destinations' RBAC refusal, and the cluster trimmed routes
+    /// send to it.
+    fn deny_listener(b: &mut Build) {
+        b.listener(
+            DENY_CLUSTER,
+            DENY_PORT,
+            json!({"filters": [{
+                "name": "envoy.filters.network.http_connection_manager",
+                "typedConfig": {
+                    "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+                    "statPrefix": "denied",
+                    "routeConfig": {"name": DENY_CLUSTER, "virtualHosts": [{
+                        "name": DENY_CLUSTER,
+                        "domains": ["*"],
+                        "routes": [{"match": {"prefix": "/"}, "directResponse": {
+                            "status": RBAC_DENIED_STATUS,
+                            "body": {"inlineString": RBAC_DENIED_BODY},
+                        }}],
+                    }]},
+                    "httpFilters": [router()],
+                }
+            }]}),
+        );
+        let addr = if b.bind == "0.0.0.0" {
+            "127.0.0.1".to_string()
+        } else {
+            b.bind.clone()
+        };
+        b.clusters.insert(
+            DENY_CLUSTER.to_string(),
+            json!({
+                "@type": CLUSTER,
+                "name": DENY_CLUSTER,
+                "type": "STATIC",
+                "connectTimeout": "1s",
+                "loadAssignment": {"clusterName": DENY_CLUSTER, "endpoints": [{"lbEndpoints": [{"endpoint": {"address": socket(&addr, DENY_PORT)}}]}]},
+            }),
+        );
     }
 
     /// The outbound TCP service ports, one per port number: a port another service already
@@ -211,6 +259,7 @@ impl Mesh<'_> {
                 if inbound_ports.contains(&p.port)
                     || p.port == OUTBOUND_PORT
                     || p.port == ADMIN_PORT
+                    || p.port == DENY_PORT
                 {
                     self.tcp_conflict(
                         &proxy.namespace,

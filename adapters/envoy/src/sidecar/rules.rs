@@ -17,7 +17,7 @@
 //! - `timeout` (`timeouts.request`, `0s` = none, the default) and `retry_policy` (retries,
 //!   codes, `per_try_timeout` from `timeouts.backendRequest`, `retry_back_off`).
 
-use super::{RBAC_DENIED_BODY, RBAC_DENIED_STATUS, cluster_name, fit_weights};
+use super::{cluster_name, denied_action, fit_weights};
 use meshbridge_core::Finding;
 use meshbridge_core::capability::{Feature, Level};
 use meshbridge_core::ir::{
@@ -214,10 +214,7 @@ fn route(
         return out;
     }
     if trimmed {
-        out["directResponse"] = json!({
-            "status": RBAC_DENIED_STATUS,
-            "body": {"inlineString": RBAC_DENIED_BODY},
-        });
+        out["route"] = denied_action();
         return out;
     }
     let mut action = if let [(c, _)] = targets {
