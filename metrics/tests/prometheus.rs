@@ -1,8 +1,9 @@
 //! The Prometheus path against a real Prometheus (Debian's `prometheus`, `/usr/bin/prometheus`
 //! or `$MESHBRIDGE_PROMETHEUS`): Prometheus scrapes recorded Istio and Linkerd metrics
 //! (`tests/fixtures/*.prom`, each mesh's exposition format, one section per pod and phase)
-//! from a small HTTP server, and the TrafficMetrics API answered through [`Prometheus`] must
-//! report the counts and latencies the fixtures imply.
+//! from a small HTTP server (the harness is `meshbridge_test_support::prometheus`), and the
+//! TrafficMetrics API answered through [`Prometheus`] must report the counts and latencies the
+//! fixtures imply.
 //!
 //! Exact counts: each pod's server hands Prometheus phase 1 on scrapes 1–3, phase 2 on
 //! scrapes 4–6 and nothing from scrape 7 on (the pod is gone: Prometheus marks its series
@@ -17,262 +18,35 @@
 use meshbridge_core::metrics::api::answer;
 use meshbridge_core::metrics::prom::PromSpec;
 use meshbridge_metrics::Numbers;
-use meshbridge_metrics::http;
 use meshbridge_metrics::prometheus::Prometheus;
+use meshbridge_test_support::prometheus::{self as recorded, Exposition, FACTOR};
 use serde_json::Value;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use std::time::Duration;
 
-const SCRAPES: usize = 6;
-const FACTOR: f64 = SCRAPES as f64 / (SCRAPES - 1) as f64;
 const WINDOW_S: u64 = 60;
-
-/// One scraped pod: the labels the scrape adds and its two phases.
-struct Target {
-    labels: Vec<(String, String)>,
-    phases: [String; 2],
-}
-
-fn fixture(name: &str) -> Vec<Target> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name);
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path:?}: {e}"));
-    let mut targets: Vec<Target> = vec![];
-    let mut current: Option<usize> = None;
-    for line in text.lines() {
-        if let Some(rest) = line.strip_prefix("# target: ") {
-            let mut labels: Vec<(String, String)> = rest
-                .split_whitespace()
-                .map(|kv| {
-                    let (k, v) = kv.split_once('=').expect("k=v");
-                    (k.to_string(), v.to_string())
-                })
-                .collect();
-            let phase: usize = labels
-                .iter()
-                .position(|(k, _)| k == "phase")
-                .map(|i| labels.remove(i).1.parse().expect("phase"))
-                .expect("a phase");
-            let i = match targets.iter().position(|t| t.labels == labels) {
-                Some(i) => i,
-                None => {
-                    targets.push(Target {
-                        labels,
-                        phases: Default::default(),
-                    });
-                    targets.len() - 1
-                }
-            };
-            current = Some(i * 2 + phase - 1);
-        } else if let Some(c) = current {
-            let body = &mut targets[c / 2].phases[c % 2];
-            body.push_str(line);
-            body.push('\n');
-        }
-    }
-    assert!(
-        targets
-            .iter()
-            .all(|t| t.phases.iter().all(|p| !p.is_empty())),
-        "{name}: every target needs both phases"
-    );
-    targets
-}
-
-/// Serves target `i` at `/t/i`: phase 1, then phase 2, then nothing, by scrape count.
-async fn serve(targets: Arc<Vec<Target>>, scrapes: Arc<Vec<AtomicUsize>>) -> u16 {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    tokio::spawn(async move {
-        loop {
-            let Ok((mut s, _)) = listener.accept().await else {
-                return;
-            };
-            let (targets, scrapes) = (targets.clone(), scrapes.clone());
-            tokio::spawn(async move {
-                let mut buf = Vec::new();
-                let mut chunk = [0u8; 4096];
-                while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match s.read(&mut chunk).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                    }
-                }
-                let head = String::from_utf8_lossy(&buf);
-                let path = head.split_whitespace().nth(1).unwrap_or("");
-                let i = path
-                    .strip_prefix("/t/")
-                    .and_then(|i| i.parse::<usize>().ok());
-                let (status, body) = match i.filter(|i| *i < targets.len()) {
-                    Some(i) => {
-                        let n = scrapes[i].fetch_add(1, Ordering::SeqCst) + 1;
-                        let body = match n {
-                            1..=3 => targets[i].phases[0].clone(),
-                            4..=SCRAPES => targets[i].phases[1].clone(),
-                            _ => String::new(),
-                        };
-                        ("200 OK", body)
-                    }
-                    None => ("404 Not Found", String::new()),
-                };
-                let resp = format!(
-                    "HTTP/1.1 {status}\r\ncontent-type: text/plain; version=0.0.4\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-                let _ = s.write_all(resp.as_bytes()).await;
-            });
-        }
-    });
-    port
-}
-
-/// A running Prometheus and its temp directory: killed and removed when dropped (also when
-/// the test fails).
-struct PromGuard {
-    child: Child,
-    dir: PathBuf,
-}
-
-impl Drop for PromGuard {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-impl PromGuard {
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("prometheus.log")).unwrap_or_default()
-    }
-}
-
-fn prometheus_binary() -> PathBuf {
-    let bin = std::env::var_os("MESHBRIDGE_PROMETHEUS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/usr/bin/prometheus"));
-    assert!(
-        bin.is_file(),
-        "Prometheus not found at {bin:?}: install Debian's package (`apt-get install -y prometheus`) or set MESHBRIDGE_PROMETHEUS"
-    );
-    bin
-}
-
-fn start_prometheus(mesh: &str, metrics_port: u16, targets: &[Target]) -> (PromGuard, String) {
-    let bin = prometheus_binary();
-    let dir = std::env::temp_dir().join(format!(
-        "meshbridge-prom-{mesh}-{}-{}",
-        std::process::id(),
-        meshbridge_metrics::now_ms()
-    ));
-    std::fs::create_dir_all(dir.join("data")).unwrap();
-    let mut config = String::from(
-        "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\nscrape_configs:\n  - job_name: mesh\n    static_configs:\n",
-    );
-    for (i, t) in targets.iter().enumerate() {
-        config.push_str(&format!(
-            "      - targets: ['127.0.0.1:{metrics_port}']\n        labels:\n          __metrics_path__: '/t/{i}'\n"
-        ));
-        for (k, v) in &t.labels {
-            config.push_str(&format!("          {k}: '{v}'\n"));
-        }
-    }
-    std::fs::write(dir.join("prometheus.yml"), config).unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let log = std::fs::File::create(dir.join("prometheus.log")).unwrap();
-    let child = Command::new(&bin)
-        .arg(format!(
-            "--config.file={}",
-            dir.join("prometheus.yml").display()
-        ))
-        .arg(format!(
-            "--storage.tsdb.path={}",
-            dir.join("data").display()
-        ))
-        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .spawn()
-        .unwrap_or_else(|e| panic!("starting {bin:?}: {e}"));
-    (PromGuard { child, dir }, format!("http://127.0.0.1:{port}"))
-}
-
-async fn query(base: &str, promql: &str) -> Result<Vec<Value>, String> {
-    let url = format!("{base}/api/v1/query?query={}", http::encode(promql));
-    let body = http::get(&url, Duration::from_secs(5))
-        .await
-        .map_err(|e| e.to_string())?;
-    let v: Value = serde_json::from_slice(&body).map_err(|e| e.to_string())?;
-    Ok(v["data"]["result"].as_array().cloned().unwrap_or_default())
-}
 
 /// Runs Prometheus over `fixture` until every pod was scraped past its phases, and returns
 /// the window [`Prometheus`] answers.
 async fn observe(mesh: &str, file: &str, spec: PromSpec) -> meshbridge_core::metrics::Window {
-    let targets = Arc::new(fixture(file));
-    let scrapes: Arc<Vec<AtomicUsize>> =
-        Arc::new(targets.iter().map(|_| AtomicUsize::new(0)).collect());
-    let metrics_port = serve(targets.clone(), scrapes.clone()).await;
-    let (mut guard, base) = start_prometheus(mesh, metrics_port, &targets);
-    let deadline = Instant::now() + Duration::from_secs(40);
-    // Two scrapes after the last real sample: the series are stale and the last sample is
-    // more than 1.1 intervals old.
-    while scrapes
-        .iter()
-        .any(|s| s.load(Ordering::SeqCst) < SCRAPES + 2)
-    {
-        if let Ok(Some(status)) = guard.child.try_wait() {
-            panic!("Prometheus exited ({status}):\n{}", guard.log());
-        }
-        assert!(
-            Instant::now() < deadline,
-            "Prometheus did not scrape every target {} times in 40 s (scrapes: {:?}):\n{}",
-            SCRAPES + 2,
-            scrapes
-                .iter()
-                .map(|s| s.load(Ordering::SeqCst))
-                .collect::<Vec<_>>(),
-            guard.log()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(file);
+    let exposition = Exposition::serve(recorded::fixture(path)).await;
+    let mut prom = recorded::Prometheus::start(mesh, &exposition);
+    prom.wait_scraped(&exposition, Duration::from_secs(40))
+        .await;
     // Every series has exactly SCRAPES samples in the window (what FACTOR rests on).
-    let counts = query(
-        &base,
-        &format!("count_over_time({}[{WINDOW_S}s])", spec.requests),
-    )
-    .await
-    .unwrap_or_else(|e| panic!("{e}\n{}", guard.log()));
-    assert!(
-        !counts.is_empty(),
-        "no {} in Prometheus:\n{}",
-        spec.requests,
-        guard.log()
-    );
-    for c in &counts {
-        assert_eq!(
-            c["value"][1],
-            SCRAPES.to_string(),
-            "samples of {}",
-            c["metric"]
-        );
-    }
-    let p = Prometheus::new(&base, spec, WINDOW_S);
+    prom.assert_samples(&spec.requests, WINDOW_S).await;
+    let p = Prometheus::new(prom.url(), spec, WINDOW_S);
     let w = p
         .window()
         .await
-        .unwrap_or_else(|e| panic!("{e}\n{}", guard.log()));
-    drop(guard);
+        .unwrap_or_else(|e| panic!("{e}\n{}", prom.log()));
+    assert!(
+        exposition.valid_for(WINDOW_S),
+        "the {WINDOW_S}s window no longer holds every sample"
+    );
     w
 }
 
