@@ -110,10 +110,11 @@ pub struct RunArgs {
     /// certificate of the API server's request-header CA are answered.
     #[arg(long, default_value = "off")]
     pub traffic_metrics_addr: String,
-    /// Serving certificate and key (PEM files) of --traffic-metrics-addr (default: a
-    /// self-signed one for the Service named by --traffic-metrics-service).
+    /// Serving certificate (PEM file) of --traffic-metrics-addr, with --traffic-metrics-key
+    /// (default: a self-signed one for the Service named by --traffic-metrics-service).
     #[arg(long)]
     pub traffic_metrics_cert: Option<String>,
+    /// The private key (PEM file) of --traffic-metrics-cert.
     #[arg(long)]
     pub traffic_metrics_key: Option<String>,
     /// The request-header client CA (PEM file) whose certificates may call the TrafficMetrics
