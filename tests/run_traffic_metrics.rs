@@ -17,7 +17,10 @@
 //! scraped within 40 s, a `run` must say where it serves within 20 s).
 
 use meshbridge_core::{Adapter, Context};
-use meshbridge_test_support::prometheus::{self as recorded, Exposition, FACTOR};
+use meshbridge_test_support::pki::{Ca, ca, client_cert};
+use meshbridge_test_support::prometheus::{
+    self as recorded, Exposition, FACTOR, counts, expect, metric,
+};
 use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
@@ -229,34 +232,6 @@ fn write_input(dir: &Path) {
 }
 
 // ---- certificates and HTTP(S) -------------------------------------------------------------
-
-struct Ca {
-    issuer: rcgen::Issuer<'static, rcgen::KeyPair>,
-    pem: String,
-}
-
-fn ca(name: &str) -> Ca {
-    let mut p = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    p.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    p.distinguished_name.push(rcgen::DnType::CommonName, name);
-    let key = rcgen::KeyPair::generate().unwrap();
-    let cert = p.self_signed(&key).unwrap();
-    Ca {
-        pem: cert.pem(),
-        issuer: rcgen::Issuer::new(p, key),
-    }
-}
-
-/// A client certificate (`front-proxy-client`) of `ca`: (cert PEM, key PEM).
-fn client_cert(ca: &Ca) -> (String, String) {
-    let mut p = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    p.distinguished_name
-        .push(rcgen::DnType::CommonName, "front-proxy-client");
-    p.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
-    let key = rcgen::KeyPair::generate().unwrap();
-    let cert = p.signed_by(&key, &ca.issuer).unwrap();
-    (cert.pem(), key.serialize_pem())
-}
 
 /// Trusts the certificate the server presents as its own root (it is self-signed, as the
 /// APIService's `caBundle` would), then verifies it as usual: valid, and for the name asked.
@@ -488,26 +463,6 @@ impl Istio {
             self.prom.log()
         )
     }
-}
-
-fn metric(doc: &Value, name: &str) -> String {
-    doc["metrics"]
-        .as_array()
-        .and_then(|m| m.iter().find(|m| m["name"] == name))
-        .and_then(|m| m["value"].as_str())
-        .unwrap_or_else(|| panic!("no {name} in {doc}"))
-        .to_string()
-}
-
-/// `(success_count, failure_count)` of a TrafficMetrics document.
-fn counts(doc: &Value) -> (String, String) {
-    (metric(doc, "success_count"), metric(doc, "failure_count"))
-}
-
-/// What Prometheus answers for true increases of `success` and `failure`.
-fn expect(success: f64, failure: f64) -> (String, String) {
-    let q = |n: f64| format!("{}", (n * FACTOR).round() as u64);
-    (q(success), q(failure))
 }
 
 fn edge<'a>(list: &'a Value, direction: &str, name: &str) -> &'a Value {

@@ -19,7 +19,9 @@ use meshbridge_core::metrics::api::answer;
 use meshbridge_core::metrics::prom::PromSpec;
 use meshbridge_metrics::Numbers;
 use meshbridge_metrics::prometheus::Prometheus;
-use meshbridge_test_support::prometheus::{self as recorded, Exposition, FACTOR};
+use meshbridge_test_support::prometheus::{
+    self as recorded, Exposition, FACTOR, counts, expect, metric,
+};
 use serde_json::Value;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -48,25 +50,6 @@ async fn observe(mesh: &str, file: &str, spec: PromSpec) -> meshbridge_core::met
         "the {WINDOW_S}s window no longer holds every sample"
     );
     w
-}
-
-fn metric(doc: &Value, name: &str) -> String {
-    doc["metrics"]
-        .as_array()
-        .and_then(|m| m.iter().find(|m| m["name"] == name))
-        .and_then(|m| m["value"].as_str())
-        .unwrap_or_else(|| panic!("no {name} in {doc}"))
-        .to_string()
-}
-
-/// `(success_count, failure_count)` with the expected true increases scaled by FACTOR.
-fn counts(doc: &Value) -> (String, String) {
-    (metric(doc, "success_count"), metric(doc, "failure_count"))
-}
-
-fn expect(success: f64, failure: f64) -> (String, String) {
-    let q = |n: f64| format!("{}", (n * FACTOR).round() as u64);
-    (q(success), q(failure))
 }
 
 fn get(w: &meshbridge_core::metrics::Window, path: &str) -> Value {

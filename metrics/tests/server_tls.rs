@@ -4,6 +4,7 @@
 
 use meshbridge_core::metrics::Window;
 use meshbridge_metrics::{BoxFuture, Numbers, ServerTls, State, serve};
+use meshbridge_test_support::pki::{ca, client_cert};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use std::sync::Arc;
@@ -14,34 +15,6 @@ impl Numbers for Empty {
     fn window(&self) -> BoxFuture<'_, Result<Window, String>> {
         Box::pin(async { Ok(Window::default()) })
     }
-}
-
-struct Ca {
-    issuer: rcgen::Issuer<'static, rcgen::KeyPair>,
-    pem: String,
-}
-
-fn ca(name: &str) -> Ca {
-    let mut p = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    p.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    p.distinguished_name.push(rcgen::DnType::CommonName, name);
-    let key = rcgen::KeyPair::generate().unwrap();
-    let cert = p.self_signed(&key).unwrap();
-    Ca {
-        pem: cert.pem(),
-        issuer: rcgen::Issuer::new(p, key),
-    }
-}
-
-/// A client certificate (`front-proxy-client`) issued by `ca`: (cert PEM, key PEM).
-fn client_cert(ca: &Ca) -> (String, String) {
-    let mut p = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    p.distinguished_name
-        .push(rcgen::DnType::CommonName, "front-proxy-client");
-    p.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
-    let key = rcgen::KeyPair::generate().unwrap();
-    let cert = p.signed_by(&key, &ca.issuer).unwrap();
-    (cert.pem(), key.serialize_pem())
 }
 
 async fn get(

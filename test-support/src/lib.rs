@@ -14,6 +14,7 @@
 pub mod auth;
 pub mod fields;
 mod http;
+pub mod pki;
 pub mod prometheus;
 pub mod resources;
 pub mod schema;

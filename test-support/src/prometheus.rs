@@ -471,6 +471,27 @@ fn dechunk(mut rest: &[u8]) -> Option<Vec<u8>> {
     }
 }
 
+/// The value of metric `name` of a TrafficMetrics document (a Quantity string).
+pub fn metric(doc: &Value, name: &str) -> String {
+    doc["metrics"]
+        .as_array()
+        .and_then(|m| m.iter().find(|m| m["name"] == name))
+        .and_then(|m| m["value"].as_str())
+        .unwrap_or_else(|| panic!("no {name} in {doc}"))
+        .to_string()
+}
+
+/// `(success_count, failure_count)` of a TrafficMetrics document.
+pub fn counts(doc: &Value) -> (String, String) {
+    (metric(doc, "success_count"), metric(doc, "failure_count"))
+}
+
+/// What Prometheus answers for true increases of `success` and `failure` (× [`FACTOR`]).
+pub fn expect(success: f64, failure: f64) -> (String, String) {
+    let q = |n: f64| format!("{}", (n * FACTOR).round() as u64);
+    (q(success), q(failure))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
