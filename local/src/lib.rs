@@ -72,11 +72,11 @@ pub struct UpArgs {
     /// (`{"ui": …, "metrics": …}`). Port 0: any free port.
     #[arg(long, default_value = "127.0.0.1:0")]
     pub ui_addr: String,
-    /// How often every sidecar's statistics are read, in milliseconds.
-    #[arg(long, default_value_t = 1000)]
+    /// How often every sidecar's statistics are read, in milliseconds (at least 50).
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(50..))]
     pub scrape_interval_ms: u64,
-    /// Window of the TrafficMetrics answers, in seconds.
-    #[arg(long, default_value_t = meshbridge_core::metrics::DEFAULT_WINDOW_S)]
+    /// Window of the TrafficMetrics answers, in seconds (at least 1).
+    #[arg(long, default_value_t = meshbridge_core::metrics::DEFAULT_WINDOW_S, value_parser = clap::value_parser!(u64).range(1..))]
     pub metrics_window: u64,
 }
 
@@ -100,8 +100,8 @@ pub async fn run_local(args: LocalArgs, controls: Controls) -> ExitCode {
         trust_domain: a.trust_domain,
         namespace: a.namespace,
         ui_addr: a.ui_addr,
-        scrape_interval: std::time::Duration::from_millis(a.scrape_interval_ms.max(50)),
-        metrics_window: std::time::Duration::from_secs(a.metrics_window.max(1)),
+        scrape_interval: std::time::Duration::from_millis(a.scrape_interval_ms),
+        metrics_window: std::time::Duration::from_secs(a.metrics_window),
     };
     let res = up(opts, controls).await;
     match res {
@@ -149,5 +149,21 @@ mod tests {
             local: LocalCommand::Up(a),
         } = Cli::parse_from(["local", "up", "DIR"]);
         assert_eq!(a.namespace, None);
+    }
+
+    #[test]
+    fn metrics_settings_out_of_range_are_usage_errors() {
+        for (flag, value) in [("--scrape-interval-ms", "49"), ("--metrics-window", "0")] {
+            let err = match Cli::try_parse_from(["local", "up", "DIR", flag, value]) {
+                Ok(_) => panic!("{flag} {value} was accepted"),
+                Err(e) => e,
+            };
+            assert_eq!(err.kind(), clap::error::ErrorKind::ValueValidation);
+            assert!(err.to_string().contains(flag), "{err}");
+        }
+        let Cli {
+            local: LocalCommand::Up(a),
+        } = Cli::parse_from(["local", "up", "DIR"]);
+        assert_eq!((a.scrape_interval_ms, a.metrics_window), (1000, 30));
     }
 }
