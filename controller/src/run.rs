@@ -128,8 +128,8 @@ pub struct RunArgs {
     pub traffic_metrics_service: String,
     /// Prometheus that scrapes the mesh (Istio's or Linkerd's proxies), e.g.
     /// http://prometheus.istio-system:9090: where the TrafficMetrics numbers come from for
-    /// those backends.
-    #[arg(long)]
+    /// those backends (plain http://).
+    #[arg(long, value_parser = meshbridge_metrics::http::base_url)]
     pub prometheus_url: Option<String>,
     /// Serve the web dashboard (and the TrafficMetrics API, unauthenticated) over plain HTTP
     /// here (`off` to disable; in a cluster bind the pod's loopback and use

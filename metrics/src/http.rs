@@ -21,6 +21,21 @@ pub enum GetError {
     },
 }
 
+/// `url` if this client can reach it: `http://HOST[:PORT][/PATH]` (plain HTTP only; a
+/// trailing `/` is dropped), else why not.
+pub fn base_url(url: &str) -> Result<String, String> {
+    let host = url
+        .strip_prefix("http://")
+        .map(|r| r.split('/').next().unwrap_or_default())
+        .ok_or_else(|| {
+            format!("{url}: only plain http:// URLs are supported (e.g. http://prometheus.istio-system:9090)")
+        })?;
+    if host.is_empty() || host.starts_with(':') || host.contains(char::is_whitespace) {
+        return Err(format!("{url}: no host"));
+    }
+    Ok(url.trim_end_matches('/').to_string())
+}
+
 /// GETs `url` (`http://host:port/path?query`) and returns the body of a 2xx answer.
 pub async fn get(url: &str, timeout: Duration) -> Result<Bytes, GetError> {
     match tokio::time::timeout(timeout, get_inner(url)).await {
@@ -94,4 +109,30 @@ pub fn encode(v: &str) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base_urls() {
+        assert_eq!(
+            base_url("http://prometheus.istio-system:9090/").unwrap(),
+            "http://prometheus.istio-system:9090"
+        );
+        assert_eq!(
+            base_url("http://127.0.0.1:9090/prom").unwrap(),
+            "http://127.0.0.1:9090/prom"
+        );
+        for bad in [
+            "https://p:9090",
+            "notaurl",
+            "http://",
+            "http://:9090",
+            "http:///x",
+        ] {
+            assert!(base_url(bad).is_err(), "{bad}");
+        }
+    }
 }
