@@ -263,9 +263,11 @@ impl Recorder {
         self.history.retain(|k, _| alive(k));
     }
 
-    /// Every edge's increase over the `window_ms` before `now_ms`: newest sample minus the
+    /// Every edge's increase over the `window_ms` before `now_ms`: its newest sample minus the
     /// newest one at least `window_ms` old (none yet: everything since the reporter
-    /// started).
+    /// started). An edge whose counters vanished within the window (Envoy drops the
+    /// statistics of a cluster or virtual host the configuration no longer has) keeps the
+    /// increase it had until its last sample.
     pub fn window(&self, now_ms: u64) -> Vec<EdgeSample> {
         self.window_of(now_ms, self.keep_ms)
     }
@@ -274,16 +276,23 @@ impl Recorder {
         let start = now_ms.saturating_sub(window_ms);
         let mut out: BTreeMap<EdgeKey, EdgeSample> = BTreeMap::new();
         for h in self.history.values() {
-            let Some((_, latest)) = h.back() else {
-                continue;
-            };
+            // Each edge's newest sample: the latest reading, then those of the window.
+            let mut latest: BTreeMap<EdgeKey, &EdgeSample> = BTreeMap::new();
+            for (i, (t, samples)) in h.iter().rev().enumerate() {
+                if i > 0 && *t <= start {
+                    break;
+                }
+                for e in samples {
+                    latest.entry(e.key()).or_insert(e);
+                }
+            }
             let base: BTreeMap<EdgeKey, &EdgeSample> = h
                 .iter()
                 .rev()
                 .find(|(t, _)| *t <= start)
                 .map(|(_, s)| s.iter().map(|e| (e.key(), e)).collect())
                 .unwrap_or_default();
-            for e in latest {
+            for e in latest.into_values() {
                 let d = match base.get(&e.key()) {
                     // A restarted reporter: its counters start again from zero.
                     Some(b) if e.requests() >= b.requests() => e.minus(b),
@@ -386,6 +395,21 @@ mod tests {
         assert_eq!(r.window(80_000)[0].success, 3.0);
         r.retain(|_| false);
         assert!(r.window(80_000).is_empty());
+    }
+
+    #[test]
+    fn an_edge_whose_counters_vanish_keeps_its_increase_for_the_window() {
+        let mut r = Recorder::new(30_000);
+        r.record("ns/a-0", 0, vec![sample(10.0)]);
+        r.record("ns/a-0", 10_000, vec![sample(15.0)]);
+        // The cluster is gone from the configuration, and with it its statistics.
+        r.record("ns/a-0", 20_000, vec![]);
+        let w = r.window(30_000);
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert_eq!(w[0].success, 5.0);
+        // Once the window no longer holds its last sample, it is gone.
+        r.record("ns/a-0", 45_000, vec![]);
+        assert!(r.window(45_000).is_empty());
     }
 
     #[test]
