@@ -102,6 +102,7 @@ mod tests {
             service: None,
             outcome: Outcome::StatusCode {
                 label: "code".into(),
+                grpc: None,
             },
             placeholders: vec![],
         }

@@ -42,6 +42,7 @@ pub fn prom_spec() -> PromSpec {
         service: Some(s("destination_service_name")),
         outcome: Outcome::StatusCode {
             label: s("response_code"),
+            grpc: Some(s("grpc_response_status")),
         },
         placeholders: vec![s("unknown")],
     }
@@ -55,7 +56,7 @@ mod tests {
     fn queries_name_istio_series() {
         assert_eq!(
             prom_spec().requests_query(30),
-            r#"sum by (source_workload_namespace, source_workload, destination_workload_namespace, pod, destination_workload, destination_service_name, response_code) (increase(istio_requests_total{reporter="destination"}[30s]))"#
+            r#"sum by (source_workload_namespace, source_workload, destination_workload_namespace, pod, destination_workload, destination_service_name, response_code, grpc_response_status) (increase(istio_requests_total{reporter="destination"}[30s]))"#
         );
         assert_eq!(
             prom_spec().latency_query(30),

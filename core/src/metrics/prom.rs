@@ -41,8 +41,10 @@ impl PeerLabels {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Outcome {
     /// An HTTP status code label (Istio `response_code`): `5xx`, `0` (no response) or absent
-    /// is a failure, anything else a success, `403` a denial.
-    StatusCode { label: String },
+    /// is a failure, anything else a success, `403` a denial. With a gRPC status label (Istio
+    /// `grpc_response_status`), a gRPC status other than `0` (OK) is a failure too, as Linkerd
+    /// classifies it: a gRPC error travels in an HTTP 200.
+    StatusCode { label: String, grpc: Option<String> },
     /// The proxy's own classification (Linkerd `classification`: `success` | `failure`,
     /// failures being 5xx, gRPC errors and requests without a response), with the status
     /// code label for denials (`403`).
@@ -56,7 +58,10 @@ pub enum Outcome {
 impl Outcome {
     fn labels(&self) -> Vec<&str> {
         match self {
-            Outcome::StatusCode { label } => vec![label],
+            Outcome::StatusCode { label, grpc } => std::iter::once(label)
+                .chain(grpc.as_ref())
+                .map(String::as_str)
+                .collect(),
             Outcome::Classification { label, status, .. } => vec![label, status],
         }
     }
@@ -64,10 +69,14 @@ impl Outcome {
     /// `(success, denied)` for a series' labels.
     fn classify(&self, m: &BTreeMap<String, String>) -> (bool, bool) {
         match self {
-            Outcome::StatusCode { label } => {
+            Outcome::StatusCode { label, grpc } => {
                 let code = m.get(label).map(String::as_str).unwrap_or("");
-                let failed = code.is_empty() || code == "0" || code.starts_with('5');
-                (!failed, code == "403")
+                let grpc_failed = grpc
+                    .as_ref()
+                    .and_then(|g| m.get(g))
+                    .is_some_and(|s| !s.is_empty() && s != "0");
+                let failed = code.is_empty() || code == "0" || code.starts_with('5') || grpc_failed;
+                (!failed, !failed && code == "403")
             }
             Outcome::Classification {
                 label,
@@ -370,6 +379,7 @@ mod tests {
             service: Some("svc".into()),
             outcome: Outcome::StatusCode {
                 label: "code".into(),
+                grpc: Some("grpc".into()),
             },
             placeholders: vec!["unknown".into()],
         }
@@ -385,7 +395,7 @@ mod tests {
         let s = spec();
         assert_eq!(
             s.requests_query(30),
-            r#"sum by (src_ns, src_wl, dst_ns, pod, dst_deploy, dst_sts, svc, code) (increase(req_total{reporter="destination"}[30s]))"#
+            r#"sum by (src_ns, src_wl, dst_ns, pod, dst_deploy, dst_sts, svc, code, grpc) (increase(req_total{reporter="destination"}[30s]))"#
         );
         assert_eq!(
             s.latency_query(60),
@@ -404,7 +414,10 @@ mod tests {
                {{"metric":{{{peers},"code":"0"}},"value":[100.5,"1"]}},
                {{"metric":{{"src_ns":"unknown","dst_ns":"b","code":"200"}},"value":[100.5,"4"]}},
                {{"metric":{{"src_ns":"a","code":"200"}},"value":[100.5,"9"]}},
-               {{"metric":{{{peers},"code":"500"}},"value":[100.5,"NaN"]}}"#
+               {{"metric":{{{peers},"code":"500"}},"value":[100.5,"NaN"]}},
+               {{"metric":{{{peers},"code":"200","grpc":"0"}},"value":[100.5,"6"]}},
+               {{"metric":{{{peers},"code":"200","grpc":""}},"value":[100.5,"1"]}},
+               {{"metric":{{{peers},"code":"200","grpc":"14"}},"value":[100.5,"2"]}}"#
         ));
         let lat = answer(&format!(
             r#"{{"metric":{{{peers},"le":"+Inf"}},"value":[101,"16.5"]}},
@@ -433,7 +446,8 @@ mod tests {
             )
         );
         assert_eq!(e.service.as_deref(), Some("web"));
-        assert_eq!((e.success, e.failure, e.denied), (12.5, 4.0, 2.5));
+        // gRPC: status 0 (or none) is a success, any other a failure, whatever the HTTP code.
+        assert_eq!((e.success, e.failure, e.denied), (19.5, 6.0, 2.5));
         // Sorted by bound, kept monotonic.
         assert_eq!(
             e.latency.buckets,
