@@ -1,8 +1,12 @@
 //! Benchmark (not a test): translate synthetic clusters to every target.
 //! `cargo bench --bench translate` prints, for 1k and 10k SMI objects (over 500 and 5,000
-//! Services), the time of IR → each adapter's objects (best of 3) and the peak RSS of a
-//! process that did only that translation, plus the 10k/1k ratios (linear = 10x).
+//! Services; 100 and 1k with `MESHBRIDGE_BENCH_QUICK=1`), the time of IR → each adapter's
+//! objects (best of 3) and the peak RSS of a process that did only that translation, plus
+//! the 10k/1k ratios (linear = 10x). Record `cold_translate_s` (per backend): text → load +
+//! validate + IR (once) + the best translation.
 
+#[path = "common/record.rs"]
+mod record;
 #[path = "common/rss.rs"]
 mod rss;
 
@@ -25,8 +29,10 @@ const MESHES: &[&str] = &["istio", "linkerd", "gateway-api", "appmesh"];
 
 fn child(mesh: &str, n: usize, svc: usize) {
     let text = cluster_yaml(n, svc);
+    let t0 = Instant::now();
     let l = load_str("bench.yaml", &text);
     let ir = build(&Snapshot::from_objects(l.objects));
+    let load_ir = t0.elapsed();
     drop(text);
     let a = adapter(mesh);
     let cx = Context::default();
@@ -42,7 +48,13 @@ fn child(mesh: &str, n: usize, svc: usize) {
         objects = out.objects.len();
         std::hint::black_box(&out);
     }
-    println!("{} {} {}", best.as_secs_f64(), objects, mem);
+    println!(
+        "{} {} {} {}",
+        best.as_secs_f64(),
+        objects,
+        mem,
+        load_ir.as_secs_f64()
+    );
 }
 
 fn main() {
@@ -61,7 +73,12 @@ fn main() {
     );
     for mesh in MESHES {
         let mut rows = Vec::new();
-        for (n, svc) in [(1_000usize, 500usize), (10_000, 5_000)] {
+        let sizes = if record::quick() {
+            [(100usize, 50usize), (1_000, 500)]
+        } else {
+            [(1_000, 500), (10_000, 5_000)]
+        };
+        for (n, svc) in sizes {
             let out = std::process::Command::new(&exe)
                 .args(["--child", mesh, &n.to_string(), &svc.to_string()])
                 .output()
@@ -70,7 +87,7 @@ fn main() {
                 .split_whitespace()
                 .filter_map(|x| x.parse().ok())
                 .collect();
-            if f.len() < 3 {
+            if f.len() < 4 {
                 println!(
                     "{mesh:>12}: failed: {}",
                     String::from_utf8_lossy(&out.stderr)
@@ -83,10 +100,21 @@ fn main() {
                 f[1],
                 f[2] / 1024.0
             );
+            record::record(
+                "cold_translate_s",
+                n,
+                "s",
+                f[3] + f[0],
+                "meshbridge",
+                Some(mesh),
+            );
             rows.push(f);
         }
         if rows.len() == 2 {
-            println!("{mesh:>12} 10k/1k: time {:.1}x", rows[1][0] / rows[0][0]);
+            println!(
+                "{mesh:>12} 10x the objects: time {:.1}x",
+                rows[1][0] / rows[0][0]
+            );
         }
     }
 }

