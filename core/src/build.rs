@@ -324,7 +324,29 @@ pub(crate) fn is_token_byte(b: u8) -> bool {
 }
 
 /// RE2 syntax check with the `regex` crate (no look-around, no backreferences).
+///
+/// Compiling a regex is most of what validating a large input costs, and every rebuild of the
+/// IR checks the same expressions again (real inputs repeat them too: `/api/.*` in every
+/// route group), so each distinct expression's answer is kept (a bounded, process-wide memo).
 pub fn check_regex(re: &str) -> Result<(), String> {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+    const KEEP: usize = 16_384;
+    static SEEN: OnceLock<Mutex<HashMap<String, Result<(), String>>>> = OnceLock::new();
+    let seen = SEEN.get_or_init(Default::default);
+    if let Some(r) = seen.lock().unwrap_or_else(|e| e.into_inner()).get(re) {
+        return r.clone();
+    }
+    let r = compile_regex(re);
+    let mut m = seen.lock().unwrap_or_else(|e| e.into_inner());
+    if m.len() >= KEEP {
+        m.clear();
+    }
+    m.insert(re.to_owned(), r.clone());
+    r
+}
+
+fn compile_regex(re: &str) -> Result<(), String> {
     regex::RegexBuilder::new(re)
         .size_limit(1 << 20)
         .build()
@@ -1112,5 +1134,24 @@ fn build_access(
                 policy.rules.push(r);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_regex;
+
+    #[test]
+    fn check_regex_answers_the_same_from_its_memo() {
+        for _ in 0..2 {
+            assert_eq!(check_regex("/api/.*"), Ok(()));
+            let e = check_regex("/a(?=b)").unwrap_err();
+            assert!(e.starts_with("`/a(?=b)` is not a valid RE2 regex: "), "{e}");
+            assert!(e.contains("look-around"), "{e}");
+        }
+        // Too large for the compiled size limit: refused however often it is asked.
+        let big = "(?:a{1000}){1000}";
+        assert!(check_regex(big).is_err());
+        assert!(check_regex(big).is_err());
     }
 }
