@@ -7,7 +7,7 @@
 //!
 //! Then `edit_to_desired_ms` (per backend; 10k SMI objects, 1k with `--quick`): the engine
 //! every runtime drives, loaded with the whole input and rendered once, then one TrafficSplit's
-//! weights edited `EDITS` times: the time of `apply` + `recompute` until the new desired
+//! weights edited 60 times (10 with `--quick`): the time of `apply` + `recompute` until the new desired
 //! state is there (p50 and p99; the record is the p99). An edit that changes no output is a
 //! failure of the benchmark, not a figure.
 
@@ -69,7 +69,10 @@ fn child(mesh: &str, n: usize, svc: usize) {
     );
 }
 
-const EDITS: usize = 60;
+/// Edits per backend (10 with `--quick`).
+fn edits() -> usize {
+    if record::quick() { 10 } else { 60 }
+}
 
 /// One backend's engine under edits: prints `p50_ms p99_ms cold_s partitions_per_edit`.
 fn edit_child(mesh: &str, n: usize, svc: usize) {
@@ -95,7 +98,7 @@ fn edit_child(mesh: &str, n: usize, svc: usize) {
     );
     let mut times = Vec::new();
     let mut partitions = 0;
-    for k in 0..EDITS {
+    for k in 0..edits() {
         // Split k (spread over the namespaces), its weights moved by one.
         let i = (k * 37) % n.div_ceil(4);
         let w = 50 + (k as u32 % 40);
@@ -120,7 +123,7 @@ fn edit_child(mesh: &str, n: usize, svc: usize) {
         q(0.5),
         q(0.99),
         cold_s,
-        partitions as f64 / EDITS as f64
+        partitions as f64 / edits() as f64
     );
 }
 
@@ -193,7 +196,8 @@ fn main() {
         }
     }
     println!(
-        "edit → desired state (engine apply + recompute of one TrafficSplit edit, {EDITS} edits)"
+        "edit → desired state (engine apply + recompute of one TrafficSplit edit, {} edits)",
+        edits()
     );
     let (n, svc) = if record::quick() {
         (1_000usize, 500usize)
