@@ -211,3 +211,52 @@ async fn bench() {
         drop(sink);
     }
 }
+
+#[test]
+fn programmed_lists_the_backends_in_use_not_every_adapter() {
+    let all = || {
+        vec![
+            adapter(MeshType::Istio),
+            adapter(MeshType::Linkerd),
+            adapter(MeshType::GatewayApi),
+        ]
+    };
+    let auto = |objects: &str| {
+        let mut e = Engine::new(
+            EngineConfig {
+                backends: Backends::Auto,
+                ..EngineConfig::default()
+            },
+            all(),
+        );
+        let (changes, problems) = meshbridge_core::engine::changes_of(
+            meshbridge_core::load::load_str("in.yaml", objects),
+        );
+        assert!(problems.is_empty(), "{problems:?}");
+        for c in changes {
+            e.apply(c);
+        }
+        e.recompute();
+        e.programmed()
+            .into_iter()
+            .map(|(m, _)| m)
+            .collect::<Vec<_>>()
+    };
+    let svc = "apiVersion: v1\nkind: Service\nmetadata: {name: web, namespace: shop}\nspec: {ports: [{port: 80}]}\n";
+    // `auto` and no Mesh: nothing programs `shop`.
+    assert_eq!(auto(svc), Vec::<MeshType>::new());
+    // The single Mesh programs it: that one, not the other two adapters.
+    let mesh = "---\napiVersion: meshbridge.io/v1alpha1\nkind: Mesh\nmetadata: {name: prod, namespace: meshbridge-system}\nspec: {type: linkerd}\n";
+    assert_eq!(auto(&format!("{svc}{mesh}")), [MeshType::Linkerd]);
+    // --backend LIST: those, namespaces or not.
+    let e = Engine::new(
+        EngineConfig {
+            backends: Backends::List(vec![MeshType::GatewayApi]),
+            ..EngineConfig::default()
+        },
+        all(),
+    );
+    let got: Vec<MeshType> = e.programmed().into_iter().map(|(m, _)| m).collect();
+    assert_eq!(got, [MeshType::GatewayApi]);
+    assert_eq!(e.capabilities().len(), 3);
+}

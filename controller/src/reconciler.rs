@@ -158,7 +158,7 @@ impl Reconciler {
         let mut m = meshbridge_core::metrics::dashboard::model(
             &self.engine,
             &ir,
-            &self.engine.capabilities(),
+            &self.engine.programmed(),
         );
         m.generation = *generation;
         state.set_model(m);

@@ -155,6 +155,30 @@ impl Engine {
             .collect()
     }
 
+    /// The capability matrices of the backends this runtime programs now: the configured
+    /// backends (`--backend LIST`, or the one of `Every`), and with `auto` each adapter that
+    /// programs at least one namespace (through its label or the single Mesh) — not every
+    /// adapter compiled in.
+    pub fn programmed(&self) -> Vec<(MeshType, crate::CapabilityMatrix)> {
+        let used: BTreeSet<MeshType> = match &self.cfg.backends {
+            Backends::List(v) => v.iter().copied().collect(),
+            Backends::Every(m) => [*m].into(),
+            Backends::Auto => self
+                .store
+                .by_ns
+                .keys()
+                .chain(self.store.namespaces.iter())
+                .filter_map(|ns| self.meshes_for(ns).ok())
+                .flatten()
+                .map(|(m, _)| m)
+                .collect(),
+        };
+        self.capabilities()
+            .into_iter()
+            .filter(|(m, _)| used.contains(m))
+            .collect()
+    }
+
     /// Desired outputs (after the last [`Engine::recompute`]).
     pub fn desired(&self) -> &BTreeMap<OutKey, Desired> {
         &self.desired
