@@ -193,7 +193,9 @@ fn stdin_lines() -> tokio::sync::mpsc::UnboundedReceiver<()> {
 }
 
 /// Child process: serves N services to any node id `n-*`; reads "flip" lines on stdin.
-fn serve_child(n: usize) {
+/// The meshbridge push server: one shared snapshot for node ids `n-0` … `n-{nodes - 1}`
+/// (every client of every size of the run has its own node id).
+fn serve_child(n: usize, nodes: usize) {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -204,7 +206,6 @@ fn serve_child(n: usize) {
         let snap = Arc::new(build_snapshot(n, false));
         let after = rss::rss_kib(std::process::id());
         let cache = Cache::new();
-        let nodes = 5000;
         let set = |snap: &Arc<NodeSnapshot>| {
             let mut m = HashMap::new();
             for k in 0..nodes {
@@ -480,7 +481,9 @@ fn push_clients(label: &str, n: usize, peer: &mut Peer, ks: &[usize]) {
 fn push_bench(n: usize, ks: &[usize]) {
     let exe = std::env::current_exe().unwrap();
     let mut cmd = std::process::Command::new(exe);
-    cmd.args(["serve", &n.to_string()]);
+    // Client node ids run on across the sizes (n-0 … n-{sum - 1}): the server knows them all.
+    let nodes: usize = ks.iter().sum();
+    cmd.args(["serve", &n.to_string(), &nodes.to_string()]);
     let (mut peer, hello) = spawn_peer(cmd);
     println!("push meshbridge n={n}: {hello}");
     push_clients("meshbridge", n, &mut peer, ks);
@@ -824,7 +827,8 @@ fn main() {
         .filter(|a| !a.starts_with("--"))
         .collect();
     if args.first().map(String::as_str) == Some("serve") {
-        serve_child(args.get(1).and_then(|n| n.parse().ok()).unwrap_or(1000));
+        let num = |i: usize| args.get(i).and_then(|n| n.parse().ok());
+        serve_child(num(1).unwrap_or(1000), num(2).unwrap_or(5000));
         return;
     }
     if args.first().map(String::as_str) == Some("serve-mesh") {
