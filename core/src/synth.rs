@@ -158,7 +158,7 @@ impl Synth {
     }
 
     /// The two backends of a split rooted at service `r`: the next two of its namespace.
-    fn backends(&self, r: usize) -> (usize, usize) {
+    pub fn backends(&self, r: usize) -> (usize, usize) {
         let ns_base = r - r % self.per_namespace;
         let ns_size = (self.services - ns_base).min(self.per_namespace);
         (

@@ -106,6 +106,7 @@ impl Adapter for EnvoyAdapter {
             let mut resources = serde_json::Map::new();
             for (ty, key) in [
                 (proto::LISTENER, "listeners"),
+                (proto::SCOPED_ROUTE, "scopedRoutes"),
                 (proto::ROUTE, "routes"),
                 (proto::CLUSTER, "clusters"),
                 (proto::ENDPOINT, "endpoints"),

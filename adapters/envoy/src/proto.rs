@@ -12,13 +12,17 @@ use std::sync::OnceLock;
 
 pub const LISTENER: &str = "type.googleapis.com/envoy.config.listener.v3.Listener";
 pub const ROUTE: &str = "type.googleapis.com/envoy.config.route.v3.RouteConfiguration";
+/// Scoped RDS: which route configuration serves a request, by its host (the outbound
+/// listener's route configuration per service, so that one service's change is one small
+/// RDS update).
+pub const SCOPED_ROUTE: &str = "type.googleapis.com/envoy.config.route.v3.ScopedRouteConfiguration";
 pub const CLUSTER: &str = "type.googleapis.com/envoy.config.cluster.v3.Cluster";
 pub const ENDPOINT: &str = "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment";
 pub const SECRET: &str = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret";
 
 /// The xDS types served, in push order (make-before-break: secrets, clusters, endpoints,
-/// then listeners and routes).
-pub const TYPES: [&str; 5] = [SECRET, CLUSTER, ENDPOINT, LISTENER, ROUTE];
+/// then listeners, route scopes and routes).
+pub const TYPES: [&str; 6] = [SECRET, CLUSTER, ENDPOINT, LISTENER, SCOPED_ROUTE, ROUTE];
 
 static DESCRIPTORS: &[u8] = include_bytes!("../descriptors/envoy.pb");
 
@@ -114,7 +118,7 @@ mod tests {
     use envoy_types::pb::envoy::config::cluster::v3::Cluster;
     use envoy_types::pb::envoy::config::endpoint::v3::ClusterLoadAssignment;
     use envoy_types::pb::envoy::config::listener::v3::Listener;
-    use envoy_types::pb::envoy::config::route::v3::RouteConfiguration;
+    use envoy_types::pb::envoy::config::route::v3::{RouteConfiguration, ScopedRouteConfiguration};
     use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::Secret;
     use prost::Name;
 
@@ -122,6 +126,7 @@ mod tests {
     fn type_urls_match_envoy_types() {
         assert_eq!(Listener::type_url(), LISTENER);
         assert_eq!(RouteConfiguration::type_url(), ROUTE);
+        assert_eq!(ScopedRouteConfiguration::type_url(), SCOPED_ROUTE);
         assert_eq!(Cluster::type_url(), CLUSTER);
         assert_eq!(ClusterLoadAssignment::type_url(), ENDPOINT);
         assert_eq!(Secret::type_url(), SECRET);

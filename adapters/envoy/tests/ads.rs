@@ -531,3 +531,148 @@ async fn delta_ack_nack_and_endpoints_resent_after_clusters() {
     assert_eq!(st.nacks, 1);
     assert_eq!(st.acked.get(CLUSTER), Some(&cds.system_version_info));
 }
+
+/// `snap` with two route configurations, `r1` and `r2`, whose content varies with `v1`, `v2`.
+fn snap_two_routes(v1: bool, v2: bool, enc: &mut EncodeCache) -> Arc<NodeSnapshot> {
+    let mut s = (*snap(A, "1s", enc)).clone();
+    let mut res: BTreeMap<&'static str, BTreeMap<String, serde_json::Value>> = BTreeMap::new();
+    let routes = res.entry(ROUTE).or_default();
+    routes.insert(
+        "r1".into(),
+        json!({"@type": ROUTE, "name": "r1", "validateClusters": v1}),
+    );
+    routes.insert(
+        "r2".into(),
+        json!({"@type": ROUTE, "name": "r2", "validateClusters": v2}),
+    );
+    let two = snapshot_from_json(&res, &BTreeMap::new(), enc).unwrap();
+    s.types.insert(ROUTE.into(), two.types[ROUTE].clone());
+    Arc::new(s)
+}
+
+/// Route configurations (like endpoints and secrets) are incremental in state of the world
+/// too: a response updates only what it carries, so a change to one of them sends that one.
+/// After a NACK (the proxy applied none of the response) the next response carries all.
+#[tokio::test]
+async fn sotw_sends_only_the_route_configurations_that_changed() {
+    let (cache, port, _) = start(None).await;
+    let mut enc = EncodeCache::default();
+    cache.set("demo/a", A, snap_two_routes(false, false, &mut enc));
+    let mut s = Stream::open(plain(port).await).await.unwrap();
+    s.ask(Some("demo/a"), CLUSTER, &[]).await;
+    let cds = s.recv().await.unwrap();
+    s.ask(None, LISTENER, &[]).await;
+    s.ask(None, ENDPOINT, &["c1"]).await;
+    let eds = s.recv().await.unwrap();
+    s.ack(&cds, &[]).await;
+    s.ack(&eds, &["c1"]).await;
+    let lds = s.recv().await.unwrap();
+    assert_eq!(lds.type_url, LISTENER);
+    s.ack(&lds, &[]).await;
+    s.ask(None, ROUTE, &["r1", "r2"]).await;
+    let rds = s.recv().await.unwrap();
+    assert_eq!(
+        names(&rds),
+        vec!["r1", "r2"],
+        "the first answer carries all"
+    );
+    s.ack(&rds, &["r1", "r2"]).await;
+    assert!(s.silent(200).await);
+
+    // r2 changes: only r2 is sent, at the version of the whole set.
+    cache.set("demo/a", A, snap_two_routes(false, true, &mut enc));
+    let rds2 = s.recv().await.unwrap();
+    assert_eq!(rds2.type_url, ROUTE);
+    assert_eq!(names(&rds2), vec!["r2"]);
+    assert_ne!(rds2.version_info, rds.version_info);
+    s.ack(&rds2, &["r1", "r2"]).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !cache.in_sync("demo/a") {
+        assert!(std::time::Instant::now() < deadline, "{:?}", cache.status());
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+
+    // r1 changes and the proxy rejects it: the next change carries both again.
+    cache.set("demo/a", A, snap_two_routes(true, true, &mut enc));
+    let rds3 = s.recv().await.unwrap();
+    assert_eq!(names(&rds3), vec!["r1"]);
+    s.send(req(
+        None,
+        ROUTE,
+        &["r1", "r2"],
+        &rds2.version_info,
+        &rds3.nonce,
+        true,
+    ))
+    .await;
+    assert!(s.silent(200).await, "the rejected configuration was resent");
+    cache.set("demo/a", A, snap_two_routes(true, false, &mut enc));
+    let rds4 = s.recv().await.unwrap();
+    assert_eq!(names(&rds4), vec!["r1", "r2"]);
+
+    // A name no longer watched is dropped by the proxy: watched again, it is sent again.
+    s.ack(&rds4, &["r1", "r2"]).await;
+    s.send(req(
+        None,
+        ROUTE,
+        &["r1"],
+        &rds4.version_info,
+        &rds4.nonce,
+        false,
+    ))
+    .await;
+    let only = s.recv().await.unwrap();
+    assert!(names(&only).is_empty(), "{:?}", names(&only));
+    s.ack(&only, &["r1"]).await;
+    s.send(req(
+        None,
+        ROUTE,
+        &["r1", "r2"],
+        &only.version_info,
+        &only.nonce,
+        false,
+    ))
+    .await;
+    let again = s.recv().await.unwrap();
+    assert_eq!(names(&again), vec!["r2"]);
+}
+
+/// A stale request (its nonce is not the last one sent) is not answered, but it names what
+/// the proxy watches now: Envoy sends no other request when it stops watching a type whose
+/// answer crossed that request, so the server must not keep waiting for it.
+#[tokio::test]
+async fn a_stale_request_still_updates_the_subscription() {
+    let (cache, port, _) = start(None).await;
+    let mut s = Stream::open(plain(port).await).await.unwrap();
+    s.ask(Some("demo/a"), SECRET, &[A]).await;
+    let first = s.recv().await.unwrap();
+    assert_eq!(names(&first), vec![A.to_string()]);
+    s.ack(&first, &[A]).await;
+    // The next snapshot's push crosses the proxy's request that drops every secret.
+    let mut enc = EncodeCache::default();
+    let mut other = (*snap(A, "1s", &mut enc)).clone();
+    let mut sec = BTreeMap::new();
+    sec.insert(A.to_string(), json!({"@type": SECRET, "name": A, "validationContext": {"trustedCa": {"inlineString": "changed"}}}));
+    let changed = snapshot_from_json(&BTreeMap::new(), &sec, &mut enc).unwrap();
+    other
+        .types
+        .insert(SECRET.into(), changed.types[SECRET].clone());
+    cache.set("demo/a", A, Arc::new(other));
+    let pushed = s.recv().await.unwrap();
+    assert_ne!(pushed.nonce, first.nonce);
+    s.send(req(
+        None,
+        SECRET,
+        &[],
+        &first.version_info,
+        &first.nonce,
+        false,
+    ))
+    .await;
+    assert!(s.silent(200).await, "a stale request was answered");
+    assert_eq!(
+        cache.status()["demo/a"].subscribed.get(SECRET),
+        Some(&Some(Arc::new(BTreeSet::new()))),
+        "the stale request's subscription was ignored"
+    );
+}

@@ -143,7 +143,10 @@ fn named<'a>(list: &'a Value, name: &str) -> &'a Value {
 
 /// The routes of `svc`'s virtual host (port 8080) on the proxy's outbound listener.
 fn routes(doc: &Value, svc: &str) -> Vec<Value> {
-    let rc = named(&doc["resources"]["routes"], "outbound_http");
+    let rc = named(
+        &doc["resources"]["routes"],
+        &format!("outbound_http/default/{svc}"),
+    );
     named(&rc["virtualHosts"], &format!("default/{svc}|8080"))["routes"]
         .as_array()
         .unwrap()

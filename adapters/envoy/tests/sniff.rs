@@ -208,7 +208,7 @@ fn an_undeclared_outbound_port_sniffs_http_and_falls_back_to_tcp() {
     );
     // The port is on the outbound HTTP listener too; the bare names go to the declared HTTP
     // port (9000), not the undeclared one.
-    let out = named(buyer, "routes", "outbound_http");
+    let out = named(buyer, "routes", "outbound_http/demo/bookstore");
     let vh = |n: &str| {
         out["virtualHosts"]
             .as_array()

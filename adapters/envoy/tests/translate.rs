@@ -49,7 +49,7 @@ fn every_resource_encodes_and_output_is_deterministic() {
 fn routes_splits_and_ab_order() {
     let (docs, _) = run(BASE);
     let client = proxy(&docs, "demo/client");
-    let rc = named(&client["resources"]["routes"], "outbound_http");
+    let rc = named(&client["resources"]["routes"], "outbound_http/demo/web");
     let vh = named(&rc["virtualHosts"], "demo/web|80");
     let domains: Vec<&str> = vh["domains"]
         .as_array()
@@ -123,6 +123,69 @@ fn routes_splits_and_ab_order() {
     );
 }
 
+/// The outbound listener picks a route configuration per service by the request's host
+/// (scoped RDS): every host name of a service (no port) is one scope naming that service's
+/// configuration, so a change to one service is one small RDS update.
+#[test]
+fn each_service_has_its_own_route_configuration_picked_by_host() {
+    let (docs, _) = run(&format!(
+        "{BASE}---\napiVersion: v1\nkind: Service\nmetadata: {{name: other, namespace: demo}}\nspec: {{clusterIP: 10.96.0.9, ports: [{{name: http, port: 80}}]}}\n---\napiVersion: v1\nkind: Service\nmetadata: {{name: v6, namespace: demo}}\nspec: {{clusterIP: \"fd00::9\", ports: [{{name: http, port: 80}}]}}\n"
+    ));
+    let client = proxy(&docs, "demo/client");
+    let hcm = &named(&client["resources"]["listeners"], "outbound_http")["filterChains"][0]["filters"]
+        [0]["typedConfig"];
+    assert!(hcm.get("rds").is_none());
+    assert_eq!(hcm["scopedRoutes"]["name"], "outbound_http");
+    assert_eq!(
+        hcm["scopedRoutes"]["scopeKeyBuilder"]["fragments"][0]["headerValueExtractor"],
+        serde_json::json!({"name": ":authority", "elementSeparator": ":", "index": 0})
+    );
+    let scopes: std::collections::BTreeMap<String, String> = client["resources"]["scopedRoutes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            assert_eq!(s["key"]["fragments"].as_array().unwrap().len(), 1);
+            (
+                s["key"]["fragments"][0]["stringKey"]
+                    .as_str()
+                    .unwrap()
+                    .to_string(),
+                s["routeConfigurationName"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    for host in [
+        "web",
+        "web.demo",
+        "web.demo.svc",
+        "web.demo.svc.cluster.local",
+        "web.demo.svc.cluster.local.",
+    ] {
+        assert_eq!(scopes[host], "outbound_http/demo/web", "{host}");
+    }
+    // Its ClusterIP is a host too. An IPv6 address cannot be a key (the key ends at the
+    // first colon).
+    assert_eq!(scopes["other.demo"], "outbound_http/demo/other");
+    assert_eq!(scopes["10.96.0.9"], "outbound_http/demo/other");
+    assert!(!scopes.keys().any(|k| k.contains(':')));
+    assert_eq!(scopes["v6.demo"], "outbound_http/demo/v6");
+    // The TCP-only service has no HTTP virtual host, hence no route configuration or scope.
+    assert!(!scopes.contains_key("db.demo"));
+    // Every scope names a route configuration the proxy is served, which holds only that
+    // service's virtual hosts.
+    for (host, rc) in &scopes {
+        let r = named(&client["resources"]["routes"], rc);
+        let svc = rc.trim_start_matches("outbound_http/");
+        for vh in r["virtualHosts"].as_array().unwrap() {
+            assert!(
+                vh["name"].as_str().unwrap().starts_with(&format!("{svc}|")),
+                "{host}: {vh}"
+            );
+        }
+    }
+}
+
 #[test]
 fn access_control_is_default_deny_and_never_widened() {
     let (docs, _) = run(BASE);
@@ -153,7 +216,7 @@ fn access_control_is_default_deny_and_never_widened() {
             .as_array()
             .unwrap()
             .iter()
-            .all(|r| r["name"] == "outbound_http"),
+            .all(|r| r["name"].as_str().unwrap().starts_with("outbound_http/")),
         "client has no ports"
     );
     // db: network RBAC on 5432 for web only.
@@ -214,8 +277,10 @@ fn has(list: &Value, name: &str) -> bool {
         .any(|r| r["name"] == name || r["clusterName"] == name)
 }
 
+/// The virtual host `ns/svc|port` (in the service's route configuration).
 fn vhost<'a>(doc: &'a Value, name: &str) -> &'a Value {
-    let rc = named(&doc["resources"]["routes"], "outbound_http");
+    let svc = name.split('|').next().unwrap();
+    let rc = named(&doc["resources"]["routes"], &format!("outbound_http/{svc}"));
     named(&rc["virtualHosts"], name)
 }
 

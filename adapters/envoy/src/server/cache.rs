@@ -2,6 +2,7 @@
 //! xDS status (what it acknowledged, rejected, subscribed to) kept from the stream events.
 
 use super::{Event, NodeSnapshot, Resource, SnapshotSource, version_of, wildcard_type};
+use crate::proto::SCOPED_ROUTE;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -83,7 +84,8 @@ impl Cache {
     }
 
     /// Whether `node` has acknowledged the current version of everything it needs: every
-    /// cluster and listener (even none: removals must land too), and of the named types
+    /// cluster and listener (even none: removals must land too), every route scope once it
+    /// has any, and of the named types
     /// (endpoints, routes, secrets) what it subscribed to — a proxy that references no
     /// endpoints (no EDS cluster, which per-proxy trimming makes common) or no secret never
     /// asks for them and has nothing to wait for.
@@ -101,6 +103,11 @@ impl Cache {
         snap.types.iter().all(|(t, all)| {
             let acked = s.acked.get(t);
             if wildcard_type(t) {
+                // Route scopes are asked for only by a listener that has them: a proxy
+                // without any has nothing to wait for.
+                if t == SCOPED_ROUTE && all.is_empty() && !s.subscribed.contains_key(t) {
+                    return true;
+                }
                 return acked == Some(&snap.version(t));
             }
             let wanted: Vec<&Arc<Resource>> = match s.subscribed.get(t) {

@@ -72,6 +72,7 @@ impl Wire for Delta {
     }
 
     fn diff(
+        _t: &str,
         st: &TypeState<Self::Held>,
         selected: Vec<Arc<Resource>>,
         _version: &str,

@@ -29,7 +29,7 @@ mod stream;
 pub use cache::{Cache, Metrics, NodeStatus};
 pub use encode::{EncodeCache, snapshot_from_json};
 
-use crate::proto::{CLUSTER, LISTENER};
+use crate::proto::{CLUSTER, LISTENER, SCOPED_ROUTE};
 use envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service_server::{
     AggregatedDiscoveryService, AggregatedDiscoveryServiceServer,
 };
@@ -184,7 +184,7 @@ impl<S: SnapshotSource> Ads<S> {
 
 /// Types a proxy subscribes to as a whole (an empty subscription means every resource).
 fn wildcard_type(t: &str) -> bool {
-    t == LISTENER || t == CLUSTER
+    t == LISTENER || t == CLUSTER || t == SCOPED_ROUTE
 }
 
 /// The responses of one stream of encoding `W`.

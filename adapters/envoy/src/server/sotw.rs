@@ -1,11 +1,15 @@
 //! State of the world (`StreamAggregatedResources`) over the [stream engine](super::stream):
 //! a request names the whole subscription; an ACK or NACK repeats the last nonce; a request
-//! with an older nonce is stale and ignored; a response carries every resource in scope.
+//! with an older nonce is stale and ignored. A response of listeners or clusters carries
+//! every resource in scope (what it omits is removed); a response of the other types (routes,
+//! route configurations' endpoints, secrets) updates only what it carries, so it carries only
+//! the resources the proxy was not sent at their current version: one service's route
+//! change is one route configuration on the wire, not all of them.
 
 use super::stream::{Next, Payload, Stream, TypeState, Wire};
 use super::{Resource, SnapshotSource, wildcard_type};
 use envoy_types::pb::envoy::service::discovery::v3::{DiscoveryRequest, DiscoveryResponse};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 pub(super) struct Sotw;
@@ -13,8 +17,8 @@ pub(super) struct Sotw;
 impl Wire for Sotw {
     type Request = DiscoveryRequest;
     type Response = DiscoveryResponse;
-    /// A response carries everything in scope: nothing more to track.
-    type Held = ();
+    /// Name → version sent (of the types whose responses are incremental).
+    type Held = BTreeMap<String, String>;
     const DELTA: bool = false;
 
     fn node_id(req: &DiscoveryRequest) -> Option<&str> {
@@ -38,22 +42,33 @@ impl Wire for Sotw {
             s.check_secrets(&t, ns);
         }
         let nonce = req.response_nonce;
-        if !nonce.is_empty() && nonce != s.state(&t).nonce {
-            return Next::Nothing; // stale
-        }
-        if let Some(err) = &req.error_detail {
-            s.rejected(&t, req.version_info, &err.message);
-            return Next::Push;
-        }
-        let (first, changed) = s.subscribe(&t, |st| {
+        let rescope = |st: &mut TypeState<Self::Held>| {
             let (wildcard, names) = (names.is_none(), names.unwrap_or_default());
             let differ = st.sub.wildcard != wildcard || *st.sub.names != names;
             if differ {
+                // What the proxy no longer watches it dropped: sent again if watched again.
+                st.held.retain(|n, _| wildcard || names.contains(n));
                 st.sub.wildcard = wildcard;
                 st.sub.names = Arc::new(names);
             }
             differ
-        });
+        };
+        if !nonce.is_empty() && nonce != s.state(&t).nonce {
+            // Stale: not answered, but it names what the proxy watches now. Envoy sends
+            // nothing more when it stops watching a type whose answer crosses this request
+            // (an empty answer for a type it no longer watches is accepted silently).
+            if s.state(&t).sub.subscribed {
+                s.subscribe(&t, rescope);
+            }
+            return Next::Nothing;
+        }
+        if let Some(err) = &req.error_detail {
+            s.rejected(&t, req.version_info, &err.message);
+            // The proxy applied none of that response: the next one carries everything.
+            s.state(&t).held.clear();
+            return Next::Push;
+        }
+        let (first, changed) = s.subscribe(&t, rescope);
         if !nonce.is_empty() && (first || !changed) {
             s.acknowledged(&t, &req.version_info);
             // Envoy re-requests endpoints after clusters (routes after listeners) with the
@@ -72,7 +87,8 @@ impl Wire for Sotw {
     }
 
     fn diff(
-        st: &TypeState<()>,
+        t: &str,
+        st: &TypeState<Self::Held>,
         selected: Vec<Arc<Resource>>,
         version: &str,
         forced: bool,
@@ -81,13 +97,29 @@ impl Wire for Sotw {
         if !forced && (st.sent.as_deref() == current || st.nacked.as_deref() == current) {
             return None;
         }
+        let whole = forced || st.resend || wildcard_type(t);
+        let resources = if whole {
+            selected
+        } else {
+            selected
+                .into_iter()
+                .filter(|r| st.held.get(&r.name) != Some(&r.version))
+                .collect()
+        };
         Some(Payload {
-            resources: selected,
+            resources,
             removed: vec![],
         })
     }
 
-    fn record(_: &mut (), _: &Payload, _: bool) {}
+    fn record(held: &mut Self::Held, p: &Payload, resend: bool) {
+        if resend {
+            held.clear();
+        }
+        for r in &p.resources {
+            held.insert(r.name.clone(), r.version.clone());
+        }
+    }
 
     fn encode(type_url: &str, version: &str, nonce: &str, p: Payload) -> DiscoveryResponse {
         DiscoveryResponse {

@@ -5,7 +5,7 @@
 //! ([`Wire::diff`], [`Wire::encode`]):
 //! - per type: the subscription (wildcard or names), the last nonce and version sent, the
 //!   pending response, the rejected version, and whether the type must be resent in full
-//!   (endpoints after a cluster push, routes after a listener push);
+//!   (endpoints after a cluster push, route scopes and routes after a listener push);
 //! - ACK and NACK: the events (a NACK message truncated to 2,000 bytes), what a NACK undoes;
 //! - secrets of another identity are refused (`Denied`), not served;
 //! - pushes in make-before-break order ([`TYPES`]): listeners and routes wait until clusters
@@ -16,7 +16,7 @@
 
 use super::auth::{authorize, first_node};
 use super::{Event, NodeSnapshot, Resource, SnapshotSource, version_of, wildcard_type};
-use crate::proto::{CLUSTER, ENDPOINT, LISTENER, ROUTE, SECRET, TYPES};
+use crate::proto::{CLUSTER, ENDPOINT, LISTENER, ROUTE, SCOPED_ROUTE, SECRET, TYPES};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use tokio::sync::mpsc;
@@ -25,13 +25,13 @@ use tonic::{Status, Streaming};
 /// Longest NACK message kept (events, status).
 const NACK_MESSAGE_MAX: usize = 2000;
 
-/// The type resent in full after a push of `t` (re-created clusters warm until they get
-/// their endpoints again; re-created listeners until they get their routes).
-fn follower(t: &str) -> Option<&'static str> {
+/// The types resent in full after a push of `t` (re-created clusters warm until they get
+/// their endpoints again; re-created listeners until they get their route scopes and routes).
+fn followers(t: &str) -> &'static [&'static str] {
     match t {
-        CLUSTER => Some(ENDPOINT),
-        LISTENER => Some(ROUTE),
-        _ => None,
+        CLUSTER => &[ENDPOINT],
+        LISTENER => &[SCOPED_ROUTE, ROUTE],
+        _ => &[],
     }
 }
 
@@ -107,9 +107,10 @@ pub(super) trait Wire: Sized + Send + 'static {
     /// Applies a request of a served type to the stream's state (through the engine's
     /// [`Stream::subscribe`], [`Stream::acknowledged`], [`Stream::rejected`]).
     fn read<S: SnapshotSource>(s: &mut Stream<S, Self>, req: Self::Request) -> Next;
-    /// What to send for a type whose in-scope resources are `selected` (sorted by name) at
+    /// What to send for type `t` whose in-scope resources are `selected` (sorted by name) at
     /// `version`; `None`: nothing. `forced`: even what the proxy already has.
     fn diff(
+        t: &str,
         st: &TypeState<Self::Held>,
         selected: Vec<Arc<Resource>>,
         version: &str,
@@ -278,8 +279,10 @@ impl<S: SnapshotSource, W: Wire> Stream<S, W> {
         let st = self.state(t);
         st.pending = false;
         st.nacked = st.sent.clone();
-        if let Some(f) = follower(t).and_then(|f| self.types.get_mut(f)) {
-            f.resend = false;
+        for f in followers(t) {
+            if let Some(f) = self.types.get_mut(*f) {
+                f.resend = false;
+            }
         }
         self.source.event(Event::Nack {
             node: self.node.clone(),
@@ -341,12 +344,14 @@ impl<S: SnapshotSource, W: Wire> Stream<S, W> {
         endpoints_unrequested(self.snap.get(ENDPOINT), clusters, eds)
     }
 
-    /// Make before break: listeners and routes wait for clusters and endpoints (acknowledged,
-    /// and the endpoints of every cluster requested), routes for listeners.
+    /// Make before break: listeners, route scopes and routes wait for clusters and endpoints
+    /// (acknowledged, and the endpoints of every cluster requested), route scopes and routes
+    /// for listeners. Routes do not wait for route scopes: Envoy acknowledges new scopes only
+    /// once it has their route configurations.
     fn held_back(&self, t: &str) -> bool {
-        ((t == LISTENER || t == ROUTE)
+        ((t == LISTENER || t == SCOPED_ROUTE || t == ROUTE)
             && (self.pending(CLUSTER) || self.pending(ENDPOINT) || self.endpoints_unrequested()))
-            || (t == ROUTE && self.pending(LISTENER))
+            || ((t == SCOPED_ROUTE || t == ROUTE) && self.pending(LISTENER))
     }
 
     /// Sends every subscribed type whose content changed, in make-before-break order.
@@ -370,7 +375,7 @@ impl<S: SnapshotSource, W: Wire> Stream<S, W> {
         let selected = self.selected(t);
         let version = self.current(t);
         let st = self.state(t);
-        let Some(p) = W::diff(st, selected, &version, forced) else {
+        let Some(p) = W::diff(t, st, selected, &version, forced) else {
             return true;
         };
         W::record(&mut st.held, &p, st.resend);
@@ -382,10 +387,12 @@ impl<S: SnapshotSource, W: Wire> Stream<S, W> {
         st.pending = true;
         st.resend = false;
         let count = p.resources.len();
-        if count > 0
-            && let Some(f) = follower(t).and_then(|f| self.types.get_mut(f))
-        {
-            f.resend = true;
+        if count > 0 {
+            for f in followers(t) {
+                if let Some(f) = self.types.get_mut(*f) {
+                    f.resend = true;
+                }
+            }
         }
         let ok = self
             .tx

@@ -2,8 +2,10 @@
 //! (with `@type`), one map per xDS type keyed by resource name.
 //!
 //! Layout of one sidecar (pod IP `P`, application address `A`):
-//! - `outbound_http` on `P:15001`: HTTP, routes from RDS `outbound_http` — one virtual host per
-//!   (service, HTTP port) with the service's names as domains; TrafficSplit weights become
+//! - `outbound_http` on `P:15001`: HTTP, routes from scoped RDS — one route configuration per
+//!   service (`outbound_http/<ns>/<svc>`), picked by the request's host (a route scope per host
+//!   name of the service, [`outbound_scope_key`]), with one virtual host per HTTP port and the
+//!   service's names as domains; TrafficSplit weights become
 //!   weighted clusters, A/B matches become routes (path regex full-match `(?:P).*`, one route
 //!   per method, header regexes) with a catch-all to the root service last. A route table
 //!   (GAMMA [`Split::rules`]) becomes one route per rule match in precedence order, with its
@@ -15,8 +17,8 @@
 //!   HTTP (`http/1.0`, `http/1.1`, `h2c`) → HCM with RDS `outbound_http_<port>` (the port's
 //!   routes, any host), anything else — or nothing sent within 1 s, a
 //!   server-first protocol — `tcp_proxy` (to the root service when the port has a route
-//!   table: HTTP routes say nothing about other traffic). Undeclared ports also get a virtual host on
-//!   `outbound_http` (the bare names go to the first declared HTTP port, else the first
+//!   table: HTTP routes say nothing about other traffic). Undeclared ports also get a virtual host in
+//!   their service's `outbound_http/…` (the bare names go to the first declared HTTP port, else the first
 //!   undeclared one).
 //! - `inbound_<port>` on `P:<port>` per container port: mTLS required (client certificate
 //!   from the mesh CA); HTTP ports: HCM with RDS `inbound_<port>` whose single route carries the
@@ -44,7 +46,7 @@
 //! otherwise (no pods: `503 no healthy upstream`; a target port without an inbound listener:
 //! connection refused) it is kept whole, as before.
 
-use crate::proto::{CLUSTER, ENDPOINT, ROUTE};
+use crate::proto::{CLUSTER, ENDPOINT, ROUTE, SCOPED_ROUTE};
 use meshbridge_core::capability::{Feature, Level};
 use meshbridge_core::ir::{
     HttpRoute, Identity, Ir, PodInfo, PortKind, Protocol, Service, ServicePort, Split, SvcKey,
@@ -154,6 +156,21 @@ pub struct ProxyConfig {
     pub secrets: Vec<String>,
     /// Input objects that shaped this proxy's configuration.
     pub parents: BTreeSet<ObjectKey>,
+}
+
+/// The outbound listener's route configurations (by name) and route scopes (by host).
+#[derive(Default)]
+struct OutboundRoutes {
+    routes: BTreeMap<String, Value>,
+    scopes: BTreeMap<String, Value>,
+    /// Some virtual host is trimmed (answered by the proxy's deny listener).
+    trimmed: bool,
+}
+
+/// How the outbound listener finds a request's route scope: the `:authority` up to its first
+/// colon (the host without its port), compared exactly with each scope's host name.
+pub fn outbound_scope_key() -> Value {
+    json!({"fragments": [{"headerValueExtractor": {"name": ":authority", "elementSeparator": ":", "index": 0}}]})
 }
 
 /// How every endpoint of a cluster refuses a client whose identity it does not allow.
@@ -449,8 +466,8 @@ impl<'a> Mesh<'a> {
         }
     }
 
-    /// Domains of a service port, as seen from namespace `from`.
-    fn domains(&self, s: &Service, port: u16, default_port: bool, from: &str) -> Vec<String> {
+    /// The host names of a service (without port), as seen from namespace `from`.
+    fn hosts(&self, s: &Service, from: &str) -> Vec<String> {
         let k = &s.key;
         let cd = &self.cx.cluster_domain;
         let mut names = vec![
@@ -465,8 +482,13 @@ impl<'a> Mesh<'a> {
         if let Some(ip) = &s.cluster_ip {
             names.push(ip.clone());
         }
+        names
+    }
+
+    /// Domains of a service port, as seen from namespace `from`.
+    fn domains(&self, s: &Service, port: u16, default_port: bool, from: &str) -> Vec<String> {
         let mut out = Vec::new();
-        for n in names {
+        for n in self.hosts(s, from) {
             out.push(format!("{n}:{port}"));
             if default_port {
                 out.push(n);
@@ -610,28 +632,35 @@ impl<'a> Mesh<'a> {
         }
     }
 
-    /// The outbound route configuration: one virtual host per service port that may carry
-    /// HTTP (declared or detected). `kept`: cluster names of the ports not trimmed for this
-    /// proxy (see [`Mesh::scope`]).
+    /// The outbound route configurations, one per service with a port that may carry HTTP
+    /// (declared or detected): `outbound_http/<ns>/<svc>`, one virtual host per such port;
+    /// and the route scopes that pick a service's configuration by the request's host (one
+    /// per host name of the service, see [`outbound_scope_key`]). One service's change is
+    /// then one small route configuration, not every virtual host of the mesh. `kept`:
+    /// cluster names of the ports not trimmed for this proxy (see [`Mesh::scope`]).
     fn outbound_routes(
         &self,
         from: &str,
         kept: &BTreeSet<String>,
         parents: &mut BTreeSet<ObjectKey>,
-    ) -> Value {
-        let mut vhosts = Vec::new();
+    ) -> OutboundRoutes {
+        let mut out = OutboundRoutes::default();
         for s in self.ir.services.values() {
             let http: Vec<&ServicePort> = s
                 .ports
                 .iter()
                 .filter(|p| p.kind() != PortKind::Opaque)
                 .collect();
+            if http.is_empty() {
+                continue;
+            }
             // The bare names (no port) go to the first declared HTTP port, else the first
             // port whose protocol is detected.
             let default = http
                 .iter()
                 .position(|p| p.kind() == PortKind::Http)
                 .unwrap_or(0);
+            let mut vhosts = Vec::new();
             for (i, p) in http.iter().enumerate() {
                 let name = cluster_name(&s.key, p.port);
                 let mut vh = json!({
@@ -641,11 +670,33 @@ impl<'a> Mesh<'a> {
                 });
                 if !kept.contains(&name) {
                     vh["virtualClusters"] = json!([{"name": DENIED_VCLUSTER, "headers": [{"name": ":method", "presentMatch": true}]}]);
+                    out.trimmed = true;
                 }
                 vhosts.push(vh);
             }
+            let route = format!("{OUTBOUND_ROUTE}/{}/{}", s.key.namespace, s.key.name);
+            for host in self.hosts(s, from) {
+                // A host with a colon (an IPv6 address) cannot be a scope key: the key is
+                // the authority up to its first colon.
+                if host.contains(':') || out.scopes.contains_key(&host) {
+                    continue;
+                }
+                out.scopes.insert(
+                    host.clone(),
+                    json!({
+                        "@type": SCOPED_ROUTE,
+                        "name": format!("{OUTBOUND_ROUTE}/{host}"),
+                        "routeConfigurationName": route,
+                        "key": {"fragments": [{"stringKey": host}]},
+                    }),
+                );
+            }
+            out.routes.insert(
+                route.clone(),
+                json!({"@type": ROUTE, "name": route, "virtualHosts": vhosts}),
+            );
         }
-        json!({"@type": ROUTE, "name": OUTBOUND_ROUTE, "virtualHosts": vhosts})
+        out
     }
 
     /// The HTTP routes of one service port (its virtual host's), for clients in `from`.

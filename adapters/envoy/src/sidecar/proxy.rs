@@ -6,9 +6,9 @@
 use super::{
     ADMIN_PORT, DENY_CLUSTER, DENY_PORT, Mesh, OUTBOUND_PORT, OUTBOUND_ROUTE, Proxy, ProxyConfig,
     RBAC_DENIED_BODY, RBAC_DENIED_STATUS, RBAC_EARLY_DATA_BYTES, ROOT_CA_SECRET, ads, cluster_name,
-    rbac_policies, router, socket,
+    outbound_scope_key, rbac_policies, router, socket,
 };
-use crate::proto::{CLUSTER, ENDPOINT, LISTENER, ROUTE};
+use crate::proto::{CLUSTER, ENDPOINT, LISTENER, ROUTE, SCOPED_ROUTE};
 use meshbridge_core::Finding;
 use meshbridge_core::capability::{Feature, Level};
 use meshbridge_core::ir::{AccessRule, PortKind, Protocol, Service, Traffic};
@@ -57,6 +57,8 @@ struct Build<'p> {
     parents: BTreeSet<ObjectKey>,
     listeners: BTreeMap<String, Value>,
     routes: BTreeMap<String, Value>,
+    /// Route scopes of the outbound listener, by name.
+    scopes: BTreeMap<String, Value>,
     clusters: BTreeMap<String, Value>,
     endpoints: BTreeMap<String, Value>,
 }
@@ -109,6 +111,7 @@ impl Build<'_> {
     fn finish(self) -> ProxyConfig {
         let mut resources = BTreeMap::new();
         resources.insert(LISTENER, self.listeners);
+        resources.insert(SCOPED_ROUTE, self.scopes);
         resources.insert(ROUTE, self.routes);
         resources.insert(CLUSTER, self.clusters);
         resources.insert(ENDPOINT, self.endpoints);
@@ -133,6 +136,7 @@ impl Mesh<'_> {
             parents: BTreeSet::new(),
             listeners: BTreeMap::new(),
             routes: BTreeMap::new(),
+            scopes: BTreeMap::new(),
             clusters: BTreeMap::new(),
             endpoints: BTreeMap::new(),
         };
@@ -180,17 +184,24 @@ impl Mesh<'_> {
                 "typedConfig": {
                     "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
                     "statPrefix": "outbound_http",
-                    "rds": {"configSource": ads(), "routeConfigName": OUTBOUND_ROUTE},
+                    "scopedRoutes": {
+                        "name": OUTBOUND_ROUTE,
+                        "scopeKeyBuilder": outbound_scope_key(),
+                        "rdsConfigSource": ads(),
+                        "scopedRds": {"scopedRdsConfigSource": ads()},
+                    },
                     "httpFilters": [router()],
                 }
             }]}),
         );
-        let routes = self.outbound_routes(&b.proxy.namespace, kept, &mut b.parents);
-        let trimmed = routes["virtualHosts"]
-            .as_array()
-            .is_some_and(|v| v.iter().any(|vh| vh.get("virtualClusters").is_some()));
-        b.routes.insert(OUTBOUND_ROUTE.to_string(), routes);
-        if trimmed {
+        let out = self.outbound_routes(&b.proxy.namespace, kept, &mut b.parents);
+        b.routes.extend(out.routes);
+        b.scopes.extend(
+            out.scopes
+                .into_values()
+                .filter_map(|v| Some((v["name"].as_str()?.to_string(), v))),
+        );
+        if out.trimmed {
             Self::deny_listener(b);
         }
     }
