@@ -58,7 +58,7 @@ if [ $# -eq 0 ]; then
     echo "scripts/bench.sh --quick failed"
     exit 1
   fi
-  for f in cold_translate_s edit_to_desired_ms push_initial_s push_change_s xds_rss_kb_per_proxy edit_to_served_p99_ms; do
+  for f in cold_translate_s edit_to_desired_ms push_initial_s push_change_s xds_rss_kb_per_proxy edit_to_served_p99_ms access_edit_to_served_p99_ms edit_bytes_sent full_resend_bytes; do
     grep -q "^BENCH {\"figure\":\"$f\"" target/bench-quick.log || {
       tail -40 target/bench-quick.log
       echo "scripts/bench.sh --quick recorded no $f"

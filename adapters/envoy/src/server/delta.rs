@@ -100,7 +100,7 @@ impl Wire for Delta {
         Some(Payload { resources, removed })
     }
 
-    fn record(held: &mut Self::Held, p: &Payload, resend: bool) {
+    fn record(_t: &str, held: &mut Self::Held, p: &Payload, resend: bool) {
         if resend {
             held.clear();
         }

@@ -17,7 +17,8 @@ pub(super) struct Sotw;
 impl Wire for Sotw {
     type Request = DiscoveryRequest;
     type Response = DiscoveryResponse;
-    /// Name → version sent (of the types whose responses are incremental).
+    /// Name → version sent, of the types whose responses are incremental (routes,
+    /// endpoints, secrets).
     type Held = BTreeMap<String, String>;
     const DELTA: bool = false;
 
@@ -112,7 +113,11 @@ impl Wire for Sotw {
         })
     }
 
-    fn record(held: &mut Self::Held, p: &Payload, resend: bool) {
+    fn record(t: &str, held: &mut Self::Held, p: &Payload, resend: bool) {
+        // Listeners, clusters and route scopes are always sent whole: nothing to track.
+        if wildcard_type(t) {
+            return;
+        }
         if resend {
             held.clear();
         }

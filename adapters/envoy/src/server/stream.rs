@@ -117,7 +117,7 @@ pub(super) trait Wire: Sized + Send + 'static {
         forced: bool,
     ) -> Option<Payload>;
     /// Notes what the proxy holds once `p` is sent (`resend`: in full).
-    fn record(held: &mut Self::Held, p: &Payload, resend: bool);
+    fn record(t: &str, held: &mut Self::Held, p: &Payload, resend: bool);
     fn encode(type_url: &str, version: &str, nonce: &str, p: Payload) -> Self::Response;
 }
 
@@ -378,7 +378,7 @@ impl<S: SnapshotSource, W: Wire> Stream<S, W> {
         let Some(p) = W::diff(t, st, selected, &version, forced) else {
             return true;
         };
-        W::record(&mut st.held, &p, st.resend);
+        W::record(t, &mut st.held, &p, st.resend);
         self.nonce += 1;
         let nonce = self.nonce.to_string();
         let st = self.state(t);
