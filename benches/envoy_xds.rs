@@ -542,19 +542,6 @@ fn push_bench(n: usize, ks: &[usize]) {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-fn http_get(addr: &str, path: &str) -> String {
-    let Ok(mut s) = std::net::TcpStream::connect(addr) else {
-        return String::new();
-    };
-    let _ = write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-    );
-    let mut b = String::new();
-    let _ = s.read_to_string(&mut b);
-    b
-}
-
 /// One counter or gauge of an Envoy admin (0 when absent).
 fn admin_stat(admin: &str, name: &str) -> f64 {
     let filter: String = format!("^{}$", name.replace('.', "\\."))
@@ -566,7 +553,7 @@ fn admin_stat(admin: &str, name: &str) -> f64 {
             _ => format!("%{b:02X}"),
         })
         .collect();
-    let b = http_get(admin, &format!("/stats?filter={filter}"));
+    let (_, b) = http_req(admin, "x", &format!("/stats?filter={filter}"));
     let prefix = format!("{name}: ");
     b.lines()
         .find_map(|l| l.strip_prefix(prefix.as_str()))
@@ -710,18 +697,47 @@ fn edit_bench(n: usize, edits: usize) {
         .stderr(std::fs::File::create(dir.with_extension("err")).unwrap())
         .spawn()
         .unwrap_or_else(|e| panic!("{bin}: {e}"));
-    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    // Its output lines, read on their own thread (which keeps draining them), so that the
+    // wait for `ready` is bounded.
+    let (line_tx, lines) = std::sync::mpsc::channel::<String>();
+    let out = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for l in std::io::BufReader::new(out).lines() {
+            let Ok(l) = l else { break };
+            if line_tx.send(l).is_err() {
+                break;
+            }
+        }
+    });
     let (mut admin, mut outbound, mut sidecars) = (String::new(), String::new(), 0);
     let t0 = Instant::now();
+    let ready_by = t0 + Duration::from_secs(600);
     loop {
-        let mut l = String::new();
-        if out.read_line(&mut l).unwrap() == 0 {
-            let err = std::fs::read_to_string(dir.with_extension("err")).unwrap_or_default();
-            panic!(
-                "meshbridge local exited: {}",
-                &err[err.len().saturating_sub(2000)..]
-            );
-        }
+        let left = ready_by.saturating_duration_since(Instant::now());
+        let l = match lines.recv_timeout(left) {
+            Ok(l) => l,
+            Err(e) => {
+                let err = std::fs::read_to_string(dir.with_extension("err")).unwrap_or_default();
+                let why = match e {
+                    std::sync::mpsc::RecvTimeoutError::Timeout => "not ready within 600 s",
+                    std::sync::mpsc::RecvTimeoutError::Disconnected => "meshbridge local exited",
+                };
+                println!(
+                    "edit n={n}: FAILED: {why}: {}",
+                    &err[err.len().saturating_sub(2000)..]
+                );
+                println!("BENCH-SKIPPED edit_to_served_p99_ms size={n}: {why}");
+                // SIGTERM: `local` stops its sidecars and apps on the way out.
+                let _ = std::process::Command::new("kill")
+                    .arg("-TERM")
+                    .arg(child.id().to_string())
+                    .status();
+                let _ = child.wait();
+                let _ = std::fs::remove_dir_all(&dir);
+                let _ = std::fs::remove_file(dir.with_extension("err"));
+                return;
+            }
+        };
         if let Ok(v) = serde_json::from_str::<serde_json::Value>(&l)
             && let Some(a) = v["admin"].as_str()
         {
