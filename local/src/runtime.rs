@@ -17,7 +17,7 @@ use meshbridge_envoy::server::{
     Cache, Connections, EncodeCache, NodeSnapshot, ServerTls, snapshot_from_json,
 };
 use meshbridge_envoy::sidecar::{
-    ADMIN_PORT, OUTBOUND_PORT, Proxy, ProxyConfig, ROOT_CA_SECRET, translate_all,
+    ADMIN_PORT, OUTBOUND_PORT, Proxy, ProxyConfig, ROOT_CA_SECRET, Translator,
 };
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -112,6 +112,8 @@ struct Runtime {
     ca: Arc<Ca>,
     cache: Arc<Cache>,
     enc: EncodeCache,
+    /// Translates per proxy again on every reload, reusing what did not change.
+    translator: Translator,
     inputs: Inputs,
     pods: BTreeMap<String, RunningPod>,
     /// Stable address index per pod (node id).
@@ -508,7 +510,8 @@ impl Runtime {
             })
             .collect();
         let t1 = Instant::now();
-        let (configs, findings) = translate_all(&ir, &self.cx, &proxies);
+        let ir = Arc::new(ir);
+        let (configs, findings) = self.translator.translate(ir.clone(), &self.cx, &proxies);
         let t_translate = t1.elapsed();
         for f in &findings {
             let origin = snap.origin(&f.object).cloned().unwrap_or_default();
@@ -725,6 +728,7 @@ pub async fn up(opts: UpOptions, controls: Controls) -> Result<(), Error> {
         ca,
         cache,
         enc: EncodeCache::default(),
+        translator: Translator::default(),
         inputs: Inputs::with_options(
             opts.trust_domain.clone(),
             meshbridge_core::load::LoadOptions {

@@ -114,7 +114,7 @@ impl Adapter for EnvoyAdapter {
                 let list: Vec<serde_json::Value> = c
                     .resources
                     .get(ty)
-                    .map(|m| m.values().cloned().collect())
+                    .map(|m| m.values().map(|v| serde_json::Value::clone(v)).collect())
                     .unwrap_or_default();
                 resources.insert(key.into(), json!(list));
             }

@@ -34,19 +34,19 @@ fn cluster(name: &str, timeout: &str) -> serde_json::Value {
 }
 
 fn snap(own: &str, timeout: &str, enc: &mut EncodeCache) -> Arc<NodeSnapshot> {
-    let mut res: BTreeMap<&'static str, BTreeMap<String, serde_json::Value>> = BTreeMap::new();
+    let mut res: BTreeMap<&'static str, BTreeMap<String, Arc<serde_json::Value>>> = BTreeMap::new();
     res.entry(CLUSTER)
         .or_default()
-        .insert("c1".into(), cluster("c1", timeout));
+        .insert("c1".into(), cluster("c1", timeout).into());
     res.entry(ENDPOINT)
         .or_default()
-        .insert("c1".into(), json!({"@type": ENDPOINT, "clusterName": "c1"}));
+        .insert("c1".into(), json!({"@type": ENDPOINT, "clusterName": "c1"}).into());
     res.entry(LISTENER)
         .or_default()
-        .insert("l1".into(), json!({"@type": LISTENER, "name": "l1"}));
+        .insert("l1".into(), json!({"@type": LISTENER, "name": "l1"}).into());
     res.entry(ROUTE)
         .or_default()
-        .insert("r1".into(), json!({"@type": ROUTE, "name": "r1"}));
+        .insert("r1".into(), json!({"@type": ROUTE, "name": "r1"}).into());
     let mut secrets = BTreeMap::new();
     secrets.insert(own.to_string(), secret(own));
     Arc::new(snapshot_from_json(&res, &secrets, enc).unwrap())
@@ -428,10 +428,10 @@ async fn removing_the_last_clusters_sends_no_endpoints_and_converges() {
     }
     assert!(s.silent(200).await);
     // The snapshot loses its only cluster (and its endpoints).
-    let mut res: BTreeMap<&'static str, BTreeMap<String, serde_json::Value>> = BTreeMap::new();
+    let mut res: BTreeMap<&'static str, BTreeMap<String, Arc<serde_json::Value>>> = BTreeMap::new();
     res.entry(LISTENER)
         .or_default()
-        .insert("l1".into(), json!({"@type": LISTENER, "name": "l1"}));
+        .insert("l1".into(), json!({"@type": LISTENER, "name": "l1"}).into());
     let mut enc = EncodeCache::default();
     let snap = snapshot_from_json(&res, &BTreeMap::new(), &mut enc).unwrap();
     cache.set("demo/a", A, Arc::new(snap));
@@ -535,15 +535,15 @@ async fn delta_ack_nack_and_endpoints_resent_after_clusters() {
 /// `snap` with two route configurations, `r1` and `r2`, whose content varies with `v1`, `v2`.
 fn snap_two_routes(v1: bool, v2: bool, enc: &mut EncodeCache) -> Arc<NodeSnapshot> {
     let mut s = (*snap(A, "1s", enc)).clone();
-    let mut res: BTreeMap<&'static str, BTreeMap<String, serde_json::Value>> = BTreeMap::new();
+    let mut res: BTreeMap<&'static str, BTreeMap<String, Arc<serde_json::Value>>> = BTreeMap::new();
     let routes = res.entry(ROUTE).or_default();
     routes.insert(
         "r1".into(),
-        json!({"@type": ROUTE, "name": "r1", "validateClusters": v1}),
+        json!({"@type": ROUTE, "name": "r1", "validateClusters": v1}).into(),
     );
     routes.insert(
         "r2".into(),
-        json!({"@type": ROUTE, "name": "r2", "validateClusters": v2}),
+        json!({"@type": ROUTE, "name": "r2", "validateClusters": v2}).into(),
     );
     let two = snapshot_from_json(&res, &BTreeMap::new(), enc).unwrap();
     s.types.insert(ROUTE.into(), two.types[ROUTE].clone());

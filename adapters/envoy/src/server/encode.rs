@@ -1,6 +1,8 @@
 //! Encoding a proxy's proto3 JSON resources into a [`NodeSnapshot`], with a memo
 //! ([`EncodeCache`]) so that unchanged resources (and unchanged virtual hosts of large route
-//! configurations) are not encoded again on every edit.
+//! configurations) are not encoded again on every edit. A resource value shared with the
+//! last call (the same `Arc`, as the incremental translator hands out for everything it
+//! reused) is known by its address: not encoded, hashed or even read again.
 
 use super::{NodeSnapshot, Resource};
 use crate::proto::{SECRET, TYPES};
@@ -11,7 +13,7 @@ use std::sync::Arc;
 /// Encodes a proxy's JSON resources (plus its secrets) into a snapshot. `previous` lets
 /// unchanged resources keep their encoding (skips re-encoding on every edit).
 pub fn snapshot_from_json(
-    resources: &BTreeMap<&'static str, BTreeMap<String, serde_json::Value>>,
+    resources: &BTreeMap<&'static str, BTreeMap<String, Arc<serde_json::Value>>>,
     secrets: &BTreeMap<String, serde_json::Value>,
     cache: &mut EncodeCache,
 ) -> Result<NodeSnapshot, String> {
@@ -19,15 +21,15 @@ pub fn snapshot_from_json(
     for t in TYPES {
         snap.types.entry(t.to_string()).or_default();
     }
-    for (t, m) in resources
-        .iter()
-        .map(|(t, m)| (*t, m))
-        .chain([(SECRET, secrets)])
-    {
+    for (t, m) in resources {
         let out = snap.types.entry(t.to_string()).or_default();
         for (name, v) in m {
-            out.insert(name.clone(), cache.encode(name, v)?);
+            out.insert(name.clone(), cache.encode_shared(name, v)?);
         }
+    }
+    let out = snap.types.entry(SECRET.to_string()).or_default();
+    for (name, v) in secrets {
+        out.insert(name.clone(), cache.encode(name, v)?);
     }
     Ok(snap)
 }
@@ -36,6 +38,9 @@ pub fn snapshot_from_json(
 /// and edits.
 #[derive(Default)]
 pub struct EncodeCache {
+    /// By the address of a shared value (held here, so the address is not reused).
+    shared: HashMap<usize, (Arc<serde_json::Value>, Arc<Resource>)>,
+    shared_used: HashSet<usize>,
     map: HashMap<String, (serde_json::Value, Arc<Resource>)>,
     used: BTreeSet<String>,
     /// Route configurations are encoded per virtual host (an edit to one split re-encodes
@@ -48,6 +53,24 @@ pub struct EncodeCache {
 const PER_VHOST_MIN: usize = 16;
 
 impl EncodeCache {
+    fn encode_shared(
+        &mut self,
+        name: &str,
+        v: &Arc<serde_json::Value>,
+    ) -> Result<Arc<Resource>, String> {
+        let key = Arc::as_ptr(v) as usize;
+        self.shared_used.insert(key);
+        if let Some((held, r)) = self.shared.get(&key)
+            && Arc::ptr_eq(held, v)
+            && r.name == name
+        {
+            return Ok(r.clone());
+        }
+        let r = self.encode(name, v)?;
+        self.shared.insert(key, (v.clone(), r.clone()));
+        Ok(r)
+    }
+
     fn encode(&mut self, name: &str, v: &serde_json::Value) -> Result<Arc<Resource>, String> {
         if v.get("@type").and_then(serde_json::Value::as_str) == Some(crate::proto::ROUTE)
             && let Some(vhs) = v.get("virtualHosts").and_then(serde_json::Value::as_array)
@@ -108,6 +131,8 @@ impl EncodeCache {
 
     /// Drops encodings not used since the last call.
     pub fn sweep(&mut self) {
+        let used = std::mem::take(&mut self.shared_used);
+        self.shared.retain(|k, _| used.contains(k));
         let used = std::mem::take(&mut self.used);
         self.map.retain(|k, _| used.contains(k));
         let used = std::mem::take(&mut self.vhosts_used);

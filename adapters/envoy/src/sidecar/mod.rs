@@ -56,11 +56,14 @@ use meshbridge_core::model::ObjectKey;
 use meshbridge_core::{Context, Finding};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
+mod incremental;
 mod proxy;
 mod rbac;
 mod rules;
 
+pub use incremental::Translator;
 pub use rbac::rbac_policies;
 
 /// Outbound HTTP listener port on every sidecar.
@@ -151,20 +154,33 @@ pub struct ProxyConfig {
     pub identity: Identity,
     /// SPIFFE URI of the identity (the SDS name of its certificate).
     pub spiffe: String,
-    pub resources: BTreeMap<&'static str, BTreeMap<String, Value>>,
+    /// (Shared: proxies and generations that see the same resource share one value.)
+    pub resources: BTreeMap<&'static str, BTreeMap<String, Arc<Value>>>,
     /// SDS secret names this proxy may fetch: its own certificate and the CA bundle.
     pub secrets: Vec<String>,
     /// Input objects that shaped this proxy's configuration.
     pub parents: BTreeSet<ObjectKey>,
 }
 
-/// The outbound listener's route configurations (by name) and route scopes (by host).
-#[derive(Default)]
-struct OutboundRoutes {
-    routes: BTreeMap<String, Value>,
-    scopes: BTreeMap<String, Value>,
+/// One service as one view (a proxy's namespace and identity) sees it: everything of the
+/// outbound side that depends on that service, built once per view and kept across
+/// generations while nothing it read changed (see [`incremental`]).
+#[derive(Debug, Default)]
+pub(crate) struct Fragment {
+    /// Clusters of the ports the view keeps (not trimmed).
+    kept: Vec<String>,
+    /// Clusters (with endpoints) those ports send to.
+    send: BTreeSet<String>,
+    /// Input objects that shaped it.
+    parents: BTreeSet<ObjectKey>,
+    /// Its route configuration (name, resource), when a port may carry HTTP.
+    route: Option<(String, Arc<Value>)>,
+    /// Its route scopes, by host (a host another service claimed first is left to it).
+    scopes: Vec<(String, Arc<Value>)>,
     /// Some virtual host is trimmed (answered by the proxy's deny listener).
     trimmed: bool,
+    /// Every cluster whose facts (identities, endpoints, refusal) it read.
+    reads: Vec<String>,
 }
 
 /// How the outbound listener finds a request's route scope: the `:authority` up to its first
@@ -189,7 +205,7 @@ struct ClusterInfo<'a> {
     /// Identities of the pods behind it (secure naming, and who may let a client in).
     ids: BTreeSet<&'a Identity>,
     /// The `ClusterLoadAssignment` (the same for every proxy).
-    endpoints: Value,
+    endpoints: Arc<Value>,
     /// How its destinations refuse a client they do not allow; `None` when they would not all
     /// refuse it the same way through their RBAC (no pods; a target port without an inbound
     /// listener; HTTP and non-HTTP inbound ports mixed).
@@ -311,7 +327,7 @@ impl<'a> Mesh<'a> {
         };
         ClusterInfo {
             ids,
-            endpoints,
+            endpoints: Arc::new(endpoints),
             refusal,
         }
     }
@@ -594,16 +610,15 @@ impl<'a> Mesh<'a> {
     /// of `id` can get through), and every cluster it routes to refuses as `how` says, so the
     /// proxy can answer that refusal itself. Otherwise returns the clusters to send (all of
     /// them, as without trimming) and records the TrafficTargets that let `id` in.
+    /// `all` and `routed`: the port's clusters ([`Mesh::port_clusters`]).
     fn scope(
         &self,
         id: &Identity,
-        from: &str,
-        s: &Service,
-        port: u16,
+        all: &BTreeSet<String>,
+        routed: &BTreeSet<String>,
         http: bool,
         parents: &mut BTreeSet<ObjectKey>,
     ) -> Option<BTreeSet<String>> {
-        let (all, routed) = self.port_clusters(from, s, port, http);
         let mut reachable = false;
         if let Some(dests) = self.allowed.get(id) {
             for info in all.iter().filter_map(|c| self.clusters.get(c)) {
@@ -628,32 +643,39 @@ impl<'a> Mesh<'a> {
         if !reachable && refused {
             None
         } else {
-            Some(all)
+            Some(all.clone())
         }
     }
 
-    /// The outbound route configurations, one per service with a port that may carry HTTP
-    /// (declared or detected): `outbound_http/<ns>/<svc>`, one virtual host per such port;
-    /// and the route scopes that pick a service's configuration by the request's host (one
+    /// One service as a proxy running as `id` in namespace `from` sees it ([`Fragment`]):
+    /// which of its ports the proxy keeps and the clusters they send to ([`Mesh::scope`]),
+    /// and, when a port may carry HTTP (declared or detected), its route configuration
+    /// `outbound_http/<ns>/<svc>` (one virtual host per such port) and its route scopes (one
     /// per host name of the service, see [`outbound_scope_key`]). One service's change is
-    /// then one small route configuration, not every virtual host of the mesh. `kept`:
-    /// cluster names of the ports not trimmed for this proxy (see [`Mesh::scope`]).
-    fn outbound_routes(
-        &self,
-        from: &str,
-        kept: &BTreeSet<String>,
-        parents: &mut BTreeSet<ObjectKey>,
-    ) -> OutboundRoutes {
-        let mut out = OutboundRoutes::default();
-        for s in self.ir.services.values() {
-            let http: Vec<&ServicePort> = s
-                .ports
-                .iter()
-                .filter(|p| p.kind() != PortKind::Opaque)
-                .collect();
-            if http.is_empty() {
+    /// then one small route configuration, not every virtual host of the mesh.
+    fn fragment(&self, id: &Identity, from: &str, s: &Service) -> Fragment {
+        let mut f = Fragment::default();
+        let mut kept = BTreeSet::new();
+        for p in &s.ports {
+            if p.protocol != Protocol::Tcp {
                 continue;
             }
+            let http = p.kind() != PortKind::Opaque;
+            let (all, routed) = self.port_clusters(from, s, p.port, http);
+            f.reads.extend(all.iter().chain(&routed).cloned());
+            if let Some(cs) = self.scope(id, &all, &routed, http, &mut f.parents) {
+                kept.insert(cluster_name(&s.key, p.port));
+                f.send.extend(cs);
+            }
+        }
+        f.reads.sort();
+        f.reads.dedup();
+        let http: Vec<&ServicePort> = s
+            .ports
+            .iter()
+            .filter(|p| p.kind() != PortKind::Opaque)
+            .collect();
+        if !http.is_empty() {
             // The bare names (no port) go to the first declared HTTP port, else the first
             // port whose protocol is detected.
             let default = http
@@ -666,11 +688,11 @@ impl<'a> Mesh<'a> {
                 let mut vh = json!({
                     "name": name,
                     "domains": self.domains(s, p.port, i == default, from),
-                    "routes": self.port_routes(from, s, p.port, kept, parents),
+                    "routes": self.port_routes(from, s, p.port, &kept, &mut f.parents),
                 });
                 if !kept.contains(&name) {
                     vh["virtualClusters"] = json!([{"name": DENIED_VCLUSTER, "headers": [{"name": ":method", "presentMatch": true}]}]);
-                    out.trimmed = true;
+                    f.trimmed = true;
                 }
                 vhosts.push(vh);
             }
@@ -678,25 +700,22 @@ impl<'a> Mesh<'a> {
             for host in self.hosts(s, from) {
                 // A host with a colon (an IPv6 address) cannot be a scope key: the key is
                 // the authority up to its first colon.
-                if host.contains(':') || out.scopes.contains_key(&host) {
+                if host.contains(':') {
                     continue;
                 }
-                out.scopes.insert(
-                    host.clone(),
-                    json!({
-                        "@type": SCOPED_ROUTE,
-                        "name": format!("{OUTBOUND_ROUTE}/{host}"),
-                        "routeConfigurationName": route,
-                        "key": {"fragments": [{"stringKey": host}]},
-                    }),
-                );
+                let v = json!({
+                    "@type": SCOPED_ROUTE,
+                    "name": format!("{OUTBOUND_ROUTE}/{host}"),
+                    "routeConfigurationName": route,
+                    "key": {"fragments": [{"stringKey": host}]},
+                });
+                f.scopes.push((host, Arc::new(v)));
             }
-            out.routes.insert(
-                route.clone(),
-                json!({"@type": ROUTE, "name": route, "virtualHosts": vhosts}),
-            );
+            let v = json!({"@type": ROUTE, "name": route, "virtualHosts": vhosts});
+            f.route = Some((route, Arc::new(v)));
         }
-        out
+        f.kept = kept.into_iter().collect();
+        f
     }
 
     /// The HTTP routes of one service port (its virtual host's), for clients in `from`.
@@ -826,16 +845,9 @@ fn router() -> Value {
     }})
 }
 
-/// Translates every proxy. Returns configs sorted by node id, plus findings.
+/// Translates every proxy. Returns configs sorted by node id, plus findings. (A cold
+/// [`Translator`] run: what a runtime that translates again on every change keeps between
+/// runs is the translator.)
 pub fn translate_all(ir: &Ir, cx: &Context, proxies: &[Proxy]) -> (Vec<ProxyConfig>, Vec<Finding>) {
-    let mesh = Mesh::new(ir, cx, proxies);
-    let mut findings = mesh.findings().to_vec();
-    let mut out: Vec<ProxyConfig> = proxies
-        .iter()
-        .map(|p| mesh.proxy(p, &mut findings))
-        .collect();
-    out.sort_by(|a, b| a.node_id.cmp(&b.node_id));
-    findings.sort();
-    findings.dedup();
-    (out, findings)
+    incremental::run(ir, cx, proxies, None).0
 }

@@ -14,7 +14,9 @@ use meshbridge_core::capability::{Feature, Level};
 use meshbridge_core::ir::{AccessRule, PortKind, Protocol, Service, Traffic};
 use meshbridge_core::model::ObjectKey;
 use serde_json::{Value, json};
+use super::incremental::ViewMemo;
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 /// Outbound: what Envoy's HTTP inspector reports for plaintext HTTP/1.x and HTTP/2 (h2c).
 const SNIFFED_HTTP: [&str; 3] = ["http/1.0", "http/1.1", "h2c"];
@@ -55,32 +57,35 @@ struct Build<'p> {
     /// Address its listeners bind.
     bind: String,
     parents: BTreeSet<ObjectKey>,
-    listeners: BTreeMap<String, Value>,
-    routes: BTreeMap<String, Value>,
+    listeners: BTreeMap<String, Arc<Value>>,
+    routes: BTreeMap<String, Arc<Value>>,
     /// Route scopes of the outbound listener, by name.
-    scopes: BTreeMap<String, Value>,
-    clusters: BTreeMap<String, Value>,
-    endpoints: BTreeMap<String, Value>,
+    scopes: BTreeMap<String, Arc<Value>>,
+    clusters: BTreeMap<String, Arc<Value>>,
+    endpoints: BTreeMap<String, Arc<Value>>,
 }
 
 /// Which service ports a proxy keeps (see [`Mesh::scope`]).
+#[derive(Default)]
 struct Scope {
     /// Root clusters of the ports kept.
     kept: BTreeSet<String>,
     /// Clusters (with endpoints) the proxy is sent.
     send: BTreeSet<String>,
+    /// Some HTTP port is trimmed (answered by the proxy's deny listener).
+    trimmed: bool,
 }
 
 impl Build<'_> {
     fn listener(&mut self, name: &str, port: u16, filter_chain: Value) {
         self.listeners.insert(
             name.to_string(),
-            json!({
+            Arc::new(json!({
                 "@type": LISTENER,
                 "name": name,
                 "address": socket(&self.bind, port),
                 "filterChains": [filter_chain]
-            }),
+            })),
         );
     }
 
@@ -105,7 +110,7 @@ impl Build<'_> {
             l["listenerFiltersTimeout"] = json!(t);
             l["continueOnListenerFiltersTimeout"] = json!(true);
         }
-        self.listeners.insert(name.to_string(), l);
+        self.listeners.insert(name.to_string(), Arc::new(l));
     }
 
     fn finish(self) -> ProxyConfig {
@@ -127,8 +132,14 @@ impl Build<'_> {
 }
 
 impl Mesh<'_> {
-    /// Builds one proxy's configuration. Proxy-specific findings go to `findings`.
-    pub fn proxy(&self, proxy: &Proxy, findings: &mut Vec<Finding>) -> ProxyConfig {
+    /// Builds one proxy's configuration. Proxy-specific findings go to `findings`; what
+    /// it can reuse of the last generation (and leaves for the next) is in `memo`.
+    pub(super) fn proxy(
+        &self,
+        proxy: &Proxy,
+        memo: &mut ViewMemo,
+        findings: &mut Vec<Finding>,
+    ) -> ProxyConfig {
         let mut b = Build {
             proxy,
             own: proxy.identity.spiffe(&self.cx.trust_domain),
@@ -140,42 +151,44 @@ impl Mesh<'_> {
             clusters: BTreeMap::new(),
             endpoints: BTreeMap::new(),
         };
-        let scope = self.outbound_scope(&mut b);
-        self.outbound_http(&mut b, &scope.kept);
+        let scope = self.outbound_services(&mut b, memo);
+        self.outbound_http(&mut b, scope.trimmed);
         self.outbound_tcp(&mut b, &scope.kept, findings);
-        self.outbound_clusters(&mut b, &scope.send);
+        self.outbound_clusters(&mut b, &scope.send, memo);
         self.inbound(&mut b, findings);
         b.finish()
     }
 
-    /// Which service ports this proxy keeps (with their clusters) and which it answers itself
-    /// with the destinations' refusal.
-    fn outbound_scope(&self, b: &mut Build) -> Scope {
-        let mut kept = BTreeSet::new();
-        let mut send = BTreeSet::new();
+    /// Every service as this proxy sees it ([`Mesh::fragment`], reused from `memo` when
+    /// nothing it read changed): which ports it keeps (with their clusters) and which it
+    /// answers itself with the destinations' refusal, the route configurations and the
+    /// route scopes (a host two services claim goes to the first).
+    fn outbound_services(&self, b: &mut Build, memo: &mut ViewMemo) -> Scope {
+        let proxy = b.proxy;
+        let mut scope = Scope::default();
         for s in self.ir.services.values() {
-            for p in &s.ports {
-                if p.protocol != Protocol::Tcp {
-                    continue;
-                }
-                if let Some(cs) = self.scope(
-                    &b.proxy.identity,
-                    &b.proxy.namespace,
-                    s,
-                    p.port,
-                    p.kind() != PortKind::Opaque,
-                    &mut b.parents,
-                ) {
-                    kept.insert(cluster_name(&s.key, p.port));
-                    send.extend(cs);
+            let f = memo.fragment(&s.key, || {
+                self.fragment(&proxy.identity, &proxy.namespace, s)
+            });
+            scope.kept.extend(f.kept.iter().cloned());
+            scope.send.extend(f.send.iter().cloned());
+            scope.trimmed |= f.trimmed;
+            b.parents.extend(f.parents.iter().cloned());
+            if let Some((name, v)) = &f.route {
+                b.routes.insert(name.clone(), v.clone());
+            }
+            for (name, v) in &f.scopes {
+                if !b.scopes.contains_key(name) {
+                    b.scopes.insert(name.clone(), v.clone());
                 }
             }
         }
-        Scope { kept, send }
+        scope
     }
 
-    /// The outbound HTTP listener and its route configuration.
-    fn outbound_http(&self, b: &mut Build, kept: &BTreeSet<String>) {
+    /// The outbound HTTP listener (its routes are the services' route configurations,
+    /// picked by route scopes), and the deny listener when some port is trimmed.
+    fn outbound_http(&self, b: &mut Build, trimmed: bool) {
         b.listener(
             OUTBOUND_ROUTE,
             OUTBOUND_PORT,
@@ -194,14 +207,7 @@ impl Mesh<'_> {
                 }
             }]}),
         );
-        let out = self.outbound_routes(&b.proxy.namespace, kept, &mut b.parents);
-        b.routes.extend(out.routes);
-        b.scopes.extend(
-            out.scopes
-                .into_values()
-                .filter_map(|v| Some((v["name"].as_str()?.to_string(), v))),
-        );
-        if out.trimmed {
+        if trimmed {
             Self::deny_listener(b);
         }
     }
@@ -237,13 +243,13 @@ impl Mesh<'_> {
         };
         b.clusters.insert(
             DENY_CLUSTER.to_string(),
-            json!({
+            Arc::new(json!({
                 "@type": CLUSTER,
                 "name": DENY_CLUSTER,
                 "type": "STATIC",
                 "connectTimeout": "1s",
                 "loadAssignment": {"clusterName": DENY_CLUSTER, "endpoints": [{"lbEndpoints": [{"endpoint": {"address": socket(&addr, DENY_PORT)}}]}]},
-            }),
+            })),
         );
     }
 
@@ -333,11 +339,11 @@ impl Mesh<'_> {
                 let routes = self.port_routes(&b.proxy.namespace, s, port, kept, &mut b.parents);
                 b.routes.insert(
                     route.clone(),
-                    json!({"@type": ROUTE, "name": route, "virtualHosts": [{
+                    Arc::new(json!({"@type": ROUTE, "name": route, "virtualHosts": [{
                         "name": cluster_name(&s.key, port),
                         "domains": ["*"],
                         "routes": routes,
-                    }]}),
+                    }]})),
                 );
                 let http_chain = json!({
                     "filterChainMatch": {"applicationProtocols": SNIFFED_HTTP},
@@ -364,11 +370,13 @@ impl Mesh<'_> {
         }
     }
 
-    /// The clusters in scope, with their endpoints.
-    fn outbound_clusters(&self, b: &mut Build, send: &BTreeSet<String>) {
+    /// The clusters in scope, with their endpoints (each cluster as this identity sees it
+    /// reused from `memo` while its facts are unchanged).
+    fn outbound_clusters(&self, b: &mut Build, send: &BTreeSet<String>, memo: &mut ViewMemo) {
         for name in send {
             if let Some(info) = self.clusters.get(name) {
-                b.clusters.insert(name.clone(), self.cluster(name, &b.own));
+                let c = memo.cluster(name, || self.cluster(name, &b.own));
+                b.clusters.insert(name.clone(), c);
                 b.endpoints.insert(name.clone(), info.endpoints.clone());
             }
         }
@@ -385,13 +393,13 @@ impl Mesh<'_> {
             let local = format!("inbound|{port}");
             b.clusters.insert(
                 local.clone(),
-                json!({
+                Arc::new(json!({
                     "@type": CLUSTER,
                     "name": local,
                     "type": "STATIC",
                     "connectTimeout": "1s",
                     "loadAssignment": {"clusterName": local, "endpoints": [{"lbEndpoints": [{"endpoint": {"address": socket(&b.proxy.app_ip, port)}}]}]},
-                }),
+                })),
             );
             let name = format!("inbound_{port}");
             let td = &self.cx.trust_domain;
@@ -497,7 +505,7 @@ impl Mesh<'_> {
 fn inbound_http(b: &mut Build, name: &str, local: &str, policies: Value) -> Value {
     b.routes.insert(
         name.to_string(),
-        json!({
+        Arc::new(json!({
             "@type": ROUTE,
             "name": name,
             "virtualHosts": [{"name": "inbound", "domains": ["*"], "routes": [{
@@ -509,7 +517,7 @@ fn inbound_http(b: &mut Build, name: &str, local: &str, policies: Value) -> Valu
                     "rbac": {"rules": {"action": "ALLOW", "policies": policies}},
                 }},
             }]}],
-        }),
+        })),
     );
     json!([{
         "name": "envoy.filters.network.http_connection_manager",
