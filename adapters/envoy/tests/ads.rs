@@ -38,9 +38,10 @@ fn snap(own: &str, timeout: &str, enc: &mut EncodeCache) -> Arc<NodeSnapshot> {
     res.entry(CLUSTER)
         .or_default()
         .insert("c1".into(), cluster("c1", timeout).into());
-    res.entry(ENDPOINT)
-        .or_default()
-        .insert("c1".into(), json!({"@type": ENDPOINT, "clusterName": "c1"}).into());
+    res.entry(ENDPOINT).or_default().insert(
+        "c1".into(),
+        json!({"@type": ENDPOINT, "clusterName": "c1"}).into(),
+    );
     res.entry(LISTENER)
         .or_default()
         .insert("l1".into(), json!({"@type": LISTENER, "name": "l1"}).into());

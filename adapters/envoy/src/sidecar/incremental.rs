@@ -188,7 +188,11 @@ pub(super) fn run(
             refusal: info.refusal,
         };
         match prev.and_then(|p| p.clusters.get(name)) {
-            Some(old) if old.ids == f.ids && old.refusal == f.refusal && *old.endpoints == *f.endpoints => {
+            Some(old)
+                if old.ids == f.ids
+                    && old.refusal == f.refusal
+                    && *old.endpoints == *f.endpoints =>
+            {
                 f.endpoints = old.endpoints.clone();
                 info.endpoints = old.endpoints.clone();
             }
@@ -227,7 +231,8 @@ pub(super) fn run(
         let own = p.identity.spiffe(&cx.trust_domain);
         // Last generation's values of this view, when what its identity may reach is
         // unchanged (every fragment of the view read it).
-        let same_access = prev.is_some_and(|g| g.allowed.get(&p.identity) == allowed.get(&p.identity));
+        let same_access =
+            prev.is_some_and(|g| g.allowed.get(&p.identity) == allowed.get(&p.identity));
         let prev_fragments = prev
             .filter(|_| same_access)
             .and_then(|g| g.memo.fragments.get(&view));
@@ -282,11 +287,7 @@ fn changed_services(old: &Ir, new: &Ir) -> HashSet<SvcKey> {
         if a == b {
             continue;
         }
-        let keys: BTreeSet<&SvcKey> = a
-            .into_iter()
-            .chain(b)
-            .flat_map(|m| m.keys())
-            .collect();
+        let keys: BTreeSet<&SvcKey> = a.into_iter().chain(b).flat_map(|m| m.keys()).collect();
         for k in keys {
             if a.and_then(|m| m.get(k)) != b.and_then(|m| m.get(k)) {
                 out.insert(k.clone());

@@ -3,6 +3,7 @@
 //! TCP listeners, the outbound clusters and their endpoints, then per container port the
 //! inbound access rules, local cluster, route configuration (HTTP) and listener.
 
+use super::incremental::ViewMemo;
 use super::{
     ADMIN_PORT, DENY_CLUSTER, DENY_PORT, Mesh, OUTBOUND_PORT, OUTBOUND_ROUTE, Proxy, ProxyConfig,
     RBAC_DENIED_BODY, RBAC_DENIED_STATUS, RBAC_EARLY_DATA_BYTES, ROOT_CA_SECRET, ads, cluster_name,
@@ -14,7 +15,6 @@ use meshbridge_core::capability::{Feature, Level};
 use meshbridge_core::ir::{AccessRule, PortKind, Protocol, Service, Traffic};
 use meshbridge_core::model::ObjectKey;
 use serde_json::{Value, json};
-use super::incremental::ViewMemo;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
