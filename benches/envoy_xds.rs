@@ -661,6 +661,16 @@ fn first_request_that(outbound: &str, host: &str, seen: impl Fn(u16, &str) -> bo
     None
 }
 
+/// Stops a `meshbridge local up` child with SIGTERM (it stops its sidecars and apps on the
+/// way out) and waits for it.
+fn stop_local(child: &mut std::process::Child) {
+    let _ = std::process::Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status();
+    let _ = child.wait();
+}
+
 /// `meshbridge local up` with N services and 8 sidecars (the client, the edited split's two
 /// backends, the guarded service and four more): M TrafficSplit edits (all traffic to one
 /// backend, then to the other) and M access edits (the client allowed to call `guarded`, or
@@ -727,12 +737,7 @@ fn edit_bench(n: usize, edits: usize) {
                     &err[err.len().saturating_sub(2000)..]
                 );
                 println!("BENCH-SKIPPED edit_to_served_p99_ms size={n}: {why}");
-                // SIGTERM: `local` stops its sidecars and apps on the way out.
-                let _ = std::process::Command::new("kill")
-                    .arg("-TERM")
-                    .arg(child.id().to_string())
-                    .status();
-                let _ = child.wait();
+                stop_local(&mut child);
                 let _ = std::fs::remove_dir_all(&dir);
                 let _ = std::fs::remove_file(dir.with_extension("err"));
                 return;
@@ -801,11 +806,7 @@ fn edit_bench(n: usize, edits: usize) {
         std::thread::sleep(Duration::from_millis(50));
     }
     let rss = rss::rss_kib(child.id());
-    let _ = std::process::Command::new("kill")
-        .arg("-TERM")
-        .arg(child.id().to_string())
-        .status();
-    let _ = child.wait();
+    stop_local(&mut child);
     let _ = std::fs::remove_dir_all(&dir);
     // The runtime's own per-reload timings (last edits).
     let err = std::fs::read_to_string(dir.with_extension("err")).unwrap_or_default();

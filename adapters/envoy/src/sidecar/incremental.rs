@@ -28,7 +28,8 @@ use std::sync::Arc;
 /// read is unchanged (see the module documentation).
 #[derive(Default)]
 pub struct Translator {
-    prev: Option<Generation>,
+    /// The last generation's IR and what was built from it.
+    prev: Option<(Arc<Ir>, Generation)>,
     last: Stats,
 }
 
@@ -54,9 +55,8 @@ struct ClusterFacts {
     refusal: Option<Refusal>,
 }
 
-/// One generation, kept for the next.
+/// What one generation built, kept for the next (with its IR, see [`Translator`]).
 pub(super) struct Generation {
-    ir: Arc<Ir>,
     cx: Context,
     allowed: BTreeMap<Identity, Allowed>,
     clusters: HashMap<String, ClusterFacts>,
@@ -99,50 +99,74 @@ impl ViewMemo<'_> {
         s: &SvcKey,
         build: impl FnOnce() -> Fragment,
     ) -> Arc<Fragment> {
-        if let Some(f) = self.next_fragments.get(s) {
-            return f.clone();
-        }
-        let reusable = self.prev_fragments.and_then(|m| m.get(s)).filter(|f| {
-            !self.dirty.services.contains(s)
-                && f.reads.iter().all(|c| !self.dirty.clusters.contains(c))
-        });
-        let f = match reusable {
-            Some(f) => {
-                self.stats.fragments_reused += 1;
-                f.clone()
-            }
-            None => {
-                self.stats.fragments_built += 1;
-                Arc::new(build())
-            }
+        let dirty = self.dirty;
+        let counts = (
+            &mut self.stats.fragments_built,
+            &mut self.stats.fragments_reused,
+        );
+        let valid = |f: &Fragment| {
+            !dirty.services.contains(s) && f.reads.iter().all(|c| !dirty.clusters.contains(c))
         };
-        self.next_fragments.insert(s.clone(), f.clone());
-        f
+        reuse(
+            self.next_fragments,
+            self.prev_fragments,
+            s,
+            counts,
+            valid,
+            build,
+        )
     }
 
     /// The outbound cluster `name` as this proxy's identity sees it (its certificate and
     /// the peer identities it checks): reused while the cluster's facts are unchanged.
     pub(super) fn cluster(&mut self, name: &str, build: impl FnOnce() -> Value) -> Arc<Value> {
-        if let Some(c) = self.next_clusters.get(name) {
-            return c.clone();
-        }
-        let reusable = self
-            .prev_clusters
-            .and_then(|m| m.get(name))
-            .filter(|_| !self.dirty.clusters.contains(name));
-        let c = match reusable {
-            Some(c) => {
-                self.stats.clusters_reused += 1;
-                c.clone()
-            }
-            None => {
-                self.stats.clusters_built += 1;
-                Arc::new(build())
-            }
-        };
-        self.next_clusters.insert(name.to_string(), c.clone());
-        c
+        let dirty = self.dirty;
+        let counts = (
+            &mut self.stats.clusters_built,
+            &mut self.stats.clusters_reused,
+        );
+        let valid = |_: &Value| !dirty.clusters.contains(name);
+        reuse(
+            self.next_clusters,
+            self.prev_clusters,
+            name,
+            counts,
+            valid,
+            build,
+        )
     }
+}
+
+/// One memo lookup: this generation's value of `key`, else last generation's when `valid`
+/// (counted as reused), else `build()` (counted as built); what it returns is this
+/// generation's value.
+fn reuse<K, Q, V>(
+    next: &mut HashMap<K, Arc<V>>,
+    prev: Option<&HashMap<K, Arc<V>>>,
+    key: &Q,
+    (built, reused): (&mut usize, &mut usize),
+    valid: impl FnOnce(&V) -> bool,
+    build: impl FnOnce() -> V,
+) -> Arc<V>
+where
+    K: std::borrow::Borrow<Q> + std::hash::Hash + Eq,
+    Q: ?Sized + std::hash::Hash + Eq + ToOwned<Owned = K>,
+{
+    if let Some(v) = next.get(key) {
+        return v.clone();
+    }
+    let v = match prev.and_then(|m| m.get(key)).filter(|v| valid(v)) {
+        Some(v) => {
+            *reused += 1;
+            v.clone()
+        }
+        None => {
+            *built += 1;
+            Arc::new(build())
+        }
+    };
+    next.insert(key.to_owned(), v.clone());
+    v
 }
 
 impl Translator {
@@ -155,9 +179,10 @@ impl Translator {
         cx: &Context,
         proxies: &[Proxy],
     ) -> (Vec<ProxyConfig>, Vec<Finding>) {
-        let (out, next, stats) = run(&ir, cx, proxies, self.prev.as_ref());
+        let prev = self.prev.as_ref().map(|(ir, g)| (&**ir, g));
+        let (out, next, stats) = run(&ir, cx, proxies, prev);
         self.last = stats;
-        self.prev = Some(Generation { ir, ..next });
+        self.prev = Some((ir, next));
         out
     }
 
@@ -167,16 +192,19 @@ impl Translator {
     }
 }
 
-/// One generation: translates every proxy, reusing `prev` where it can. Returns the result,
-/// the generation to keep (its `ir` is a placeholder the caller replaces) and the stats.
+/// One generation: translates every proxy, reusing `prev` (the last generation's IR and
+/// what was built from it) where it can. Returns the result, what to keep for the next
+/// generation and the stats.
 pub(super) fn run(
     ir: &Ir,
     cx: &Context,
     proxies: &[Proxy],
-    prev: Option<&Generation>,
+    prev: Option<(&Ir, &Generation)>,
 ) -> ((Vec<ProxyConfig>, Vec<Finding>), Generation, Stats) {
     let mut mesh = Mesh::new(ir, cx, proxies);
-    let prev = prev.filter(|p| p.cx == *cx);
+    let prev = prev.filter(|(_, g)| g.cx == *cx);
+    let prev_ir = prev.map(|(ir, _)| ir);
+    let prev = prev.map(|(_, g)| g);
     let mut dirty = Dirty::default();
     // Cluster facts: compared with the last generation's; an unchanged cluster keeps last
     // generation's endpoints value (shared, so its encoding is reused as well).
@@ -209,7 +237,9 @@ pub(super) fn run(
                 .filter(|n| !facts.contains_key(*n))
                 .cloned(),
         );
-        dirty.services = changed_services(&p.ir, ir);
+        if let Some(old) = prev_ir {
+            dirty.services = changed_services(old, ir);
+        }
     }
     let allowed: BTreeMap<Identity, Allowed> = mesh
         .allowed
@@ -253,7 +283,6 @@ pub(super) fn run(
     findings.sort();
     findings.dedup();
     let generation = Generation {
-        ir: Arc::new(Ir::default()),
         cx: cx.clone(),
         allowed,
         clusters: facts,
@@ -266,14 +295,17 @@ pub(super) fn run(
 /// in only one of them).
 fn changed_services(old: &Ir, new: &Ir) -> HashSet<SvcKey> {
     let mut out = HashSet::new();
-    let keys: BTreeSet<&SvcKey> = old.services.keys().chain(new.services.keys()).collect();
+    let keys: BTreeSet<&SvcKey> = [&old.services, &new.services]
+        .into_iter()
+        .flat_map(|m| m.keys())
+        .chain(
+            [&old.splits, &new.splits]
+                .into_iter()
+                .flat_map(|m| m.keys()),
+        )
+        .collect();
     for k in keys {
         if old.services.get(k) != new.services.get(k) || old.splits.get(k) != new.splits.get(k) {
-            out.insert(k.clone());
-        }
-    }
-    for k in old.splits.keys().chain(new.splits.keys()) {
-        if old.splits.get(k) != new.splits.get(k) {
             out.insert(k.clone());
         }
     }
