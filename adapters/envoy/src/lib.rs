@@ -10,6 +10,7 @@
 
 pub mod bootstrap;
 pub mod ca;
+pub mod inject;
 pub mod proto;
 pub mod server;
 pub mod sidecar;
