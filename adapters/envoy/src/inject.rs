@@ -436,9 +436,30 @@ pub fn review(body: &Value, cfg: &InjectConfig, enabled: impl Fn(&str) -> bool) 
     }
 }
 
-/// Applies the `add` operations [`review`] produces (for `meshbridge inject` checks and
-/// tests: the pod the API server would store).
-pub fn apply_patch(pod: &mut Value, patch: &Value) -> Result<(), String> {
+/// The decoded JSON patch of a [`review`] answer (`None`: no patch).
+pub fn decoded_patch(response: &Value) -> Result<Option<Value>, String> {
+    let Some(p) = response.pointer("/response/patch").and_then(Value::as_str) else {
+        return Ok(None);
+    };
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(p)
+        .map_err(|e| format!("patch: {e}"))?;
+    serde_json::from_slice(&bytes)
+        .map(Some)
+        .map_err(|e| format!("patch: {e}"))
+}
+
+/// The pod the API server stores: `pod` with the [`review`] answer's patch applied.
+pub fn admitted(pod: &Value, response: &Value) -> Result<Value, String> {
+    let mut pod = pod.clone();
+    if let Some(p) = decoded_patch(response)? {
+        apply_patch(&mut pod, &p)?;
+    }
+    Ok(pod)
+}
+
+/// Applies the `add` operations [`review`] produces.
+fn apply_patch(pod: &mut Value, patch: &Value) -> Result<(), String> {
     for op in patch.as_array().ok_or("patch: not a list")? {
         if op["op"] != "add" {
             return Err(format!("patch: unsupported op {}", op["op"]));

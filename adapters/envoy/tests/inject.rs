@@ -2,7 +2,6 @@
 //! server sends it, the response with its JSON patch decoded), the injected pod read back
 //! through Kubernetes' own types (a misspelled field would be dropped), idempotence.
 
-use base64::Engine as _;
 use meshbridge_envoy::inject::{self, InjectConfig, Outcome};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
@@ -22,11 +21,8 @@ fn enabled(ns: &str) -> bool {
 /// The response, with `patch` decoded (what a reviewer reads).
 fn readable(resp: &Value) -> Value {
     let mut r = resp.clone();
-    if let Some(p) = r["response"]["patch"].as_str() {
-        let bytes = base64::engine::general_purpose::STANDARD
-            .decode(p)
-            .expect("base64 patch");
-        r["response"]["patch"] = serde_json::from_slice(&bytes).expect("JSON patch");
+    if let Some(p) = inject::decoded_patch(resp).unwrap() {
+        r["response"]["patch"] = p;
     }
     r
 }
@@ -78,10 +74,8 @@ fn response(name: &str) -> Value {
 /// The pod the API server stores after the patch.
 fn patched(name: &str) -> Value {
     let req = load(name);
-    let resp = readable(&inject::review(&req, &cfg(), enabled));
-    let mut pod = req["request"]["object"].clone();
-    inject::apply_patch(&mut pod, &resp["response"]["patch"]).unwrap();
-    pod
+    let resp = inject::review(&req, &cfg(), enabled);
+    inject::admitted(&req["request"]["object"], &resp).unwrap()
 }
 
 fn names(list: &Value) -> Vec<&str> {
