@@ -13,6 +13,7 @@
 pub mod api;
 pub mod discovery;
 pub mod engine;
+pub mod identity;
 pub mod leader;
 pub mod metrics;
 pub mod reconciler;

@@ -18,6 +18,9 @@ pub const OWNER_LABEL: &str = "meshbridge.io/owner";
 pub const PARENTS_ANNOTATION: &str = "meshbridge.io/parents";
 /// Namespace label selecting the Mesh (by name) that programs the namespace.
 pub const MESH_LABEL: &str = "meshbridge.io/mesh";
+/// Audience of the projected ServiceAccount token a built-in-mesh sidecar proves its
+/// identity with (the injector asks the kubelet for it; the control plane reviews it).
+pub const WORKLOAD_TOKEN_AUDIENCE: &str = "meshbridge";
 
 /// Per-run settings an adapter may depend on.
 #[derive(Clone, Debug, PartialEq)]

@@ -34,8 +34,7 @@ pub const EXCLUDE_OUTBOUND_CIDRS: &str = "meshbridge.io/exclude-outbound-ip-rang
 /// ConfigMap (in every meshed namespace) holding the mesh's trust bundle.
 pub const ROOT_CA_CONFIGMAP: &str = "meshbridge-root-ca";
 pub const ROOT_CA_KEY: &str = "root-cert.pem";
-/// Audience of the projected token the control plane checks with TokenReview.
-pub const TOKEN_AUDIENCE: &str = "meshbridge";
+pub use meshbridge_core::adapter::WORKLOAD_TOKEN_AUDIENCE as TOKEN_AUDIENCE;
 pub const TOKEN_DIR: &str = "/var/run/secrets/meshbridge/tokens";
 pub const CA_DIR: &str = "/var/run/secrets/meshbridge/ca";
 pub const WORK_DIR: &str = "/etc/meshbridge/proxy";
