@@ -42,6 +42,12 @@ pub enum Command {
     /// Live traffic metrics (success rate, RPS, p50/p90/p99) per workload and, for
     /// `deploy/NAME`, per edge, from the TrafficMetrics API; like `linkerd viz stat`.
     Top(crate::top::TopArgs),
+    /// Install the sidecar's traffic interception rules in this pod's network namespace (the init container's command).
+    InitNet(crate::initnet::InitNetArgs),
+    /// Add the built-in mesh's sidecar to Pods and pod templates (Deployments, StatefulSets,
+    /// DaemonSets, Jobs, ...) of a YAML stream, exactly as the injection webhook would; like
+    /// `istioctl kube-inject`. Other documents pass through unchanged.
+    Inject(crate::inject::InjectArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -147,6 +153,8 @@ pub fn main() -> ExitCode {
         Command::Top(args) => {
             crate::runtime::block_on("top", Threads::Current, crate::top::run(args))
         }
+        Command::InitNet(args) => ExitCode::from(crate::initnet::run(args) as u8),
+        Command::Inject(args) => crate::inject::run(args),
         Command::Crds => {
             print!("{}", meshbridge_core::crd::all_yaml());
             ExitCode::SUCCESS

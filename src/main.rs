@@ -7,6 +7,8 @@ use std::process::ExitCode;
 mod appmesh_api;
 mod cli;
 mod convert;
+mod initnet;
+mod inject;
 mod inputs;
 mod registry;
 mod runtime;
