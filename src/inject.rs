@@ -26,6 +26,10 @@ pub struct InjectArgs {
     /// xDS address of the control plane (default: meshbridge.<controller-namespace>.svc:15012).
     #[arg(long)]
     pub xds_address: Option<String>,
+    /// The sidecar as a native sidecar (init container with `restartPolicy: Always`,
+    /// Kubernetes ≥ 1.29); `false` for older clusters: the first app container instead.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub native_sidecar: bool,
 }
 
 impl InjectArgs {
@@ -34,6 +38,7 @@ impl InjectArgs {
         if let Some(a) = &self.xds_address {
             c.xds_address = a.clone();
         }
+        c.native_sidecar = self.native_sidecar;
         c
     }
 }

@@ -182,6 +182,11 @@ fn flags_reach_the_containers_and_errors_name_the_document() {
             .contains(&json!("cp.mesh.svc:15012")),
         "{proxy:#}"
     );
+    let (code, out, err) = run(&["-f", "-", "--native-sidecar=false"], INPUT);
+    assert_eq!(code, 0, "{err}");
+    let spec = &docs(&out)[0]["spec"]["template"]["spec"];
+    assert_eq!(names(&spec["initContainers"]), ["meshbridge-init"]);
+    assert_eq!(names(&spec["containers"]), ["meshbridge-proxy", "web"]);
     let bad = "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers: [{name: a, ports: [{containerPort: 15001}]}]\n";
     let (code, out, err) = run(&["-f", "-"], &format!("{INPUT}---\n{bad}"));
     assert_eq!(code, 1);

@@ -9,7 +9,8 @@
 //!   projected token, writes Envoy's bootstrap with node id `<pod>.<namespace>`, runs Envoy),
 //!   as a native sidecar (an init container with `restartPolicy: Always`, Kubernetes ≥ 1.29):
 //!   the kubelet starts the app containers only once its startup probe (`/ready`: the first
-//!   configuration is served) passes, and a Job's pod completes when its app does;
+//!   configuration is served) passes, and a Job's pod completes when its app does; for API
+//!   servers before 1.29, [`InjectConfig::native_sidecar`] off makes it the first container;
 //! - the volumes: the projected ServiceAccount token (audience `meshbridge`, one hour), the
 //!   mesh's root certificate (ConfigMap `meshbridge-root-ca`) and an in-memory work directory.
 //!
@@ -55,6 +56,11 @@ pub struct InjectConfig {
     pub proxy_uid: i64,
     /// Lifetime of the projected token, in seconds (the kubelet renews it at 80%).
     pub token_expiration_seconds: i64,
+    /// The sidecar as a native sidecar (an init container with `restartPolicy: Always`;
+    /// Kubernetes ≥ 1.29, where the SidecarContainers feature is on by default). Off: the
+    /// first app container, with a readiness probe only (a v1.28 API server drops
+    /// `restartPolicy` from init containers and then refuses their probes).
+    pub native_sidecar: bool,
 }
 
 impl InjectConfig {
@@ -66,6 +72,7 @@ impl InjectConfig {
             xds_address: format!("meshbridge.{controller_ns}.svc:15012"),
             proxy_uid: PROXY_UID,
             token_expiration_seconds: 3600,
+            native_sidecar: true,
         }
     }
 
@@ -317,7 +324,17 @@ pub fn inject(metadata: &Value, spec: &Value, cfg: &InjectConfig) -> Result<Outc
         }
     }
     inits.push(init_container(cfg, metadata)?);
-    inits.push(proxy_container(cfg));
+    let mut apps = apps;
+    if cfg.native_sidecar {
+        inits.push(proxy_container(cfg));
+    } else {
+        let mut proxy = proxy_container(cfg);
+        if let Some(o) = proxy.as_object_mut() {
+            o.remove("restartPolicy");
+            o.remove("startupProbe");
+        }
+        apps.insert(0, proxy);
+    }
     let mut vols = containers(spec, "volumes");
     for v in volumes(cfg) {
         if let Some(clash) = vols.iter().position(|x| name_of(x) == name_of(&v)) {
@@ -330,6 +347,7 @@ pub fn inject(metadata: &Value, spec: &Value, cfg: &InjectConfig) -> Result<Outc
     }
     let mut spec = spec.clone();
     spec["initContainers"] = Value::Array(inits);
+    spec["containers"] = Value::Array(apps);
     spec["volumes"] = Value::Array(vols);
     let mut metadata = if metadata.is_object() {
         metadata.clone()

@@ -210,3 +210,33 @@ fn unreadable_reviews_are_denied_not_crashed() {
         );
     }
 }
+
+/// For API servers before 1.29: the sidecar is the first app container, without the fields
+/// only native sidecars may have (a v1.28 server refuses a probed init container).
+#[test]
+fn without_native_sidecars_the_proxy_is_the_first_container() {
+    let mut c = cfg();
+    c.native_sidecar = false;
+    let req = load("init-containers");
+    let pod = inject::admitted(
+        &req["request"]["object"],
+        &inject::review(&req, &c, enabled),
+    )
+    .unwrap();
+    let typed: k8s_openapi::api::core::v1::Pod = serde_json::from_value(pod.clone()).unwrap();
+    assert_eq!(serde_json::to_value(&typed).unwrap(), pod);
+    assert_eq!(
+        names(&pod["spec"]["initContainers"]),
+        ["migrate", "meshbridge-init"]
+    );
+    assert_eq!(
+        names(&pod["spec"]["containers"]),
+        ["meshbridge-proxy", "web"]
+    );
+    let proxy = &pod["spec"]["containers"][0];
+    assert!(proxy.get("restartPolicy").is_none() && proxy.get("startupProbe").is_none());
+    assert_eq!(proxy["readinessProbe"]["httpGet"]["path"], "/ready");
+    // Still idempotent.
+    let again = inject::inject(&pod["metadata"], &pod["spec"], &c).unwrap();
+    assert!(matches!(again, Outcome::Skipped(_)), "{again:?}");
+}
