@@ -28,7 +28,6 @@
 //! only for what exists (checked with `-C` / `-S`), so a first run and `--cleanup` of a clean
 //! namespace succeed; every other command must succeed.
 
-use std::net::Ipv4Addr;
 use std::process::Command;
 
 const TABLE: &str = "nat";
@@ -44,7 +43,7 @@ const CHAINS: [&str; 4] = [
     REDIRECT_CHAIN,
 ];
 // Never intercepted inbound: Envoy's admin port and the sidecar's health port.
-use meshbridge_envoy::inject::{HEALTH_PORT, INBOUND_PORT, PROXY_UID};
+use meshbridge_envoy::inject::{HEALTH_PORT, INBOUND_PORT, PROXY_UID, parse_cidrs, parse_ports};
 use meshbridge_envoy::sidecar::{ADMIN_PORT, OUTBOUND_PORT};
 
 #[derive(clap::Args, Debug, Clone)]
@@ -91,46 +90,11 @@ pub struct InitNetArgs {
 }
 
 fn ports(flag: &str, value: &str) -> Result<Vec<u16>, String> {
-    let mut out = Vec::new();
-    for item in value.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-        match item.parse::<u16>() {
-            Ok(p) if p > 0 => {
-                if !out.contains(&p) {
-                    out.push(p)
-                }
-            }
-            _ => {
-                return Err(format!(
-                    "--{flag}: invalid port {item:?} in {value:?} (expected a number 1-65535)"
-                ));
-            }
-        }
-    }
-    Ok(out)
+    parse_ports(value).map_err(|e| format!("--{flag}: {e}"))
 }
 
-/// `a.b.c.d/n` or `a.b.c.d` (= /32), as the network `a.b.c.d/n` with the host bits cleared
-/// (what iptables stores and lists).
 fn cidrs(flag: &str, value: &str) -> Result<Vec<String>, String> {
-    let mut out = Vec::new();
-    for item in value.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-        let bad =
-            || format!("--{flag}: invalid IPv4 CIDR {item:?} in {value:?} (expected A.B.C.D/N)");
-        let (addr, len) = match item.split_once('/') {
-            Some((a, l)) => (
-                a,
-                l.parse::<u8>().ok().filter(|l| *l <= 32).ok_or_else(bad)?,
-            ),
-            None => (item, 32),
-        };
-        let addr: Ipv4Addr = addr.parse().map_err(|_| bad())?;
-        let mask = if len == 0 { 0 } else { u32::MAX << (32 - len) };
-        let cidr = format!("{}/{len}", Ipv4Addr::from(u32::from(addr) & mask));
-        if !out.contains(&cidr) {
-            out.push(cidr)
-        }
-    }
-    Ok(out)
+    parse_cidrs(value).map_err(|e| format!("--{flag}: {e}"))
 }
 
 fn cmd(args: &[&str]) -> Vec<String> {

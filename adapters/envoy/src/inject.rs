@@ -122,41 +122,60 @@ fn name_of(c: &Value) -> &str {
     c.get("name").and_then(Value::as_str).unwrap_or("")
 }
 
-/// A comma-separated port list of annotation `key` (checked, normalized).
-fn port_list(metadata: &Value, key: &str) -> Result<Vec<String>, Refused> {
-    let Some(raw) = annotation(metadata, key) else {
-        return Ok(vec![]);
-    };
-    raw.split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(|p| match p.parse::<u16>() {
-            Ok(n) if n > 0 => Ok(n.to_string()),
-            _ => Err(Refused(format!(
-                "annotation {key}: `{p}` is not a port (1-65535) in `{raw}`"
-            ))),
-        })
-        .collect()
+/// A comma-separated port list (`15000, 15021`): each 1-65535, duplicates dropped. The one
+/// parser of the injector's annotations and of `meshbridge init-net`'s flags.
+pub fn parse_ports(value: &str) -> Result<Vec<u16>, String> {
+    let mut out = Vec::new();
+    for item in value.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        match item.parse::<u16>() {
+            Ok(p) if p > 0 => {
+                if !out.contains(&p) {
+                    out.push(p)
+                }
+            }
+            _ => {
+                return Err(format!(
+                    "invalid port {item:?} in {value:?} (expected a number 1-65535)"
+                ));
+            }
+        }
+    }
+    Ok(out)
 }
 
-/// A comma-separated IPv4 CIDR list of annotation `key`.
-fn cidr_list(metadata: &Value, key: &str) -> Result<Vec<String>, Refused> {
-    let Some(raw) = annotation(metadata, key) else {
-        return Ok(vec![]);
-    };
-    raw.split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(|c| {
-            let (ip, len) = c.split_once('/').unwrap_or((c, "32"));
-            match (ip.parse::<std::net::Ipv4Addr>(), len.parse::<u8>()) {
-                (Ok(_), Ok(l)) if l <= 32 => Ok(c.to_string()),
-                _ => Err(Refused(format!(
-                    "annotation {key}: `{c}` is not an IPv4 address or CIDR in `{raw}`"
-                ))),
-            }
-        })
-        .collect()
+/// A comma-separated IPv4 CIDR list: `a.b.c.d/n` or `a.b.c.d` (= /32), each as the network
+/// with the host bits cleared (what iptables stores and lists), duplicates dropped.
+pub fn parse_cidrs(value: &str) -> Result<Vec<String>, String> {
+    use std::net::Ipv4Addr;
+    let mut out = Vec::new();
+    for item in value.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let bad = || format!("invalid IPv4 CIDR {item:?} in {value:?} (expected A.B.C.D/N)");
+        let (addr, len) = match item.split_once('/') {
+            Some((a, l)) => (
+                a,
+                l.parse::<u8>().ok().filter(|l| *l <= 32).ok_or_else(bad)?,
+            ),
+            None => (item, 32),
+        };
+        let addr: Ipv4Addr = addr.parse().map_err(|_| bad())?;
+        let mask = if len == 0 { 0 } else { u32::MAX << (32 - len) };
+        let cidr = format!("{}/{len}", Ipv4Addr::from(u32::from(addr) & mask));
+        if !out.contains(&cidr) {
+            out.push(cidr)
+        }
+    }
+    Ok(out)
+}
+
+/// The list annotation `key` holds, parsed by `parse` (absent: empty).
+fn annotation_list<T>(
+    metadata: &Value,
+    key: &str,
+    parse: fn(&str) -> Result<Vec<T>, String>,
+) -> Result<Vec<T>, Refused> {
+    annotation(metadata, key)
+        .map_or(Ok(vec![]), parse)
+        .map_err(|e| Refused(format!("annotation {key}: {e}")))
 }
 
 fn field_env(name: &str, path: &str) -> Value {
@@ -168,9 +187,16 @@ fn init_container(cfg: &InjectConfig, metadata: &Value) -> Result<Value, Refused
         crate::sidecar::ADMIN_PORT.to_string(),
         HEALTH_PORT.to_string(),
     ];
-    inbound.extend(port_list(metadata, EXCLUDE_INBOUND_PORTS)?);
-    let outbound = port_list(metadata, EXCLUDE_OUTBOUND_PORTS)?;
-    let cidrs = cidr_list(metadata, EXCLUDE_OUTBOUND_CIDRS)?;
+    inbound.extend(
+        annotation_list(metadata, EXCLUDE_INBOUND_PORTS, parse_ports)?
+            .iter()
+            .map(u16::to_string),
+    );
+    let outbound: Vec<String> = annotation_list(metadata, EXCLUDE_OUTBOUND_PORTS, parse_ports)?
+        .iter()
+        .map(u16::to_string)
+        .collect();
+    let cidrs = annotation_list(metadata, EXCLUDE_OUTBOUND_CIDRS, parse_cidrs)?;
     let mut args = vec![
         "init-net".to_string(),
         "--proxy-uid".into(),

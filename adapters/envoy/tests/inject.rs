@@ -166,7 +166,9 @@ fn refusals_name_the_field_and_skips_change_nothing() {
     assert_eq!(r["allowed"], false);
     let msg = r["status"]["message"].as_str().unwrap();
     assert!(
-        msg.contains("meshbridge.io/exclude-outbound-ip-ranges: `10.0.0.0/33`"),
+        msg.contains(
+            "annotation meshbridge.io/exclude-outbound-ip-ranges: invalid IPv4 CIDR \"10.0.0.0/33\""
+        ),
         "{msg}"
     );
     for (name, warned) in [
