@@ -103,6 +103,15 @@ fn cmd(args: &[&str]) -> Vec<String> {
     v
 }
 
+/// `-A chain <matches> -j <target and its options>`, in the nat table.
+fn append<M: AsRef<str>, T: AsRef<str>>(chain: &str, matches: &[M], target: &[T]) -> Vec<String> {
+    let mut v = cmd(&["-A", chain]);
+    v.extend(matches.iter().map(|m| m.as_ref().to_string()));
+    v.push("-j".to_string());
+    v.extend(target.iter().map(|t| t.as_ref().to_string()));
+    v
+}
+
 /// The jumps from the built-in chains into ours.
 fn jumps() -> [Vec<String>; 2] {
     [
@@ -161,120 +170,75 @@ pub fn plan(args: &InitNetArgs) -> Result<Vec<Vec<String>>, String> {
     if args.cleanup {
         return Ok(out);
     }
-    let s = |n: u16| n.to_string();
-    let uid = args.proxy_uid.to_string();
+    let tcp_port = |p: &u16| {
+        [
+            "-p".to_string(),
+            "tcp".into(),
+            "--dport".into(),
+            p.to_string(),
+        ]
+    };
+    let owner = |flag: &str, id: u32| {
+        [
+            "-m".to_string(),
+            "owner".into(),
+            flag.into(),
+            id.to_string(),
+        ]
+    };
 
     out.push(cmd(&["-N", REDIRECT_CHAIN]));
-    out.push(cmd(&[
-        "-A",
+    let to = args.outbound_port.to_string();
+    out.push(append(
         REDIRECT_CHAIN,
-        "-p",
-        "tcp",
-        "-j",
-        "REDIRECT",
-        "--to-ports",
-        &s(args.outbound_port),
-    ]));
+        &["-p", "tcp"],
+        &["REDIRECT", "--to-ports", &to],
+    ));
     out.push(cmd(&["-N", IN_REDIRECT_CHAIN]));
-    out.push(cmd(&[
-        "-A",
+    let to = args.inbound_port.to_string();
+    out.push(append(
         IN_REDIRECT_CHAIN,
-        "-p",
-        "tcp",
-        "-j",
-        "REDIRECT",
-        "--to-ports",
-        &s(args.inbound_port),
-    ]));
+        &["-p", "tcp"],
+        &["REDIRECT", "--to-ports", &to],
+    ));
 
     out.push(cmd(&["-N", INBOUND_CHAIN]));
     match include {
         None => {
             for p in &in_excl {
-                out.push(cmd(&[
-                    "-A",
-                    INBOUND_CHAIN,
-                    "-p",
-                    "tcp",
-                    "--dport",
-                    &s(*p),
-                    "-j",
-                    "RETURN",
-                ]));
+                out.push(append(INBOUND_CHAIN, &tcp_port(p), &["RETURN"]));
             }
-            out.push(cmd(&[
-                "-A",
-                INBOUND_CHAIN,
-                "-p",
-                "tcp",
-                "-j",
-                IN_REDIRECT_CHAIN,
-            ]));
+            out.push(append(INBOUND_CHAIN, &["-p", "tcp"], &[IN_REDIRECT_CHAIN]));
         }
         // Only the listed ports; an excluded port stays excluded.
         Some(list) => {
             for p in list.iter().filter(|p| !in_excl.contains(p)) {
-                out.push(cmd(&[
-                    "-A",
-                    INBOUND_CHAIN,
-                    "-p",
-                    "tcp",
-                    "--dport",
-                    &s(*p),
-                    "-j",
-                    IN_REDIRECT_CHAIN,
-                ]));
+                out.push(append(INBOUND_CHAIN, &tcp_port(p), &[IN_REDIRECT_CHAIN]));
             }
         }
     }
 
     out.push(cmd(&["-N", OUTPUT_CHAIN]));
-    out.push(cmd(&[
-        "-A",
+    out.push(append(
         OUTPUT_CHAIN,
-        "-m",
-        "owner",
-        "--uid-owner",
-        &uid,
-        "-j",
-        "RETURN",
-    ]));
+        &owner("--uid-owner", args.proxy_uid),
+        &["RETURN"],
+    ));
     if let Some(gid) = args.proxy_gid {
-        out.push(cmd(&[
-            "-A",
+        out.push(append(
             OUTPUT_CHAIN,
-            "-m",
-            "owner",
-            "--gid-owner",
-            &gid.to_string(),
-            "-j",
-            "RETURN",
-        ]));
+            &owner("--gid-owner", gid),
+            &["RETURN"],
+        ));
     }
-    out.push(cmd(&[
-        "-A",
-        OUTPUT_CHAIN,
-        "-d",
-        "127.0.0.0/8",
-        "-j",
-        "RETURN",
-    ]));
+    out.push(append(OUTPUT_CHAIN, &["-d", "127.0.0.0/8"], &["RETURN"]));
     for p in &out_excl {
-        out.push(cmd(&[
-            "-A",
-            OUTPUT_CHAIN,
-            "-p",
-            "tcp",
-            "--dport",
-            &s(*p),
-            "-j",
-            "RETURN",
-        ]));
+        out.push(append(OUTPUT_CHAIN, &tcp_port(p), &["RETURN"]));
     }
     for c in &out_cidrs {
-        out.push(cmd(&["-A", OUTPUT_CHAIN, "-d", c, "-j", "RETURN"]));
+        out.push(append(OUTPUT_CHAIN, &["-d", c], &["RETURN"]));
     }
-    out.push(cmd(&["-A", OUTPUT_CHAIN, "-j", REDIRECT_CHAIN]));
+    out.push(append(OUTPUT_CHAIN, &[] as &[&str], &[REDIRECT_CHAIN]));
 
     out.extend(jumps());
     Ok(out)

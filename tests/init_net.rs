@@ -508,33 +508,17 @@ fn intercepts_real_traffic_in_a_network_namespace() {
     ok(ip(&[
         "-n", &pod, "link", "add", "eth0", "type", "veth", "peer", "name", "eth0", "netns", &peer,
     ]));
-    ok(ip(&[
-        "-n",
-        &pod,
-        "addr",
-        "add",
-        &format!("{pod_ip}/24"),
-        "dev",
-        "eth0",
-    ]));
-    ok(ip(&[
-        "-n",
-        &peer,
-        "addr",
-        "add",
-        &format!("{peer_ip}/24"),
-        "dev",
-        "eth0",
-    ]));
-    ok(ip(&[
-        "-n",
-        &peer,
-        "addr",
-        "add",
-        &format!("{peer_excl_ip}/24"),
-        "dev",
-        "eth0",
-    ]));
+    for (ns, addr) in [(&pod, &pod_ip), (&peer, &peer_ip), (&peer, &peer_excl_ip)] {
+        ok(ip(&[
+            "-n",
+            ns,
+            "addr",
+            "add",
+            &format!("{addr}/24"),
+            "dev",
+            "eth0",
+        ]));
+    }
     for ns in [&pod, &peer] {
         ok(ip(&["-n", ns, "link", "set", "eth0", "up"]));
     }

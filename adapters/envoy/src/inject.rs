@@ -90,7 +90,19 @@ pub enum Outcome {
     /// The new `metadata` and `spec`.
     Injected { metadata: Value, spec: Value },
     /// Left unchanged, and why.
-    Skipped(String),
+    Skipped(Skip),
+}
+
+/// Why a pod is left unchanged.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Skip {
+    #[error("annotated {INJECT_ANNOTATION}: \"false\"")]
+    OptedOut,
+    #[error("already injected (has a container named {PROXY_CONTAINER})")]
+    AlreadyInjected,
+    /// The webhook admits it with a warning (the user asked for the mesh and gets none).
+    #[error("spec.hostNetwork: true (interception would capture the node's traffic)")]
+    HostNetwork,
 }
 
 /// Why a pod cannot be injected (the webhook's denial message).
@@ -299,9 +311,7 @@ fn volumes(cfg: &InjectConfig) -> [Value; 3] {
 /// Injects the sidecar into a pod's (or pod template's) `metadata` and `spec`.
 pub fn inject(metadata: &Value, spec: &Value, cfg: &InjectConfig) -> Result<Outcome, Refused> {
     if annotation(metadata, INJECT_ANNOTATION) == Some("false") {
-        return Ok(Outcome::Skipped(format!(
-            "annotated {INJECT_ANNOTATION}: \"false\""
-        )));
+        return Ok(Outcome::Skipped(Skip::OptedOut));
     }
     if !spec.is_object() {
         return Err(Refused("spec: not an object".into()));
@@ -313,14 +323,10 @@ pub fn inject(metadata: &Value, spec: &Value, cfg: &InjectConfig) -> Result<Outc
         .chain(&apps)
         .any(|c| name_of(c) == PROXY_CONTAINER)
     {
-        return Ok(Outcome::Skipped(format!(
-            "already injected (has a container named {PROXY_CONTAINER})"
-        )));
+        return Ok(Outcome::Skipped(Skip::AlreadyInjected));
     }
     if spec.get("hostNetwork").and_then(Value::as_bool) == Some(true) {
-        return Ok(Outcome::Skipped(
-            "spec.hostNetwork: true (interception would capture the node's traffic)".into(),
-        ));
+        return Ok(Outcome::Skipped(Skip::HostNetwork));
     }
     if apps.is_empty() {
         return Err(Refused("spec.containers: the pod has no container".into()));
@@ -461,13 +467,10 @@ pub fn review(body: &Value, cfg: &InjectConfig, enabled: impl Fn(&str) -> bool) 
     let metadata = pod.get("metadata").cloned().unwrap_or(json!({}));
     match inject(&metadata, pod.get("spec").unwrap_or(&Value::Null), cfg) {
         Err(e) => deny(403, e.to_string()),
-        Ok(Outcome::Skipped(why)) => {
-            if why.starts_with("already") || why.starts_with("annotated") {
-                answer(json!({}))
-            } else {
-                warn(format!("meshbridge sidecar not injected: {why}"))
-            }
+        Ok(Outcome::Skipped(why @ Skip::HostNetwork)) => {
+            warn(format!("meshbridge sidecar not injected: {why}"))
         }
+        Ok(Outcome::Skipped(Skip::OptedOut | Skip::AlreadyInjected)) => answer(json!({})),
         Ok(Outcome::Injected { metadata, spec }) => {
             let ops = patch(pod, &metadata, &spec);
             let bytes = serde_json::to_vec(&ops).unwrap_or_default();
